@@ -77,7 +77,8 @@ pub enum Error {
     },
     /// An invalid argument (batch size 0, index out of range, shape mismatch in collate, ...).
     Invalid(String),
-    // CORE: Core(mlfw_core::Error),
+    /// An error from the tensor core.
+    Core(mlfw_core::Error),
 }
 
 impl Error {
@@ -137,6 +138,7 @@ impl fmt::Display for Error {
                 write!(f, "unknown dataset `{name}`; valid names: {}", valid.join(", "))
             }
             Error::Invalid(msg) => f.write_str(msg),
+            Error::Core(e) => write!(f, "{e}"),
         }
     }
 }
@@ -145,7 +147,23 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Core(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl From<mlfw_core::Error> for Error {
+    fn from(e: mlfw_core::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+impl From<Error> for mlfw_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(e) => e,
+            other => mlfw_core::Error::msg(other),
         }
     }
 }

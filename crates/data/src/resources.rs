@@ -83,11 +83,29 @@ impl Source {
         self.mirrors.iter().map(|m| format!("{m}{name}")).collect()
     }
 
-    /// Downloads file `name` into `dir` (skipped when already there and verified).
+    /// Downloads file `name` into `dir` from the official mirrors (skipped when already there
+    /// and verified).
     pub fn download(&self, name: &str, dir: &Path, opts: &DownloadOptions) -> Result<PathBuf> {
+        let mirrors: Vec<String> = self.mirrors.iter().map(|m| m.to_string()).collect();
+        self.download_from(&mirrors, name, dir, opts)
+    }
+
+    /// Like [`download`](Self::download) but from other mirrors (base URLs; a missing trailing
+    /// `/` is added), e.g. a local copy; the published checksum is still enforced.
+    pub fn download_from(
+        &self,
+        mirrors: &[String],
+        name: &str,
+        dir: &Path,
+        opts: &DownloadOptions,
+    ) -> Result<PathBuf> {
         let file = self
             .file(name)
             .ok_or_else(|| Error::invalid(format!("no published file named `{name}`")))?;
-        download_file(&self.urls(name), &dir.join(name), Checksum::md5(file.md5), opts)
+        let urls: Vec<String> = mirrors
+            .iter()
+            .map(|m| if m.ends_with('/') { format!("{m}{name}") } else { format!("{m}/{name}") })
+            .collect();
+        download_file(&urls, &dir.join(name), Checksum::md5(file.md5), opts)
     }
 }
