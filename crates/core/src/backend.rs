@@ -1,0 +1,194 @@
+//! The backend traits: what a device must implement so that every op runs on it.
+//!
+//! [`BackendStorage`] is one buffer on a device plus the kernels that read it through a
+//! [`Layout`]. Inputs arrive with arbitrary strides (broadcast dims have stride 0); outputs
+//! are fresh contiguous buffers. [`Backend`] creates buffers on its device. The CPU
+//! implementation lives in [`crate::cpu`]; `mlfw-cuda` implements both traits for CUDA.
+
+use crate::params::*;
+use crate::{CpuStorage, DType, Device, Layout, Result, Shape};
+use std::any::Any;
+
+/// A buffer on some device, owned by one or more tensors (through `Arc<RwLock<..>>`).
+pub type Storage = Box<dyn BackendStorage>;
+
+/// Creation of buffers on one device.
+pub trait Backend: Send + Sync {
+    /// The device this backend serves.
+    fn device(&self) -> Device;
+    /// `n` elements of `value`.
+    fn full(&self, n: usize, value: f64, dtype: DType) -> Result<Storage>;
+    /// Copies host data to the device.
+    fn from_cpu(&self, data: CpuStorage) -> Result<Storage>;
+    /// Counter-based uniform numbers in `[lo, hi)`: element i uses counter `offset + i` of `seed`
+    /// (see [`crate::random`]), so every device draws the same numbers.
+    fn rand_uniform(
+        &self,
+        n: usize,
+        lo: f64,
+        hi: f64,
+        dtype: DType,
+        seed: u64,
+        offset: u64,
+    ) -> Result<Storage>;
+    /// Counter-based normal numbers (Box-Muller on the uniform stream).
+    fn randn(
+        &self,
+        n: usize,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        seed: u64,
+        offset: u64,
+    ) -> Result<Storage>;
+    /// Waits for queued work.
+    fn synchronize(&self) -> Result<()>;
+}
+
+/// A device buffer and the kernels over it. See the module docs for conventions.
+#[allow(clippy::too_many_arguments)]
+pub trait BackendStorage: Send + Sync + std::fmt::Debug {
+    /// For downcasting to the concrete storage.
+    fn as_any(&self) -> &dyn Any;
+    /// For downcasting to the concrete storage.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Where the buffer lives.
+    fn device(&self) -> Device;
+    /// Element type.
+    fn dtype(&self) -> DType;
+    /// Number of elements in the buffer.
+    fn len(&self) -> usize;
+    /// True when the buffer holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies the whole buffer to host memory.
+    fn to_cpu(&self) -> Result<CpuStorage>;
+    /// The view `l` as a new contiguous buffer.
+    fn copy_layout(&self, l: &Layout) -> Result<Storage>;
+    /// The view converted to `dtype`, contiguous.
+    fn to_dtype(&self, l: &Layout, dtype: DType) -> Result<Storage>;
+    /// Elementwise op of one input.
+    fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Storage>;
+    /// Elementwise op of two inputs whose layouts have the same shape.
+    fn binary(
+        &self,
+        l: &Layout,
+        rhs: &dyn BackendStorage,
+        rl: &Layout,
+        op: BinaryOp,
+    ) -> Result<Storage>;
+    /// Comparison to a bool mask (layouts of the same shape).
+    fn cmp(&self, l: &Layout, rhs: &dyn BackendStorage, rl: &Layout, op: CmpOp) -> Result<Storage>;
+    /// `self` is a bool mask; picks `t` where true else `f` (all layouts of the same shape).
+    fn where_cond(
+        &self,
+        l: &Layout,
+        t: &dyn BackendStorage,
+        tl: &Layout,
+        f: &dyn BackendStorage,
+        fl: &Layout,
+    ) -> Result<Storage>;
+    /// Reduces `dims` (sorted, distinct); output shape keeps them with size 1.
+    fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Storage>;
+    /// (Log-)softmax over the last dim.
+    fn softmax(&self, l: &Layout, log: bool) -> Result<Storage>;
+    /// Batched matmul: `l` is `[b, m, k]`, `rl` is `[b, k, n]`, any strides; out `[b, m, n]`.
+    fn matmul(
+        &self,
+        l: &Layout,
+        rhs: &dyn BackendStorage,
+        rl: &Layout,
+        d: MatmulDims,
+    ) -> Result<Storage>;
+    /// Convolution, no bias: input `[N, C, H, W]`, weight `[O, C/g, kH, kW]`.
+    fn conv2d(
+        &self,
+        l: &Layout,
+        w: &dyn BackendStorage,
+        wl: &Layout,
+        p: &Conv2dParams,
+    ) -> Result<Storage>;
+    /// Gradient of conv2d w.r.t. its input: `self` is grad_out `[N, O, oH, oW]`; `input_hw` the input size.
+    fn conv2d_backward_input(
+        &self,
+        l: &Layout,
+        w: &dyn BackendStorage,
+        wl: &Layout,
+        p: &Conv2dParams,
+        input_hw: (usize, usize),
+    ) -> Result<Storage>;
+    /// Gradient of conv2d w.r.t. its weight: `self` is the input, `g` grad_out; `kernel_hw` the kernel size.
+    fn conv2d_backward_weight(
+        &self,
+        l: &Layout,
+        g: &dyn BackendStorage,
+        gl: &Layout,
+        p: &Conv2dParams,
+        kernel_hw: (usize, usize),
+    ) -> Result<Storage>;
+    /// Max pooling: (values, i64 indices into each input plane `h * W + w`).
+    fn max_pool2d(&self, l: &Layout, p: &Pool2dParams) -> Result<(Storage, Storage)>;
+    /// Scatters grad_out (`self`) back through the indices into an input-shaped gradient.
+    fn max_pool2d_backward(
+        &self,
+        l: &Layout,
+        idx: &dyn BackendStorage,
+        il: &Layout,
+        input: &Shape,
+    ) -> Result<Storage>;
+    /// Average pooling.
+    fn avg_pool2d(&self, l: &Layout, p: &Pool2dParams) -> Result<Storage>;
+    /// Gradient of avg pooling (`self` is grad_out).
+    fn avg_pool2d_backward(&self, l: &Layout, p: &Pool2dParams, input: &Shape) -> Result<Storage>;
+    /// Adaptive average pooling to `out_hw` (PyTorch's start/end index rule).
+    fn adaptive_avg_pool2d(&self, l: &Layout, out_hw: (usize, usize)) -> Result<Storage>;
+    /// Gradient of adaptive avg pooling (`self` is grad_out).
+    fn adaptive_avg_pool2d_backward(&self, l: &Layout, input: &Shape) -> Result<Storage>;
+    /// Selects entries along `dim` by i64 indices (already range-checked).
+    fn index_select(
+        &self,
+        l: &Layout,
+        ids: &dyn BackendStorage,
+        il: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// `out[..i..] = self[..ids[..i..]..]` along `dim` (torch.gather).
+    fn gather(
+        &self,
+        l: &Layout,
+        ids: &dyn BackendStorage,
+        il: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// `self` copied, then `out[..ids[..i..]..] += src[..i..]` along `dim` (torch.scatter_add).
+    fn scatter_add(
+        &self,
+        l: &Layout,
+        ids: &dyn BackendStorage,
+        il: &Layout,
+        src: &dyn BackendStorage,
+        sl: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// `self` copied, then `out.select(dim, ids[i]) += src.select(dim, i)` (torch.index_add).
+    fn index_add(
+        &self,
+        l: &Layout,
+        ids: &dyn BackendStorage,
+        il: &Layout,
+        src: &dyn BackendStorage,
+        sl: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// Writes the view `l` of `self` into the view `dl` of `dst` (same shape, same dtype).
+    fn copy_into(&self, l: &Layout, dst: &mut dyn BackendStorage, dl: &Layout) -> Result<()>;
+    /// Updates `self` (a contiguous parameter) in place from `grad` and `state` buffers.
+    fn optim_update(
+        &mut self,
+        grad: &dyn BackendStorage,
+        gl: &Layout,
+        state: &mut [&mut dyn BackendStorage],
+        u: &OptimUpdate,
+    ) -> Result<()>;
+}

@@ -1,0 +1,197 @@
+//! Reductions over any set of dims, and row-wise (log-)softmax.
+//!
+//! The view is permuted so that reduced dims come last; each output element then reduces
+//! one contiguous run. Floats accumulate sums in f64.
+
+use super::map::{contiguous_cow, gather, PAR_THRESHOLD};
+use crate::params::ReduceOp;
+use crate::{CpuStorage, Error, FloatDType, Layout, Result, WithDType};
+use rayon::prelude::*;
+
+/// Input rearranged as `[outer, inner]` rows (inner = reduced elements), contiguous.
+fn rows<'a, T: Copy + Send + Sync>(
+    v: &'a [T],
+    l: &Layout,
+    dims: &[usize],
+) -> (std::borrow::Cow<'a, [T]>, usize) {
+    let rank = l.dims().len();
+    let mut perm: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();
+    perm.extend_from_slice(dims);
+    let inner: usize = dims.iter().map(|&d| l.dims()[d]).product();
+    let pl = l.permute(&perm).expect("valid permutation");
+    (contiguous_cow(v, &pl), inner)
+}
+
+fn is_nan<T: PartialOrd>(x: T) -> bool {
+    x.partial_cmp(&x).is_none()
+}
+
+fn reduce_t<T: WithDType>(
+    v: &[T],
+    l: &Layout,
+    op: ReduceOp,
+    dims: &[usize],
+    sum_out: fn(f64) -> T,
+) -> Vec<T> {
+    let out_n: usize = l
+        .dims()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !dims.contains(i))
+        .map(|(_, &d)| d)
+        .product();
+    let inner: usize = dims.iter().map(|&d| l.dims()[d]).product();
+    if inner == 0 {
+        let fill = match op {
+            ReduceOp::Sum => T::ZERO,
+            _ => T::from_f64(f64::NAN),
+        };
+        return vec![fill; out_n];
+    }
+    // Summing leading dims of a contiguous view: accumulate whole rows (vectorises).
+    let lead = dims.iter().enumerate().all(|(i, &d)| i == d);
+    if op == ReduceOp::Sum && lead && l.is_contiguous() && out_n > 1 {
+        let x = &v[l.offset()..l.offset() + l.elem_count()];
+        let mut acc = vec![0f64; out_n];
+        for r in x.chunks_exact(out_n) {
+            acc.iter_mut().zip(r).for_each(|(a, &b)| *a += b.to_f64());
+        }
+        return acc.into_iter().map(sum_out).collect();
+    }
+    let (x, inner) = rows(v, l, dims);
+    let f = |r: &[T]| -> T {
+        match op {
+            ReduceOp::Sum => sum_out(r.iter().map(|x| x.to_f64()).sum()),
+            ReduceOp::Max => r.iter().copied().fold(r[0], |a, b| {
+                if is_nan(a) || (!is_nan(b) && a >= b) {
+                    a
+                } else {
+                    b
+                }
+            }),
+            ReduceOp::Min => r.iter().copied().fold(r[0], |a, b| {
+                if is_nan(a) || (!is_nan(b) && a <= b) {
+                    a
+                } else {
+                    b
+                }
+            }),
+            _ => unreachable!("arg reductions handled separately"),
+        }
+    };
+    if x.len() >= PAR_THRESHOLD {
+        x.par_chunks(inner).map(f).collect()
+    } else {
+        x.chunks(inner).map(f).collect()
+    }
+}
+
+fn arg_reduce<T: WithDType>(v: &[T], l: &Layout, op: ReduceOp, dim: usize) -> Vec<i64> {
+    let (x, inner) = rows(v, l, &[dim]);
+    if inner == 0 {
+        return vec![];
+    }
+    x.chunks(inner)
+        .map(|r| {
+            let mut best = 0;
+            for (i, &y) in r.iter().enumerate().skip(1) {
+                let b = r[best];
+                if is_nan(b) {
+                    break;
+                }
+                let better = match op {
+                    ReduceOp::ArgMax => y > b,
+                    _ => y < b,
+                };
+                if better || is_nan(y) {
+                    best = i;
+                }
+            }
+            best as i64
+        })
+        .collect()
+}
+
+/// Reduces `dims` (sorted) of the view; reduced dims kept with size 1.
+pub(crate) fn reduce(
+    s: &CpuStorage,
+    l: &Layout,
+    op: ReduceOp,
+    dims: &[usize],
+) -> Result<CpuStorage> {
+    if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) {
+        if dims.len() != 1 {
+            return Err(Error::msg("argmax/argmin: exactly one dim expected"));
+        }
+        if l.dims()[dims[0]] == 0 {
+            return Err(Error::msg(
+                "argmax/argmin: cannot reduce an empty dimension",
+            ));
+        }
+        return Ok(CpuStorage::I64(
+            crate::with_cpu_vec!(s, v => arg_reduce(v, l, op, dims[0])),
+        ));
+    }
+    if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| l.dims()[d] == 0) {
+        return Err(Error::msg(format!(
+            "max/min: cannot reduce an empty dimension of shape {}",
+            l.shape()
+        )));
+    }
+    Ok(match s {
+        CpuStorage::F32(v) => CpuStorage::F32(reduce_t(v, l, op, dims, |x| x as f32)),
+        CpuStorage::F64(v) => CpuStorage::F64(reduce_t(v, l, op, dims, |x| x)),
+        CpuStorage::F16(v) => CpuStorage::F16(reduce_t(v, l, op, dims, half::f16::from_f64)),
+        CpuStorage::BF16(v) => CpuStorage::BF16(reduce_t(v, l, op, dims, half::bf16::from_f64)),
+        CpuStorage::I64(v) => CpuStorage::I64(reduce_t(v, l, op, dims, |x| x as i64)),
+        CpuStorage::U8(v) if op != ReduceOp::Sum => {
+            CpuStorage::U8(reduce_t(v, l, op, dims, |x| x as u8))
+        }
+        CpuStorage::Bool(v) if op != ReduceOp::Sum => {
+            CpuStorage::Bool(reduce_t(v, l, op, dims, |x| x != 0.0))
+        }
+        // Sums of bytes and bools count in i64, as in PyTorch.
+        other => {
+            let wide = super::map::to_dtype(other, l, crate::DType::I64);
+            let wl = Layout::contiguous(l.shape().clone());
+            return reduce(&wide, &wl, op, dims);
+        }
+    })
+}
+
+fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
+    let n = l.elem_count();
+    let row = *l.dims().last().unwrap_or(&1);
+    let mut out = gather(v, l);
+    if n == 0 || row == 0 {
+        return out;
+    }
+    let f = |r: &mut [T]| {
+        let m = r.iter().copied().fold(T::neg_infinity(), |a, b| a.max(b));
+        let m = if m.is_finite() { m } else { T::zero() };
+        if log {
+            let s: f64 = r.iter().map(|&x| (x - m).exp().to_f64()).sum();
+            let ls = T::from_f64(s.ln());
+            r.iter_mut().for_each(|x| *x = *x - m - ls);
+        } else {
+            let mut s = 0f64;
+            r.iter_mut().for_each(|x| {
+                *x = (*x - m).exp();
+                s += x.to_f64();
+            });
+            let inv = T::from_f64(1.0 / s);
+            r.iter_mut().for_each(|x| *x = *x * inv);
+        }
+    };
+    if n >= PAR_THRESHOLD {
+        out.par_chunks_mut(row).for_each(f);
+    } else {
+        out.chunks_mut(row).for_each(f);
+    }
+    out
+}
+
+/// (Log-)softmax over the last dim.
+pub(crate) fn softmax(s: &CpuStorage, l: &Layout, log: bool) -> Result<CpuStorage> {
+    Ok(crate::map_cpu_float!(s, "softmax", v => softmax_t(v, l, log)))
+}

@@ -1,0 +1,315 @@
+//! Reading and writing named tensors in the safetensors format.
+//!
+//! Files are memory-mapped and validated (header length, JSON, dtypes, offsets inside the
+//! data and not overlapping) before any tensor is built; saving writes a temporary file
+//! in the same folder and renames it, so a crash never leaves a half-written file.
+
+use crate::{CpuStorage, DType, Device, Error, Result, Tensor};
+use half::{bf16, f16};
+use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The tensors of a safetensors file, in the order their data appears, plus its metadata.
+#[derive(Debug, Clone, Default)]
+pub struct SafeTensorsFile {
+    /// `(name, tensor)` pairs in file order.
+    pub tensors: Vec<(String, Tensor)>,
+    /// The `__metadata__` string map.
+    pub metadata: HashMap<String, String>,
+}
+
+impl SafeTensorsFile {
+    /// The tensor called `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The tensor called `name`, or an error naming it.
+    pub fn require(&self, name: &str) -> Result<&Tensor> {
+        self.get(name)
+            .ok_or_else(|| Error::msg(format!("safetensors: no tensor named `{name}`")))
+    }
+
+    /// Tensors by name.
+    pub fn into_map(self) -> HashMap<String, Tensor> {
+        self.tensors.into_iter().collect()
+    }
+}
+
+fn dtype_of(d: StDtype) -> Option<DType> {
+    Some(match d {
+        StDtype::U8 => DType::U8,
+        StDtype::BOOL => DType::Bool,
+        StDtype::I64 => DType::I64,
+        StDtype::F16 => DType::F16,
+        StDtype::BF16 => DType::BF16,
+        StDtype::F32 => DType::F32,
+        StDtype::F64 => DType::F64,
+        _ => return None,
+    })
+}
+
+fn st_dtype(d: DType) -> StDtype {
+    match d {
+        DType::U8 => StDtype::U8,
+        DType::Bool => StDtype::BOOL,
+        DType::I64 => StDtype::I64,
+        DType::F16 => StDtype::F16,
+        DType::BF16 => StDtype::BF16,
+        DType::F32 => StDtype::F32,
+        DType::F64 => StDtype::F64,
+    }
+}
+
+fn decode<const N: usize, T>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    b.chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunk of N bytes")))
+        .collect()
+}
+
+fn to_storage(v: &TensorView<'_>, name: &str, origin: &str) -> Result<CpuStorage> {
+    let b = v.data();
+    let dt = dtype_of(v.dtype()).ok_or_else(|| Error::File {
+        path: origin.to_string(),
+        msg: format!(
+            "tensor `{name}` has dtype {:?}, which mlfw does not support",
+            v.dtype()
+        ),
+    })?;
+    Ok(match dt {
+        DType::U8 => CpuStorage::U8(b.to_vec()),
+        DType::Bool => CpuStorage::Bool(b.iter().map(|&x| x != 0).collect()),
+        DType::I64 => CpuStorage::I64(decode(b, i64::from_le_bytes)),
+        DType::F16 => CpuStorage::F16(decode(b, |x: [u8; 2]| {
+            f16::from_bits(u16::from_le_bytes(x))
+        })),
+        DType::BF16 => CpuStorage::BF16(decode(b, |x: [u8; 2]| {
+            bf16::from_bits(u16::from_le_bytes(x))
+        })),
+        DType::F32 => CpuStorage::F32(decode(b, f32::from_le_bytes)),
+        DType::F64 => CpuStorage::F64(decode(b, f64::from_le_bytes)),
+    })
+}
+
+/// Parses safetensors bytes; `origin` names the source in errors.
+pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTensorsFile> {
+    let bad = |msg: String| Error::File {
+        path: origin.to_string(),
+        msg,
+    };
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let mut named: Vec<(usize, String, TensorView<'_>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        let start = meta.info(&name).map(|i| i.data_offsets.0).unwrap_or(0);
+        named.push((start, name, view));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut tensors = Vec::with_capacity(named.len());
+    for (_, name, view) in named {
+        let storage = to_storage(&view, &name, origin)?;
+        let t = Tensor::from_cpu_storage(storage, view.shape().to_vec(), device)
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        tensors.push((name, t));
+    }
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    Ok(SafeTensorsFile { tensors, metadata })
+}
+
+/// Loads every tensor of a file (memory-mapped while parsing) onto `device`.
+pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<SafeTensorsFile> {
+    let path = path.as_ref();
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::File {
+        path: origin.clone(),
+        msg: format!("cannot open: {e}"),
+    })?;
+    // SAFETY: the map is read-only and dropped before returning; tensors copy their bytes.
+    // A file truncated by another process while mapped could fault; mlfw never writes
+    // files in place (temp + rename), so its own files cannot change under the map.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::File {
+        path: origin.clone(),
+        msg: format!("cannot map: {e}"),
+    })?;
+    load_bytes(&mmap, &origin, device)
+}
+
+/// Serialises named tensors (any device; copied to the host) with optional metadata.
+pub fn to_bytes(
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let mut bufs: Vec<(String, DType, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        if bufs.iter().any(|(n, ..)| n == name) {
+            return Err(Error::msg(format!(
+                "safetensors: duplicate tensor name `{name}`"
+            )));
+        }
+        let host = t.to_device(&Device::Cpu)?.contiguous()?;
+        let bytes = {
+            let s = host.storage();
+            let l = host.layout();
+            let cpu = s
+                .as_any()
+                .downcast_ref::<CpuStorage>()
+                .ok_or_else(|| Error::msg("host tensor without host storage"))?;
+            let (a, b) = l
+                .contiguous_range()
+                .ok_or_else(|| Error::msg("contiguous tensor without a range"))?;
+            match cpu {
+                CpuStorage::U8(v) => v[a..b].to_vec(),
+                CpuStorage::Bool(v) => v[a..b].iter().map(|&x| x as u8).collect(),
+                CpuStorage::I64(v) => v[a..b].iter().flat_map(|x| x.to_le_bytes()).collect(),
+                CpuStorage::F16(v) => v[a..b]
+                    .iter()
+                    .flat_map(|x| x.to_bits().to_le_bytes())
+                    .collect(),
+                CpuStorage::BF16(v) => v[a..b]
+                    .iter()
+                    .flat_map(|x| x.to_bits().to_le_bytes())
+                    .collect(),
+                CpuStorage::F32(v) => v[a..b].iter().flat_map(|x| x.to_le_bytes()).collect(),
+                CpuStorage::F64(v) => v[a..b].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            }
+        };
+        bufs.push((name.clone(), t.dtype(), t.dims().to_vec(), bytes));
+    }
+    let views = bufs
+        .iter()
+        .map(|(n, dt, shape, b)| {
+            TensorView::new(st_dtype(*dt), shape.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::msg(format!("safetensors: tensor `{n}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, metadata).map_err(|e| Error::msg(format!("safetensors: {e}")))
+}
+
+/// Writes bytes to `path` atomically: a temporary file in the same folder, then rename.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let path = path.as_ref();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::msg(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let io = |e: std::io::Error| Error::File {
+        path: path.display().to_string(),
+        msg: format!("cannot write: {e}"),
+    };
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(io)
+}
+
+/// Saves named tensors to `path` atomically.
+pub fn save(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    write_atomic(path, &to_bytes(tensors, metadata)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_all_dtypes() {
+        let d = Device::Cpu;
+        let ts = vec![
+            (
+                "a".to_string(),
+                Tensor::from_vec(vec![1f32, 2., 3.], [3], &d).unwrap(),
+            ),
+            (
+                "b".to_string(),
+                Tensor::from_vec(vec![1i64, -2], [2, 1], &d).unwrap(),
+            ),
+            (
+                "c".to_string(),
+                Tensor::from_vec(vec![true, false], [2], &d).unwrap(),
+            ),
+            (
+                "d".to_string(),
+                Tensor::from_vec(vec![f16::from_f32(0.5)], [1], &d).unwrap(),
+            ),
+            (
+                "e".to_string(),
+                Tensor::from_vec(vec![bf16::from_f32(1.5)], [1], &d).unwrap(),
+            ),
+            (
+                "f".to_string(),
+                Tensor::from_vec(vec![7u8], [], &d).unwrap(),
+            ),
+            (
+                "g".to_string(),
+                Tensor::from_vec(vec![0.25f64, 1.0], [1, 2], &d)
+                    .unwrap()
+                    .t()
+                    .unwrap(),
+            ),
+        ];
+        let bytes = to_bytes(&ts, None).unwrap();
+        let back = load_bytes(&bytes, "mem", &d).unwrap();
+        for (n, t) in &ts {
+            let b = back.require(n).unwrap();
+            assert_eq!(b.dims(), t.dims());
+            assert_eq!(b.to_f64_vec().unwrap(), t.to_f64_vec().unwrap());
+        }
+    }
+
+    #[test]
+    fn malformed_files_are_errors() {
+        let d = Device::Cpu;
+        let t = vec![(
+            "x".to_string(),
+            Tensor::from_vec(vec![1f32; 4], [4], &d).unwrap(),
+        )];
+        let bytes = to_bytes(&t, None).unwrap();
+        // Truncated data.
+        assert!(load_bytes(&bytes[..bytes.len() - 3], "f", &d).is_err());
+        // Too short for a header length.
+        assert!(load_bytes(&bytes[..4], "f", &d).is_err());
+        // Lying header length.
+        let mut lie = bytes.clone();
+        lie[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let e = load_bytes(&lie, "lie.safetensors", &d)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lie.safetensors"), "{e}");
+        // Out-of-bounds offsets.
+        let hdr = br#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,64]}}"#;
+        let mut oob = (hdr.len() as u64).to_le_bytes().to_vec();
+        oob.extend_from_slice(hdr);
+        oob.extend_from_slice(&[0u8; 16]);
+        assert!(load_bytes(&oob, "f", &d).is_err());
+        // Overlapping offsets.
+        let hdr = br#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+        let mut ov = (hdr.len() as u64).to_le_bytes().to_vec();
+        ov.extend_from_slice(hdr);
+        ov.extend_from_slice(&[0u8; 12]);
+        assert!(load_bytes(&ov, "f", &d).is_err());
+        assert!(load("/nonexistent/x.safetensors", &d).is_err());
+    }
+}

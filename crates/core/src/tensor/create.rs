@@ -1,0 +1,348 @@
+//! Creating tensors: from data, constants, ranges, random numbers; reading them back.
+
+use super::Tensor;
+use crate::op::Op;
+use crate::random::{with_global, Generator};
+use crate::{CpuStorage, DType, Device, Error, Layout, Result, Shape, WithDType};
+
+impl Tensor {
+    /// A tensor of `shape` holding `data` (row-major) on `device`.
+    pub fn from_vec<T: WithDType>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() {
+            return Err(Error::msg(format!(
+                "from_vec: {} elements cannot fill shape {shape} ({} elements)",
+                data.len(),
+                shape.elem_count()
+            )));
+        }
+        Self::from_cpu_storage(T::to_cpu_storage(data), shape, device)
+    }
+
+    /// A tensor of `shape` copied from `data`.
+    pub fn from_slice<T: WithDType>(
+        data: &[T],
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
+        Self::from_vec(data.to_vec(), shape, device)
+    }
+
+    /// A tensor from host storage (element count must match the shape).
+    pub fn from_cpu_storage(
+        data: CpuStorage,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() {
+            return Err(Error::msg(format!(
+                "{} elements cannot fill shape {shape}",
+                data.len()
+            )));
+        }
+        let storage = device.backend()?.from_cpu(data)?;
+        Ok(Tensor::make(storage, Layout::contiguous(shape), None))
+    }
+
+    /// A 0-dim tensor holding `v`.
+    pub fn scalar<T: WithDType>(v: T, device: &Device) -> Result<Tensor> {
+        Self::from_vec(vec![v], Shape::new(vec![]), device)
+    }
+
+    /// `shape` filled with `value`.
+    pub fn full(
+        value: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let s = device.backend()?.full(shape.elem_count(), value, dtype)?;
+        Ok(Tensor::make(s, Layout::contiguous(shape), None))
+    }
+
+    /// Zeros.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        Self::full(0.0, shape, dtype, device)
+    }
+
+    /// Ones.
+    pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        Self::full(1.0, shape, dtype, device)
+    }
+
+    /// Zeros shaped, typed and placed like `self`.
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Self::zeros(self.shape().clone(), self.dtype(), &self.device())
+    }
+
+    /// Ones shaped, typed and placed like `self`.
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Self::ones(self.shape().clone(), self.dtype(), &self.device())
+    }
+
+    /// `value` shaped, typed and placed like `self`.
+    pub fn full_like(&self, value: f64) -> Result<Tensor> {
+        Self::full(value, self.shape().clone(), self.dtype(), &self.device())
+    }
+
+    /// `start, start+step, ...` below `end` (as torch.arange).
+    pub fn arange(
+        start: f64,
+        end: f64,
+        step: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() || (end - start) / step < 0.0 {
+            return Err(Error::msg(format!(
+                "arange: invalid range {start}..{end} step {step}"
+            )));
+        }
+        let n = ((end - start) / step).ceil() as usize;
+        let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
+        Tensor::from_vec(v, n, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    }
+
+    /// `n` evenly spaced points from `start` to `end` inclusive.
+    pub fn linspace(
+        start: f64,
+        end: f64,
+        n: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let step = if n > 1 {
+            (end - start) / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let v: Vec<f64> = (0..n)
+            .map(|i| {
+                if i + 1 == n && n > 1 {
+                    end
+                } else {
+                    start + i as f64 * step
+                }
+            })
+            .collect();
+        Tensor::from_vec(v, n, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    }
+
+    /// The `n`×`n` identity.
+    pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let mut v = vec![0f64; n * n];
+        (0..n).for_each(|i| v[i * n + i] = 1.0);
+        Tensor::from_vec(v, [n, n], &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    }
+
+    /// Uniform numbers in `[lo, hi)` from the global generator (see [`crate::manual_seed`]).
+    pub fn rand(
+        lo: f64,
+        hi: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        with_global(|g| Self::rand_with(lo, hi, shape, dtype, device, g))
+    }
+
+    /// Uniform numbers from an explicit generator.
+    pub fn rand_with(
+        lo: f64,
+        hi: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+        g: &mut Generator,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let n = shape.elem_count();
+        let (seed, off) = g.advance(n as u64);
+        let s = device
+            .backend()?
+            .rand_uniform(n, lo, hi, dtype, seed, off)?;
+        Ok(Tensor::make(s, Layout::contiguous(shape), None))
+    }
+
+    /// Normal numbers from the global generator.
+    pub fn randn(
+        mean: f64,
+        std: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        with_global(|g| Self::randn_with(mean, std, shape, dtype, device, g))
+    }
+
+    /// Normal numbers from an explicit generator.
+    pub fn randn_with(
+        mean: f64,
+        std: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+        g: &mut Generator,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let n = shape.elem_count();
+        // Normal element i uses counters 2i and 2i+1; start on an even counter.
+        let (seed, off) = g.advance(2 * n as u64 + 1);
+        let s = device
+            .backend()?
+            .randn(n, mean, std, dtype, seed, off.div_ceil(2))?;
+        Ok(Tensor::make(s, Layout::contiguous(shape), None))
+    }
+
+    /// Integers in `lo..hi` (i64) from the global generator.
+    pub fn randint(lo: i64, hi: i64, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        with_global(|g| Self::randint_with(lo, hi, shape, device, g))
+    }
+
+    /// Integers in `lo..hi` (i64) from an explicit generator.
+    pub fn randint_with(
+        lo: i64,
+        hi: i64,
+        shape: impl Into<Shape>,
+        device: &Device,
+        g: &mut Generator,
+    ) -> Result<Tensor> {
+        if hi <= lo {
+            return Err(Error::msg(format!("randint: empty range {lo}..{hi}")));
+        }
+        let shape = shape.into();
+        let n = shape.elem_count();
+        let (seed, off) = g.advance(n as u64);
+        let span = (hi - lo) as f64;
+        let v: Vec<i64> = (0..n as u64)
+            .map(|i| (lo + (crate::random::uniform_at(seed, off + i) * span) as i64).min(hi - 1))
+            .collect();
+        Tensor::from_vec(v, shape, device)
+    }
+
+    /// All elements, row-major, as `T` (which must be the dtype). Copies from any device.
+    pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
+        if self.dtype() != T::DTYPE {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                lhs: self.dtype(),
+                rhs: T::DTYPE,
+            });
+        }
+        let s = self.storage();
+        let host;
+        let cpu: &CpuStorage = match s.as_any().downcast_ref::<CpuStorage>() {
+            Some(c) => c,
+            None => {
+                host = s.to_cpu()?;
+                &host
+            }
+        };
+        let v = T::cpu_slice(cpu).ok_or(Error::DTypeMismatch {
+            op: "to_vec",
+            lhs: cpu.dtype(),
+            rhs: T::DTYPE,
+        })?;
+        Ok(crate::cpu::map::gather(v, self.layout()))
+    }
+
+    /// Elements converted to f64 (any dtype).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        self.to_dtype(DType::F64)?.to_vec::<f64>()
+    }
+
+    /// The single element of a one-element tensor.
+    pub fn item<T: WithDType>(&self) -> Result<T> {
+        if self.elem_count() != 1 {
+            return Err(Error::msg(format!(
+                "item: tensor of shape {} has {} elements, expected 1",
+                self.shape(),
+                self.elem_count()
+            )));
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// The single element as f64, whatever the dtype.
+    pub fn item_f64(&self) -> Result<f64> {
+        if self.elem_count() != 1 {
+            return Err(Error::msg(format!(
+                "item: tensor of shape {} has {} elements, expected 1",
+                self.shape(),
+                self.elem_count()
+            )));
+        }
+        Ok(self.to_f64_vec()?[0])
+    }
+
+    /// Converts to `dtype` (a no-op clone when it already is).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let s = self.storage().to_dtype(self.layout(), dtype)?;
+        let track = super::track(&[self]) && dtype.is_float();
+        let op = track.then(|| Op::ToDType(self.clone()));
+        Ok(Tensor::make(
+            s,
+            Layout::contiguous(self.shape().clone()),
+            op,
+        ))
+    }
+
+    /// Moves to `device` (a no-op clone when already there).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if *device == self.device() {
+            return Ok(self.clone());
+        }
+        let host = {
+            let s = self.storage();
+            let c = s.copy_layout(self.layout())?;
+            c.to_cpu()?
+        };
+        let s = device.backend()?.from_cpu(host)?;
+        Ok(Tensor::from_storage(
+            s,
+            self.shape().clone(),
+            || Op::ToDevice(self.clone()),
+            &[self],
+        ))
+    }
+
+    /// Alias of [`Tensor::to_device`].
+    pub fn to(&self, device: &Device) -> Result<Tensor> {
+        self.to_device(device)
+    }
+
+    /// A contiguous copy (recorded as identity).
+    pub fn copy(&self) -> Result<Tensor> {
+        let s = self.storage().copy_layout(self.layout())?;
+        Ok(Tensor::from_storage(
+            s,
+            self.shape().clone(),
+            || Op::Copy(self.clone()),
+            &[self],
+        ))
+    }
+
+    /// `self` if contiguous, else a contiguous copy.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            Ok(self.clone())
+        } else {
+            self.copy()
+        }
+    }
+}
