@@ -33,14 +33,36 @@ pub struct Cifar10;
 /// CIFAR-100: 100 fine (or 20 coarse) classes of 3x32x32 images.
 pub struct Cifar100;
 
-fn load(
-    layout: &CifarLayout,
-    dir: &Path,
-    train: bool,
+/// One CIFAR variant with its label choice.
+struct Spec {
+    layout: &'static CifarLayout,
+    source: &'static Source,
     label_column: usize,
     info: DatasetInfo,
-    reason: &str,
-) -> Result<ImageDataset> {
+}
+
+fn cifar10_spec() -> Spec {
+    Spec {
+        layout: &CIFAR10_LAYOUT,
+        source: &CIFAR10_SOURCE,
+        label_column: 0,
+        info: cifar10_info(),
+    }
+}
+
+fn cifar100_spec(labels: Cifar100Labels) -> Spec {
+    let coarse = labels == Cifar100Labels::Coarse;
+    Spec {
+        layout: &CIFAR100_LAYOUT,
+        source: &CIFAR100_SOURCE,
+        // Records hold the coarse label byte first, then the fine one.
+        label_column: if coarse { 0 } else { 1 },
+        info: cifar100_info(coarse),
+    }
+}
+
+fn load(spec: Spec, dir: &Path, train: bool, reason: &str) -> Result<ImageDataset> {
+    let layout = spec.layout;
     let Some(files) = read_split(layout, dir, train)? else {
         return Err(Error::MissingFiles {
             dataset: layout.name.to_string(),
@@ -48,35 +70,38 @@ fn load(
             reason: reason.to_string(),
         });
     };
-    let source = files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+    let source = files
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut records = parse_files(&files, layout.label_limits)?;
-    let labels = std::mem::take(&mut records.labels[label_column]);
-    let set = ImageSet::new(records.pixels, labels, [3, 32, 32], Some(info.num_classes), &source)?;
-    Ok(ImageDataset::new(set, info))
+    let labels = std::mem::take(&mut records.labels[spec.label_column]);
+    let classes = Some(spec.info.num_classes);
+    let set = ImageSet::new(records.pixels, labels, [3, 32, 32], classes, &source)?;
+    Ok(ImageDataset::new(set, spec.info))
 }
 
 fn load_or_download(
-    layout: &CifarLayout,
-    source: &Source,
+    spec: Spec,
     root: &Path,
     train: bool,
-    label_column: usize,
-    info: DatasetInfo,
     mirrors: Option<&[String]>,
     opts: &DownloadOptions,
 ) -> Result<ImageDataset> {
-    if read_split_present(layout, root, train) {
-        return load(layout, root, train, label_column, info, "not found");
+    if read_split_present(spec.layout, root, train) {
+        return load(spec, root, train, "not found");
     }
+    let archive = spec.layout.archive;
     let res = match mirrors {
-        Some(m) => source.download_from(m, layout.archive, root, opts),
-        None => source.download(layout.archive, root, opts),
+        Some(m) => spec.source.download_from(m, archive, root, opts),
+        None => spec.source.download(archive, root, opts),
     };
     let reason = match res {
         Ok(_) => "not found".to_string(),
         Err(e) => format!("download failed: {e}"),
     };
-    load(layout, root, train, label_column, info, &reason)
+    load(spec, root, train, &reason)
 }
 
 /// Whether a split's files (extracted or archived) are present under `dir`.
@@ -88,13 +113,15 @@ fn read_split_present(layout: &CifarLayout, dir: &Path, train: bool) -> bool {
             .any(|d| files.iter().all(|f| d.join(f).is_file()))
 }
 
+// Namespaces for loaders (like torchvision's classes): `new` returns the dataset.
+#[allow(clippy::new_ret_no_self)]
 impl Cifar10 {
     /// Loads a split from under `root` (extracted folder or archive), without downloading.
     ///
     /// Errors: files missing ([`Error::MissingFiles`] with the exact paths), a record file of
     /// the wrong length, a label out of range, or a corrupt archive (each naming the file).
     pub fn new(root: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {
-        load(&CIFAR10_LAYOUT, root.as_ref(), train, 0, cifar10_info(), "download disabled")
+        load(cifar10_spec(), root.as_ref(), train, "download disabled")
     }
 
     /// Loads a split from under `root`, downloading `cifar-10-binary.tar.gz` there if missing
@@ -105,34 +132,31 @@ impl Cifar10 {
         mirrors: Option<&[String]>,
         opts: &DownloadOptions,
     ) -> Result<ImageDataset> {
-        let (layout, info) = (&CIFAR10_LAYOUT, cifar10_info());
-        load_or_download(layout, &CIFAR10_SOURCE, root.as_ref(), train, 0, info, mirrors, opts)
+        load_or_download(cifar10_spec(), root.as_ref(), train, mirrors, opts)
     }
 
     /// Loads a split from a folder holding the `.bin` files, the extracted folder, or the archive.
     pub fn from_dir(dir: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {
-        load(&CIFAR10_LAYOUT, dir.as_ref(), train, 0, cifar10_info(), "not found")
+        load(cifar10_spec(), dir.as_ref(), train, "not found")
     }
 }
 
-fn column(labels: Cifar100Labels) -> usize {
-    match labels {
-        Cifar100Labels::Coarse => 0,
-        Cifar100Labels::Fine => 1,
-    }
-}
-
-fn info100(labels: Cifar100Labels) -> DatasetInfo {
-    cifar100_info(labels == Cifar100Labels::Coarse)
-}
-
+#[allow(clippy::new_ret_no_self)]
 impl Cifar100 {
     /// Loads a split from under `root` (extracted folder or archive), without downloading.
     ///
     /// Errors as [`Cifar10::new`].
-    pub fn new(root: impl AsRef<Path>, train: bool, labels: Cifar100Labels) -> Result<ImageDataset> {
-        let (c, info) = (column(labels), info100(labels));
-        load(&CIFAR100_LAYOUT, root.as_ref(), train, c, info, "download disabled")
+    pub fn new(
+        root: impl AsRef<Path>,
+        train: bool,
+        labels: Cifar100Labels,
+    ) -> Result<ImageDataset> {
+        load(
+            cifar100_spec(labels),
+            root.as_ref(),
+            train,
+            "download disabled",
+        )
     }
 
     /// Loads a split from under `root`, downloading `cifar-100-binary.tar.gz` there if missing
@@ -144,8 +168,7 @@ impl Cifar100 {
         mirrors: Option<&[String]>,
         opts: &DownloadOptions,
     ) -> Result<ImageDataset> {
-        let (layout, c, info) = (&CIFAR100_LAYOUT, column(labels), info100(labels));
-        load_or_download(layout, &CIFAR100_SOURCE, root.as_ref(), train, c, info, mirrors, opts)
+        load_or_download(cifar100_spec(labels), root.as_ref(), train, mirrors, opts)
     }
 
     /// Loads a split from a folder holding `train.bin`/`test.bin`, the extracted folder, or the
@@ -155,7 +178,6 @@ impl Cifar100 {
         train: bool,
         labels: Cifar100Labels,
     ) -> Result<ImageDataset> {
-        let (c, info) = (column(labels), info100(labels));
-        load(&CIFAR100_LAYOUT, dir.as_ref(), train, c, info, "not found")
+        load(cifar100_spec(labels), dir.as_ref(), train, "not found")
     }
 }

@@ -54,6 +54,9 @@ pub(crate) const CIFAR100_LAYOUT: CifarLayout = CifarLayout {
     label_limits: &[20, 100],
 };
 
+/// Files as `(name for messages, bytes)`.
+pub(crate) type NamedFiles = Vec<(String, Vec<u8>)>;
+
 /// Parsed records: CHW pixels of every image, and one label column per label byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CifarRecords {
@@ -67,10 +70,14 @@ pub struct CifarRecords {
 /// (each label must be below its limit). `name` is used in error messages.
 ///
 /// Errors: a length that is not a whole number of records, or a label out of range.
-pub fn parse_cifar_records(bytes: &[u8], name: &str, label_limits: &[usize]) -> Result<CifarRecords> {
+pub fn parse_cifar_records(
+    bytes: &[u8],
+    name: &str,
+    label_limits: &[usize],
+) -> Result<CifarRecords> {
     let nl = label_limits.len();
     let rec = nl + CIFAR_IMAGE_BYTES;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(Error::format(
             name,
             format!(
@@ -100,8 +107,14 @@ pub fn parse_cifar_records(bytes: &[u8], name: &str, label_limits: &[usize]) -> 
 }
 
 /// Parses and concatenates several record files given as `(name, bytes)`.
-pub(crate) fn parse_files(files: &[(String, Vec<u8>)], label_limits: &[usize]) -> Result<CifarRecords> {
-    let mut all = CifarRecords { pixels: Vec::new(), labels: vec![Vec::new(); label_limits.len()] };
+pub(crate) fn parse_files(
+    files: &[(String, Vec<u8>)],
+    label_limits: &[usize],
+) -> Result<CifarRecords> {
+    let mut all = CifarRecords {
+        pixels: Vec::new(),
+        labels: vec![Vec::new(); label_limits.len()],
+    };
     for (name, bytes) in files {
         let r = parse_cifar_records(bytes, name, label_limits)?;
         all.pixels.extend_from_slice(&r.pixels);
@@ -126,7 +139,7 @@ pub(crate) fn read_split(
     layout: &CifarLayout,
     dir: &Path,
     train: bool,
-) -> Result<Option<Vec<(String, Vec<u8>)>>> {
+) -> Result<Option<NamedFiles>> {
     let files = if train { layout.train } else { layout.test };
     for folder in [dir.join(layout.folder), dir.to_path_buf()] {
         let paths: Vec<PathBuf> = files.iter().map(|f| folder.join(f)).collect();
@@ -218,15 +231,25 @@ mod tests {
     fn wrong_record_length() {
         let mut b = record(&[3], 1);
         b.pop();
-        let e = parse_cifar_records(&b, "data_batch_1.bin", &[10]).unwrap_err().to_string();
-        assert!(e.contains("data_batch_1.bin") && e.contains("3073-byte records"), "{e}");
+        let e = parse_cifar_records(&b, "data_batch_1.bin", &[10])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data_batch_1.bin") && e.contains("3073-byte records"),
+            "{e}"
+        );
         assert!(parse_cifar_records(&[], "e.bin", &[10]).is_err());
     }
 
     #[test]
     fn label_out_of_range() {
-        let e = parse_cifar_records(&record(&[10], 0), "b.bin", &[10]).unwrap_err().to_string();
-        assert!(e.contains("b.bin") && e.contains("out of range 0..10"), "{e}");
+        let e = parse_cifar_records(&record(&[10], 0), "b.bin", &[10])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("b.bin") && e.contains("out of range 0..10"),
+            "{e}"
+        );
         let e = parse_cifar_records(&record(&[5, 100], 0), "c.bin", &[20, 100]).unwrap_err();
         assert!(e.to_string().contains("label byte 1"), "{e}");
     }

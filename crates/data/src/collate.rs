@@ -82,7 +82,9 @@ pub(crate) fn batch_from_pixels<'a>(
 ///
 /// Errors: no samples, or images of different shapes or dtypes (naming the two indices).
 pub fn collate(samples: Vec<Sample>, indices: Vec<usize>) -> Result<Batch> {
-    let first = samples.first().ok_or_else(|| Error::invalid("cannot collate an empty batch"))?;
+    let first = samples
+        .first()
+        .ok_or_else(|| Error::invalid("cannot collate an empty batch"))?;
     let dims = first.image.dims().to_vec();
     let dtype = first.image.dtype();
     for (k, s) in samples.iter().enumerate().skip(1) {
@@ -113,7 +115,11 @@ pub fn collate(samples: Vec<Sample>, indices: Vec<usize>) -> Result<Batch> {
     };
     let n = labels.len();
     let labels = Tensor::from_vec(labels, vec![n], &Device::Cpu)?;
-    Ok(Batch { images, labels, indices })
+    Ok(Batch {
+        images,
+        labels,
+        indices,
+    })
 }
 
 fn concat_as<T: mlfw_core::WithDType>(samples: &[Sample], dims: Vec<usize>) -> Result<Tensor> {

@@ -84,12 +84,19 @@ pub enum Error {
 impl Error {
     /// A [`Error::Format`] for `file` with the given problem.
     pub fn format(file: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Format { file: file.as_ref().display().to_string(), problem: problem.into() }
+        Error::Format {
+            file: file.as_ref().display().to_string(),
+            problem: problem.into(),
+        }
     }
 
     /// An [`Error::Io`] for `path`.
     pub fn io(action: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), action, source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            action,
+            source,
+        }
     }
 
     /// An [`Error::Invalid`] with the given message.
@@ -101,7 +108,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, action, source } => {
+            Error::Io {
+                path,
+                action,
+                source,
+            } => {
                 write!(f, "{action} {}: {source}", path.display())
             }
             Error::Format { file, problem } => write!(f, "{file}: {problem}"),
@@ -113,8 +124,15 @@ impl fmt::Display for Error {
                 write!(f, "GET {url}: HTTP {status} {reason}")
             }
             Error::Network { url, message } => write!(f, "GET {url}: {message}"),
-            Error::Checksum { source, expected, actual } => {
-                write!(f, "{source}: checksum mismatch: expected {expected}, got {actual}")
+            Error::Checksum {
+                source,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{source}: checksum mismatch: expected {expected}, got {actual}"
+                )
             }
             Error::AllMirrorsFailed { dest, errors } => {
                 write!(f, "could not download {}:", dest.display())?;
@@ -123,8 +141,15 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::MissingFiles { dataset, expected, reason } => {
-                write!(f, "dataset `{dataset}`: files missing ({reason}).\nPlace the files at:")?;
+            Error::MissingFiles {
+                dataset,
+                expected,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "dataset `{dataset}`: files missing ({reason}).\nPlace the files at:"
+                )?;
                 for p in expected {
                     write!(f, "\n  {}", p.display())?;
                 }
@@ -135,7 +160,11 @@ impl fmt::Display for Error {
                 )
             }
             Error::UnknownDataset { name, valid } => {
-                write!(f, "unknown dataset `{name}`; valid names: {}", valid.join(", "))
+                write!(
+                    f,
+                    "unknown dataset `{name}`; valid names: {}",
+                    valid.join(", ")
+                )
             }
             Error::Invalid(msg) => f.write_str(msg),
             Error::Core(e) => write!(f, "{e}"),

@@ -58,7 +58,14 @@ impl FakeData {
 
     /// `len` MNIST-shaped samples (1x28x28, 10 classes).
     pub fn mnist_like(len: usize, seed: u64) -> Self {
-        FakeData { len, shape: [1, 28, 28], num_classes: 10, seed, format: ImageFormat::F32, transform: None }
+        FakeData {
+            len,
+            shape: [1, 28, 28],
+            num_classes: 10,
+            seed,
+            format: ImageFormat::F32,
+            transform: None,
+        }
     }
 
     /// Applies `transform` to every image in `get`.
@@ -91,14 +98,23 @@ impl FakeData {
             pixels.extend_from_slice(&p);
             labels.push(l);
         }
-        ImageSet::new(pixels, labels, self.shape, Some(self.num_classes), "FakeData")
+        ImageSet::new(
+            pixels,
+            labels,
+            self.shape,
+            Some(self.num_classes),
+            "FakeData",
+        )
     }
 
     fn check(&self, index: usize) -> Result<()> {
         if index < self.len {
             Ok(())
         } else {
-            Err(Error::invalid(format!("index {index} out of range for FakeData of {}", self.len)))
+            Err(Error::invalid(format!(
+                "index {index} out of range for FakeData of {}",
+                self.len
+            )))
         }
     }
 }
@@ -138,7 +154,11 @@ impl Dataset for FakeData {
         let images = batch_from_pixels(raws.len(), self.shape, self.format, |k| &raws[k].0)?;
         let labels: Vec<i64> = raws.iter().map(|r| r.1).collect();
         let labels = Tensor::from_vec(labels, vec![indices.len()], &Device::Cpu)?;
-        Ok(Batch { images, labels, indices: indices.to_vec() })
+        Ok(Batch {
+            images,
+            labels,
+            indices: indices.to_vec(),
+        })
     }
 
     fn info(&self) -> Option<DatasetInfo> {

@@ -32,10 +32,12 @@ pub fn gunzip_if_gzip(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>> {
         return Ok(bytes);
     }
     let mut out = Vec::with_capacity(bytes.len() * 4);
-    flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|e| Error::Format {
-        file: name.to_string(),
-        problem: format!("corrupt or truncated gzip data: {e}"),
-    })?;
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Format {
+            file: name.to_string(),
+            problem: format!("corrupt or truncated gzip data: {e}"),
+        })?;
     Ok(out)
 }
 
@@ -50,9 +52,15 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 
 /// Parses the bytes of an (already decompressed) IDX file; `name` is used in error messages.
 pub fn parse_idx(mut bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
-    let bad = |problem: String| Error::Format { file: name.to_string(), problem };
+    let bad = |problem: String| Error::Format {
+        file: name.to_string(),
+        problem,
+    };
     if bytes.len() < 4 {
-        return Err(bad(format!("too short for an IDX header ({} bytes)", bytes.len())));
+        return Err(bad(format!(
+            "too short for an IDX header ({} bytes)",
+            bytes.len()
+        )));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad(format!(
@@ -139,7 +147,10 @@ mod tests {
     fn dims_disagree_with_length() {
         let bytes = encode_idx(&[2, 3], &[1, 2, 3, 4, 5]);
         let e = parse_idx(bytes, "short.idx").unwrap_err().to_string();
-        assert!(e.contains("short.idx") && e.contains("need 6") && e.contains("holds 5"), "{e}");
+        assert!(
+            e.contains("short.idx") && e.contains("need 6") && e.contains("holds 5"),
+            "{e}"
+        );
         let bytes = encode_idx(&[1], &[1, 2]);
         assert!(parse_idx(bytes, "long.idx").is_err());
     }
@@ -158,7 +169,9 @@ mod tests {
         enc.write_all(&encode_idx(&[100], &[7; 100])).unwrap();
         let gz = enc.finish().unwrap();
         assert_eq!(gunzip_if_gzip(gz.clone(), "ok.gz").unwrap().len(), 108);
-        let e = gunzip_if_gzip(gz[..gz.len() / 2].to_vec(), "cut.gz").unwrap_err().to_string();
+        let e = gunzip_if_gzip(gz[..gz.len() / 2].to_vec(), "cut.gz")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cut.gz") && e.contains("gzip"), "{e}");
     }
 }

@@ -39,7 +39,12 @@ impl std::fmt::Debug for ImageDataset {
 impl ImageDataset {
     /// Wraps validated images with their metadata.
     pub fn new(images: ImageSet, info: DatasetInfo) -> Self {
-        ImageDataset { images: Arc::new(images), info, format: ImageFormat::F32, transform: None }
+        ImageDataset {
+            images: Arc::new(images),
+            info,
+            format: ImageFormat::F32,
+            transform: None,
+        }
     }
 
     /// Applies `transform` to every image in `get` (replacing any previous one).
@@ -99,7 +104,10 @@ impl Dataset for ImageDataset {
     }
 
     fn get_seeded(&self, index: usize, seed: u64) -> Result<Sample> {
-        let pixels = self.images.image(index).ok_or_else(|| self.out_of_range(index))?;
+        let pixels = self
+            .images
+            .image(index)
+            .ok_or_else(|| self.out_of_range(index))?;
         let label = self.images.labels()[index];
         let mut image = image_tensor(pixels, self.images.image_shape(), self.format)?;
         if let Some(t) = &self.transform {
@@ -127,7 +135,11 @@ impl Dataset for ImageDataset {
         })?;
         let labels: Vec<i64> = indices.iter().map(|&i| set.labels()[i]).collect();
         let labels = Tensor::from_vec(labels, vec![indices.len()], &Device::Cpu)?;
-        Ok(Batch { images, labels, indices: indices.to_vec() })
+        Ok(Batch {
+            images,
+            labels,
+            indices: indices.to_vec(),
+        })
     }
 
     fn info(&self) -> Option<DatasetInfo> {

@@ -28,7 +28,10 @@ impl ImageSet {
     ) -> Result<Self> {
         let per = shape[0] * shape[1] * shape[2];
         if per == 0 {
-            return Err(Error::format(source, format!("image shape {shape:?} has no pixels")));
+            return Err(Error::format(
+                source,
+                format!("image shape {shape:?} has no pixels"),
+            ));
         }
         if Some(pixels.len()) != labels.len().checked_mul(per) {
             return Err(Error::format(
@@ -44,7 +47,11 @@ impl ImageSet {
         if let Some(k) = num_classes {
             check_labels(&labels, k, source)?;
         }
-        Ok(ImageSet { pixels, labels, shape })
+        Ok(ImageSet {
+            pixels,
+            labels,
+            shape,
+        })
     }
 
     /// Number of images.
@@ -103,7 +110,10 @@ impl ImageSet {
 
 /// Checks every label lies in `0..num_classes`; the error names `source`, the index and value.
 pub(crate) fn check_labels(labels: &[i64], num_classes: usize, source: &str) -> Result<()> {
-    match labels.iter().position(|&l| l < 0 || l as u64 >= num_classes as u64) {
+    match labels
+        .iter()
+        .position(|&l| l < 0 || l as u64 >= num_classes as u64)
+    {
         None => Ok(()),
         Some(i) => Err(Error::format(
             source,
@@ -134,7 +144,10 @@ mod tests {
         let e = ImageSet::new(vec![1, 2, 3, 4], vec![0, 5], [1, 1, 2], Some(2), "lab.bin")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("lab.bin") && e.contains("label 5 at record 1"), "{e}");
+        assert!(
+            e.contains("lab.bin") && e.contains("label 5 at record 1"),
+            "{e}"
+        );
         assert!(ImageSet::new(vec![], vec![], [0, 1, 1], None, "t").is_err());
     }
 }

@@ -44,7 +44,9 @@ impl FromStr for Split {
         match s.to_ascii_lowercase().as_str() {
             "train" | "training" => Ok(Split::Train),
             "test" | "val" | "valid" | "validation" => Ok(Split::Test),
-            _ => Err(Error::invalid(format!("unknown split `{s}`; expected train or test"))),
+            _ => Err(Error::invalid(format!(
+                "unknown split `{s}`; expected train or test"
+            ))),
         }
     }
 }
@@ -95,7 +97,14 @@ fn strs(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-fn gray(name: &str, mean: f32, std: f32, train: usize, test: usize, classes: &[&str]) -> DatasetInfo {
+fn gray(
+    name: &str,
+    mean: f32,
+    std: f32,
+    train: usize,
+    test: usize,
+    classes: &[&str],
+) -> DatasetInfo {
     DatasetInfo {
         name: name.to_string(),
         num_classes: classes.len(),
@@ -125,7 +134,15 @@ pub fn mnist_mini_info() -> DatasetInfo {
 /// Fashion-MNIST: 60,000/10,000 28x28 clothing images; mean 0.2860, std 0.3530.
 pub fn fashion_mnist_info() -> DatasetInfo {
     let classes = [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
         "Ankle boot",
     ];
     gray("fashion-mnist", 0.2860, 0.3530, 60_000, 10_000, &classes)
@@ -166,7 +183,11 @@ pub fn cifar10_info() -> DatasetInfo {
 
 /// CIFAR-100: 50,000/10,000 3x32x32 images, 100 fine classes (or 20 coarse with `coarse`).
 pub fn cifar100_info(coarse: bool) -> DatasetInfo {
-    let classes = if coarse { strs(&CIFAR100_COARSE) } else { strs(&CIFAR100_FINE) };
+    let classes = if coarse {
+        strs(&CIFAR100_COARSE)
+    } else {
+        strs(&CIFAR100_FINE)
+    };
     DatasetInfo {
         name: "cifar100".into(),
         num_classes: classes.len(),
@@ -198,26 +219,129 @@ pub fn fake_info(shape: [usize; 3], num_classes: usize, train: usize, test: usiz
 }
 
 const CIFAR100_COARSE: [&str; 20] = [
-    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
-    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
-    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
-    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
-    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
+    "aquatic_mammals",
+    "fish",
+    "flowers",
+    "food_containers",
+    "fruit_and_vegetables",
+    "household_electrical_devices",
+    "household_furniture",
+    "insects",
+    "large_carnivores",
+    "large_man-made_outdoor_things",
+    "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores",
+    "medium_mammals",
+    "non-insect_invertebrates",
+    "people",
+    "reptiles",
+    "small_mammals",
+    "trees",
+    "vehicles_1",
+    "vehicles_2",
 ];
 
 const CIFAR100_FINE: [&str; 100] = [
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
-    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
-    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab",
-    "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl",
-    "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard",
-    "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree",
-    "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain",
-    "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose",
-    "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel",
-    "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
-    "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf",
-    "woman", "worm",
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
 ];
 
 #[cfg(test)]
@@ -226,7 +350,12 @@ mod tests {
 
     #[test]
     fn class_counts_match() {
-        for info in [mnist_info(), fashion_mnist_info(), kmnist_info(), cifar10_info()] {
+        for info in [
+            mnist_info(),
+            fashion_mnist_info(),
+            kmnist_info(),
+            cifar10_info(),
+        ] {
             assert_eq!(info.classes.len(), 10, "{}", info.name);
             assert_eq!(info.mean.len(), info.channels);
         }

@@ -160,17 +160,23 @@ impl DataLoader {
         let (dataset, bs, seed) = (Arc::clone(&self.dataset), self.batch_size, self.seed);
         let job: Job<Batch> = Arc::new(move |j| {
             let indices = &order[j * bs..((j + 1) * bs).min(order.len())];
-            let seeds: Vec<u64> = indices.iter().map(|&i| sample_seed(seed, epoch, i)).collect();
+            let seeds: Vec<u64> = indices
+                .iter()
+                .map(|&i| sample_seed(seed, epoch, i))
+                .collect();
             dataset.get_batch(indices, &seeds)
         });
         match Prefetcher::new(count, self.num_workers, self.prefetch, job) {
-            Ok(p) => Batches { inner: Some(p), error: None },
+            Ok(p) => Batches {
+                inner: Some(p),
+                error: None,
+            },
             Err(e) => Batches::failed(e),
         }
     }
 }
 
-impl<'a> IntoIterator for &'a DataLoader {
+impl IntoIterator for &DataLoader {
     type Item = Result<Batch>;
     type IntoIter = Batches;
 
@@ -188,7 +194,10 @@ pub struct Batches {
 
 impl Batches {
     fn failed(e: Error) -> Self {
-        Batches { inner: None, error: Some(e) }
+        Batches {
+            inner: None,
+            error: Some(e),
+        }
     }
 }
 

@@ -18,6 +18,8 @@ const TEST_LABELS: &[u8] = include_bytes!("../assets/mnist-mini/t10k-labels-idx1
 /// Needs no file and no network, from any working directory.
 pub struct MnistMini;
 
+// A namespace for loaders (like torchvision's dataset classes): `new` returns the dataset.
+#[allow(clippy::new_ret_no_self)]
 impl MnistMini {
     /// Loads the training (`train = true`) or test split.
     pub fn new(train: bool) -> Result<ImageDataset> {

@@ -123,7 +123,9 @@ impl MnistVariant {
 /// The (images, labels) paths of a split in `dir`, preferring raw files over `.gz`.
 fn find_files(dir: &Path, train: bool) -> Option<(PathBuf, PathBuf)> {
     let find = |base: &str| {
-        [dir.join(base), dir.join(format!("{base}.gz"))].into_iter().find(|p| p.is_file())
+        [dir.join(base), dir.join(format!("{base}.gz"))]
+            .into_iter()
+            .find(|p| p.is_file())
     };
     let (i, l) = mnist_file_names(train);
     Some((find(i)?, find(l)?))
@@ -153,12 +155,20 @@ pub(crate) fn mnist_from_idx(
         ));
     }
     if lab.dims.len() != 1 {
-        return Err(Error::format(labels, format!("expected labels of dims [N], got {:?}", lab.dims)));
+        return Err(Error::format(
+            labels,
+            format!("expected labels of dims [N], got {:?}", lab.dims),
+        ));
     }
     if lab.dims[0] != img.dims[0] {
         return Err(Error::format(
             labels,
-            format!("{} labels but {} has {} images", lab.dims[0], images.display(), img.dims[0]),
+            format!(
+                "{} labels but {} has {} images",
+                lab.dims[0],
+                images.display(),
+                img.dims[0]
+            ),
         ));
     }
     let labels_i64: Vec<i64> = lab.data.iter().map(|&l| l as i64).collect();
@@ -180,6 +190,8 @@ pub struct Kmnist;
 
 macro_rules! mnist_loaders {
     ($ty:ident, $variant:expr, $folder:literal) => {
+        // A namespace for loaders (like torchvision's classes): `new` returns the dataset.
+        #[allow(clippy::new_ret_no_self)]
         impl $ty {
             #[doc = concat!("Loads a split from `ROOT/", $folder, "/raw` without downloading.")]
             pub fn new(root: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {

@@ -132,11 +132,15 @@ mod tests {
 
     #[test]
     fn inline_and_workers_give_the_same_order() {
-        let inline: Vec<usize> =
-            Prefetcher::new(10, 0, 2, squares()).unwrap().map(|r| r.unwrap()).collect();
+        let inline: Vec<usize> = Prefetcher::new(10, 0, 2, squares())
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
         for workers in [1, 2, 3, 16] {
-            let got: Vec<usize> =
-                Prefetcher::new(10, workers, 2, squares()).unwrap().map(|r| r.unwrap()).collect();
+            let got: Vec<usize> = Prefetcher::new(10, workers, 2, squares())
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
             assert_eq!(got, inline, "workers = {workers}");
         }
         assert_eq!(inline, (0..10).map(|j| j * j).collect::<Vec<_>>());
@@ -144,8 +148,17 @@ mod tests {
 
     #[test]
     fn errors_pass_through_in_place() {
-        let job: Job<usize> = Arc::new(|j| if j == 3 { Err(Error::invalid("bad")) } else { Ok(j) });
-        let got: Vec<bool> = Prefetcher::new(6, 2, 1, job).unwrap().map(|r| r.is_ok()).collect();
+        let job: Job<usize> = Arc::new(|j| {
+            if j == 3 {
+                Err(Error::invalid("bad"))
+            } else {
+                Ok(j)
+            }
+        });
+        let got: Vec<bool> = Prefetcher::new(6, 2, 1, job)
+            .unwrap()
+            .map(|r| r.is_ok())
+            .collect();
         assert_eq!(got, [true, true, true, false, true, true]);
     }
 

@@ -11,17 +11,22 @@ use crate::error::{Error, Result};
 use crate::fake::FakeData;
 use crate::home::data_root;
 use crate::image_dataset::ImageDataset;
-use crate::info::{
-    cifar100_info, cifar10_info, fake_info, DatasetInfo, Split,
-};
+use crate::info::{cifar100_info, cifar10_info, fake_info, DatasetInfo, Split};
 use crate::mini::MnistMini;
 use crate::mnist::MnistVariant;
 use crate::rng::derive_seed;
 use crate::transform::Transform;
 
 /// Every dataset name the registry knows, in display order.
-pub const DATASET_NAMES: [&str; 7] =
-    ["mnist-mini", "mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "fake"];
+pub const DATASET_NAMES: [&str; 7] = [
+    "mnist-mini",
+    "mnist",
+    "fashion-mnist",
+    "kmnist",
+    "cifar10",
+    "cifar100",
+    "fake",
+];
 
 /// Every dataset name the registry knows.
 pub fn dataset_names() -> &'static [&'static str] {
@@ -44,7 +49,10 @@ pub fn canonical_name(name: &str) -> Result<&'static str> {
         .iter()
         .copied()
         .find(|&k| k == n)
-        .ok_or_else(|| Error::UnknownDataset { name: name.to_string(), valid: DATASET_NAMES.to_vec() })
+        .ok_or_else(|| Error::UnknownDataset {
+            name: name.to_string(),
+            valid: DATASET_NAMES.to_vec(),
+        })
 }
 
 fn mnist_variant(name: &str) -> Option<MnistVariant> {
@@ -64,7 +72,9 @@ pub fn dataset_info(name: &str) -> Result<DatasetInfo> {
         "cifar10" => cifar10_info(),
         "cifar100" => cifar100_info(false),
         "fake" => fake_info([1, 28, 28], 10, FAKE_TRAIN_LEN, FAKE_TEST_LEN),
-        n => mnist_variant(n).map(MnistVariant::info).unwrap_or_else(crate::info::mnist_info),
+        n => mnist_variant(n)
+            .map(MnistVariant::info)
+            .unwrap_or_else(crate::info::mnist_info),
     })
 }
 
@@ -185,7 +195,9 @@ pub fn load_by_name(name: &str, split: Split, opts: &LoadOptions) -> Result<Imag
     let ds = match (name, &opts.data_dir) {
         ("mnist-mini", _) => MnistMini::new(train)?,
         ("fake", _) => {
-            let len = opts.fake_len.unwrap_or(if train { FAKE_TRAIN_LEN } else { FAKE_TEST_LEN });
+            let len = opts
+                .fake_len
+                .unwrap_or(if train { FAKE_TRAIN_LEN } else { FAKE_TEST_LEN });
             let fake = FakeData::mnist_like(len, derive_seed(&[opts.fake_seed, train as u64]));
             ImageDataset::new(fake.to_image_set()?, fake_info([1, 28, 28], 10, len, len))
         }
@@ -198,7 +210,8 @@ pub fn load_by_name(name: &str, split: Split, opts: &LoadOptions) -> Result<Imag
         }
         ("cifar100", None) => Cifar100::new(&root, train, opts.cifar100_labels)?,
         (n, dir) => {
-            let v = mnist_variant(n).ok_or_else(|| Error::invalid(format!("no loader for `{n}`")))?;
+            let v =
+                mnist_variant(n).ok_or_else(|| Error::invalid(format!("no loader for `{n}`")))?;
             match dir {
                 Some(dir) => v.load_dir(dir, train)?,
                 None if opts.download => v.load_or_download(&root, train, mirrors, dl)?,

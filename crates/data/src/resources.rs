@@ -29,12 +29,27 @@ const fn f(name: &'static str, md5: &'static str) -> RemoteFile {
 
 /// MNIST (torchvision's mirrors and digests).
 pub const MNIST_SOURCE: Source = Source {
-    mirrors: &["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
+    mirrors: &[
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ],
     files: &[
-        f("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        f("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-        f("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-        f("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+        f(
+            "train-images-idx3-ubyte.gz",
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        ),
+        f(
+            "train-labels-idx1-ubyte.gz",
+            "d53e105ee54ea40749a09fcbcd1e9432",
+        ),
+        f(
+            "t10k-images-idx3-ubyte.gz",
+            "9fb629c4189551a2d022fa330f9573f3",
+        ),
+        f(
+            "t10k-labels-idx1-ubyte.gz",
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ),
     ],
 };
 
@@ -42,10 +57,22 @@ pub const MNIST_SOURCE: Source = Source {
 pub const FASHION_MNIST_SOURCE: Source = Source {
     mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     files: &[
-        f("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        f("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
-        f("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
-        f("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+        f(
+            "train-images-idx3-ubyte.gz",
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        ),
+        f(
+            "train-labels-idx1-ubyte.gz",
+            "25c81989df183df01b3e8a0aad5dffbe",
+        ),
+        f(
+            "t10k-images-idx3-ubyte.gz",
+            "bef4ecab320f06d8554ea6380940ec79",
+        ),
+        f(
+            "t10k-labels-idx1-ubyte.gz",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+        ),
     ],
 };
 
@@ -53,23 +80,41 @@ pub const FASHION_MNIST_SOURCE: Source = Source {
 pub const KMNIST_SOURCE: Source = Source {
     mirrors: &["http://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
     files: &[
-        f("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
-        f("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344"),
-        f("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
-        f("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134"),
+        f(
+            "train-images-idx3-ubyte.gz",
+            "bdb82020997e1d708af4cf47b453dcf7",
+        ),
+        f(
+            "train-labels-idx1-ubyte.gz",
+            "e144d726b3acfaa3e44228e80efcd344",
+        ),
+        f(
+            "t10k-images-idx3-ubyte.gz",
+            "5c965bf0a639b31b8f53240b1b52f4d7",
+        ),
+        f(
+            "t10k-labels-idx1-ubyte.gz",
+            "7320c461ea6c1c855c0b718fb2a4b134",
+        ),
     ],
 };
 
 /// CIFAR-10, binary version.
 pub const CIFAR10_SOURCE: Source = Source {
     mirrors: &["https://www.cs.toronto.edu/~kriz/"],
-    files: &[f("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")],
+    files: &[f(
+        "cifar-10-binary.tar.gz",
+        "c32a1d4ab5d03f1284b67883e8d87530",
+    )],
 };
 
 /// CIFAR-100, binary version.
 pub const CIFAR100_SOURCE: Source = Source {
     mirrors: &["https://www.cs.toronto.edu/~kriz/"],
-    files: &[f("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")],
+    files: &[f(
+        "cifar-100-binary.tar.gz",
+        "03b5dce01913d631647c71ecec9e9cb8",
+    )],
 };
 
 impl Source {
@@ -104,7 +149,13 @@ impl Source {
             .ok_or_else(|| Error::invalid(format!("no published file named `{name}`")))?;
         let urls: Vec<String> = mirrors
             .iter()
-            .map(|m| if m.ends_with('/') { format!("{m}{name}") } else { format!("{m}/{name}") })
+            .map(|m| {
+                if m.ends_with('/') {
+                    format!("{m}{name}")
+                } else {
+                    format!("{m}/{name}")
+                }
+            })
             .collect();
         download_file(&urls, &dir.join(name), Checksum::md5(file.md5), opts)
     }

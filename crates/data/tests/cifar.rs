@@ -18,7 +18,12 @@ fn records(n: usize, labels: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
 
 fn cifar10_files() -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = (1..=5)
-        .map(|b| (format!("data_batch_{b}.bin"), records(3, |i| vec![((i + b) % 10) as u8])))
+        .map(|b| {
+            (
+                format!("data_batch_{b}.bin"),
+                records(3, |i| vec![((i + b) % 10) as u8]),
+            )
+        })
         .collect();
     v.push(("test_batch.bin".into(), records(2, |i| vec![i as u8])));
     v
@@ -39,10 +44,14 @@ fn write_archive(path: &Path, folder: &str, files: &[(String, Vec<u8>)]) {
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        tar.append_data(&mut h, format!("{folder}/{name}"), &bytes[..]).unwrap();
+        tar.append_data(&mut h, format!("{folder}/{name}"), &bytes[..])
+            .unwrap();
     }
     let bytes = tar.into_inner().unwrap().finish().unwrap();
-    std::fs::File::create(path).unwrap().write_all(&bytes).unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
 }
 
 #[test]
@@ -77,10 +86,17 @@ fn cifar10_straight_from_archive_and_from_dir() {
 fn cifar100_fine_and_coarse_labels() {
     let root = tempfile::tempdir().unwrap();
     let files = vec![
-        ("train.bin".to_string(), records(4, |i| vec![(i % 20) as u8, (i * 25) as u8])),
+        (
+            "train.bin".to_string(),
+            records(4, |i| vec![(i % 20) as u8, (i * 25) as u8]),
+        ),
         ("test.bin".to_string(), records(1, |_| vec![19, 99])),
     ];
-    write_archive(&root.path().join("cifar-100-binary.tar.gz"), "cifar-100-binary", &files);
+    write_archive(
+        &root.path().join("cifar-100-binary.tar.gz"),
+        "cifar-100-binary",
+        &files,
+    );
     let fine = Cifar100::new(root.path(), true, Cifar100Labels::Fine).unwrap();
     assert_eq!(fine.images().labels(), &[0, 25, 50, 75]);
     assert_eq!(fine.metadata().num_classes, 100);
@@ -100,7 +116,10 @@ fn wrong_record_length_is_an_error() {
     let e = Cifar10::new(root.path(), false).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Format { .. }), "{msg}");
-    assert!(msg.contains("test_batch.bin") && msg.contains("3073-byte records"), "{msg}");
+    assert!(
+        msg.contains("test_batch.bin") && msg.contains("3073-byte records"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -110,12 +129,20 @@ fn label_out_of_range_is_an_error() {
     files[2].1[0] = 10;
     write_folder(&root.path().join("cifar-10-batches-bin"), &files);
     let msg = Cifar10::new(root.path(), true).unwrap_err().to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("out of range 0..10"), "{msg}");
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("out of range 0..10"),
+        "{msg}"
+    );
     let root = tempfile::tempdir().unwrap();
     let files = vec![("test.bin".to_string(), records(1, |_| vec![20, 5]))];
     write_folder(&root.path().join("cifar-100-binary"), &files);
-    let msg = Cifar100::new(root.path(), false, Cifar100Labels::Fine).unwrap_err().to_string();
-    assert!(msg.contains("test.bin") && msg.contains("out of range 0..20"), "{msg}");
+    let msg = Cifar100::new(root.path(), false, Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("test.bin") && msg.contains("out of range 0..20"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -131,13 +158,25 @@ fn truncated_archive_and_missing_member_are_errors() {
     let files = cifar10_files()[..5].to_vec(); // no test_batch.bin
     write_archive(&archive, "cifar-10-batches-bin", &files);
     let msg = Cifar10::new(root.path(), false).unwrap_err().to_string();
-    assert!(msg.contains("cifar-10-batches-bin/test_batch.bin not found"), "{msg}");
+    assert!(
+        msg.contains("cifar-10-batches-bin/test_batch.bin not found"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_files_list_archive_and_extracted_paths() {
     let root = tempfile::tempdir().unwrap();
     let msg = Cifar10::new(root.path(), true).unwrap_err().to_string();
-    assert!(msg.contains(&root.path().join("cifar-10-binary.tar.gz").display().to_string()));
-    assert!(msg.contains("data_batch_5.bin") && msg.contains("mnist-mini"), "{msg}");
+    assert!(msg.contains(
+        &root
+            .path()
+            .join("cifar-10-binary.tar.gz")
+            .display()
+            .to_string()
+    ));
+    assert!(
+        msg.contains("data_batch_5.bin") && msg.contains("mnist-mini"),
+        "{msg}"
+    );
 }

@@ -11,7 +11,10 @@ use mlfw_data::download::{
 use mlfw_data::Error;
 
 fn opts() -> DownloadOptions {
-    DownloadOptions::quiet().retries(0).retry_delay(Duration::ZERO).timeout(Duration::from_secs(10))
+    DownloadOptions::quiet()
+        .retries(0)
+        .retry_delay(Duration::ZERO)
+        .timeout(Duration::from_secs(10))
 }
 
 #[test]
@@ -40,17 +43,33 @@ fn checksum_mismatch_is_an_error_and_leaves_nothing() {
     let e = download_file(&[server.url("/b.bin")], &dest, wrong, &opts()).unwrap_err();
     assert!(matches!(e, Error::Checksum { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains(&server.url("/b.bin")) && msg.contains("mismatch"), "{msg}");
-    assert!(files_under(root.path()).is_empty(), "left behind: {:?}", files_under(root.path()));
-    assert!(!root.path().join("MNIST").exists(), "created folders left behind");
+    assert!(
+        msg.contains(&server.url("/b.bin")) && msg.contains("mismatch"),
+        "{msg}"
+    );
+    assert!(
+        files_under(root.path()).is_empty(),
+        "left behind: {:?}",
+        files_under(root.path())
+    );
+    assert!(
+        !root.path().join("MNIST").exists(),
+        "created folders left behind"
+    );
 }
 
 #[test]
 fn cut_connection_then_second_attempt_resumes_with_range() {
     let body = bytes(200_000, 3);
     let cut_at = 80_000;
-    let server =
-        TestServer::start(vec![("/c.bin", Route::CutOff { body: body.clone(), cut_at, times: 1 })]);
+    let server = TestServer::start(vec![(
+        "/c.bin",
+        Route::CutOff {
+            body: body.clone(),
+            cut_at,
+            times: 1,
+        },
+    )]);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("c.bin");
     let url = vec![server.url("/c.bin")];
@@ -61,26 +80,44 @@ fn cut_connection_then_second_attempt_resumes_with_range() {
     assert!(e.to_string().contains(&url[0]), "{e}");
     assert!(!dest.exists());
     let part_len = std::fs::metadata(part_path(&dest)).unwrap().len() as usize;
-    assert!(part_len > 0 && part_len <= cut_at, "partial file of {part_len} bytes");
+    assert!(
+        part_len > 0 && part_len <= cut_at,
+        "partial file of {part_len} bytes"
+    );
 
     download_file(&url, &dest, sum, &opts()).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].range, None);
-    assert_eq!(seen[1].range.as_deref(), Some(format!("bytes={part_len}-").as_str()));
+    assert_eq!(
+        seen[1].range.as_deref(),
+        Some(format!("bytes={part_len}-").as_str())
+    );
     assert!(!part_path(&dest).exists());
 }
 
 #[test]
 fn retries_within_one_call_resume_too() {
     let body = bytes(120_000, 4);
-    let server =
-        TestServer::start(vec![("/d.bin", Route::CutOff { body: body.clone(), cut_at: 1000, times: 2 })]);
+    let server = TestServer::start(vec![(
+        "/d.bin",
+        Route::CutOff {
+            body: body.clone(),
+            cut_at: 1000,
+            times: 2,
+        },
+    )]);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("d.bin");
     let o = opts().retries(2);
-    download_file(&[server.url("/d.bin")], &dest, Checksum::md5(md5_bytes(&body)), &o).unwrap();
+    download_file(
+        &[server.url("/d.bin")],
+        &dest,
+        Checksum::md5(md5_bytes(&body)),
+        &o,
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let seen = server.seen();
     assert_eq!(seen.len(), 3);
@@ -94,8 +131,13 @@ fn server_ignoring_range_restarts_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("e.bin");
     std::fs::write(part_path(&dest), &body[..1000]).unwrap();
-    download_file(&[server.url("/e.bin")], &dest, Checksum::sha256(sha256_bytes(&body)), &opts())
-        .unwrap();
+    download_file(
+        &[server.url("/e.bin")],
+        &dest,
+        Checksum::sha256(sha256_bytes(&body)),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     assert_eq!(server.seen()[0].range.as_deref(), Some("bytes=1000-"));
 }
@@ -118,8 +160,13 @@ fn http_500_names_url_and_status() {
     let server = TestServer::start(vec![("/g.bin", Route::Status(500))]);
     let dir = tempfile::tempdir().unwrap();
     let url = server.url("/g.bin");
-    let e = download_file(&[url.clone()], &dir.path().join("g.bin"), Checksum::None, &opts())
-        .unwrap_err();
+    let e = download_file(
+        std::slice::from_ref(&url),
+        &dir.path().join("g.bin"),
+        Checksum::None,
+        &opts(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Http { status: 500, .. }), "{e}");
     let msg = e.to_string();
     assert!(msg.contains(&url) && msg.contains("500"), "{msg}");
@@ -128,13 +175,19 @@ fn http_500_names_url_and_status() {
 
 #[test]
 fn all_mirrors_failing_lists_each_error() {
-    let server = TestServer::start(vec![("/h1", Route::Status(404)), ("/h2", Route::Status(503))]);
+    let server = TestServer::start(vec![
+        ("/h1", Route::Status(404)),
+        ("/h2", Route::Status(503)),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let urls = vec![server.url("/h1"), server.url("/h2")];
     let e = download_file(&urls, &dir.path().join("h"), Checksum::None, &opts()).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::AllMirrorsFailed { .. }));
-    assert!(msg.contains("404") && msg.contains("503") && msg.contains(&urls[1]), "{msg}");
+    assert!(
+        msg.contains("404") && msg.contains("503") && msg.contains(&urls[1]),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -144,8 +197,13 @@ fn stale_destination_is_replaced_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("i.bin");
     std::fs::write(&dest, b"corrupt").unwrap();
-    download_file(&[server.url("/i.bin")], &dest, Checksum::sha256(sha256_bytes(&body)), &opts())
-        .unwrap();
+    download_file(
+        &[server.url("/i.bin")],
+        &dest,
+        Checksum::sha256(sha256_bytes(&body)),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
 }
 

@@ -8,7 +8,10 @@ use mlfw_data::{
 };
 
 fn indices(loader: &DataLoader, epoch: u64) -> Vec<Vec<usize>> {
-    loader.iter_epoch(epoch).map(|b| b.unwrap().indices).collect()
+    loader
+        .iter_epoch(epoch)
+        .map(|b| b.unwrap().indices)
+        .collect()
 }
 
 #[test]
@@ -26,7 +29,10 @@ fn batches_shapes_and_drop_last() {
     let s = ds.get(5).unwrap();
     let b = &batches[1];
     let imgs = b.images.to_vec::<f32>().unwrap();
-    assert_eq!(&imgs[784..2 * 784], s.image.to_vec::<f32>().unwrap().as_slice());
+    assert_eq!(
+        &imgs[784..2 * 784],
+        s.image.to_vec::<f32>().unwrap().as_slice()
+    );
     assert_eq!(b.labels.to_vec::<i64>().unwrap()[1], s.label);
 
     let loader = DataLoader::new(ds).batch_size(4).drop_last(true);
@@ -36,7 +42,9 @@ fn batches_shapes_and_drop_last() {
 
 #[test]
 fn shuffle_is_reproducible_per_epoch_and_covers_everything() {
-    let loader = DataLoader::new(FakeData::mnist_like(50, 0)).batch_size(8).shuffle(7);
+    let loader = DataLoader::new(FakeData::mnist_like(50, 0))
+        .batch_size(8)
+        .shuffle(7);
     let e0 = indices(&loader, 0);
     assert_eq!(e0, indices(&loader, 0));
     assert_ne!(e0, indices(&loader, 1));
@@ -44,13 +52,17 @@ fn shuffle_is_reproducible_per_epoch_and_covers_everything() {
     assert_ne!(all, (0..50).collect::<Vec<_>>());
     all.sort_unstable();
     assert_eq!(all, (0..50).collect::<Vec<_>>());
-    let other = DataLoader::new(FakeData::mnist_like(50, 0)).batch_size(8).shuffle(8);
+    let other = DataLoader::new(FakeData::mnist_like(50, 0))
+        .batch_size(8)
+        .shuffle(8);
     assert_ne!(e0, indices(&other, 0));
 }
 
 #[test]
 fn iter_advances_the_epoch_and_set_epoch_resumes() {
-    let loader = DataLoader::new(FakeData::mnist_like(20, 0)).batch_size(5).shuffle(3);
+    let loader = DataLoader::new(FakeData::mnist_like(20, 0))
+        .batch_size(5)
+        .shuffle(3);
     let first: Vec<Vec<usize>> = loader.iter().map(|b| b.unwrap().indices).collect();
     let second: Vec<Vec<usize>> = (&loader).into_iter().map(|b| b.unwrap().indices).collect();
     assert_eq!(loader.epoch(), 2);
@@ -65,7 +77,11 @@ fn iter_advances_the_epoch_and_set_epoch_resumes() {
 fn jitter(img: Tensor, rng: &mut Rng) -> Result<Tensor> {
     let shift = rng.next_f32();
     let dims = img.dims().to_vec();
-    let v: Vec<f32> = img.to_vec::<f32>()?.into_iter().map(|p| p + shift).collect();
+    let v: Vec<f32> = img
+        .to_vec::<f32>()?
+        .into_iter()
+        .map(|p| p + shift)
+        .collect();
     Ok(Tensor::from_vec(v, dims, &Device::Cpu)?)
 }
 
@@ -73,13 +89,20 @@ fn jitter(img: Tensor, rng: &mut Rng) -> Result<Tensor> {
 fn workers_give_identical_batches_including_augmentation() {
     let ds = FakeData::mnist_like(37, 1).with_transform(jitter);
     let run = |workers: usize| -> Vec<(Vec<usize>, Vec<f32>, Vec<i64>)> {
-        let loader =
-            DataLoader::new(ds.clone()).batch_size(6).shuffle(11).num_workers(workers).prefetch(1);
+        let loader = DataLoader::new(ds.clone())
+            .batch_size(6)
+            .shuffle(11)
+            .num_workers(workers)
+            .prefetch(1);
         loader
             .iter_epoch(3)
             .map(|b| {
                 let b = b.unwrap();
-                (b.indices.clone(), b.images.to_vec().unwrap(), b.labels.to_vec().unwrap())
+                (
+                    b.indices.clone(),
+                    b.images.to_vec().unwrap(),
+                    b.labels.to_vec().unwrap(),
+                )
             })
             .collect()
     };
@@ -110,8 +133,17 @@ fn u8_format_batches_raw_pixels() {
     let loader = DataLoader::new(ds.clone()).batch_size(64).num_workers(2);
     let b = loader.iter_epoch(0).next().unwrap().unwrap();
     assert_eq!(b.images.dtype(), mlfw_core::DType::U8);
-    assert_eq!(b.images.to_vec::<u8>().unwrap()[..784], ds.images().image(0).unwrap()[..]);
-    assert_eq!(loader.iter_epoch(0).map(|b| b.unwrap().len()).sum::<usize>(), 1000);
+    assert_eq!(
+        b.images.to_vec::<u8>().unwrap()[..784],
+        ds.images().image(0).unwrap()[..]
+    );
+    assert_eq!(
+        loader
+            .iter_epoch(0)
+            .map(|b| b.unwrap().len())
+            .sum::<usize>(),
+        1000
+    );
 }
 
 /// A dataset whose sample 3 fails and whose images differ in shape from index 10 on.
@@ -127,7 +159,10 @@ impl Dataset for Awkward {
         }
         let n = if index >= 10 { 5 } else { 4 };
         let image = Tensor::from_vec(vec![index as f32; n], vec![1, 1, n], &Device::Cpu)?;
-        Ok(Sample { image, label: index as i64 })
+        Ok(Sample {
+            image,
+            label: index as i64,
+        })
     }
 }
 
@@ -138,14 +173,33 @@ fn errors_come_out_in_place_and_iteration_goes_on() {
         let results: Vec<Result<Batch>> = loader.iter_epoch(0).collect();
         assert_eq!(results.len(), 6);
         let oks: Vec<bool> = results.iter().map(|r| r.is_ok()).collect();
-        assert_eq!(oks, [true, false, true, true, true, true], "workers = {workers}");
-        assert!(results[1].as_ref().unwrap_err().to_string().contains("sample 3 is broken"));
+        assert_eq!(
+            oks,
+            [true, false, true, true, true, true],
+            "workers = {workers}"
+        );
+        assert!(results[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("sample 3 is broken"));
         let b = results[2].as_ref().unwrap();
-        assert_eq!(b.images.to_vec::<f32>().unwrap(), vec![4.0, 4.0, 4.0, 4.0, 5.0, 5.0, 5.0, 5.0]);
+        assert_eq!(
+            b.images.to_vec::<f32>().unwrap(),
+            vec![4.0, 4.0, 4.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+        );
     }
     let loader = DataLoader::new(Awkward).batch_size(3);
-    let msg = loader.iter_epoch(0).nth(3).unwrap().unwrap_err().to_string();
-    assert!(msg.contains("sample 9") && msg.contains("sample 10"), "{msg}");
+    let msg = loader
+        .iter_epoch(0)
+        .nth(3)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("sample 9") && msg.contains("sample 10"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -158,7 +212,9 @@ fn zero_batch_size_is_an_error_not_a_panic() {
 
 #[test]
 fn dropping_mid_epoch_stops_workers() {
-    let loader = DataLoader::new(FakeData::mnist_like(10_000, 0)).batch_size(16).num_workers(2);
+    let loader = DataLoader::new(FakeData::mnist_like(10_000, 0))
+        .batch_size(16)
+        .num_workers(2);
     let mut it = loader.iter();
     assert!(it.next().unwrap().is_ok());
     drop(it); // must return promptly
@@ -167,7 +223,9 @@ fn dropping_mid_epoch_stops_workers() {
 #[test]
 fn shared_dataset_through_arc() {
     let ds: Arc<dyn Dataset> = Arc::new(FakeData::mnist_like(9, 2));
-    let loader = DataLoader::from_arc(Arc::clone(&ds)).batch_size(3).num_workers(1);
+    let loader = DataLoader::from_arc(Arc::clone(&ds))
+        .batch_size(3)
+        .num_workers(1);
     assert_eq!(loader.iter().count(), 3);
     assert_eq!(ds.len(), 9);
 }
@@ -178,7 +236,10 @@ fn fake_data_is_deterministic_and_configurable() {
     let b = FakeData::new(5, [3, 8, 6], 4, 9).unwrap();
     let (sa, sb) = (a.get(2).unwrap(), b.get(2).unwrap());
     assert_eq!(sa.image.dims(), &[3, 8, 6]);
-    assert_eq!(sa.image.to_vec::<f32>().unwrap(), sb.image.to_vec::<f32>().unwrap());
+    assert_eq!(
+        sa.image.to_vec::<f32>().unwrap(),
+        sb.image.to_vec::<f32>().unwrap()
+    );
     assert!((0..4).contains(&sa.label));
     assert!(a.get(5).is_err());
     assert!(FakeData::new(5, [0, 8, 6], 4, 9).is_err());

@@ -60,7 +60,9 @@ fn loads_torchvision_layout_gz_and_raw() {
 fn from_dir_and_u8_format() {
     let dir = tempfile::tempdir().unwrap();
     write_split(dir.path(), false, 4, false);
-    let ds = Mnist::from_dir(dir.path(), false).unwrap().with_format(ImageFormat::U8);
+    let ds = Mnist::from_dir(dir.path(), false)
+        .unwrap()
+        .with_format(ImageFormat::U8);
     let s = ds.get(3).unwrap();
     assert_eq!(s.image.to_vec::<u8>().unwrap()[1], 4);
     assert!(ds.get(4).is_err(), "index past the end must be an error");
@@ -74,7 +76,10 @@ fn missing_files_say_where_to_put_them() {
     let msg = e.to_string();
     let expected = root.path().join("MNIST/raw/train-images-idx3-ubyte.gz");
     assert!(msg.contains(&expected.display().to_string()), "{msg}");
-    assert!(msg.contains("train-labels-idx1-ubyte.gz") && msg.contains("mnist-mini"), "{msg}");
+    assert!(
+        msg.contains("train-labels-idx1-ubyte.gz") && msg.contains("mnist-mini"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -86,7 +91,10 @@ fn failed_download_reports_the_paths_and_the_cause() {
     let e = Mnist::download(root.path(), false, Some(&mirrors), &opts).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("404") && msg.contains(&server.url("/mnist/t10k-images-idx3-ubyte.gz")));
-    assert!(msg.contains("t10k-images-idx3-ubyte.gz") && msg.contains("mnist-mini"), "{msg}");
+    assert!(
+        msg.contains("t10k-images-idx3-ubyte.gz") && msg.contains("mnist-mini"),
+        "{msg}"
+    );
     assert!(files_under(root.path()).is_empty());
 }
 
@@ -94,7 +102,10 @@ fn expect_format_error(dir: &Path, needle: &str, file: &str) {
     let e = Mnist::from_dir(dir, true).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Format { .. }), "{msg}");
-    assert!(msg.contains(needle) && msg.contains(file), "expected `{needle}` in: {msg}");
+    assert!(
+        msg.contains(needle) && msg.contains(file),
+        "expected `{needle}` in: {msg}"
+    );
 }
 
 #[test]
@@ -116,7 +127,11 @@ fn dims_disagreeing_with_length_is_an_error() {
     let mut b = std::fs::read(&p).unwrap();
     b.truncate(b.len() - 10);
     std::fs::write(&p, b).unwrap();
-    expect_format_error(dir.path(), "need 1568 data bytes", "train-images-idx3-ubyte");
+    expect_format_error(
+        dir.path(),
+        "need 1568 data bytes",
+        "train-images-idx3-ubyte",
+    );
 }
 
 #[test]
@@ -133,16 +148,27 @@ fn truncated_gzip_is_an_error() {
 fn label_out_of_range_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write_split(dir.path(), true, 3, false);
-    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), encode_idx(&[3], &[1, 10, 2]))
-        .unwrap();
-    expect_format_error(dir.path(), "label 10 at record 1", "train-labels-idx1-ubyte");
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        encode_idx(&[3], &[1, 10, 2]),
+    )
+    .unwrap();
+    expect_format_error(
+        dir.path(),
+        "label 10 at record 1",
+        "train-labels-idx1-ubyte",
+    );
 }
 
 #[test]
 fn label_count_mismatch_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write_split(dir.path(), true, 3, false);
-    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), encode_idx(&[2], &[1, 2])).unwrap();
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        encode_idx(&[2], &[1, 2]),
+    )
+    .unwrap();
     expect_format_error(dir.path(), "2 labels but", "train-labels-idx1-ubyte");
 }
 

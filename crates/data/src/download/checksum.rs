@@ -47,7 +47,9 @@ impl Checksum {
         };
         let h = c.hex().unwrap_or_default();
         if h.len() != len || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::invalid(format!("checksum `{s}`: expected {len} hex digits")));
+            return Err(Error::invalid(format!(
+                "checksum `{s}`: expected {len} hex digits"
+            )));
         }
         Ok(c)
     }
@@ -111,7 +113,9 @@ fn hash_file<D: Digest>(path: &Path) -> Result<String> {
     let mut h = D::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io("reading", path, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading", path, e))?;
         if n == 0 {
             break;
         }
@@ -168,10 +172,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"abc").unwrap();
-        Checksum::sha256(sha256_bytes(b"abc")).verify(&p, "src").unwrap();
+        Checksum::sha256(sha256_bytes(b"abc"))
+            .verify(&p, "src")
+            .unwrap();
         Checksum::md5(md5_bytes(b"abc")).verify(&p, "src").unwrap();
         Checksum::None.verify(&p, "src").unwrap();
-        let e = Checksum::md5(md5_bytes(b"x")).verify(&p, "http://h/f").unwrap_err();
+        let e = Checksum::md5(md5_bytes(b"x"))
+            .verify(&p, "http://h/f")
+            .unwrap_err();
         assert!(e.to_string().contains("http://h/f") && e.to_string().contains("mismatch"));
     }
 }

@@ -52,7 +52,10 @@ impl Default for DownloadOptions {
 impl DownloadOptions {
     /// Default options with no progress output.
     pub fn quiet() -> Self {
-        DownloadOptions { progress: Progress::Quiet, ..Default::default() }
+        DownloadOptions {
+            progress: Progress::Quiet,
+            ..Default::default()
+        }
     }
 
     /// Sets how progress is reported.
@@ -98,7 +101,10 @@ pub fn download_file(
     opts: &DownloadOptions,
 ) -> Result<PathBuf> {
     if urls.is_empty() {
-        return Err(Error::invalid(format!("no URL given to download {}", dest.display())));
+        return Err(Error::invalid(format!(
+            "no URL given to download {}",
+            dest.display()
+        )));
     }
     if dest.is_file() && expected.verify(dest, &dest.display().to_string()).is_ok() {
         return Ok(dest.to_path_buf());
@@ -110,7 +116,10 @@ pub fn download_file(
         .connect_timeout(opts.timeout)
         .user_agent(opts.user_agent.clone())
         .build()
-        .map_err(|e| Error::Network { url: urls[0].clone(), message: error_chain(&e) })?;
+        .map_err(|e| Error::Network {
+            url: urls[0].clone(),
+            message: error_chain(&e),
+        })?;
 
     let mut errors = Vec::new();
     for url in urls {
@@ -120,7 +129,8 @@ pub fn download_file(
             match fetch(&client, url, &part, dest, opts) {
                 Ok(()) => match expected.verify(&part, url) {
                     Ok(()) => {
-                        std::fs::rename(&part, dest).map_err(|e| Error::io("renaming", &part, e))?;
+                        std::fs::rename(&part, dest)
+                            .map_err(|e| Error::io("renaming", &part, e))?;
                         return Ok(dest.to_path_buf());
                     }
                     Err(e) => {
@@ -153,13 +163,19 @@ pub fn download_file(
     Err(if errors.len() == 1 {
         errors.remove(0)
     } else {
-        Error::AllMirrorsFailed { dest: dest.to_path_buf(), errors }
+        Error::AllMirrorsFailed {
+            dest: dest.to_path_buf(),
+            errors,
+        }
     })
 }
 
 /// `DEST.part`, the file a download of `dest` streams into.
 pub fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".part");
     dest.with_file_name(name)
 }
@@ -197,7 +213,13 @@ struct Failure {
 }
 
 fn network(url: &str, message: String) -> Failure {
-    Failure { error: Error::Network { url: url.to_string(), message }, retry: true }
+    Failure {
+        error: Error::Network {
+            url: url.to_string(),
+            message,
+        },
+        retry: true,
+    }
 }
 
 /// The error and its causes, joined with `: ` (reqwest hides the useful part in the causes).
@@ -230,16 +252,25 @@ fn fetch(
     }
     let mut resp = req.send().map_err(|e| network(url, error_chain(&e)))?;
     let status = resp.status();
-    let io = |action, e| Failure { error: Error::io(action, part, e), retry: false };
+    let io = |action, e| Failure {
+        error: Error::io(action, part, e),
+        retry: false,
+    };
     let (mut file, start) = match status {
         StatusCode::PARTIAL_CONTENT if have > 0 && content_range_starts_at(&resp, have) => {
-            let f = OpenOptions::new().append(true).open(part).map_err(|e| io("opening", e))?;
+            let f = OpenOptions::new()
+                .append(true)
+                .open(part)
+                .map_err(|e| io("opening", e))?;
             (f, have)
         }
         StatusCode::PARTIAL_CONTENT => {
             // A range we did not ask for: drop the partial file and retry from zero.
             let _ = std::fs::remove_file(part);
-            return Err(network(url, "unexpected Content-Range in reply; restarting".into()));
+            return Err(network(
+                url,
+                "unexpected Content-Range in reply; restarting".into(),
+            ));
         }
         StatusCode::OK => {
             // A fresh download, or the server ignored our Range: start from zero.
@@ -248,17 +279,26 @@ fn fetch(
         StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
             // The partial file is no prefix of what the server has: drop it and retry afresh.
             let _ = std::fs::remove_file(part);
-            return Err(network(url, "server refused to resume (HTTP 416); restarting".into()));
+            return Err(network(
+                url,
+                "server refused to resume (HTTP 416); restarting".into(),
+            ));
         }
         s => {
             return Err(Failure {
-                error: Error::Http { url: url.to_string(), status: s.as_u16() },
+                error: Error::Http {
+                    url: url.to_string(),
+                    status: s.as_u16(),
+                },
                 retry: false,
             })
         }
     };
     let total = resp.content_length().map(|n| n + start);
-    let label = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let label = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut report = Reporter::new(opts.progress, &format!("{label} from {url}"), total, start);
     let mut received = start;
     let mut buf = vec![0u8; 1 << 16];
@@ -271,7 +311,10 @@ fn fetch(
                 let _ = file.flush();
                 return Err(network(
                     url,
-                    format!("connection lost after {received} bytes: {}", error_chain(&e)),
+                    format!(
+                        "connection lost after {received} bytes: {}",
+                        error_chain(&e)
+                    ),
                 ));
             }
         };
@@ -284,7 +327,10 @@ fn fetch(
     }
     if let Some(t) = total.filter(|&t| t != received) {
         report.abandon();
-        return Err(network(url, format!("body ended after {received} of {t} bytes")));
+        return Err(network(
+            url,
+            format!("body ended after {received} of {t} bytes"),
+        ));
     }
     file.sync_all().map_err(|e| io("writing", e))?;
     report.finish();
@@ -308,13 +354,21 @@ mod tests {
 
     #[test]
     fn part_path_appends_suffix() {
-        assert_eq!(part_path(Path::new("/a/b.tar.gz")), PathBuf::from("/a/b.tar.gz.part"));
+        assert_eq!(
+            part_path(Path::new("/a/b.tar.gz")),
+            PathBuf::from("/a/b.tar.gz.part")
+        );
     }
 
     #[test]
     fn no_urls_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let e = download_file(&[], &dir.path().join("x"), Checksum::None, &DownloadOptions::quiet());
+        let e = download_file(
+            &[],
+            &dir.path().join("x"),
+            Checksum::None,
+            &DownloadOptions::quiet(),
+        );
         assert!(e.is_err());
     }
 
@@ -323,10 +377,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Port 9 on loopback: connection refused, immediately.
         let url = "http://127.0.0.1:9/file.bin".to_string();
-        let opts = DownloadOptions::quiet().retries(0).timeout(Duration::from_secs(5));
+        let opts = DownloadOptions::quiet()
+            .retries(0)
+            .timeout(Duration::from_secs(5));
         let dest = dir.path().join("sub").join("file.bin");
-        let e = download_file(&[url], &dest, Checksum::None, &opts).unwrap_err().to_string();
+        let e = download_file(&[url], &dest, Checksum::None, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("http://127.0.0.1:9/file.bin"), "{e}");
-        assert!(!dir.path().join("sub").exists(), "created folder left behind");
+        assert!(
+            !dir.path().join("sub").exists(),
+            "created folder left behind"
+        );
     }
 }

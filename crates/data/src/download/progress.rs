@@ -60,9 +60,14 @@ impl Reporter {
             bar
         });
         if mode == Progress::Lines {
-            let size = total.map(|t| format!(" ({:.1} MB)", mb(t))).unwrap_or_default();
-            let resume =
-                if done > 0 { format!(", resuming at {:.1} MB", mb(done)) } else { String::new() };
+            let size = total
+                .map(|t| format!(" ({:.1} MB)", mb(t)))
+                .unwrap_or_default();
+            let resume = if done > 0 {
+                format!(", resuming at {:.1} MB", mb(done))
+            } else {
+                String::new()
+            };
             eprintln!("downloading {label}{size}{resume}");
         }
         let now = Instant::now();
@@ -100,7 +105,11 @@ impl Reporter {
         let rate = (self.done - self.start_bytes) as f64 / secs;
         match self.total {
             Some(t) => {
-                let eta = if rate > 0.0 { t.saturating_sub(self.done) as f64 / rate } else { 0.0 };
+                let eta = if rate > 0.0 {
+                    t.saturating_sub(self.done) as f64 / rate
+                } else {
+                    0.0
+                };
                 format!(
                     "{}: {:.1}/{:.1} MB ({}%), {:.1} MB/s, eta {:.0}s",
                     self.label,
@@ -111,7 +120,12 @@ impl Reporter {
                     eta
                 )
             }
-            None => format!("{}: {:.1} MB, {:.1} MB/s", self.label, mb(self.done), rate / 1e6),
+            None => format!(
+                "{}: {:.1} MB, {:.1} MB/s",
+                self.label,
+                mb(self.done),
+                rate / 1e6
+            ),
         }
     }
 

@@ -17,7 +17,11 @@ pub enum Route {
     Status(u16),
     /// The first `times` requests get full headers but only `cut_at` body bytes, then the
     /// connection closes; later requests behave like `File`.
-    CutOff { body: Vec<u8>, cut_at: usize, times: usize },
+    CutOff {
+        body: Vec<u8>,
+        cut_at: usize,
+        times: usize,
+    },
 }
 
 /// One request the server saw.
@@ -37,8 +41,10 @@ impl TestServer {
     pub fn start(routes: Vec<(&str, Route)>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let routes: HashMap<String, Route> =
-            routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect();
+        let routes: HashMap<String, Route> = routes
+            .into_iter()
+            .map(|(p, r)| (p.to_string(), r))
+            .collect();
         let routes = Arc::new(Mutex::new(routes));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = Arc::clone(&seen);
@@ -109,15 +115,27 @@ fn handle(
             }
         }
     }
-    seen.lock().unwrap().push(Seen { path: path.clone(), range: range.clone() });
+    seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        range: range.clone(),
+    });
     let route = {
         let mut routes = routes.lock().unwrap();
         let r = routes.get(&path).cloned();
-        if let Some(Route::CutOff { body, cut_at, times }) = &r {
+        if let Some(Route::CutOff {
+            body,
+            cut_at,
+            times,
+        }) = &r
+        {
             if *times > 0 {
                 routes.insert(
                     path.clone(),
-                    Route::CutOff { body: body.clone(), cut_at: *cut_at, times: times - 1 },
+                    Route::CutOff {
+                        body: body.clone(),
+                        cut_at: *cut_at,
+                        times: times - 1,
+                    },
                 );
             }
         }
@@ -127,7 +145,11 @@ fn handle(
         None => respond(&mut stream, 404, "", b"not found"),
         Some(Route::Status(code)) => respond(&mut stream, code, "", b"error"),
         Some(Route::IgnoreRange(body)) => respond(&mut stream, 200, "", &body),
-        Some(Route::CutOff { body, cut_at, times }) if times > 0 => {
+        Some(Route::CutOff {
+            body,
+            cut_at,
+            times,
+        }) if times > 0 => {
             write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -154,7 +176,11 @@ fn handle(
                 Some(n) => respond(
                     &mut stream,
                     206,
-                    &format!("Content-Range: bytes {n}-{}/{}\r\n", body.len() - 1, body.len()),
+                    &format!(
+                        "Content-Range: bytes {n}-{}/{}\r\n",
+                        body.len() - 1,
+                        body.len()
+                    ),
                     &body[n..],
                 ),
             }
@@ -164,7 +190,13 @@ fn handle(
 
 /// Deterministic test bytes.
 pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u32).wrapping_mul(2654435761).wrapping_add(seed as u32) as u8).collect()
+    (0..n)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2654435761)
+                .wrapping_add(seed as u32) as u8
+        })
+        .collect()
 }
 
 /// Every file (not folder) under `dir`, recursively.
