@@ -30,7 +30,7 @@ fn unary_ops() {
         ("affine", UnaryOp::Affine(2.0, -1.0), &x),
     ];
     for (name, op, t) in cases {
-        check(name, |xs| xs[0].unary_op(op), std::slice::from_ref(&t));
+        check(name, |xs| xs[0].unary_op(op), std::slice::from_ref(t));
     }
     check(
         "sign",
