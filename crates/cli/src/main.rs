@@ -1,1 +1,73 @@
-fn main() {}
+//! `mlfw`: train, evaluate and run image classifiers from the command line.
+//!
+//! `main` only parses arguments and dispatches; each subcommand lives in `cmd/`. Errors are
+//! printed as `error: ...` and turned into a non-zero exit status, never a panic.
+
+mod checkpoint;
+mod cmd;
+mod device;
+mod error;
+mod metrics;
+mod models;
+mod plot;
+mod progress;
+mod run_dir;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Deep learning in Rust: train, evaluate and run image classifiers.
+#[derive(Parser, Debug)]
+#[command(name = "mlfw", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model on a dataset, writing a run folder (config, metrics, checkpoints, plots).
+    Train(cmd::train::TrainArgs),
+    /// Evaluate weights on a dataset split: accuracy, loss, per-class accuracy, confusion matrix.
+    Eval(cmd::eval::EvalArgs),
+    /// Classify image files: top-k classes with probabilities.
+    Predict(cmd::predict::PredictArgs),
+    /// Redraw the training curves of one or more runs, overlaid.
+    Plot(cmd::plot::PlotArgs),
+    /// List and download datasets.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+    /// Pretrained models: pull, list, info, rm, export.
+    #[command(subcommand)]
+    Hub(cmd::hub::HubCommand),
+    /// Measure training and inference throughput and peak memory.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
+    match cli.command {
+        Command::Train(a) => {
+            let sub = matches.subcommand_matches("train").unwrap_or(matches);
+            cmd::train::run(a, sub)
+        }
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
+        Command::Data(c) => cmd::data::run(c),
+        Command::Hub(c) => cmd::hub::run(c),
+        Command::Bench(a) => cmd::bench::run(a),
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message());
+            ExitCode::from(e.code())
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! stub
+use crate::error::Result;
+#[derive(clap::Subcommand, Debug)]
+pub enum HubCommand { List }
+pub fn run(_a: HubCommand) -> Result<()> { Ok(()) }

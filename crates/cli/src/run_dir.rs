@@ -1,0 +1,159 @@
+//! The run folder: its file names, `config.json` (every setting of a training run) and naming.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, Result};
+
+/// Settings of the run, as given or defaulted.
+pub const CONFIG: &str = "config.json";
+/// Model weights after the last finished step (PyTorch state-dict keys).
+pub const LAST: &str = "last.safetensors";
+/// Model weights with the best validation accuracy so far.
+pub const BEST: &str = "best.safetensors";
+/// Everything needed to resume: weights, optimizer, scheduler, epoch/step, RNG state.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Every setting of a training run, saved as `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Model name (canonical).
+    pub model: String,
+    /// Dataset name (canonical).
+    pub dataset: String,
+    /// Device spec (`cpu`, `cuda`, `cuda:N`).
+    pub device: String,
+    /// Number of epochs to train.
+    pub epochs: usize,
+    /// Samples per training step.
+    pub batch_size: usize,
+    /// Learning rate (peak rate for OneCycle).
+    pub lr: f64,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Momentum (SGD, RMSprop) or Adam's β1.
+    pub momentum: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate schedule name.
+    pub scheduler: String,
+    /// Seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// Data-loading worker threads.
+    pub workers: usize,
+    /// Folder holding the dataset files, if given.
+    pub data_dir: Option<PathBuf>,
+    /// Training steps per epoch at most (smoke tests), if given.
+    pub max_steps: Option<usize>,
+    /// Per-channel mean used to normalize inputs.
+    pub mean: Vec<f32>,
+    /// Per-channel std used to normalize inputs.
+    pub std: Vec<f32>,
+    /// Input image size `[C, H, W]` fed to the model.
+    pub input_shape: [usize; 3],
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Training augmentation, in order (empty: none).
+    pub augment: Vec<String>,
+    /// The run folder.
+    pub out: PathBuf,
+    /// mlfw version that created the run.
+    pub mlfw_version: String,
+    /// The full command line that created the run.
+    pub command_line: Vec<String>,
+    /// Creation time (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
+    pub created: String,
+}
+
+/// Reads `config.json` of the run folder `dir`.
+pub fn read_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CliError::msg(format!(
+            "{}: {e} (is {} a run folder made by `mlfw train`?)",
+            path.display(),
+            dir.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| CliError::msg(format!("{}: {e}", path.display())))
+}
+
+/// Writes `config.json` into `dir` atomically.
+pub fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
+    let text = serde_json::to_string_pretty(cfg)? + "\n";
+    mlfw_core::safetensors::write_atomic(dir.join(CONFIG), text.as_bytes())?;
+    Ok(())
+}
+
+/// Creates a fresh run folder; errors if `dir` already holds a run.
+pub fn create(dir: &Path) -> Result<()> {
+    if dir.join(CONFIG).exists() || dir.join(CHECKPOINT).exists() {
+        return Err(CliError::msg(format!(
+            "{} already holds a run; continue it with --resume {0} or choose another --out",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::msg(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// `runs/<model>-<dataset>-<YYYYMMDD-HHMMSS>`.
+pub fn default_dir(model: &str, dataset: &str) -> PathBuf {
+    let (y, mo, d, h, mi, s) = utc_now();
+    PathBuf::from("runs").join(format!(
+        "{model}-{dataset}-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}"
+    ))
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn timestamp() -> String {
+    let (y, mo, d, h, mi, s) = utc_now();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// `(year, month, day, hour, minute, second)` in UTC.
+fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let rem = rem as u32;
+    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn create_refuses_an_existing_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("r");
+        create(&run).unwrap();
+        std::fs::write(run.join(CONFIG), "{}").unwrap();
+        assert!(create(&run).unwrap_err().message().contains("--resume"));
+    }
+}
