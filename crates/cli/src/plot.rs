@@ -36,6 +36,7 @@ struct Chart {
     file_stem: &'static str,
     title: &'static str,
     y_desc: &'static str,
+    legend_at: SeriesLabelPosition,
     curves: Vec<Curve>,
 }
 
@@ -52,7 +53,12 @@ fn charts(runs: &[(String, Vec<EpochMetrics>)]) -> Vec<Chart> {
     let mut loss = Vec::new();
     let mut acc = Vec::new();
     for (i, (name, rows)) in runs.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        // One run: train and validation in two colours; several: one colour per run.
+        let (c_train, c_val) = if one {
+            (COLORS[0], COLORS[1])
+        } else {
+            (COLORS[i % COLORS.len()], COLORS[i % COLORS.len()])
+        };
         let label = |what: &str| {
             if one {
                 what.to_string()
@@ -63,11 +69,11 @@ fn charts(runs: &[(String, Vec<EpochMetrics>)]) -> Vec<Chart> {
         let series = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
             rows.iter().map(|r| (r.epoch as f64, f(r))).collect()
         };
-        let curve = |what: &str, f: fn(&EpochMetrics) -> f64, dashed| Curve {
+        let curve = |what: &str, f: fn(&EpochMetrics) -> f64, train: bool| Curve {
             label: label(what),
             points: series(f),
-            color,
-            dashed,
+            color: if train { c_train } else { c_val },
+            dashed: train,
         };
         loss.push(curve("train loss", |r| r.train_loss, true));
         loss.push(curve("val loss", |r| r.val_loss, false));
@@ -79,12 +85,14 @@ fn charts(runs: &[(String, Vec<EpochMetrics>)]) -> Vec<Chart> {
             file_stem: "loss",
             title: "Loss",
             y_desc: "loss",
+            legend_at: SeriesLabelPosition::UpperRight,
             curves: loss,
         },
         Chart {
             file_stem: "accuracy",
             title: "Accuracy",
             y_desc: "accuracy",
+            legend_at: SeriesLabelPosition::LowerRight,
             curves: acc,
         },
     ]
@@ -123,12 +131,13 @@ where
     ctx.configure_mesh()
         .x_desc("epoch")
         .y_desc(chart.y_desc)
+        .light_line_style(RGBColor(235, 235, 235))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(err)?;
     for c in &chart.curves {
         let style = c.color.stroke_width(2);
-        let color = c.color;
+        let (color, dashed) = (c.color, c.dashed);
         let ann = if c.dashed {
             let s = DashedLineSeries::new(c.points.iter().copied(), 8, 5, style);
             ctx.draw_series(s).map_err(err)?
@@ -136,14 +145,20 @@ where
             ctx.draw_series(LineSeries::new(c.points.iter().copied(), style))
                 .map_err(err)?
         };
-        ann.label(c.label.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        // Legend sample: two segments, with a gap when the curve is dashed.
+        let gap = if dashed { 4 } else { 0 };
+        ann.label(c.label.clone()).legend(move |(x, y)| {
+            let s = color.stroke_width(2);
+            EmptyElement::at((x, y))
+                + PathElement::new([(0, 0), (10 - gap, 0)], s)
+                + PathElement::new([(10 + gap, 0), (20, 0)], s)
+        });
     }
     ctx.configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(chart.legend_at.clone())
         .draw()
         .map_err(err)?;
     root.present().map_err(err)?;
