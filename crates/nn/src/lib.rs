@@ -7,7 +7,7 @@
 //! ```
 //! use mlfw_core::{DType, Device, Tensor};
 //! use mlfw_nn::{functional as F, Linear, Module, Relu, Sequential};
-//! let model = Sequential::new().add(Linear::new(4, 8, true, &Device::Cpu)?).add(Relu).add(Linear::new(8, 3, true, &Device::Cpu)?);
+//! let model = Sequential::new().append(Linear::new(4, 8, true, &Device::Cpu)?).append(Relu).append(Linear::new(8, 3, true, &Device::Cpu)?);
 //! let x = Tensor::ones([2, 4], DType::F32, &Device::Cpu)?;
 //! let target = Tensor::from_vec(vec![0i64, 2], [2], &Device::Cpu)?;
 //! let loss = F::cross_entropy(&model.forward(&x)?, &target)?;

@@ -38,7 +38,7 @@ fn net() -> Net {
     };
     Net {
         stem: Linear::new(4, 4, true, &d).unwrap(),
-        layer1: Sequential::new().add(block).add(Relu),
+        layer1: Sequential::new().append(block).append(Relu),
         drop: Dropout::new(0.5).unwrap(),
     }
 }
@@ -129,10 +129,10 @@ fn state_dict_round_trip_and_mismatches() {
 #[test]
 fn gradients_reach_parameters_and_to_device_is_a_no_op_on_cpu() {
     let mut m = Sequential::new()
-        .add(Linear::new(3, 5, true, &Device::Cpu).unwrap())
-        .add(LayerNorm::new(&[5], &Device::Cpu).unwrap())
-        .add(Gelu::default())
-        .add(Linear::new(5, 2, true, &Device::Cpu).unwrap());
+        .append(Linear::new(3, 5, true, &Device::Cpu).unwrap())
+        .append(LayerNorm::new(&[5], &Device::Cpu).unwrap())
+        .append(Gelu::default())
+        .append(Linear::new(5, 2, true, &Device::Cpu).unwrap());
     let before = m.parameters()[0].id();
     m.to_device(&Device::Cpu).unwrap();
     assert_eq!(m.parameters()[0].id(), before);

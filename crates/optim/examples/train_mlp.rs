@@ -13,9 +13,9 @@ fn main() -> Result<()> {
     let device = Device::Cpu;
     let mut g = Generator::new(42);
     let model = Sequential::new()
-        .add(Linear::new_with(2, 32, true, &device, &mut g)?)
-        .add(Relu)
-        .add(Linear::new_with(32, 2, true, &device, &mut g)?);
+        .append(Linear::new_with(2, 32, true, &device, &mut g)?)
+        .append(Relu)
+        .append(Linear::new_with(32, 2, true, &device, &mut g)?);
 
     // Points inside the unit circle are class 1.
     let x = Tensor::rand_with(-1.5, 1.5, [256, 2], DType::F32, &device, &mut g)?;

@@ -190,7 +190,7 @@ fn other_dtypes() {
 fn gradient_clipping() {
     let p = leaf(vec![0.0, 0.0]);
     grad(&p, vec![3.0, 4.0]);
-    let n = clip_grad_norm(&[p.clone()], 1.0, 2.0).unwrap();
+    let n = clip_grad_norm(std::slice::from_ref(&p), 1.0, 2.0).unwrap();
     assert!((n - 5.0).abs() < 1e-6);
     close(
         &p.grad().unwrap().to_vec::<f32>().unwrap(),
@@ -198,14 +198,14 @@ fn gradient_clipping() {
         1e-6,
     );
     grad(&p, vec![3.0, -4.0]);
-    let n = clip_grad_norm(&[p.clone()], 10.0, f64::INFINITY).unwrap();
+    let n = clip_grad_norm(std::slice::from_ref(&p), 10.0, f64::INFINITY).unwrap();
     assert_eq!(n, 4.0);
     close(
         &p.grad().unwrap().to_vec::<f32>().unwrap(),
         &[3.0, -4.0],
         0.0,
     );
-    clip_grad_value(&[p.clone()], 3.5).unwrap();
+    clip_grad_value(std::slice::from_ref(&p), 3.5).unwrap();
     close(
         &p.grad().unwrap().to_vec::<f32>().unwrap(),
         &[3.0, -3.5],

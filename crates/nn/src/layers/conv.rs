@@ -114,7 +114,7 @@ impl Conv2d {
         mut g: Option<&mut Generator>,
     ) -> Result<Self> {
         let gr = config.groups;
-        if gr == 0 || c_in % gr != 0 || c_out % gr != 0 {
+        if c_in.checked_rem(gr) != Some(0) || c_out.checked_rem(gr) != Some(0) {
             return Err(Error::msg(format!(
                 "Conv2d: in_channels {c_in} and out_channels {c_out} must be divisible by groups {gr}"
             )));

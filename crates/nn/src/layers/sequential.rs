@@ -17,7 +17,7 @@ impl Sequential {
     }
 
     /// Appends a layer (builder form).
-    pub fn add<M: Module + 'static>(mut self, m: M) -> Self {
+    pub fn append<M: Module + 'static>(mut self, m: M) -> Self {
         self.layers.push(Box::new(m));
         self
     }

@@ -156,7 +156,8 @@ pub fn run(dir: &Path, device: &Device) -> Result<Vec<GroupResult>> {
     }
     out.push(compare("grads", &pairs)?);
 
-    let opts: [(&str, Box<dyn Fn(&LeNet5) -> Result<()>>); 5] = [
+    type Steps<'a> = Box<dyn Fn(&LeNet5) -> Result<()> + 'a>;
+    let opts: [(&str, Steps); 5] = [
         (
             "sgd",
             Box::new(|m| {
