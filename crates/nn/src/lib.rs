@@ -16,6 +16,8 @@
 //! # Ok::<(), mlfw_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod functional;
 pub mod init;
 mod layers;

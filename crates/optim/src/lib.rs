@@ -19,6 +19,8 @@
 //! # Ok::<(), mlfw_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod adagrad;
 mod adam;
 mod clip;
