@@ -1,4 +1,6 @@
-//! Forward and backward parity of conv2d and pooling against PyTorch fixtures.
+//! Forward and backward parity of conv2d and pooling against PyTorch fixtures: the shared
+//! `ops.safetensors` and this crate's `fixtures/pool_edge.safetensors` (ceil_mode,
+//! count_include_pad, dilation, adaptive edge cases; made by `fixtures/gen_pool_edge.py`).
 
 mod common;
 
@@ -9,6 +11,10 @@ use serde_json::Value;
 const OPS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/fixtures/torch-ref/ops.safetensors"
+);
+const POOL_EDGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/pool_edge.safetensors"
 );
 const TOL: f64 = 1e-4;
 
@@ -42,16 +48,24 @@ fn cases(f: &safetensors::SafeTensorsFile, op: &str) -> Vec<(String, Value)> {
     v
 }
 
-fn load() -> safetensors::SafeTensorsFile {
-    safetensors::load(OPS, &Device::Cpu).expect("fixture file")
+/// Every case of `op` in every fixture file, with the file it lives in.
+fn all_cases(op: &str) -> Vec<(safetensors::SafeTensorsFile, String, Value)> {
+    let mut out = Vec::new();
+    for path in [OPS, POOL_EDGE] {
+        let f = safetensors::load(path, &Device::Cpu).expect("fixture file");
+        for (name, m) in cases(&f, op) {
+            out.push((f.clone(), name, m));
+        }
+    }
+    assert!(!out.is_empty(), "no {op} cases");
+    out
 }
 
 #[test]
 fn conv2d_matches_torch() {
-    let f = load();
-    let cs = cases(&f, "conv2d");
+    let cs = all_cases("conv2d");
     assert!(cs.len() >= 4, "expected conv2d cases, got {}", cs.len());
-    for (name, m) in cs {
+    for (f, name, m) in cs {
         let t = |s: &str| f.require(&format!("{name}.{s}")).unwrap().clone();
         let p = Conv2dParams {
             stride: pair(&m, "stride", 1),
@@ -93,10 +107,13 @@ fn pool_params(m: &Value) -> Pool2dParams {
 
 #[test]
 fn max_pool2d_matches_torch() {
-    let f = load();
-    let cs = cases(&f, "max_pool2d");
-    assert!(!cs.is_empty());
-    for (name, m) in cs {
+    let cs = all_cases("max_pool2d");
+    assert!(
+        cs.len() >= 6,
+        "expected the edge cases too, got {}",
+        cs.len()
+    );
+    for (f, name, m) in cs {
         let t = |s: &str| f.require(&format!("{name}.{s}")).unwrap().clone();
         let x = t("in0");
         let (out, idx) = x.max_pool2d_with_indices(pool_params(&m)).unwrap();
@@ -108,14 +125,22 @@ fn max_pool2d_matches_torch() {
 
 #[test]
 fn avg_pool2d_matches_torch() {
-    let f = load();
-    let cs = cases(&f, "avg_pool2d");
-    assert!(!cs.is_empty());
-    for (name, m) in cs {
+    let cs = all_cases("avg_pool2d");
+    assert!(
+        cs.len() >= 5,
+        "expected the edge cases too, got {}",
+        cs.len()
+    );
+    for (f, name, m) in cs {
         let t = |s: &str| f.require(&format!("{name}.{s}")).unwrap().clone();
         let x = t("in0");
         let p = pool_params(&m);
-        assert_close(&x.avg_pool2d(p).unwrap(), &t("out"), TOL, &format!("{name} forward"));
+        assert_close(
+            &x.avg_pool2d(p).unwrap(),
+            &t("out"),
+            TOL,
+            &format!("{name} forward"),
+        );
         let gx = t("gout").avg_pool2d_backward(p, x.shape()).unwrap();
         assert_close(&gx, &t("grad0"), TOL, &format!("{name} grad input"));
     }
@@ -123,10 +148,13 @@ fn avg_pool2d_matches_torch() {
 
 #[test]
 fn adaptive_avg_pool2d_matches_torch() {
-    let f = load();
-    let cs = cases(&f, "adaptive_avg_pool2d");
-    assert!(!cs.is_empty());
-    for (name, m) in cs {
+    let cs = all_cases("adaptive_avg_pool2d");
+    assert!(
+        cs.len() >= 4,
+        "expected the edge cases too, got {}",
+        cs.len()
+    );
+    for (f, name, m) in cs {
         let t = |s: &str| f.require(&format!("{name}.{s}")).unwrap().clone();
         let x = t("in0");
         let out_hw = pair(&m, "output", 1);

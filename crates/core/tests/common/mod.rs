@@ -12,7 +12,13 @@ pub fn randn(dims: &[usize], seed: u64) -> Tensor {
 /// The same values behind a non-contiguous layout: stored as `[.., W, H]` and transposed back.
 pub fn non_contiguous(t: &Tensor) -> Tensor {
     let r = t.rank();
-    let nc = t.transpose(-1, -2).unwrap().contiguous().unwrap().transpose(-1, -2).unwrap();
+    let nc = t
+        .transpose(-1, -2)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .transpose(-1, -2)
+        .unwrap();
     assert!(r < 2 || t.dims()[r - 1] <= 1 || t.dims()[r - 2] <= 1 || !nc.is_contiguous());
     nc
 }
@@ -20,7 +26,11 @@ pub fn non_contiguous(t: &Tensor) -> Tensor {
 /// max|a−b| / (max|b| + 1e-6), the fixture tolerance measure.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     diff / (scale + 1e-6)
 }
@@ -59,7 +69,8 @@ pub fn conv_ref(
                     for ci in 0..cg {
                         let ch = grp * cg + ci;
                         for i in 0..kh {
-                            let ih = (y * p.stride.0 + i * p.dilation.0) as isize - p.padding.0 as isize;
+                            let ih =
+                                (y * p.stride.0 + i * p.dilation.0) as isize - p.padding.0 as isize;
                             if ih < 0 || ih >= h as isize {
                                 continue;
                             }
