@@ -5,15 +5,21 @@
 
 mod checkpoint;
 mod cmd;
+mod data;
 mod device;
 mod error;
+mod evaluate;
 mod metrics;
 mod models;
+mod optim;
 mod plot;
 mod progress;
 mod run_dir;
+mod trainer;
 
 use std::process::ExitCode;
+use std::sync::LazyLock;
+use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -45,6 +51,9 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
 }
 
+/// When the process started (for the start-up time in `train --json`).
+pub static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
 fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
     match cli.command {
         Command::Train(a) => {
@@ -61,6 +70,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
 }
 
 fn main() -> ExitCode {
+    LazyLock::force(&START);
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli, &matches) {

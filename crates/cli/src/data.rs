@@ -1,0 +1,106 @@
+//! Datasets as the commands use them: metadata, the model's input size, normalization (done on
+//! the device, per batch) and training augmentation (done per sample in loader workers).
+
+use std::path::PathBuf;
+
+use mlfw_core::{Device, Tensor};
+use mlfw_data::{load_by_name, DataLoader, DatasetInfo, ImageDataset, LoadOptions, Split};
+
+use crate::error::Result;
+use crate::models;
+
+/// A dataset prepared for a model.
+#[derive(Debug, Clone)]
+pub struct DataSpec {
+    /// Canonical dataset name.
+    pub name: &'static str,
+    /// Its metadata (classes, image shape, mean/std).
+    pub info: DatasetInfo,
+    /// The `[C, H, W]` input the model is fed.
+    pub input: [usize; 3],
+    /// Folder holding the files (`--data-dir`), if given.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataSpec {
+    /// The spec of `dataset` for `model` (canonical names).
+    pub fn new(dataset: &str, model: &str, data_dir: Option<PathBuf>) -> Result<Self> {
+        let name = mlfw_data::registry::canonical_name(dataset)?;
+        let info = mlfw_data::dataset_info(name)?;
+        let input = models::input_shape(model, info.image_shape());
+        Ok(DataSpec {
+            name,
+            info,
+            input,
+            data_dir,
+        })
+    }
+
+    /// Names of the training augmentation for this dataset (CIFAR: crop with padding 4, flip).
+    pub fn augmentation(&self) -> Vec<String> {
+        if self.name.starts_with("cifar") {
+            let [_, h, w] = self.input;
+            vec![
+                format!("RandomCrop({h}x{w}, padding=4)"),
+                "RandomHorizontalFlip(p=0.5)".to_string(),
+            ]
+        } else {
+            vec![]
+        }
+    }
+
+    /// Loads `split`, resized to the model's input and (for training) augmented.
+    pub fn load(&self, split: Split, augment: bool) -> Result<ImageDataset> {
+        let mut opts = LoadOptions::default();
+        if let Some(dir) = &self.data_dir {
+            opts = opts.data_dir(dir.clone());
+        }
+        // TEMP: resize and augmentation transforms come with mlfw-vision.
+        let _ = augment;
+        Ok(load_by_name(self.name, split, &opts)?)
+    }
+
+    /// A loader over `split`: shuffled with `seed` for training, in order otherwise.
+    pub fn loader(
+        &self,
+        split: Split,
+        batch_size: usize,
+        workers: usize,
+        seed: u64,
+    ) -> Result<DataLoader> {
+        let train = split.is_train();
+        let ds = self.load(split, train)?;
+        let loader = DataLoader::new(ds)
+            .batch_size(batch_size)
+            .num_workers(workers);
+        Ok(if train {
+            loader.shuffle(seed)
+        } else {
+            loader.seed(seed)
+        })
+    }
+}
+
+/// Per-channel normalization `(x - mean) / std` of `[N, C, H, W]` batches, on a device.
+#[derive(Debug, Clone)]
+pub struct Normalize {
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl Normalize {
+    /// Normalization with the dataset's statistics, kept on `device`.
+    pub fn new(mean: &[f32], std: &[f32], device: &Device) -> Result<Self> {
+        let c = mean.len();
+        Ok(Normalize {
+            mean: Tensor::from_vec(mean.to_vec(), [1, c, 1, 1], device)?,
+            std: Tensor::from_vec(std.to_vec(), [1, c, 1, 1], device)?,
+        })
+    }
+
+    /// Moves `images` to the device and normalizes them.
+    pub fn apply(&self, images: &Tensor) -> Result<Tensor> {
+        let x = images.to(&self.mean.device())?;
+        Ok(x.sub(&self.mean)?.div(&self.std)?)
+    }
+}

@@ -1,0 +1,137 @@
+//! Optimizers and learning-rate schedules by command-line name, with per-optimizer defaults.
+
+use mlfw_core::Tensor;
+use mlfw_optim::sched::{CosineAnnealingLR, OneCycleLR, Scheduler, StepLR};
+use mlfw_optim::{AdamConfig, Optim, Optimizer, RmsPropConfig, SgdConfig};
+
+use crate::error::{CliError, Result};
+
+/// Every `--optimizer` name.
+pub const OPTIMIZER_NAMES: [&str; 4] = ["sgd", "adam", "adamw", "rmsprop"];
+/// Every `--scheduler` name.
+pub const SCHEDULER_NAMES: [&str; 4] = ["none", "step", "cosine", "onecycle"];
+
+fn pick(kind: &str, name: &str, valid: &[&'static str]) -> Result<&'static str> {
+    let n = name.trim().to_ascii_lowercase();
+    valid.iter().copied().find(|&v| v == n).ok_or_else(|| {
+        CliError::msg(format!(
+            "unknown {kind} `{name}`; valid {kind}s: {}",
+            valid.join(", ")
+        ))
+    })
+}
+
+/// The canonical optimizer name, or an error listing the valid ones.
+pub fn optimizer_name(name: &str) -> Result<&'static str> {
+    pick("optimizer", name, &OPTIMIZER_NAMES)
+}
+
+/// The canonical scheduler name, or an error listing the valid ones.
+pub fn scheduler_name(name: &str) -> Result<&'static str> {
+    pick("scheduler", name, &SCHEDULER_NAMES)
+}
+
+/// Default learning rate: 0.01 for SGD, 0.001 (PyTorch's) for the adaptive optimizers.
+pub fn default_lr(optimizer: &str) -> f64 {
+    if optimizer == "sgd" {
+        0.01
+    } else {
+        1e-3
+    }
+}
+
+/// Default momentum (Adam's β1): 0.9, but 0 for RMSprop as in PyTorch.
+pub fn default_momentum(optimizer: &str) -> f64 {
+    if optimizer == "rmsprop" {
+        0.0
+    } else {
+        0.9
+    }
+}
+
+/// Default weight decay: 0, but 0.01 for AdamW as in PyTorch.
+pub fn default_weight_decay(optimizer: &str) -> f64 {
+    if optimizer == "adamw" {
+        0.01
+    } else {
+        0.0
+    }
+}
+
+/// Builds optimizer `name` over `params`.
+pub fn build_optimizer(
+    name: &str,
+    params: Vec<Tensor>,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+) -> Result<Box<dyn Optimizer>> {
+    Ok(match optimizer_name(name)? {
+        "sgd" => Box::new(Optim::new(
+            params,
+            SgdConfig::new(lr).momentum(momentum).weight_decay(weight_decay),
+        )?),
+        "adam" => Box::new(Optim::new(
+            params,
+            AdamConfig::new(lr)
+                .betas(momentum, 0.999)
+                .weight_decay(weight_decay),
+        )?),
+        "adamw" => Box::new(Optim::new(
+            params,
+            AdamConfig::adamw(lr)
+                .betas(momentum, 0.999)
+                .weight_decay(weight_decay),
+        )?),
+        _ => Box::new(Optim::new(
+            params,
+            RmsPropConfig::new(lr)
+                .momentum(momentum)
+                .weight_decay(weight_decay),
+        )?),
+    })
+}
+
+/// A built schedule and whether it steps per batch (OneCycle) rather than per epoch.
+pub struct Schedule {
+    /// The scheduler driving the optimizer.
+    pub scheduler: Scheduler,
+    /// Step after every batch instead of every epoch.
+    pub per_batch: bool,
+}
+
+/// Builds scheduler `name` (`None` for `none`): `step` decays by 0.1 every third of the run,
+/// `cosine` anneals to 0 over `epochs`, `onecycle` peaks at the optimizer's rate.
+pub fn build_scheduler(
+    name: &str,
+    opt: &mut dyn Optimizer,
+    epochs: usize,
+    steps_per_epoch: usize,
+) -> Result<Option<Schedule>> {
+    let epochs = epochs.max(1) as u64;
+    let (scheduler, per_batch) = match scheduler_name(name)? {
+        "none" => return Ok(None),
+        "step" => (
+            Scheduler::new(StepLR::new((epochs / 3).max(1), 0.1), opt)?,
+            false,
+        ),
+        "cosine" => (
+            Scheduler::new(
+                CosineAnnealingLR {
+                    t_max: epochs,
+                    eta_min: 0.0,
+                },
+                opt,
+            )?,
+            false,
+        ),
+        _ => {
+            let total = epochs * steps_per_epoch.max(1) as u64;
+            (Scheduler::new(OneCycleLR::new(opt.lr(), total), opt)?, true)
+        }
+    };
+    Ok(Some(Schedule {
+        scheduler,
+        per_batch,
+    }))
+}
