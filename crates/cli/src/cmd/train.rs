@@ -135,9 +135,10 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
 /// The saved settings of the run in `dir`, with the changes `RESUMABLE` allows.
 fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Result<RunConfig> {
     let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    let fixed: Vec<String> = m
-        .ids()
-        .map(|id| id.as_str())
+    let cmd = TrainArgs::augment_args(clap::Command::new("train"));
+    let fixed: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
         .filter(|id| *id != "resume" && !RESUMABLE.contains(id) && given(id))
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
