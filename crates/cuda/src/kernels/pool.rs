@@ -78,7 +78,7 @@ extern "C" __global__ void avg_pool_bwd(u64 n, PoolGeo g, const T* go, T* dx) {
   }
 }
 
-// Adaptive windows: [floor(o*In/Out), ceil((o+1)*In/Out)).
+// Adaptive windows: rows floor(o*In/Out) up to ceil((o+1)*In/Out), exclusive.
 __device__ __forceinline__ u64 ad_start(u64 o, u64 out, u64 in) { return (o * in) / out; }
 __device__ __forceinline__ u64 ad_end(u64 o, u64 out, u64 in) { return ((o + 1) * in + out - 1) / out; }
 
