@@ -25,7 +25,8 @@ pub(crate) fn configure_pool(ctx: &Arc<CudaContext>) -> Result<()> {
     ctx.bind_to_thread().w("binding the context")?;
     // SAFETY: the device handle comes from a live context; the attribute takes a u64.
     unsafe {
-        let pool = result::device::get_default_mem_pool(ctx.cu_device()).w("getting the memory pool")?;
+        let pool =
+            result::device::get_default_mem_pool(ctx.cu_device()).w("getting the memory pool")?;
         let mut threshold: u64 = u64::MAX;
         result::mem_pool::set_attribute(
             pool,
@@ -46,7 +47,8 @@ pub fn trim(ordinal: usize, keep_bytes: usize) -> Result<()> {
     d.synchronize()?;
     // SAFETY: as in configure_pool.
     unsafe {
-        let pool = result::device::get_default_mem_pool(d.ctx.cu_device()).w("getting the memory pool")?;
+        let pool =
+            result::device::get_default_mem_pool(d.ctx.cu_device()).w("getting the memory pool")?;
         result::mem_pool::trim_to(pool, keep_bytes).w("trimming the memory pool")
     }
 }

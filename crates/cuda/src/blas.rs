@@ -73,7 +73,11 @@ fn types(dt: DType) -> Result<(sys::cudaDataType, sys::cublasComputeType_t)> {
 }
 
 fn int(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::msg(format!("matmul: {what} = {v} exceeds cuBLAS's 32-bit limit")))
+    i32::try_from(v).map_err(|_| {
+        Error::msg(format!(
+            "matmul: {what} = {v} exceeds cuBLAS's 32-bit limit"
+        ))
+    })
 }
 
 /// `C[b] = A[b] · B[b] (+ beta · C[b])` for row-major `A: m x k`, `B: k x n`, `C: m x n` with
@@ -89,8 +93,10 @@ pub(crate) fn gemm(
     (c, ldc, c_bs): (u64, usize, usize),
     beta: f64,
 ) -> Result<()> {
-    let (ta, lda) = as_cublas(m, k, a.rs, a.cs).ok_or_else(|| Error::msg("matmul: lhs strides not expressible"))?;
-    let (tb, ldb) = as_cublas(k, n, b.rs, b.cs).ok_or_else(|| Error::msg("matmul: rhs strides not expressible"))?;
+    let (ta, lda) = as_cublas(m, k, a.rs, a.cs)
+        .ok_or_else(|| Error::msg("matmul: lhs strides not expressible"))?;
+    let (tb, ldb) = as_cublas(k, n, b.rs, b.cs)
+        .ok_or_else(|| Error::msg("matmul: rhs strides not expressible"))?;
     let (dtype, compute) = types(dt)?;
     // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: swap operands and m/n.
     let op = |t: bool| {
@@ -102,9 +108,15 @@ pub(crate) fn gemm(
     };
     let (alpha64, alpha32, beta32) = (1.0f64, 1.0f32, beta as f32);
     let (alpha_p, beta_p) = if dt == DType::F64 {
-        (&alpha64 as *const f64 as *const std::ffi::c_void, &beta as *const f64 as *const std::ffi::c_void)
+        (
+            &alpha64 as *const f64 as *const std::ffi::c_void,
+            &beta as *const f64 as *const std::ffi::c_void,
+        )
     } else {
-        (&alpha32 as *const f32 as *const std::ffi::c_void, &beta32 as *const f32 as *const std::ffi::c_void)
+        (
+            &alpha32 as *const f32 as *const std::ffi::c_void,
+            &beta32 as *const f32 as *const std::ffi::c_void,
+        )
     };
     let mut guard = lock(&dev.blas)?;
     if guard.is_none() {
@@ -146,7 +158,13 @@ pub(crate) fn gemm(
 }
 
 /// `[b, m, k] x [b, k, n] -> [b, m, n]` for any strides.
-pub(crate) fn matmul(a: &CudaStorage, al: &Layout, b: &CudaStorage, bl: &Layout, d: MatmulDims) -> Result<CudaStorage> {
+pub(crate) fn matmul(
+    a: &CudaStorage,
+    al: &Layout,
+    b: &CudaStorage,
+    bl: &Layout,
+    d: MatmulDims,
+) -> Result<CudaStorage> {
     if a.dtype != b.dtype {
         return Err(Error::DTypeMismatch {
             op: "matmul",
@@ -165,19 +183,48 @@ pub(crate) fn matmul(a: &CudaStorage, al: &Layout, b: &CudaStorage, bl: &Layout,
         return Ok(out);
     }
     // Operands cuBLAS cannot read in place are made contiguous (kept alive until queued).
-    let fix = |s: &CudaStorage, l: &Layout, rows: usize, cols: usize| -> Result<(Mat, Option<CudaStorage>)> {
+    let fix = |s: &CudaStorage,
+               l: &Layout,
+               rows: usize,
+               cols: usize|
+     -> Result<(Mat, Option<CudaStorage>)> {
         let st = l.strides();
         let bs = if batch == 1 { 0 } else { st[0] };
         if as_cublas(rows, cols, st[1], st[2]).is_some() {
-            return Ok((Mat { ptr: s.ptr_at(l.offset()), rs: st[1], cs: st[2], bs }, None));
+            return Ok((
+                Mat {
+                    ptr: s.ptr_at(l.offset()),
+                    rs: st[1],
+                    cs: st[2],
+                    bs,
+                },
+                None,
+            ));
         }
         let c = crate::ops::elementwise::copy_layout(s, l)?;
         let bs = if batch == 1 { 0 } else { rows * cols };
-        Ok((Mat { ptr: c.ptr(), rs: cols, cs: 1, bs }, Some(c)))
+        Ok((
+            Mat {
+                ptr: c.ptr(),
+                rs: cols,
+                cs: 1,
+                bs,
+            },
+            Some(c),
+        ))
     };
     let (ma, _ka) = fix(a, al, m, k)?;
     let (mb, _kb) = fix(b, bl, k, n)?;
-    gemm(&a.dev, a.dtype, batch, (m, n, k), ma, mb, (out.ptr(), n, m * n), 0.0)?;
+    gemm(
+        &a.dev,
+        a.dtype,
+        batch,
+        (m, n, k),
+        ma,
+        mb,
+        (out.ptr(), n, m * n),
+        0.0,
+    )?;
     Ok(out)
 }
 

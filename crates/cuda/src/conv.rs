@@ -44,16 +44,26 @@ unsafe impl DeviceRepr for ConvGeo {}
 fn dims4(l: &Layout, what: &str) -> Result<[usize; 4]> {
     match *l.dims() {
         [a, b, c, d] => Ok([a, b, c, d]),
-        _ => Err(Error::msg(format!("conv2d: {what} must be 4-D, got {}", l.shape()))),
+        _ => Err(Error::msg(format!(
+            "conv2d: {what} must be 4-D, got {}",
+            l.shape()
+        ))),
     }
 }
 
 fn check(a: &CudaStorage, b: &CudaStorage) -> Result<()> {
     if a.dtype != b.dtype {
-        return Err(Error::DTypeMismatch { op: "conv2d", lhs: a.dtype, rhs: b.dtype });
+        return Err(Error::DTypeMismatch {
+            op: "conv2d",
+            lhs: a.dtype,
+            rhs: b.dtype,
+        });
     }
     if !a.dtype.is_float() {
-        return Err(Error::UnsupportedDType { op: "conv2d", dtype: a.dtype });
+        return Err(Error::UnsupportedDType {
+            op: "conv2d",
+            dtype: a.dtype,
+        });
     }
     Ok(())
 }
@@ -82,7 +92,8 @@ fn geo(x: [usize; 4], k: (usize, usize), y: (usize, usize), p: &Conv2dParams) ->
 }
 
 fn out_hw(p: &Conv2dParams, hw: (usize, usize), k: (usize, usize)) -> Result<(usize, usize)> {
-    p.out_hw(hw, k).ok_or_else(|| Error::msg("conv2d: input smaller than the dilated kernel"))
+    p.out_hw(hw, k)
+        .ok_or_else(|| Error::msg("conv2d: input smaller than the dilated kernel"))
 }
 
 /// `x [N,C,H,W]` as columns `[N, C*kh*kw, OH*OW]`.
@@ -97,7 +108,13 @@ fn im2col(x: u64, s: &CudaStorage, g: ConvGeo) -> Result<CudaStorage> {
 }
 
 /// Forward convolution (no bias).
-pub(crate) fn conv2d(x: &CudaStorage, xl: &Layout, w: &CudaStorage, wl: &Layout, p: &Conv2dParams) -> Result<CudaStorage> {
+pub(crate) fn conv2d(
+    x: &CudaStorage,
+    xl: &Layout,
+    w: &CudaStorage,
+    wl: &Layout,
+    p: &Conv2dParams,
+) -> Result<CudaStorage> {
     check(x, w)?;
     let xd = dims4(xl, "input")?;
     let wd = dims4(wl, "weight")?;
@@ -110,7 +127,20 @@ pub(crate) fn conv2d(x: &CudaStorage, xl: &Layout, w: &CudaStorage, wl: &Layout,
     let (xp, _xk) = contiguous(x, xl)?;
     let (wp, _wk) = contiguous(w, wl)?;
     if use_cudnn(x) {
-        cudnn::run(&x.dev, Pass::Forward, x.dtype, xd, wd, yd, p, Bufs { x: xp, w: wp, y: out.ptr() })?;
+        cudnn::run(
+            &x.dev,
+            Pass::Forward,
+            x.dtype,
+            xd,
+            wd,
+            yd,
+            p,
+            Bufs {
+                x: xp,
+                w: wp,
+                y: out.ptr(),
+            },
+        )?;
         return Ok(out);
     }
     let g = geo(xd, (wd[2], wd[3]), (oh, ow), p);
@@ -120,10 +150,29 @@ pub(crate) fn conv2d(x: &CudaStorage, xl: &Layout, w: &CudaStorage, wl: &Layout,
     let es = x.dtype.size_in_bytes() as u64;
     for gi in 0..groups {
         // out[b, g*og.., :] = W_g [og, cgk] · col[b, g*cgk.., :] [cgk, l]
-        let a = Mat { ptr: wp + (gi * og * cgk) as u64 * es, rs: cgk, cs: 1, bs: 0 };
-        let b = Mat { ptr: col.ptr() + (gi * cgk * l) as u64 * es, rs: l, cs: 1, bs: xd[1] * kk * l };
+        let a = Mat {
+            ptr: wp + (gi * og * cgk) as u64 * es,
+            rs: cgk,
+            cs: 1,
+            bs: 0,
+        };
+        let b = Mat {
+            ptr: col.ptr() + (gi * cgk * l) as u64 * es,
+            rs: l,
+            cs: 1,
+            bs: xd[1] * kk * l,
+        };
         let c = out.ptr() + (gi * og * l) as u64 * es;
-        gemm(&x.dev, x.dtype, xd[0], (og, l, cgk), a, b, (c, l, wd[0] * l), 0.0)?;
+        gemm(
+            &x.dev,
+            x.dtype,
+            xd[0],
+            (og, l, cgk),
+            a,
+            b,
+            (c, l, wd[0] * l),
+            0.0,
+        )?;
     }
     Ok(out)
 }
@@ -148,7 +197,20 @@ pub(crate) fn backward_input(
     let (gp, _gk) = contiguous(g, gl)?;
     let (wp, _wk) = contiguous(w, wl)?;
     if use_cudnn(g) {
-        cudnn::run(&g.dev, Pass::BackwardData, g.dtype, xd, wd, yd, p, Bufs { x: dx.ptr(), w: wp, y: gp })?;
+        cudnn::run(
+            &g.dev,
+            Pass::BackwardData,
+            g.dtype,
+            xd,
+            wd,
+            yd,
+            p,
+            Bufs {
+                x: dx.ptr(),
+                w: wp,
+                y: gp,
+            },
+        )?;
         return Ok(dx);
     }
     let (groups, kk, l) = (p.groups, wd[2] * wd[3], yd[2] * yd[3]);
@@ -157,10 +219,29 @@ pub(crate) fn backward_input(
     let col = CudaStorage::alloc(&g.dev, g.dtype, xd[0] * xd[1] * kk * l)?;
     for gi in 0..groups {
         // col[b, g*cgk.., :] = W_gᵀ [cgk, og] · gout[b, g*og.., :] [og, l]
-        let a = Mat { ptr: wp + (gi * og * cgk) as u64 * es, rs: 1, cs: cgk, bs: 0 };
-        let b = Mat { ptr: gp + (gi * og * l) as u64 * es, rs: l, cs: 1, bs: yd[1] * l };
+        let a = Mat {
+            ptr: wp + (gi * og * cgk) as u64 * es,
+            rs: 1,
+            cs: cgk,
+            bs: 0,
+        };
+        let b = Mat {
+            ptr: gp + (gi * og * l) as u64 * es,
+            rs: l,
+            cs: 1,
+            bs: yd[1] * l,
+        };
         let c = col.ptr() + (gi * cgk * l) as u64 * es;
-        gemm(&g.dev, g.dtype, xd[0], (cgk, l, og), a, b, (c, l, xd[1] * kk * l), 0.0)?;
+        gemm(
+            &g.dev,
+            g.dtype,
+            xd[0],
+            (cgk, l, og),
+            a,
+            b,
+            (c, l, xd[1] * kk * l),
+            0.0,
+        )?;
     }
     let geo = geo(xd, (wd[2], wd[3]), (yd[2], yd[3]), p);
     let n = xd.iter().product::<usize>();
@@ -189,7 +270,20 @@ pub(crate) fn backward_weight(
     let (xp, _xk) = contiguous(x, xl)?;
     if use_cudnn(x) {
         let (gp, _gk) = contiguous(g, gl)?;
-        cudnn::run(&x.dev, Pass::BackwardFilter, x.dtype, xd, wd, yd, p, Bufs { x: xp, w: dw.ptr(), y: gp })?;
+        cudnn::run(
+            &x.dev,
+            Pass::BackwardFilter,
+            x.dtype,
+            xd,
+            wd,
+            yd,
+            p,
+            Bufs {
+                x: xp,
+                w: dw.ptr(),
+                y: gp,
+            },
+        )?;
         return Ok(dw);
     }
     let (groups, kk, l, nb) = (p.groups, kh * kw, yd[2] * yd[3], xd[0]);
@@ -198,7 +292,10 @@ pub(crate) fn backward_weight(
     let geo = geo(xd, (kh, kw), (yd[2], yd[3]), p);
     // Batch folded into the reduction: gout as [O, N*L] and columns as [C*K, N*L].
     let col = im2col(xp, x, geo)?;
-    let col_t = copy_layout(&col, &Layout::contiguous([nb, xd[1] * kk, l]).permute(&[1, 0, 2])?)?;
+    let col_t = copy_layout(
+        &col,
+        &Layout::contiguous([nb, xd[1] * kk, l]).permute(&[1, 0, 2])?,
+    )?;
     let gc;
     let (gs, goff) = match gl.contiguous_range() {
         Some((start, _)) => (g, start),
@@ -211,10 +308,29 @@ pub(crate) fn backward_weight(
     let g_t = copy_layout(gs, &o_n_l)?;
     for gi in 0..groups {
         // dW_g [og, cgk] = gout_g [og, N*L] · col_gᵀ [N*L, cgk]
-        let a = Mat { ptr: g_t.ptr() + (gi * og * nb * l) as u64 * es, rs: nb * l, cs: 1, bs: 0 };
-        let b = Mat { ptr: col_t.ptr() + (gi * cgk * nb * l) as u64 * es, rs: 1, cs: nb * l, bs: 0 };
+        let a = Mat {
+            ptr: g_t.ptr() + (gi * og * nb * l) as u64 * es,
+            rs: nb * l,
+            cs: 1,
+            bs: 0,
+        };
+        let b = Mat {
+            ptr: col_t.ptr() + (gi * cgk * nb * l) as u64 * es,
+            rs: 1,
+            cs: nb * l,
+            bs: 0,
+        };
         let c = dw.ptr() + (gi * og * cgk) as u64 * es;
-        gemm(&x.dev, x.dtype, 1, (og, cgk, nb * l), a, b, (c, cgk, 0), 0.0)?;
+        gemm(
+            &x.dev,
+            x.dtype,
+            1,
+            (og, cgk, nb * l),
+            a,
+            b,
+            (c, cgk, 0),
+            0.0,
+        )?;
     }
     Ok(dw)
 }

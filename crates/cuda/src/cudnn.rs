@@ -76,9 +76,21 @@ macro_rules! desc {
         }
     };
 }
-desc!(TensorDesc, sys::cudnnTensorDescriptor_t, destroy_tensor_descriptor);
-desc!(FilterDesc, sys::cudnnFilterDescriptor_t, destroy_filter_descriptor);
-desc!(ConvDesc, sys::cudnnConvolutionDescriptor_t, destroy_convolution_descriptor);
+desc!(
+    TensorDesc,
+    sys::cudnnTensorDescriptor_t,
+    destroy_tensor_descriptor
+);
+desc!(
+    FilterDesc,
+    sys::cudnnFilterDescriptor_t,
+    destroy_filter_descriptor
+);
+desc!(
+    ConvDesc,
+    sys::cudnnConvolutionDescriptor_t,
+    destroy_convolution_descriptor
+);
 
 fn data_type(dt: DType) -> Result<sys::cudnnDataType_t> {
     use sys::cudnnDataType_t::*;
@@ -87,14 +99,20 @@ fn data_type(dt: DType) -> Result<sys::cudnnDataType_t> {
         DType::F64 => CUDNN_DATA_DOUBLE,
         DType::F16 => CUDNN_DATA_HALF,
         DType::BF16 => CUDNN_DATA_BFLOAT16,
-        other => return Err(Error::UnsupportedDType { op: "conv2d", dtype: other }),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: "conv2d",
+                dtype: other,
+            })
+        }
     })
 }
 
 fn i32s(v: [usize; 4]) -> Result<[i32; 4]> {
     let mut o = [0i32; 4];
     for (o, &x) in o.iter_mut().zip(&v) {
-        *o = i32::try_from(x).map_err(|_| Error::msg(format!("conv2d: dim {x} too large for cuDNN")))?;
+        *o = i32::try_from(x)
+            .map_err(|_| Error::msg(format!("conv2d: dim {x} too large for cuDNN")))?;
     }
     Ok(o)
 }
@@ -172,7 +190,14 @@ pub(crate) fn run(
         };
         dnn::set_convolution_math_type(cdsc.0, math).w("cudnn math type")?;
 
-        let key = Key { pass, dtype: dt, x: x4, w: w4, p: *p, tf32 };
+        let key = Key {
+            pass,
+            dtype: dt,
+            x: x4,
+            w: w4,
+            p: *p,
+            tf32,
+        };
         let algo = match d.algos.get(&key) {
             Some(a) => *a,
             None => {
@@ -182,12 +207,22 @@ pub(crate) fn run(
             }
         };
         let ws = match algo {
-            Algo::Fwd(a) => dnn::get_convolution_forward_workspace_size(h, xdsc.0, wdsc.0, cdsc.0, ydsc.0, a),
-            Algo::Data(a) => dnn::get_convolution_backward_data_workspace_size(h, wdsc.0, ydsc.0, cdsc.0, xdsc.0, a),
-            Algo::Filter(a) => dnn::get_convolution_backward_filter_workspace_size(h, xdsc.0, ydsc.0, cdsc.0, wdsc.0, a),
+            Algo::Fwd(a) => {
+                dnn::get_convolution_forward_workspace_size(h, xdsc.0, wdsc.0, cdsc.0, ydsc.0, a)
+            }
+            Algo::Data(a) => dnn::get_convolution_backward_data_workspace_size(
+                h, wdsc.0, ydsc.0, cdsc.0, xdsc.0, a,
+            ),
+            Algo::Filter(a) => dnn::get_convolution_backward_filter_workspace_size(
+                h, xdsc.0, ydsc.0, cdsc.0, wdsc.0, a,
+            ),
         }
         .w("cudnn workspace size")?;
-        let work = if ws > 0 { Some(crate::alloc::alloc_bytes(dev, ws)?) } else { None };
+        let work = if ws > 0 {
+            Some(crate::alloc::alloc_bytes(dev, ws)?)
+        } else {
+            None
+        };
         let wptr = match &work {
             Some(w) => {
                 use cudarc::driver::DevicePtr;
@@ -198,15 +233,31 @@ pub(crate) fn run(
         };
         let (one64, zero64, one32, zero32) = (1.0f64, 0.0f64, 1.0f32, 0.0f32);
         let (alpha, beta) = if dt == DType::F64 {
-            (&one64 as *const f64 as *const c_void, &zero64 as *const f64 as *const c_void)
+            (
+                &one64 as *const f64 as *const c_void,
+                &zero64 as *const f64 as *const c_void,
+            )
         } else {
-            (&one32 as *const f32 as *const c_void, &zero32 as *const f32 as *const c_void)
+            (
+                &one32 as *const f32 as *const c_void,
+                &zero32 as *const f32 as *const c_void,
+            )
         };
-        let (x, w, y) = (bufs.x as *mut c_void, bufs.w as *mut c_void, bufs.y as *mut c_void);
+        let (x, w, y) = (
+            bufs.x as *mut c_void,
+            bufs.w as *mut c_void,
+            bufs.y as *mut c_void,
+        );
         match algo {
-            Algo::Fwd(a) => dnn::convolution_forward(h, alpha, xdsc.0, x, wdsc.0, w, cdsc.0, a, wptr, ws, beta, ydsc.0, y),
-            Algo::Data(a) => dnn::convolution_backward_data(h, alpha, wdsc.0, w, ydsc.0, y, cdsc.0, a, wptr, ws, beta, xdsc.0, x),
-            Algo::Filter(a) => dnn::convolution_backward_filter(h, alpha, xdsc.0, x, ydsc.0, y, cdsc.0, a, wptr, ws, beta, wdsc.0, w),
+            Algo::Fwd(a) => dnn::convolution_forward(
+                h, alpha, xdsc.0, x, wdsc.0, w, cdsc.0, a, wptr, ws, beta, ydsc.0, y,
+            ),
+            Algo::Data(a) => dnn::convolution_backward_data(
+                h, alpha, wdsc.0, w, ydsc.0, y, cdsc.0, a, wptr, ws, beta, xdsc.0, x,
+            ),
+            Algo::Filter(a) => dnn::convolution_backward_filter(
+                h, alpha, xdsc.0, x, ydsc.0, y, cdsc.0, a, wptr, ws, beta, wdsc.0, w,
+            ),
         }
         .w("cudnn convolution")?;
         drop(work); // stream-ordered free, after the convolution
@@ -229,18 +280,60 @@ unsafe fn pick(
     match pass {
         Pass::Forward => {
             let mut r: [sys::cudnnConvolutionFwdAlgoPerf_t; 8] = std::mem::zeroed();
-            dnn::get_convolution_forward_algorithm(h, x.0, w.0, c.0, y.0, 8, &mut count, r.as_mut_ptr()).w("cudnn algorithm")?;
-            r[..count.max(0) as usize].iter().find(|p| p.status == ok).map(|p| Algo::Fwd(p.algo)).ok_or_else(none)
+            dnn::get_convolution_forward_algorithm(
+                h,
+                x.0,
+                w.0,
+                c.0,
+                y.0,
+                8,
+                &mut count,
+                r.as_mut_ptr(),
+            )
+            .w("cudnn algorithm")?;
+            r[..count.max(0) as usize]
+                .iter()
+                .find(|p| p.status == ok)
+                .map(|p| Algo::Fwd(p.algo))
+                .ok_or_else(none)
         }
         Pass::BackwardData => {
             let mut r: [sys::cudnnConvolutionBwdDataAlgoPerf_t; 8] = std::mem::zeroed();
-            dnn::get_convolution_backward_data_algorithm(h, w.0, y.0, c.0, x.0, 8, &mut count, r.as_mut_ptr()).w("cudnn algorithm")?;
-            r[..count.max(0) as usize].iter().find(|p| p.status == ok).map(|p| Algo::Data(p.algo)).ok_or_else(none)
+            dnn::get_convolution_backward_data_algorithm(
+                h,
+                w.0,
+                y.0,
+                c.0,
+                x.0,
+                8,
+                &mut count,
+                r.as_mut_ptr(),
+            )
+            .w("cudnn algorithm")?;
+            r[..count.max(0) as usize]
+                .iter()
+                .find(|p| p.status == ok)
+                .map(|p| Algo::Data(p.algo))
+                .ok_or_else(none)
         }
         Pass::BackwardFilter => {
             let mut r: [sys::cudnnConvolutionBwdFilterAlgoPerf_t; 8] = std::mem::zeroed();
-            dnn::get_convolution_backward_filter_algorithm(h, x.0, y.0, c.0, w.0, 8, &mut count, r.as_mut_ptr()).w("cudnn algorithm")?;
-            r[..count.max(0) as usize].iter().find(|p| p.status == ok).map(|p| Algo::Filter(p.algo)).ok_or_else(none)
+            dnn::get_convolution_backward_filter_algorithm(
+                h,
+                x.0,
+                y.0,
+                c.0,
+                w.0,
+                8,
+                &mut count,
+                r.as_mut_ptr(),
+            )
+            .w("cudnn algorithm")?;
+            r[..count.max(0) as usize]
+                .iter()
+                .find(|p| p.status == ok)
+                .map(|p| Algo::Filter(p.algo))
+                .ok_or_else(none)
         }
     }
 }

@@ -60,13 +60,21 @@ impl CudaDevice {
         Ok(f)
     }
 
-    fn module(&self, key: &str, module: &'static str, dt: Option<DType>) -> Result<Arc<CudaModule>> {
+    fn module(
+        &self,
+        key: &str,
+        module: &'static str,
+        dt: Option<DType>,
+    ) -> Result<Arc<CudaModule>> {
         if let Some(m) = lock(&self.modules)?.get(key) {
             return Ok(m.clone());
         }
         let src = crate::kernels::source(module, dt)?;
         let opts = CompileOptions {
-            options: vec![format!("--gpu-architecture=compute_{}{}", self.cc.0, self.cc.1)],
+            options: vec![format!(
+                "--gpu-architecture=compute_{}{}",
+                self.cc.0, self.cc.1
+            )],
             // The random module must not contract a*b+c into fma: it has to match the CPU bit for bit.
             fmad: Some(module != "random"),
             name: Some(format!("{key}.cu")),
@@ -107,11 +115,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
 }
 
 fn not_available(lib: &str, what: &str) -> Error {
-    let names = cudarc::get_lib_name_candidates(lib);
     Error::msg(format!(
-        "CUDA is not available: {} not found ({what}; searched {}). Install it or add its folder to LD_LIBRARY_PATH",
-        names.first().cloned().unwrap_or_else(|| lib.to_string()),
-        names.join(", ")
+        "CUDA is not available: lib{lib}.so not found ({what}); install it or add its folder to LD_LIBRARY_PATH"
     ))
 }
 
@@ -124,7 +129,10 @@ pub fn probe() -> Result<()> {
             return Err(not_available("cuda", "the NVIDIA driver library"));
         }
         if !cudarc::nvrtc::sys::is_culib_present() {
-            return Err(not_available("nvrtc", "the CUDA runtime compiler, used for kernels"));
+            return Err(not_available(
+                "nvrtc",
+                "the CUDA runtime compiler, used for kernels",
+            ));
         }
         if !cudarc::cublas::sys::is_culib_present() {
             return Err(not_available("cublas", "cuBLAS, used for matmul"));
@@ -152,7 +160,9 @@ pub(crate) fn open(ordinal: usize) -> Result<Arc<CudaDevice>> {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        Error::msg(format!("CUDA is not available: initialisation failed: {msg}"))
+        Error::msg(format!(
+            "CUDA is not available: initialisation failed: {msg}"
+        ))
     })??;
     let dev = Arc::new(dev);
     let mut all = lock(&DEVICES)?;
@@ -178,7 +188,9 @@ fn create(ordinal: usize) -> Result<CudaDevice> {
     let stream = ctx.new_stream().w("creating the CUDA stream")?;
     crate::alloc::configure_pool(&ctx)?;
     let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-    let cc = ctx.compute_capability().w("reading the compute capability")?;
+    let cc = ctx
+        .compute_capability()
+        .w("reading the compute capability")?;
     // SAFETY: only tries to dlopen libcudnn.
     let has_cudnn = unsafe { cudarc::cudnn::sys::is_culib_present() };
     Ok(CudaDevice {
@@ -216,6 +228,10 @@ pub fn device_info(ordinal: usize) -> Result<String> {
         d.cc.1,
         total as f64 / (1u64 << 30) as f64,
         free as f64 / (1u64 << 30) as f64,
-        if d.has_cudnn { "present" } else { "absent (im2col fallback)" }
+        if d.has_cudnn {
+            "present"
+        } else {
+            "absent (im2col fallback)"
+        }
     ))
 }

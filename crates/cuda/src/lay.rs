@@ -110,7 +110,9 @@ mod tests {
         let k = Lay::of(&t).unwrap();
         assert_eq!(k.rank, 3);
         assert_eq!(k.contig, 0);
-        let b = Layout::contiguous([3]).broadcast_as(&[2, 3].into()).unwrap();
+        let b = Layout::contiguous([3])
+            .broadcast_as(&[2, 3].into())
+            .unwrap();
         let c = Layout::contiguous([2, 3]);
         let j = Lay::joint(&[&b, &c]).unwrap();
         assert_eq!((j[0].rank, j[0].st[0], j[0].st[1]), (2, 0, 1));

@@ -22,7 +22,11 @@ pub struct CudaStorage {
 
 impl std::fmt::Debug for CudaStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaStorage({:?}, {} x {})", self.dev, self.len, self.dtype)
+        write!(
+            f,
+            "CudaStorage({:?}, {} x {})",
+            self.dev, self.len, self.dtype
+        )
     }
 }
 
@@ -74,7 +78,9 @@ impl CudaStorage {
         let bytes = host_bytes(data);
         if !bytes.is_empty() {
             let mut view = s.buf.slice_mut(0..bytes.len());
-            dev.stream.memcpy_htod(bytes, &mut view).w("copy to device")?;
+            dev.stream
+                .memcpy_htod(bytes, &mut view)
+                .w("copy to device")?;
         }
         Ok(s)
     }
@@ -93,7 +99,11 @@ impl CudaStorage {
     }
 
     /// Downcasts another operand, erroring when it lives on another device.
-    pub(crate) fn other<'a>(&self, s: &'a dyn BackendStorage, op: &'static str) -> Result<&'a CudaStorage> {
+    pub(crate) fn other<'a>(
+        &self,
+        s: &'a dyn BackendStorage,
+        op: &'static str,
+    ) -> Result<&'a CudaStorage> {
         match s.as_any().downcast_ref::<CudaStorage>() {
             Some(c) if c.dev.ordinal == self.dev.ordinal => Ok(c),
             _ => Err(Error::DeviceMismatch {
@@ -109,7 +119,9 @@ fn typed<T: mlfw_core::WithDType>(bytes: Vec<u8>) -> Vec<T> {
     let n = bytes.len() / std::mem::size_of::<T>();
     let mut v = vec![T::ZERO; n];
     // SAFETY: T is plain data (never bool here) and both regions hold n * size_of::<T>() bytes.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr() as *mut u8, bytes.len()) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr() as *mut u8, bytes.len())
+    };
     v
 }
 
@@ -132,11 +144,31 @@ impl Backend for CudaBackend {
     fn from_cpu(&self, data: CpuStorage) -> Result<Storage> {
         boxed(CudaStorage::from_cpu(&self.dev, &data)?)
     }
-    fn rand_uniform(&self, n: usize, lo: f64, hi: f64, dtype: DType, seed: u64, offset: u64) -> Result<Storage> {
-        boxed(ops::random::uniform(&self.dev, n, lo, hi, dtype, seed, offset)?)
+    fn rand_uniform(
+        &self,
+        n: usize,
+        lo: f64,
+        hi: f64,
+        dtype: DType,
+        seed: u64,
+        offset: u64,
+    ) -> Result<Storage> {
+        boxed(ops::random::uniform(
+            &self.dev, n, lo, hi, dtype, seed, offset,
+        )?)
     }
-    fn randn(&self, n: usize, mean: f64, std: f64, dtype: DType, seed: u64, offset: u64) -> Result<Storage> {
-        boxed(ops::random::normal(&self.dev, n, mean, std, dtype, seed, offset)?)
+    fn randn(
+        &self,
+        n: usize,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        seed: u64,
+        offset: u64,
+    ) -> Result<Storage> {
+        boxed(ops::random::normal(
+            &self.dev, n, mean, std, dtype, seed, offset,
+        )?)
     }
     fn synchronize(&self) -> Result<()> {
         self.dev.synchronize()
@@ -180,11 +212,29 @@ impl BackendStorage for CudaStorage {
     fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Storage> {
         boxed(ops::elementwise::unary(self, l, op)?)
     }
-    fn binary(&self, l: &Layout, rhs: &dyn BackendStorage, rl: &Layout, op: BinaryOp) -> Result<Storage> {
-        boxed(ops::elementwise::binary(self, l, self.other(rhs, "binary")?, rl, op)?)
+    fn binary(
+        &self,
+        l: &Layout,
+        rhs: &dyn BackendStorage,
+        rl: &Layout,
+        op: BinaryOp,
+    ) -> Result<Storage> {
+        boxed(ops::elementwise::binary(
+            self,
+            l,
+            self.other(rhs, "binary")?,
+            rl,
+            op,
+        )?)
     }
     fn cmp(&self, l: &Layout, rhs: &dyn BackendStorage, rl: &Layout, op: CmpOp) -> Result<Storage> {
-        boxed(ops::elementwise::cmp(self, l, self.other(rhs, "compare")?, rl, op)?)
+        boxed(ops::elementwise::cmp(
+            self,
+            l,
+            self.other(rhs, "compare")?,
+            rl,
+            op,
+        )?)
     }
     fn where_cond(
         &self,
@@ -203,11 +253,35 @@ impl BackendStorage for CudaStorage {
     fn softmax(&self, l: &Layout, log: bool) -> Result<Storage> {
         boxed(ops::reduce::softmax(self, l, log)?)
     }
-    fn matmul(&self, l: &Layout, rhs: &dyn BackendStorage, rl: &Layout, d: MatmulDims) -> Result<Storage> {
-        boxed(crate::blas::matmul(self, l, self.other(rhs, "matmul")?, rl, d)?)
+    fn matmul(
+        &self,
+        l: &Layout,
+        rhs: &dyn BackendStorage,
+        rl: &Layout,
+        d: MatmulDims,
+    ) -> Result<Storage> {
+        boxed(crate::blas::matmul(
+            self,
+            l,
+            self.other(rhs, "matmul")?,
+            rl,
+            d,
+        )?)
     }
-    fn conv2d(&self, l: &Layout, w: &dyn BackendStorage, wl: &Layout, p: &Conv2dParams) -> Result<Storage> {
-        boxed(crate::conv::conv2d(self, l, self.other(w, "conv2d")?, wl, p)?)
+    fn conv2d(
+        &self,
+        l: &Layout,
+        w: &dyn BackendStorage,
+        wl: &Layout,
+        p: &Conv2dParams,
+    ) -> Result<Storage> {
+        boxed(crate::conv::conv2d(
+            self,
+            l,
+            self.other(w, "conv2d")?,
+            wl,
+            p,
+        )?)
     }
     fn conv2d_backward_input(
         &self,
@@ -235,7 +309,13 @@ impl BackendStorage for CudaStorage {
         let (v, i) = ops::pool::max_pool2d(self, l, p)?;
         Ok((Box::new(v), Box::new(i)))
     }
-    fn max_pool2d_backward(&self, l: &Layout, idx: &dyn BackendStorage, il: &Layout, input: &Shape) -> Result<Storage> {
+    fn max_pool2d_backward(
+        &self,
+        l: &Layout,
+        idx: &dyn BackendStorage,
+        il: &Layout,
+        input: &Shape,
+    ) -> Result<Storage> {
         let idx = self.other(idx, "max_pool2d_backward")?;
         boxed(ops::pool::max_pool2d_backward(self, l, idx, il, input)?)
     }
@@ -251,11 +331,23 @@ impl BackendStorage for CudaStorage {
     fn adaptive_avg_pool2d_backward(&self, l: &Layout, input: &Shape) -> Result<Storage> {
         boxed(ops::pool::adaptive_avg_pool2d_backward(self, l, input)?)
     }
-    fn index_select(&self, l: &Layout, ids: &dyn BackendStorage, il: &Layout, dim: usize) -> Result<Storage> {
+    fn index_select(
+        &self,
+        l: &Layout,
+        ids: &dyn BackendStorage,
+        il: &Layout,
+        dim: usize,
+    ) -> Result<Storage> {
         let ids = self.other(ids, "index_select")?;
         boxed(ops::index::index_select(self, l, ids, il, dim)?)
     }
-    fn gather(&self, l: &Layout, ids: &dyn BackendStorage, il: &Layout, dim: usize) -> Result<Storage> {
+    fn gather(
+        &self,
+        l: &Layout,
+        ids: &dyn BackendStorage,
+        il: &Layout,
+        dim: usize,
+    ) -> Result<Storage> {
         let ids = self.other(ids, "gather")?;
         boxed(ops::index::gather(self, l, ids, il, dim)?)
     }
@@ -268,7 +360,10 @@ impl BackendStorage for CudaStorage {
         sl: &Layout,
         dim: usize,
     ) -> Result<Storage> {
-        let (ids, src) = (self.other(ids, "scatter_add")?, self.other(src, "scatter_add")?);
+        let (ids, src) = (
+            self.other(ids, "scatter_add")?,
+            self.other(src, "scatter_add")?,
+        );
         boxed(ops::index::scatter_add(self, l, ids, il, src, sl, dim)?)
     }
     fn index_add(

@@ -1,9 +1,9 @@
 //! The im2col + cuBLAS convolution path (used when cuDNN is absent), forced on; its own test
 //! binary because the switch is process-wide.
-mod common;
 
-#[path = "conv_pool.rs"]
-#[allow(dead_code)]
+#[path = "cuda/common.rs"]
+mod common;
+#[path = "cuda/conv_pool.rs"]
 mod conv_pool;
 
 #[test]

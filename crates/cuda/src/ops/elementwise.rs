@@ -34,7 +34,12 @@ pub(crate) fn copy_layout(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
 }
 
 /// Writes the view `l` of `src` into the view `dl` of `dst` (same shape and dtype).
-pub(crate) fn copy_into(src: &CudaStorage, l: &Layout, dst: &CudaStorage, dl: &Layout) -> Result<()> {
+pub(crate) fn copy_into(
+    src: &CudaStorage,
+    l: &Layout,
+    dst: &CudaStorage,
+    dl: &Layout,
+) -> Result<()> {
     if src.dtype != dst.dtype {
         return Err(Error::DTypeMismatch {
             op: "copy",
@@ -47,7 +52,9 @@ pub(crate) fn copy_into(src: &CudaStorage, l: &Layout, dst: &CudaStorage, dl: &L
         return Ok(());
     }
     let lays = Lay::joint(&[l, dl])?;
-    let f = src.dev.func("elementwise", Some(src.dtype), "ew_copy_into")?;
+    let f = src
+        .dev
+        .func("elementwise", Some(src.dtype), "ew_copy_into")?;
     launch!(src.dev, f, cfg_1d(n); n as u64, src.ptr(), lays[0], dst.ptr(), lays[1])
 }
 
@@ -96,7 +103,12 @@ fn cast_name(a: DType, b: DType) -> &'static str {
 
 /// `n` elements equal to `value` converted to `dtype` (the host does the conversion, so the
 /// bits equal the CPU's).
-pub(crate) fn full(dev: &std::sync::Arc<crate::device::CudaDevice>, n: usize, value: f64, dtype: DType) -> Result<CudaStorage> {
+pub(crate) fn full(
+    dev: &std::sync::Arc<crate::device::CudaDevice>,
+    n: usize,
+    value: f64,
+    dtype: DType,
+) -> Result<CudaStorage> {
     if value == 0.0 && !value.is_sign_negative() {
         return CudaStorage::zeros(dev, dtype, n);
     }
@@ -153,7 +165,10 @@ pub(crate) fn unary(s: &CudaStorage, l: &Layout, op: UnaryOp) -> Result<CudaStor
     use UnaryOp::*;
     let ok = match s.dtype {
         d if d.is_float() => true,
-        DType::I64 => matches!(op, Neg | Abs | Relu | Sign | Clamp(..) | Affine(..) | Square),
+        DType::I64 => matches!(
+            op,
+            Neg | Abs | Relu | Sign | Clamp(..) | Affine(..) | Square
+        ),
         DType::U8 => matches!(op, Relu | Abs | Clamp(..) | Affine(..)),
         _ => false,
     };
@@ -175,7 +190,13 @@ pub(crate) fn unary(s: &CudaStorage, l: &Layout, op: UnaryOp) -> Result<CudaStor
 }
 
 /// Elementwise op of two same-shaped views of the same dtype.
-pub(crate) fn binary(a: &CudaStorage, al: &Layout, b: &CudaStorage, bl: &Layout, op: BinaryOp) -> Result<CudaStorage> {
+pub(crate) fn binary(
+    a: &CudaStorage,
+    al: &Layout,
+    b: &CudaStorage,
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<CudaStorage> {
     use BinaryOp::*;
     if a.dtype != b.dtype {
         return Err(Error::DTypeMismatch {
@@ -216,7 +237,13 @@ pub(crate) fn binary(a: &CudaStorage, al: &Layout, b: &CudaStorage, bl: &Layout,
 }
 
 /// Comparison of two same-shaped views to a bool mask.
-pub(crate) fn cmp(a: &CudaStorage, al: &Layout, b: &CudaStorage, bl: &Layout, op: CmpOp) -> Result<CudaStorage> {
+pub(crate) fn cmp(
+    a: &CudaStorage,
+    al: &Layout,
+    b: &CudaStorage,
+    bl: &Layout,
+    op: CmpOp,
+) -> Result<CudaStorage> {
     if a.dtype != b.dtype {
         return Err(Error::DTypeMismatch {
             op: "compare",

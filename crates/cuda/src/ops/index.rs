@@ -7,7 +7,10 @@ use mlfw_core::{DType, Error, Layout, Result};
 
 fn check_ids(ids: &CudaStorage, op: &'static str) -> Result<()> {
     if ids.dtype != DType::I64 {
-        return Err(Error::msg(format!("{op}: indices must be int64, got {}", ids.dtype)));
+        return Err(Error::msg(format!(
+            "{op}: indices must be int64, got {}",
+            ids.dtype
+        )));
     }
     Ok(())
 }
@@ -22,7 +25,13 @@ fn split(dims: &[usize], dim: usize) -> (usize, usize, usize) {
 }
 
 /// Entries of `dim` picked by the 1-D ids.
-pub(crate) fn index_select(s: &CudaStorage, l: &Layout, ids: &CudaStorage, il: &Layout, dim: usize) -> Result<CudaStorage> {
+pub(crate) fn index_select(
+    s: &CudaStorage,
+    l: &Layout,
+    ids: &CudaStorage,
+    il: &Layout,
+    dim: usize,
+) -> Result<CudaStorage> {
     check_ids(ids, "index_select")?;
     let (pre, size, post) = split(l.dims(), dim);
     let nids = il.elem_count();
@@ -39,7 +48,13 @@ pub(crate) fn index_select(s: &CudaStorage, l: &Layout, ids: &CudaStorage, il: &
 }
 
 /// torch.gather along `dim`; output shaped like the ids.
-pub(crate) fn gather(s: &CudaStorage, l: &Layout, ids: &CudaStorage, il: &Layout, dim: usize) -> Result<CudaStorage> {
+pub(crate) fn gather(
+    s: &CudaStorage,
+    l: &Layout,
+    ids: &CudaStorage,
+    il: &Layout,
+    dim: usize,
+) -> Result<CudaStorage> {
     check_ids(ids, "gather")?;
     let n = il.elem_count();
     let out = CudaStorage::alloc(&s.dev, s.dtype, n)?;

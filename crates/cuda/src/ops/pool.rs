@@ -32,7 +32,10 @@ unsafe impl DeviceRepr for PoolGeo {}
 fn nchw(l: &Layout, op: &'static str) -> Result<[usize; 4]> {
     match *l.dims() {
         [n, c, h, w] => Ok([n, c, h, w]),
-        _ => Err(Error::msg(format!("{op}: expected [N, C, H, W], got {}", l.shape()))),
+        _ => Err(Error::msg(format!(
+            "{op}: expected [N, C, H, W], got {}",
+            l.shape()
+        ))),
     }
 }
 
@@ -46,7 +49,12 @@ fn float(s: &CudaStorage, op: &'static str) -> Result<()> {
 fn geo(p: &Pool2dParams, h: usize, w: usize, op: &'static str) -> Result<PoolGeo> {
     let (oh, ow) = match (p.out_len(h, 0), p.out_len(w, 1)) {
         (Some(a), Some(b)) if a > 0 && b > 0 => (a, b),
-        _ => return Err(Error::msg(format!("{op}: input {h}x{w} too small for kernel {:?}", p.kernel))),
+        _ => {
+            return Err(Error::msg(format!(
+                "{op}: input {h}x{w} too small for kernel {:?}",
+                p.kernel
+            )))
+        }
     };
     Ok(PoolGeo {
         h: h as u64,
@@ -67,7 +75,11 @@ fn geo(p: &Pool2dParams, h: usize, w: usize, op: &'static str) -> Result<PoolGeo
 }
 
 /// Max pooling: values and i64 indices `h * W + w` within each plane.
-pub(crate) fn max_pool2d(s: &CudaStorage, l: &Layout, p: &Pool2dParams) -> Result<(CudaStorage, CudaStorage)> {
+pub(crate) fn max_pool2d(
+    s: &CudaStorage,
+    l: &Layout,
+    p: &Pool2dParams,
+) -> Result<(CudaStorage, CudaStorage)> {
     float(s, "max_pool2d")?;
     let [n, c, h, w] = nchw(l, "max_pool2d")?;
     let g = geo(p, h, w, "max_pool2d")?;
@@ -84,7 +96,13 @@ pub(crate) fn max_pool2d(s: &CudaStorage, l: &Layout, p: &Pool2dParams) -> Resul
 }
 
 /// Scatters grad_out through the indices into a zeroed input-shaped gradient.
-pub(crate) fn max_pool2d_backward(g: &CudaStorage, l: &Layout, idx: &CudaStorage, il: &Layout, input: &Shape) -> Result<CudaStorage> {
+pub(crate) fn max_pool2d_backward(
+    g: &CudaStorage,
+    l: &Layout,
+    idx: &CudaStorage,
+    il: &Layout,
+    input: &Shape,
+) -> Result<CudaStorage> {
     float(g, "max_pool2d_backward")?;
     let [_, _, oh, ow] = nchw(l, "max_pool2d_backward")?;
     let [_, _, h, w] = nchw(&Layout::contiguous(input.clone()), "max_pool2d_backward")?;
@@ -117,7 +135,12 @@ pub(crate) fn avg_pool2d(s: &CudaStorage, l: &Layout, p: &Pool2dParams) -> Resul
 }
 
 /// Gradient of average pooling (`g` is grad_out).
-pub(crate) fn avg_pool2d_backward(g: &CudaStorage, l: &Layout, p: &Pool2dParams, input: &Shape) -> Result<CudaStorage> {
+pub(crate) fn avg_pool2d_backward(
+    g: &CudaStorage,
+    l: &Layout,
+    p: &Pool2dParams,
+    input: &Shape,
+) -> Result<CudaStorage> {
     float(g, "avg_pool2d_backward")?;
     let [_, _, h, w] = nchw(&Layout::contiguous(input.clone()), "avg_pool2d_backward")?;
     let geo = geo(p, h, w, "avg_pool2d_backward")?;
@@ -133,7 +156,11 @@ pub(crate) fn avg_pool2d_backward(g: &CudaStorage, l: &Layout, p: &Pool2dParams,
 }
 
 /// Adaptive average pooling to `(oh, ow)`.
-pub(crate) fn adaptive_avg_pool2d(s: &CudaStorage, l: &Layout, (oh, ow): (usize, usize)) -> Result<CudaStorage> {
+pub(crate) fn adaptive_avg_pool2d(
+    s: &CudaStorage,
+    l: &Layout,
+    (oh, ow): (usize, usize),
+) -> Result<CudaStorage> {
     float(s, "adaptive_avg_pool2d")?;
     let [n, c, h, w] = nchw(l, "adaptive_avg_pool2d")?;
     let total = n * c * oh * ow;
@@ -142,7 +169,10 @@ pub(crate) fn adaptive_avg_pool2d(s: &CudaStorage, l: &Layout, (oh, ow): (usize,
         return Ok(y);
     }
     if h == 0 || w == 0 {
-        return Err(Error::msg(format!("adaptive_avg_pool2d: empty input {}", l.shape())));
+        return Err(Error::msg(format!(
+            "adaptive_avg_pool2d: empty input {}",
+            l.shape()
+        )));
     }
     let (xp, _k) = contiguous(s, l)?;
     let f = s.dev.func("pool", Some(s.dtype), "adaptive_avg_fwd")?;
@@ -151,10 +181,17 @@ pub(crate) fn adaptive_avg_pool2d(s: &CudaStorage, l: &Layout, (oh, ow): (usize,
 }
 
 /// Gradient of adaptive average pooling (`g` is grad_out `[N, C, oh, ow]`).
-pub(crate) fn adaptive_avg_pool2d_backward(g: &CudaStorage, l: &Layout, input: &Shape) -> Result<CudaStorage> {
+pub(crate) fn adaptive_avg_pool2d_backward(
+    g: &CudaStorage,
+    l: &Layout,
+    input: &Shape,
+) -> Result<CudaStorage> {
     float(g, "adaptive_avg_pool2d_backward")?;
     let [_, _, oh, ow] = nchw(l, "adaptive_avg_pool2d_backward")?;
-    let [_, _, h, w] = nchw(&Layout::contiguous(input.clone()), "adaptive_avg_pool2d_backward")?;
+    let [_, _, h, w] = nchw(
+        &Layout::contiguous(input.clone()),
+        "adaptive_avg_pool2d_backward",
+    )?;
     let dx = CudaStorage::zeros(&g.dev, g.dtype, input.elem_count())?;
     let n = l.elem_count();
     if n == 0 {

@@ -7,7 +7,15 @@ use mlfw_core::{DType, Result};
 use std::sync::Arc;
 
 /// `lo + (hi - lo) * uniform_at(seed, offset + i)` converted to `dtype`.
-pub(crate) fn uniform(dev: &Arc<CudaDevice>, n: usize, lo: f64, hi: f64, dtype: DType, seed: u64, offset: u64) -> Result<CudaStorage> {
+pub(crate) fn uniform(
+    dev: &Arc<CudaDevice>,
+    n: usize,
+    lo: f64,
+    hi: f64,
+    dtype: DType,
+    seed: u64,
+    offset: u64,
+) -> Result<CudaStorage> {
     let out = CudaStorage::alloc(dev, dtype, n)?;
     if n > 0 {
         let f = dev.func("random", Some(dtype), "rand_uniform")?;
@@ -17,7 +25,15 @@ pub(crate) fn uniform(dev: &Arc<CudaDevice>, n: usize, lo: f64, hi: f64, dtype: 
 }
 
 /// `mean + std * normal_at(seed, offset + i)` converted to `dtype`.
-pub(crate) fn normal(dev: &Arc<CudaDevice>, n: usize, mean: f64, std: f64, dtype: DType, seed: u64, offset: u64) -> Result<CudaStorage> {
+pub(crate) fn normal(
+    dev: &Arc<CudaDevice>,
+    n: usize,
+    mean: f64,
+    std: f64,
+    dtype: DType,
+    seed: u64,
+    offset: u64,
+) -> Result<CudaStorage> {
     let out = CudaStorage::alloc(dev, dtype, n)?;
     if n > 0 {
         let f = dev.func("random", Some(dtype), "rand_normal")?;

@@ -7,14 +7,21 @@ use mlfw_core::params::ReduceOp;
 use mlfw_core::{DType, Error, Layout, Result};
 
 /// Reduces `dims` (sorted, distinct); the output keeps them with size 1 (contiguous).
-pub(crate) fn reduce(s: &CudaStorage, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<CudaStorage> {
+pub(crate) fn reduce(
+    s: &CudaStorage,
+    l: &Layout,
+    op: ReduceOp,
+    dims: &[usize],
+) -> Result<CudaStorage> {
     let shape = l.dims();
     if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) {
         if dims.len() != 1 {
             return Err(Error::msg("argmax/argmin: exactly one dim expected"));
         }
         if shape[dims[0]] == 0 {
-            return Err(Error::msg("argmax/argmin: cannot reduce an empty dimension"));
+            return Err(Error::msg(
+                "argmax/argmin: cannot reduce an empty dimension",
+            ));
         }
     }
     if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| shape[d] == 0) {
@@ -28,7 +35,10 @@ pub(crate) fn reduce(s: &CudaStorage, l: &Layout, op: ReduceOp, dims: &[usize]) 
         let wide = super::elementwise::to_dtype(s, l, DType::I64)?;
         return reduce(&wide, &Layout::contiguous(l.shape().clone()), op, dims);
     }
-    let rows: usize = (0..shape.len()).filter(|d| !dims.contains(d)).map(|d| shape[d]).product();
+    let rows: usize = (0..shape.len())
+        .filter(|d| !dims.contains(d))
+        .map(|d| shape[d])
+        .product();
     let inner: usize = dims.iter().map(|&d| shape[d]).product();
     let out_dtype = if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) {
         DType::I64

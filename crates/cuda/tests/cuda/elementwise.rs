@@ -1,7 +1,6 @@
 //! Elementwise ops, casts and copies: CUDA against the CPU on the same inputs.
-mod common;
 
-use common::{randn, same_on_both};
+use crate::common::{randn, same_on_both};
 use mlfw_core::{DType, Device, Result, Tensor, UnaryOp};
 
 const DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
@@ -19,15 +18,30 @@ fn tol(dt: DType) -> (f64, f64) {
 fn unary_ops_all_float_dtypes() -> Result<()> {
     use UnaryOp::*;
     let ops = [
-        Neg, Abs, Exp, Sin, Cos, Tanh, Sigmoid, Relu, GeluErf, GeluTanh, Sign, Square,
-        LeakyRelu(0.1), Clamp(-0.5, 0.7), Affine(1.5, -0.25), GeluErfGrad, GeluTanhGrad,
+        Neg,
+        Abs,
+        Exp,
+        Sin,
+        Cos,
+        Tanh,
+        Sigmoid,
+        Relu,
+        GeluErf,
+        GeluTanh,
+        Sign,
+        Square,
+        LeakyRelu(0.1),
+        Clamp(-0.5, 0.7),
+        Affine(1.5, -0.25),
+        GeluErfGrad,
+        GeluTanhGrad,
     ];
     let positive = [Log, Sqrt, Rsqrt, Recip, Powf(1.7), Powf(2.0)];
     for dt in DTYPES {
         let (rtol, atol) = tol(dt);
         same_on_both(&format!("unary {dt}"), rtol, atol, |d| {
             let x = randn(&[7, 33], 1, d)?.to_dtype(dt)?;
-            let p = common::rand(&[7, 33], 0.1, 4.0, 2, d)?.to_dtype(dt)?;
+            let p = crate::common::rand(&[7, 33], 0.1, 4.0, 2, d)?.to_dtype(dt)?;
             let mut out = Vec::new();
             for op in ops {
                 out.push(x.unary_op(op)?);
@@ -79,7 +93,7 @@ fn binary_broadcast_and_strided() -> Result<()> {
             let a = randn(&[4, 5, 6], 3, d)?.to_dtype(dt)?;
             let b = randn(&[5, 1], 4, d)?.to_dtype(dt)?;
             let c = randn(&[6, 5, 4], 5, d)?.to_dtype(dt)?.permute(&[2, 1, 0])?;
-            let p = common::rand(&[4, 5, 6], 0.5, 2.0, 6, d)?.to_dtype(dt)?;
+            let p = crate::common::rand(&[4, 5, 6], 0.5, 2.0, 6, d)?.to_dtype(dt)?;
             Ok(vec![
                 a.add(&b)?,
                 a.sub(&c)?,
@@ -101,11 +115,37 @@ fn binary_broadcast_and_strided() -> Result<()> {
 
 #[test]
 fn casts_are_exact() -> Result<()> {
-    let all = [DType::U8, DType::Bool, DType::I64, DType::F16, DType::BF16, DType::F32, DType::F64];
+    let all = [
+        DType::U8,
+        DType::Bool,
+        DType::I64,
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F64,
+    ];
     same_on_both("casts", 0.0, 0.0, |d| {
         let vals = vec![
-            -1e30, -70000.0, -300.5, -2.5, -1.0, -0.4, 0.0, 0.3, 0.5, 1.5, 2.5, 65519.0, 70000.0, 1e30,
-            f64::NAN, f64::INFINITY, 1.0 / 3.0, 254.9, 255.5, 9.3e18,
+            -1e30,
+            -70000.0,
+            -300.5,
+            -2.5,
+            -1.0,
+            -0.4,
+            0.0,
+            0.3,
+            0.5,
+            1.5,
+            2.5,
+            65519.0,
+            70000.0,
+            1e30,
+            f64::NAN,
+            f64::INFINITY,
+            1.0 / 3.0,
+            254.9,
+            255.5,
+            9.3e18,
         ];
         let x = Tensor::from_vec(vals, [4, 5], d)?;
         let mut out = Vec::new();

@@ -18,12 +18,28 @@ pub fn cuda() -> Option<Device> {
 
 /// Normal f32 numbers drawn on the CPU from `seed`, then moved to `dev` (same values everywhere).
 pub fn randn(shape: &[usize], seed: u64, dev: &Device) -> Result<Tensor> {
-    Tensor::randn_with(0.0, 1.0, shape.to_vec(), DType::F32, &Device::Cpu, &mut Generator::new(seed))?.to(dev)
+    Tensor::randn_with(
+        0.0,
+        1.0,
+        shape.to_vec(),
+        DType::F32,
+        &Device::Cpu,
+        &mut Generator::new(seed),
+    )?
+    .to(dev)
 }
 
 /// Uniform f32 numbers in `[lo, hi)` drawn on the CPU, then moved to `dev`.
 pub fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64, dev: &Device) -> Result<Tensor> {
-    Tensor::rand_with(lo, hi, shape.to_vec(), DType::F32, &Device::Cpu, &mut Generator::new(seed))?.to(dev)
+    Tensor::rand_with(
+        lo,
+        hi,
+        shape.to_vec(),
+        DType::F32,
+        &Device::Cpu,
+        &mut Generator::new(seed),
+    )?
+    .to(dev)
 }
 
 /// Asserts two tensors agree: same shape and dtype, values within `atol + rtol·|want|`
@@ -35,7 +51,10 @@ pub fn assert_close(name: &str, want: &Tensor, got: &Tensor, rtol: f64, atol: f6
     let g = got.to(&Device::Cpu)?.to_f64_vec()?;
     for (i, (a, b)) in w.iter().zip(&g).enumerate() {
         let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * a.abs();
-        assert!(ok, "{name}: element {i}: cpu {a} vs cuda {b} (rtol {rtol}, atol {atol})");
+        assert!(
+            ok,
+            "{name}: element {i}: cpu {a} vs cuda {b} (rtol {rtol}, atol {atol})"
+        );
     }
     Ok(())
 }

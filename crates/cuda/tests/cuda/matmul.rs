@@ -1,7 +1,6 @@
 //! Matmul on cuBLAS against the CPU: transposed, sliced and broadcast operands, all float dtypes.
-mod common;
 
-use common::{randn, same_on_both};
+use crate::common::{randn, same_on_both};
 use mlfw_core::{DType, Result, Tensor};
 
 #[test]
@@ -40,13 +39,17 @@ fn matmul_layouts_and_dtypes() -> Result<()> {
 
 #[test]
 fn tf32_switch() -> Result<()> {
-    let Some(gpu) = common::cuda() else { return Ok(()) };
+    let Some(gpu) = crate::common::cuda() else {
+        return Ok(());
+    };
     let a = randn(&[256, 256], 1, &gpu)?;
     let b = randn(&[256, 256], 2, &gpu)?;
-    let exact = a.to(&mlfw_core::Device::Cpu)?.matmul(&b.to(&mlfw_core::Device::Cpu)?)?;
+    let exact = a
+        .to(&mlfw_core::Device::Cpu)?
+        .matmul(&b.to(&mlfw_core::Device::Cpu)?)?;
     mlfw_cuda::set_allow_tf32(true);
     let fast = a.matmul(&b)?;
     mlfw_cuda::set_allow_tf32(false);
-    common::assert_close("tf32", &exact, &fast, 1e-2, 5e-2)?;
+    crate::common::assert_close("tf32", &exact, &fast, 1e-2, 5e-2)?;
     Ok(())
 }

@@ -1,17 +1,24 @@
 //! Indexing ops against the CPU.
-mod common;
 
-use common::{randn, same_on_both};
+use crate::common::{randn, same_on_both};
 use mlfw_core::{DType, Result, Tensor};
 
 #[test]
 fn index_select_gather_scatter_index_add() -> Result<()> {
     for dt in [DType::F32, DType::F64, DType::F16, DType::BF16, DType::I64] {
-        let tol = if matches!(dt, DType::F16 | DType::BF16) { 1e-2 } else { 1e-6 };
+        let tol = if matches!(dt, DType::F16 | DType::BF16) {
+            1e-2
+        } else {
+            1e-6
+        };
         same_on_both(&format!("index {dt}"), tol, tol, |d| {
             let x = randn(&[5, 6, 7], 1, d)?.affine(4.0, 0.0)?.to_dtype(dt)?;
             let ids = Tensor::from_vec(vec![4i64, 0, 2, 2], [4], d)?;
-            let g_ids = Tensor::from_vec((0..5 * 3 * 7).map(|i| (i * 7 % 6) as i64).collect(), [5, 3, 7], d)?;
+            let g_ids = Tensor::from_vec(
+                (0..5 * 3 * 7).map(|i| (i * 7 % 6) as i64).collect(),
+                [5, 3, 7],
+                d,
+            )?;
             let src = randn(&[5, 3, 7], 2, d)?.to_dtype(dt)?;
             let src4 = randn(&[5, 4, 7], 3, d)?.to_dtype(dt)?;
             Ok(vec![
