@@ -9,6 +9,8 @@
 pub mod common;
 mod conv;
 mod elementwise;
+#[cfg(test)]
+mod host_emulation;
 mod index;
 mod optim;
 mod pool;
@@ -203,5 +205,32 @@ mod tests {
             assert_eq!(s.matches('{').count(), s.matches('}').count(), "{m}");
         }
         assert!(source("cast", None).unwrap().contains("cast_i64_f32"));
+    }
+
+    /// With `MLFW_DUMP_KERNELS=<dir>`, writes every module's full source there (for
+    /// `device/syntax_check.sh`, which compiles them with g++ and a CUDA shim).
+    #[test]
+    fn dump_sources_when_asked() {
+        let Ok(dir) = std::env::var("MLFW_DUMP_KERNELS") else {
+            return;
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        for m in [
+            "elementwise",
+            "reduce",
+            "index",
+            "pool",
+            "conv",
+            "optim",
+            "random",
+        ] {
+            for dt in ALL {
+                let path = format!("{dir}/{m}_{}.cu", suffix(dt));
+                std::fs::write(path, source(m, Some(dt)).unwrap()).unwrap();
+            }
+        }
+        for m in ["cast", "fill"] {
+            std::fs::write(format!("{dir}/{m}.cu"), source(m, None).unwrap()).unwrap();
+        }
     }
 }

@@ -4,7 +4,9 @@
 
 /// CUDA C source (per dtype).
 pub const SRC: &str = r#"
-#define BS 256
+#ifndef BS
+#define BS 256  // must equal ops::THREADS
+#endif
 
 // Sum: floats accumulate in double (as the CPU does); integers in wrapping 64-bit.
 extern "C" __global__ void reduce_sum(u64 rows, u64 inner, const T* x, Lay lx, T* y) {
@@ -15,7 +17,7 @@ extern "C" __global__ void reduce_sum(u64 rows, u64 inner, const T* x, Lay lx, T
     for (u64 j = threadIdx.x; j < inner; j += BS) acc += SUM_LOAD(x[lidx(lx, base + j)]);
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int s = BS / 2; s > 0; s >>= 1) {
+    for (unsigned int s = BS / 2; s > 0; s >>= 1) {
       if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
       __syncthreads();
     }
@@ -40,7 +42,7 @@ extern "C" __global__ void reduce_maxmin(u64 rows, u64 inner, int is_min, const 
     for (u64 j = threadIdx.x; j < inner; j += BS) acc = pick_mm(acc, x[lidx(lx, base + j)], is_min);
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int s = BS / 2; s > 0; s >>= 1) {
+    for (unsigned int s = BS / 2; s > 0; s >>= 1) {
       if (threadIdx.x < s) sh[threadIdx.x] = pick_mm(sh[threadIdx.x], sh[threadIdx.x + s], is_min);
       __syncthreads();
     }
@@ -71,7 +73,7 @@ extern "C" __global__ void reduce_arg(u64 rows, u64 inner, int is_min, const T* 
     sv[threadIdx.x] = best;
     si[threadIdx.x] = bi;
     __syncthreads();
-    for (int s = BS / 2; s > 0; s >>= 1) {
+    for (unsigned int s = BS / 2; s > 0; s >>= 1) {
       if (threadIdx.x < s && arg_better(sv[threadIdx.x + s], si[threadIdx.x + s], sv[threadIdx.x], si[threadIdx.x], is_min)) {
         sv[threadIdx.x] = sv[threadIdx.x + s];
         si[threadIdx.x] = si[threadIdx.x + s];
@@ -94,7 +96,7 @@ extern "C" __global__ void softmax_rows(u64 rows, u64 row, int logm, const T* x,
     for (u64 j = threadIdx.x; j < row; j += BS) m = m_fmax(m, lda(x[lidx(lx, base + j)]));
     smax[threadIdx.x] = m;
     __syncthreads();
-    for (int s = BS / 2; s > 0; s >>= 1) {
+    for (unsigned int s = BS / 2; s > 0; s >>= 1) {
       if (threadIdx.x < s) smax[threadIdx.x] = m_fmax(smax[threadIdx.x], smax[threadIdx.x + s]);
       __syncthreads();
     }
@@ -104,7 +106,7 @@ extern "C" __global__ void softmax_rows(u64 rows, u64 row, int logm, const T* x,
     for (u64 j = threadIdx.x; j < row; j += BS) acc += (double)m_exp(lda(x[lidx(lx, base + j)]) - m);
     ssum[threadIdx.x] = acc;
     __syncthreads();
-    for (int s = BS / 2; s > 0; s >>= 1) {
+    for (unsigned int s = BS / 2; s > 0; s >>= 1) {
       if (threadIdx.x < s) ssum[threadIdx.x] += ssum[threadIdx.x + s];
       __syncthreads();
     }
