@@ -16,7 +16,7 @@ use std::sync::Mutex;
 static LIBS: Mutex<Option<HashMap<String, &'static Library>>> = Mutex::new(None);
 
 /// The module compiled for the host, or `None` (with a notice) when g++ is unavailable.
-fn lib(module: &str, dt: Option<DType>) -> Option<&'static Library> {
+pub(super) fn lib(module: &str, dt: Option<DType>) -> Option<&'static Library> {
     let key = format!("{module}_{}", dt.map_or("all", suffix));
     let mut g = LIBS.lock().unwrap();
     let map = g.get_or_insert_with(HashMap::new);
@@ -72,7 +72,7 @@ fn lib(module: &str, dt: Option<DType>) -> Option<&'static Library> {
     Some(l)
 }
 
-fn ptr(s: &CpuStorage) -> u64 {
+pub(super) fn ptr(s: &CpuStorage) -> u64 {
     mlfw_core::with_cpu_vec!(s, v => v.as_ptr() as u64)
 }
 

@@ -11,6 +11,8 @@ mod conv;
 mod elementwise;
 #[cfg(test)]
 mod host_emulation;
+#[cfg(test)]
+mod host_emulation_nn;
 mod index;
 mod optim;
 mod pool;

@@ -28,8 +28,9 @@ pub(crate) fn update(
             });
         }
     }
-    let n = p.len;
-    if state.iter().any(|s| s.len < n) || gl.elem_count() != n {
+    // The parameter tensor is contiguous from offset 0 and shaped like the gradient.
+    let n = gl.elem_count();
+    if p.len < n || state.iter().any(|s| s.len < n) {
         return Err(Error::msg(
             "optimizer step: gradient and state must have as many elements as the parameter",
         ));
