@@ -16,6 +16,7 @@ pub(crate) fn copy_layout(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
     }
     if let Some((start, _)) = l.contiguous_range() {
         let bytes = n * s.dtype.size_in_bytes();
+        s.dev.ctx.bind_to_thread().w("binding the context")?;
         // SAFETY: both ranges lie inside live buffers of this device; stream-ordered.
         unsafe {
             cudarc::driver::result::memcpy_dtod_async(
