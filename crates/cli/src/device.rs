@@ -11,7 +11,7 @@ pub fn open(spec: &str) -> Result<Device> {
     let dev = Device::parse(spec.trim().to_ascii_lowercase().as_str())?;
     match dev {
         Device::Cpu => Ok(Device::Cpu),
-        Device::Cuda(i) => cuda_device(i).map_err(|e| {
+        Device::Cuda(i) => mlfw_cuda::device(i).map_err(|e| {
             let first = e.to_string();
             let first = first.lines().next().unwrap_or("").trim().to_string();
             CliError::msg(format!("--device {spec}: {first}"))
@@ -32,7 +32,3 @@ mod tests {
     }
 }
 
-// TEMP until mlfw-cuda lands in main.
-fn cuda_device(_i: usize) -> mlfw_core::Result<Device> {
-    Err(mlfw_core::Error::msg("CUDA is not available: mlfw-cuda not merged yet"))
-}

@@ -59,6 +59,26 @@ pub fn build(model: &str, input: [usize; 3], num_classes: usize) -> Result<Box<d
     })
 }
 
+/// Builds `model` and loads `weights` (strict), or the hub's pretrained weights when `None`;
+/// returns the model (on the CPU) and a description of where the weights came from.
+pub fn load(
+    model: &str,
+    input: [usize; 3],
+    num_classes: usize,
+    weights: Option<&std::path::Path>,
+) -> Result<(Box<dyn Module>, String)> {
+    let m = build(model, input, num_classes)?;
+    match weights {
+        Some(path) => {
+            m.load(path)?;
+            Ok((m, path.display().to_string()))
+        }
+        None => Err(CliError::msg(
+            "--pretrained needs mlfw-hub, which is not in this build yet; pass --weights FILE",
+        )),
+    }
+}
+
 struct LeNet5 {
     conv1: Conv2d,
     conv2: Conv2d,

@@ -1,5 +1,126 @@
-//! stub
+//! `mlfw eval`: accuracy, loss, per-class accuracy and the confusion matrix of weights on a
+//! dataset split.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use mlfw_data::Split;
+use serde_json::json;
+
+use crate::data::{DataSpec, Normalize};
 use crate::error::Result;
-#[derive(clap::Args, Debug)]
-pub struct EvalArgs {}
-pub fn run(_a: EvalArgs) -> Result<()> { Ok(()) }
+use crate::evaluate::{evaluate, EvalResult};
+use crate::{device, models};
+
+/// Arguments of `mlfw eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet34, resnet18_cifar, vgg11_bn.
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Weights to evaluate (safetensors with PyTorch keys, e.g. a run's best.safetensors).
+    #[arg(long, required_unless_present = "pretrained", conflicts_with = "pretrained")]
+    pub weights: Option<PathBuf>,
+    /// Use the hub's pretrained weights for the model.
+    #[arg(long)]
+    pub pretrained: bool,
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake.
+    #[arg(long, default_value = "mnist-mini")]
+    pub dataset: String,
+    /// Folder holding the dataset's files (no download).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Split: train or test.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Samples per forward pass.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    /// Data-loading worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Print one JSON object (accuracy, loss, per-class accuracy, confusion matrix).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `mlfw eval`.
+pub fn run(a: EvalArgs) -> Result<()> {
+    let model_name = models::canonical(&a.model)?;
+    let split: Split = a.split.parse()?;
+    let spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
+    let device = device::open(&a.device)?;
+    let (mut model, source) = models::load(
+        model_name,
+        spec.input,
+        spec.info.num_classes,
+        a.weights.as_deref(),
+    )?;
+    model.to_device(&device)?;
+    let loader = spec.loader(split, a.batch_size.max(1), a.workers, 0)?;
+    let norm = Normalize::new(&spec.info.mean, &spec.info.std, &device)?;
+    let r = evaluate(
+        model.as_mut(),
+        &loader,
+        &norm,
+        &device,
+        spec.info.num_classes,
+    )?;
+    if a.json {
+        let v = json!({
+            "accuracy": r.accuracy,
+            "loss": r.loss,
+            "samples": r.samples,
+            "per_class_accuracy": r.per_class_accuracy(),
+            "confusion": r.confusion,
+            "classes": spec.info.classes,
+            "model": model_name,
+            "weights": source,
+            "dataset": spec.name,
+            "split": split.to_string(),
+        });
+        println!("{v}");
+    } else {
+        print_report(&r, &spec, model_name, &source, split);
+    }
+    Ok(())
+}
+
+fn print_report(r: &EvalResult, spec: &DataSpec, model: &str, source: &str, split: Split) {
+    println!(
+        "{model} ({source}) on {} {split}, {} images: accuracy {:.4}, loss {:.4}",
+        spec.name, r.samples, r.accuracy, r.loss
+    );
+    let classes = &spec.info.classes;
+    if classes.len() > 20 {
+        return;
+    }
+    println!("\nper-class accuracy:");
+    for (c, acc) in classes.iter().zip(r.per_class_accuracy()) {
+        println!("  {c:>12}  {acc:.4}");
+    }
+    println!("\nconfusion matrix (rows: true class, columns: predicted):");
+    let w = r
+        .confusion
+        .iter()
+        .flatten()
+        .max()
+        .map_or(1, |m| m.to_string().len())
+        .max(3);
+    print!("{:>12} ", "");
+    for i in 0..classes.len() {
+        print!(" {i:>w$}");
+    }
+    println!();
+    for (i, row) in r.confusion.iter().enumerate() {
+        let name: String = classes[i].chars().take(12).collect();
+        print!("{name:>12} ");
+        for v in row {
+            print!(" {v:>w$}");
+        }
+        println!();
+    }
+}
