@@ -38,6 +38,15 @@ pub fn input_shape(model: &str, data: [usize; 3]) -> [usize; 3] {
     }
 }
 
+/// The input a model is usually fed (`[C, H, W]`), for benchmarks.
+pub fn default_input(model: &str) -> [usize; 3] {
+    match model {
+        "lenet5" | "mlp" => [1, 28, 28],
+        "resnet18_cifar" => [3, 32, 32],
+        _ => [3, 224, 224],
+    }
+}
+
 /// Builds `model` (canonical name) for `input` images and `num_classes` classes on the CPU,
 /// initialised from the global generator.
 pub fn build(model: &str, input: [usize; 3], num_classes: usize) -> Result<Box<dyn Module>> {

@@ -1,5 +1,135 @@
-//! stub
-use crate::error::Result;
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
-pub fn run(_a: BenchArgs) -> Result<()> { Ok(()) }
+//! `mlfw bench`: training-step and inference throughput of a model on random inputs, and the
+//! process's peak resident memory.
+
+use std::time::Instant;
+
+use clap::Args;
+use mlfw_autograd::Backward;
+use mlfw_core::{DType, Device, Tensor};
+use mlfw_nn::{functional as F, Module};
+use mlfw_optim::{Optim, Optimizer, SgdConfig};
+use serde_json::json;
+
+use crate::error::{CliError, Result};
+use crate::{device, models};
+
+/// Arguments of `mlfw bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet34, resnet18_cifar, vgg11_bn.
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Input shape C,H,W [default: the model's usual input, 1,28,28 for lenet5 and mlp].
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub input: Option<Vec<usize>>,
+    /// Print one JSON object (train_images_per_s, infer_images_per_s, peak_rss_mb).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `mlfw bench`.
+pub fn run(a: BenchArgs) -> Result<()> {
+    let name = models::canonical(&a.model)?;
+    if a.batch_size == 0 || a.steps == 0 {
+        return Err(CliError::msg("--batch-size and --steps must be at least 1"));
+    }
+    let input = match a.input.as_deref() {
+        Some(&[c, h, w]) => [c, h, w],
+        _ => models::default_input(name),
+    };
+    let device = device::open(&a.device)?;
+    mlfw_core::manual_seed(0);
+    let mut model = models::build(name, input, 10)?;
+    model.to_device(&device)?;
+    let b = a.batch_size;
+    let x = Tensor::randn(0.0, 1.0, [b, input[0], input[1], input[2]], DType::F32, &device)?;
+    let y = Tensor::randint(0, 10, [b], &device)?;
+
+    let mut opt = Optim::new(model.parameters(), SgdConfig::new(0.01).momentum(0.9))?;
+    model.train(true);
+    let train = time_steps(a.warmup, a.steps, || {
+        opt.zero_grad();
+        let loss = F::cross_entropy(&model.forward(&x)?, &y)?;
+        loss.backward()?;
+        opt.step()?;
+        sync(&loss)
+    })?;
+    model.train(false);
+    let infer = {
+        let _g = mlfw_autograd::no_grad();
+        time_steps(a.warmup, a.steps, || sync(&model.forward(&x)?))?
+    };
+    let (train_ips, infer_ips) = (b as f64 / train, b as f64 / infer);
+    let rss = peak_rss_mb();
+    if a.json {
+        let v = json!({
+            "model": name,
+            "device": device.to_string(),
+            "batch_size": b,
+            "steps": a.steps,
+            "warmup": a.warmup,
+            "train_step_ms": train * 1e3,
+            "train_images_per_s": train_ips,
+            "infer_step_ms": infer * 1e3,
+            "infer_images_per_s": infer_ips,
+            "peak_rss_mb": rss,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{name} on {device}, batch {b}, median of {} steps after {} warm-up",
+            a.steps, a.warmup
+        );
+        println!("{:<10} {:>12} {:>12}", "", "ms/step", "images/s");
+        println!("{:<10} {:>12.2} {:>12.0}", "train", train * 1e3, train_ips);
+        println!("{:<10} {:>12.2} {:>12.0}", "inference", infer * 1e3, infer_ips);
+        match rss {
+            Some(mb) => println!("peak RSS   {mb:.1} MB"),
+            None => println!("peak RSS   unknown (no /proc/self/status)"),
+        }
+    }
+    Ok(())
+}
+
+/// Waits for `t`'s device work by reading one element back.
+fn sync(t: &Tensor) -> Result<()> {
+    if t.device() != Device::Cpu {
+        t.flatten(0, -1)?.narrow(0, 0, 1)?.to_vec::<f32>()?;
+    }
+    Ok(())
+}
+
+/// Runs `f` `warmup` times, then `steps` timed times; returns the median seconds.
+fn time_steps(warmup: usize, steps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Peak resident set size (VmHWM) in MB, where `/proc` has it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
