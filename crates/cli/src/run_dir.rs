@@ -60,8 +60,8 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// mlfw version that created the run.
     pub mlfw_version: String,
-    /// The full command line that created the run.
-    pub command_line: Vec<String>,
+    /// The full command line (argv) that created the run.
+    pub command: Vec<String>,
     /// Creation time (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
     pub created: String,
 }

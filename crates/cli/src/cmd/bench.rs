@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 use mlfw_autograd::Backward;
 use mlfw_core::{DType, Device, Tensor};
-use mlfw_nn::{functional as F, Module};
+use mlfw_nn::functional as F;
 use mlfw_optim::{Optim, Optimizer, SgdConfig};
 use serde_json::json;
 

@@ -127,7 +127,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         augment: spec.augmentation(),
         out,
         mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
-        command_line: std::env::args().collect(),
+        command: std::env::args().collect(),
         created: run_dir::timestamp(),
     })
 }
