@@ -166,7 +166,7 @@ impl Index {
     pub fn find(&self, name: &str, version: Option<&str>) -> Option<&Entry> {
         self.models
             .iter()
-            .filter(|e| e.name == name && version.map_or(true, |v| e.version == v))
+            .filter(|e| e.name == name && version.is_none_or(|v| e.version == v))
             .max_by(|a, b| compare_versions(&a.version, &b.version))
     }
 
@@ -258,7 +258,7 @@ impl Entry {
                 ));
             }
         }
-        if p.std.iter().any(|s| !(*s > 0.0)) {
+        if p.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
             return Err(bad("preprocessing.std", "values must be positive".into()));
         }
         if self.files.is_empty() {
