@@ -13,6 +13,7 @@ pub const KNOWN_ARCHITECTURES: &[&str] = &[
     "resnet18",
     "resnet34",
     "resnet18_cifar",
+    "resnet34_cifar",
     "vgg11_bn",
 ];
 
