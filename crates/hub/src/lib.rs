@@ -40,7 +40,7 @@ pub use catalog::{info, list, rm, Info, ListItem, Listing};
 pub use error::{Error, Result};
 pub use export::{export, ExportOptions, Exported, RunConfig, WeightsChoice};
 pub use index::{Architecture, Entry, FileEntry, Index, Metric, Preprocessing};
-pub use load::{load_weights, load_weights_with, Pretrained};
+pub use load::{load_into, load_weights, load_weights_with, Pretrained};
 pub use mlfw_data::Progress;
 pub use options::HubOptions;
 pub use pull::{pull, Pulled};

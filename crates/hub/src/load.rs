@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use mlfw_core::{Device, Tensor};
+use mlfw_nn::Module;
 
 use crate::cache::{self, CachedModel};
 use crate::error::Result;
@@ -48,6 +49,30 @@ pub fn load_weights_with(spec: &str, opts: &HubOptions, device: &Device) -> Resu
         weights_path: path,
         state_dict: file.into_map(),
     })
+}
+
+/// Loads `spec`'s pretrained weights into `model` (strict: every key must match in name and
+/// shape) and returns them with the entry. For a model the caller built itself, e.g. the
+/// CLI's `--model lenet5 --pretrained`. Tensors are loaded onto `device` first.
+///
+/// Errors: those of [`load_weights_with`]; weights that do not fit `model` (naming the
+/// entry, the file and the mismatching keys).
+pub fn load_into(
+    model: &dyn Module,
+    spec: &str,
+    opts: &HubOptions,
+    device: &Device,
+) -> Result<Pretrained> {
+    let w = load_weights_with(spec, opts, device)?;
+    model.load_state_dict(&w.state_dict, true).map_err(|e| {
+        e.context(format!(
+            "weights {} of `{}` (architecture `{}`) do not fit this model",
+            w.weights_path.display(),
+            w.entry.id(),
+            w.entry.architecture.model
+        ))
+    })?;
+    Ok(w)
 }
 
 /// The cached model for `spec`, pulling it first when absent (or when forced).
