@@ -25,7 +25,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Deep learning in Rust: train, evaluate and run image classifiers.
 #[derive(Parser, Debug)]
-#[command(name = "mlfw", version, about, propagate_version = true)]
+#[command(name = "mlfw", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,5 +79,14 @@ fn main() -> ExitCode {
             eprintln!("error: {}", e.message());
             ExitCode::from(e.code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

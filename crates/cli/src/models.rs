@@ -68,7 +68,8 @@ pub fn build(model: &str, input: [usize; 3], num_classes: usize) -> Result<Box<d
     })
 }
 
-/// Builds `model` and loads `weights` (strict), or the hub's pretrained weights when `None`;
+/// Builds `model` and loads `weights` (strict), or the hub's pretrained weights for the
+/// model's name (pulled on first use) when `None`;
 /// returns the model (on the CPU) and a description of where the weights came from.
 pub fn load(
     model: &str,
@@ -82,9 +83,12 @@ pub fn load(
             m.load(path)?;
             Ok((m, path.display().to_string()))
         }
-        None => Err(CliError::msg(
-            "--pretrained needs mlfw-hub, which is not in this build yet; pass --weights FILE",
-        )),
+        None => {
+            let opts = mlfw_hub::HubOptions::from_env();
+            let w = mlfw_hub::load_into(m.as_ref(), model, &opts, &Device::Cpu)?;
+            let from = format!("pretrained {}", w.entry.id());
+            Ok((m, from))
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! goes to stderr so stdout carries only the final JSON object.
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -35,11 +35,6 @@ impl Console {
             (false, false) => Mode::Lines,
         };
         Console { mode, json }
-    }
-
-    /// The progress mode.
-    pub fn mode(&self) -> Mode {
-        self.mode
     }
 
     /// Prints a human-readable line (stdout, or stderr under `--json`; nothing when quiet).
@@ -113,11 +108,6 @@ impl EpochProgress {
     /// Training images per second so far in this epoch.
     pub fn images_per_s(&self) -> f64 {
         self.images as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
-    }
-
-    /// Time since the epoch started.
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
     }
 
     /// Removes the bar (the caller prints the epoch summary).
