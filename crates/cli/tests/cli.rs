@@ -206,3 +206,34 @@ fn data_list_names_every_dataset() {
         assert!(out.contains(name), "{out}");
     }
 }
+
+#[test]
+fn predict_reads_image_files() {
+    use mlfw_data::Dataset;
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = mlfw_data::MnistMini::new(false).unwrap();
+    let mut paths = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..3 {
+        let s = ds.get(i).unwrap();
+        let px: Vec<u8> = s.image.to_vec::<f32>().unwrap().iter().map(|&v| (v * 255.0).round() as u8).collect();
+        let path = tmp.path().join(format!("digit{i}.png"));
+        image::GrayImage::from_raw(28, 28, px).unwrap().save(&path).unwrap();
+        paths.push(path.to_str().unwrap().to_string());
+        labels.push(s.label);
+    }
+    let w = fixture("lenet5_mnist_mini.safetensors");
+    let mut args = vec!["predict", "--weights", w.to_str().unwrap(), "--topk", "2", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = ok(&args);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    for (v, label) in lines.iter().zip(labels) {
+        let top = v["top"].as_array().unwrap();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0]["class"].as_i64().unwrap(), label, "{v}");
+        assert!(top[0]["prob"].as_f64().unwrap() > 0.5, "{v}");
+    }
+    let err = fails(&["predict", "--weights", w.to_str().unwrap(), "missing.png"]);
+    assert!(err.contains("missing.png"), "{err}");
+}
