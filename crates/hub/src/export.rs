@@ -23,8 +23,9 @@ pub struct RunConfig {
     /// Dataset registry name (`mnist-mini`); gives defaults for shape, mean and std.
     #[serde(default)]
     pub dataset: Option<String>,
-    /// The full training command, as one string or as argv.
-    #[serde(default)]
+    /// The full training command, as one string or as argv (`mlfw train` writes it as
+    /// `command_line`, an argv array).
+    #[serde(default, alias = "command_line")]
     pub command: Option<CommandLine>,
     /// One input's `[C, H, W]` (default: the dataset's).
     #[serde(default)]
@@ -387,6 +388,24 @@ mod tests {
             "a b".into(),
         ]);
         assert_eq!(c.to_line(), "mlfw train --note 'a b'");
+    }
+
+    #[test]
+    fn reads_the_cli_run_config() {
+        let c = RunConfig::parse(
+            r#"{"model":"lenet5","dataset":"mnist-mini","device":"cpu","epochs":3,"batch_size":64,
+            "mean":[0.1307],"std":[0.3081],"input_shape":[1,28,28],"num_classes":10,
+            "command_line":["mlfw","train","--model","lenet5","--dataset","mnist-mini"],
+            "created":"2026-01-01T00:00:00Z"}"#,
+            "cfg",
+        )
+        .unwrap();
+        let e = c.to_entry("lenet5", "1", "cfg").unwrap();
+        assert_eq!(
+            e.train_command.as_deref(),
+            Some("mlfw train --model lenet5 --dataset mnist-mini")
+        );
+        assert_eq!(e.preprocessing.std, vec![0.3081]);
     }
 
     #[test]

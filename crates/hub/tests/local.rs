@@ -33,7 +33,7 @@ fn run_dir(dir: &std::path::Path) {
     .unwrap();
     std::fs::write(
         dir.join("metrics.jsonl"),
-        "{\"epoch\": 1, \"test_accuracy\": 0.95}\n{\"epoch\": 2, \"test_accuracy\": 97.5}\n{\"epoch\": 3, \"test_accuracy\": 0.96}\n",
+        "{\"epoch\": 1, \"train_acc\": 0.99, \"val_acc\": 0.95}\n{\"epoch\": 2, \"train_acc\": 0.99, \"val_acc\": 97.5}\n{\"epoch\": 3, \"train_acc\": 0.99, \"val_acc\": 0.96}\n",
     )
     .unwrap();
 }
