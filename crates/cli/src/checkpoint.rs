@@ -95,9 +95,8 @@ pub fn save(
 /// Reads and validates a checkpoint written by [`save`]; errors name the file and the problem.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bad = |msg: String| CliError::msg(format!("{}: {msg}", path.display()));
-    let file = safetensors::load(path, &Device::Cpu).map_err(|e| {
-        CliError::msg(format!("cannot resume: {e}"))
-    })?;
+    let file = safetensors::load(path, &Device::Cpu)
+        .map_err(|e| CliError::msg(format!("cannot resume: {e}")))?;
     let meta = file
         .metadata
         .get(META_KEY)

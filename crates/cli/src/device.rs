@@ -28,7 +28,10 @@ mod tests {
         assert_eq!(open("cpu").unwrap(), Device::Cpu);
         assert_eq!(open("CPU").unwrap(), Device::Cpu);
         let e = open("tpu").unwrap_err();
-        assert!(e.message().contains("cpu, cuda or cuda:N"), "{}", e.message());
+        assert!(
+            e.message().contains("cpu, cuda or cuda:N"),
+            "{}",
+            e.message()
+        );
     }
 }
-

@@ -19,12 +19,16 @@ pub fn canonical(name: &str) -> Result<&'static str> {
         "lenet" | "lenet_5" => "lenet5",
         other => other,
     };
-    MODEL_NAMES.iter().copied().find(|&m| m == n).ok_or_else(|| {
-        CliError::msg(format!(
-            "unknown model `{name}`; valid models: {}",
-            MODEL_NAMES.join(", ")
-        ))
-    })
+    MODEL_NAMES
+        .iter()
+        .copied()
+        .find(|&m| m == n)
+        .ok_or_else(|| {
+            CliError::msg(format!(
+                "unknown model `{name}`; valid models: {}",
+                MODEL_NAMES.join(", ")
+            ))
+        })
 }
 
 /// The `[C, H, W]` input `model` is fed for a dataset of images `data` (`[C, H, W]`):

@@ -69,7 +69,9 @@ pub fn build_optimizer(
     Ok(match optimizer_name(name)? {
         "sgd" => Box::new(Optim::new(
             params,
-            SgdConfig::new(lr).momentum(momentum).weight_decay(weight_decay),
+            SgdConfig::new(lr)
+                .momentum(momentum)
+                .weight_decay(weight_decay),
         )?),
         "adam" => Box::new(Optim::new(
             params,

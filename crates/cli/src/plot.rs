@@ -183,7 +183,10 @@ fn write_png(path: &Path, chart: &Chart) -> Result<()> {
 
 fn write_svg(path: &Path, chart: &Chart) -> Result<()> {
     let mut svg = String::new();
-    draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), chart)?;
+    draw(
+        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        chart,
+    )?;
     mlfw_core::safetensors::write_atomic(path, svg.as_bytes())?;
     Ok(())
 }

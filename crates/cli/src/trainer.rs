@@ -343,7 +343,10 @@ impl Trainer {
                 "{what}; checkpoint saved, continue with: mlfw train --resume {}",
                 self.dir.display()
             )),
-            Err(err) => CliError::msg(format!("{what}; saving the checkpoint failed: {}", err.message())),
+            Err(err) => CliError::msg(format!(
+                "{what}; saving the checkpoint failed: {}",
+                err.message()
+            )),
         }
         .with_code(INTERRUPTED)
     }

@@ -48,8 +48,19 @@ fn fixture(name: &str) -> PathBuf {
 fn train(out: &Path, epochs: &str, extra: &[&str]) -> String {
     let out = out.to_str().unwrap();
     let mut args = vec![
-        "train", "--model", "lenet5", "--dataset", "mnist-mini", "--epochs", epochs,
-        "--max-steps", "6", "--workers", "1", "--out", out,
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "mnist-mini",
+        "--epochs",
+        epochs,
+        "--max-steps",
+        "6",
+        "--workers",
+        "1",
+        "--out",
+        out,
     ];
     args.extend_from_slice(extra);
     ok(&args)
@@ -107,7 +118,13 @@ fn train_writes_a_complete_run_folder() {
 
     // Redraw, and refuse to start a second run in the same folder.
     let plots = tmp.path().join("plots");
-    ok(&["plot", run.to_str().unwrap(), run.to_str().unwrap(), "--out", plots.to_str().unwrap()]);
+    ok(&[
+        "plot",
+        run.to_str().unwrap(),
+        run.to_str().unwrap(),
+        "--out",
+        plots.to_str().unwrap(),
+    ]);
     assert!(plots.join("loss.svg").exists());
     let err = fails(&["train", "--epochs", "1", "--out", run.to_str().unwrap()]);
     assert!(err.contains("--resume"), "{err}");
@@ -116,7 +133,14 @@ fn train_writes_a_complete_run_folder() {
 #[test]
 fn eval_of_the_pytorch_fixture_matches() {
     let w = fixture("lenet5_mnist_mini.safetensors");
-    let out = ok(&["eval", "--model", "lenet5", "--weights", w.to_str().unwrap(), "--json"]);
+    let out = ok(&[
+        "eval",
+        "--model",
+        "lenet5",
+        "--weights",
+        w.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["accuracy"].as_f64().unwrap(), 0.969, "{v}");
     assert!(v["loss"].as_f64().unwrap() < 0.2);
@@ -131,7 +155,14 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     train(&a, "2", &["--quiet"]);
     train(&b, "1", &["--quiet"]);
-    ok(&["train", "--resume", b.to_str().unwrap(), "--epochs", "2", "--quiet"]);
+    ok(&[
+        "train",
+        "--resume",
+        b.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
     let wa = std::fs::read(a.join("last.safetensors")).unwrap();
     let wb = std::fs::read(b.join("last.safetensors")).unwrap();
     assert!(wa == wb, "weights differ after resume");
@@ -160,7 +191,10 @@ fn unknown_names_list_the_valid_ones() {
     let err = fails(&["train", "--model", "alexnet"]);
     assert!(err.contains("lenet5") && err.contains("mlp"), "{err}");
     let err = fails(&["train", "--dataset", "imagenet"]);
-    assert!(err.contains("mnist-mini") && err.contains("cifar10"), "{err}");
+    assert!(
+        err.contains("mnist-mini") && err.contains("cifar10"),
+        "{err}"
+    );
     let err = fails(&["train", "--optimizer", "lbfgs"]);
     assert!(err.contains("sgd, adam, adamw, rmsprop"), "{err}");
     let err = fails(&["train", "--scheduler", "poly"]);
@@ -175,7 +209,16 @@ fn divergence_names_epoch_and_step() {
     let run = tmp.path().join("run");
     let out = run.to_str().unwrap();
     let err = fails(&[
-        "train", "--epochs", "1", "--max-steps", "30", "--lr", "1e30", "--quiet", "--out", out,
+        "train",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "30",
+        "--lr",
+        "1e30",
+        "--quiet",
+        "--out",
+        out,
     ]);
     assert!(err.contains("at epoch 1 step"), "{err}");
 }
@@ -192,7 +235,18 @@ fn cuda_without_a_gpu_is_a_one_line_error() {
 
 #[test]
 fn bench_json_has_the_throughput_keys() {
-    let out = ok(&["bench", "--model", "lenet5", "--batch-size", "8", "--steps", "3", "--warmup", "1", "--json"]);
+    let out = ok(&[
+        "bench",
+        "--model",
+        "lenet5",
+        "--batch-size",
+        "8",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     for key in ["train_images_per_s", "infer_images_per_s", "peak_rss_mb"] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {v}");
@@ -216,17 +270,36 @@ fn predict_reads_image_files() {
     let mut labels = Vec::new();
     for i in 0..3 {
         let s = ds.get(i).unwrap();
-        let px: Vec<u8> = s.image.to_vec::<f32>().unwrap().iter().map(|&v| (v * 255.0).round() as u8).collect();
+        let px: Vec<u8> = s
+            .image
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&v| (v * 255.0).round() as u8)
+            .collect();
         let path = tmp.path().join(format!("digit{i}.png"));
-        image::GrayImage::from_raw(28, 28, px).unwrap().save(&path).unwrap();
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(&path)
+            .unwrap();
         paths.push(path.to_str().unwrap().to_string());
         labels.push(s.label);
     }
     let w = fixture("lenet5_mnist_mini.safetensors");
-    let mut args = vec!["predict", "--weights", w.to_str().unwrap(), "--topk", "2", "--json"];
+    let mut args = vec![
+        "predict",
+        "--weights",
+        w.to_str().unwrap(),
+        "--topk",
+        "2",
+        "--json",
+    ];
     args.extend(paths.iter().map(String::as_str));
     let out = ok(&args);
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     for (v, label) in lines.iter().zip(labels) {
         let top = v["top"].as_array().unwrap();

@@ -54,7 +54,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut model = models::build(name, input, 10)?;
     model.to_device(&device)?;
     let b = a.batch_size;
-    let x = Tensor::randn(0.0, 1.0, [b, input[0], input[1], input[2]], DType::F32, &device)?;
+    let x = Tensor::randn(
+        0.0,
+        1.0,
+        [b, input[0], input[1], input[2]],
+        DType::F32,
+        &device,
+    )?;
     let y = Tensor::randint(0, 10, [b], &device)?;
 
     let mut opt = Optim::new(model.parameters(), SgdConfig::new(0.01).momentum(0.9))?;
@@ -94,7 +100,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
         println!("{:<10} {:>12} {:>12}", "", "ms/step", "images/s");
         println!("{:<10} {:>12.2} {:>12.0}", "train", train * 1e3, train_ips);
-        println!("{:<10} {:>12.2} {:>12.0}", "inference", infer * 1e3, infer_ips);
+        println!(
+            "{:<10} {:>12.2} {:>12.0}",
+            "inference",
+            infer * 1e3,
+            infer_ips
+        );
         match rss {
             Some(mb) => println!("peak RSS   {mb:.1} MB"),
             None => println!("peak RSS   unknown (no /proc/self/status)"),

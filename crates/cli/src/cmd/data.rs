@@ -66,7 +66,10 @@ fn download(name: &str, root: Option<PathBuf>) -> Result<()> {
     for split in [Split::Train, Split::Test] {
         let ds = load_by_name(canonical, split, &opts)
             .map_err(|e| CliError::msg(e).context(format!("downloading {canonical} {split}")))?;
-        println!("{canonical} {split}: {} samples", mlfw_data::Dataset::len(&ds));
+        println!(
+            "{canonical} {split}: {} samples",
+            mlfw_data::Dataset::len(&ds)
+        );
     }
     println!("{canonical} is ready under {}", root.display());
     Ok(())

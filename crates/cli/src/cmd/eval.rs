@@ -19,7 +19,11 @@ pub struct EvalArgs {
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights to evaluate (safetensors with PyTorch keys, e.g. a run's best.safetensors).
-    #[arg(long, required_unless_present = "pretrained", conflicts_with = "pretrained")]
+    #[arg(
+        long,
+        required_unless_present = "pretrained",
+        conflicts_with = "pretrained"
+    )]
     pub weights: Option<PathBuf>,
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]

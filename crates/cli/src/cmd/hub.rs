@@ -88,11 +88,7 @@ pub fn run(cmd: HubCommand) -> Result<()> {
             } else {
                 "pulled"
             };
-            println!(
-                "{} {what}: {}",
-                p.model.entry.id(),
-                p.model.dir.display()
-            );
+            println!("{} {what}: {}", p.model.entry.id(), p.model.dir.display());
         }
         HubCommand::List { registry } => {
             let l = mlfw_hub::list(&options(registry))?;

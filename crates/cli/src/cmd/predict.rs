@@ -20,7 +20,11 @@ pub struct PredictArgs {
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights (safetensors with PyTorch keys, e.g. a run's best.safetensors).
-    #[arg(long, required_unless_present = "pretrained", conflicts_with = "pretrained")]
+    #[arg(
+        long,
+        required_unless_present = "pretrained",
+        conflicts_with = "pretrained"
+    )]
     pub weights: Option<PathBuf>,
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
@@ -80,7 +84,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 .iter()
                 .map(|&(c, p)| json!({"class": c, "label": label(c), "prob": p}))
                 .collect();
-            println!("{}", json!({"image": path.display().to_string(), "top": top}));
+            println!(
+                "{}",
+                json!({"image": path.display().to_string(), "top": top})
+            );
         } else {
             let s: Vec<String> = top
                 .iter()
@@ -98,7 +105,12 @@ fn load_image(path: &std::path::Path, [c, h, w]: [usize; 3]) -> Result<Tensor> {
     let img = image::open(path).map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?;
     let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
     let data: Vec<f32> = match c {
-        1 => img.to_luma8().into_raw().iter().map(|&p| p as f32 / 255.0).collect(),
+        1 => img
+            .to_luma8()
+            .into_raw()
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect(),
         3 => {
             let rgb = img.to_rgb8().into_raw();
             (0..3)

@@ -72,7 +72,13 @@ pub struct TrainArgs {
 
 /// Settings that may change when resuming; every other one is the run's.
 const RESUMABLE: [&str; 7] = [
-    "epochs", "device", "workers", "max_steps", "data_dir", "quiet", "json",
+    "epochs",
+    "device",
+    "workers",
+    "max_steps",
+    "data_dir",
+    "quiet",
+    "json",
 ];
 
 /// Runs `mlfw train`.
@@ -95,7 +101,9 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
     let scheduler = optim::scheduler_name(&a.scheduler)?;
     let spec = DataSpec::new(&a.dataset, model, a.data_dir.clone())?;
     if a.batch_size == 0 || a.epochs == 0 {
-        return Err(CliError::msg("--epochs and --batch-size must be at least 1"));
+        return Err(CliError::msg(
+            "--epochs and --batch-size must be at least 1",
+        ));
     }
     let out = a
         .out
