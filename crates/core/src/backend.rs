@@ -19,6 +19,7 @@ pub trait Backend: Send + Sync {
     /// `n` elements of `value`.
     fn full(&self, n: usize, value: f64, dtype: DType) -> Result<Storage>;
     /// Copies host data to the device.
+    #[allow(clippy::wrong_self_convention)]
     fn from_cpu(&self, data: CpuStorage) -> Result<Storage>;
     /// Counter-based uniform numbers in `[lo, hi)`: element i uses counter `offset + i` of `seed`
     /// (see [`crate::random`]), so every device draws the same numbers.

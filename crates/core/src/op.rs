@@ -132,6 +132,31 @@ impl Op {
         }
     }
 
+    /// Consumes the record, giving back the input tensors (used to drop long graphs
+    /// iteratively instead of recursively).
+    pub fn into_inputs(self) -> Vec<Tensor> {
+        match self {
+            Op::Unary(a, _)
+            | Op::Reshape(a)
+            | Op::Permute(a, _)
+            | Op::Expand(a)
+            | Op::Copy(a)
+            | Op::ToDType(a)
+            | Op::ToDevice(a) => vec![a],
+            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
+            Op::Where(c, a, b) => vec![c, a, b],
+            Op::Reduce { arg, .. } | Op::Softmax { arg, .. } | Op::Narrow { arg, .. } => vec![arg],
+            Op::Conv2d { input, weight, .. } => vec![input, weight],
+            Op::MaxPool2d { input, indices, .. } => vec![input, indices],
+            Op::AvgPool2d { input, .. } | Op::AdaptiveAvgPool2d { input, .. } => vec![input],
+            Op::Cat(ts, _) | Op::Custom(_, ts) => ts,
+            Op::IndexSelect { arg, ids, .. } | Op::Gather { arg, ids, .. } => vec![arg, ids],
+            Op::ScatterAdd { arg, ids, src, .. } | Op::IndexAdd { arg, ids, src, .. } => {
+                vec![arg, ids, src]
+            }
+        }
+    }
+
     /// A short name for messages.
     pub fn name(&self) -> String {
         match self {

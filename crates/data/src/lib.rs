@@ -1,1 +1,47 @@
-//! placeholder
+//! mlfw's data ring: datasets, the [`DataLoader`], and verified downloads.
+//!
+//! - [`Dataset`] (len + get) yields [`Sample`]s: an image tensor `[C, H, W]` (f32 in `[0, 1]`
+//!   by default) and an `i64` label; a [`Transform`] hook runs in `get` with a per-sample seed.
+//! - [`DataLoader`] batches, shuffles reproducibly per epoch, and prefetches on worker threads.
+//! - Built-in datasets: [`MnistMini`] (embedded, offline), [`Mnist`], [`FashionMnist`],
+//!   [`Kmnist`], [`Cifar10`], [`Cifar100`], [`FakeData`]; by name with [`load_by_name`].
+//! - [`download::download_file`]: mirrors, resume, checksums, atomic rename.
+
+pub mod cifar;
+pub mod cifar_files;
+pub mod collate;
+pub mod dataset;
+pub mod download;
+pub mod error;
+pub mod fake;
+pub mod home;
+pub mod idx;
+pub mod image_dataset;
+pub mod image_set;
+pub mod info;
+pub mod loader;
+pub mod mini;
+pub mod mnist;
+mod prefetch;
+pub mod registry;
+pub mod resources;
+pub mod rng;
+pub mod sampler;
+pub mod transform;
+
+pub use cifar::{Cifar10, Cifar100, Cifar100Labels};
+pub use collate::{collate, Batch, ImageFormat};
+pub use dataset::{Dataset, Sample};
+pub use download::{download_file, Checksum, DownloadOptions, Progress};
+pub use error::{Error, Result};
+pub use fake::FakeData;
+pub use home::{data_root, mlfw_home};
+pub use image_dataset::ImageDataset;
+pub use image_set::ImageSet;
+pub use info::{DatasetInfo, Split};
+pub use loader::{Batches, DataLoader};
+pub use mini::MnistMini;
+pub use mnist::{FashionMnist, Kmnist, Mnist, MnistVariant};
+pub use registry::{dataset_info, dataset_names, load_by_name, LoadOptions, DATASET_NAMES};
+pub use rng::Rng;
+pub use transform::Transform;

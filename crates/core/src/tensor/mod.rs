@@ -336,6 +336,30 @@ impl Tensor {
     }
 }
 
+impl Drop for TensorInner {
+    /// Dismantles the recorded graph iteratively: a chain of 100,000 ops must not
+    /// overflow the stack through recursive drops.
+    fn drop(&mut self) {
+        let st = std::mem::replace(
+            self.op.get_mut().unwrap_or_else(|e| e.into_inner()),
+            OpState::None,
+        );
+        let OpState::Recorded(op) = st else { return };
+        let mut stack = op.into_inputs();
+        while let Some(t) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(t.0) {
+                let st = std::mem::replace(
+                    inner.op.get_mut().unwrap_or_else(|e| e.into_inner()),
+                    OpState::None,
+                );
+                if let OpState::Recorded(op) = st {
+                    stack.extend(op.into_inputs());
+                }
+            }
+        }
+    }
+}
+
 /// True when an op on `inputs` must be recorded.
 pub(crate) fn track(inputs: &[&Tensor]) -> bool {
     is_grad_enabled() && inputs.iter().any(|t| t.requires_grad())
