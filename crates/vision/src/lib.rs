@@ -10,3 +10,5 @@ pub mod image_folder;
 pub mod transforms;
 
 pub use image_folder::ImageFolder;
+pub mod models;
+pub mod parity;
