@@ -1,33 +1,595 @@
-//! 2-D convolution and its two backward passes (PENDING: kernels being written).
-use crate::params::Conv2dParams;
-use crate::{CpuStorage, Error, Layout, Result};
+//! 2-D convolution and its two backward passes, by im2col/col2im feeding `gemm`.
+//!
+//! Per image, the input is unfolded into `col[C·kH·kW, P]` (P = oH·oW; row `(c, i, j)` holds
+//! what kernel tap `(i, j)` of channel `c` sees at every output position). With
+//! K = C/g·kH·kW per group, every kernel is then one matrix product per group:
+//! - forward: `outᵀ[P, O] = colᵀ[P, K] · Wᵀ[K, O]`, one product per image;
+//! - input grad: `dcolᵀ[P, K] = dYᵀ[P, O] · W[O, K]` per image, then col2im adds `dcol` back;
+//! - weight grad: `dWᵀ[K, O] = col[K, B·P] · dYᵀ[B·P, O]` over a chunk of B images at once,
+//!   chunks summed at the end.
+//!
+//! The products are written transposed so that gemm's long `m` side is the spatial size P
+//! (hundreds) rather than the few output channels; gemm reads every operand through strides,
+//! so nothing is transposed in memory. A 1×1, stride-1, unpadded kernel needs no im2col: the
+//! image already is `col`. Images are spread over rayon threads, each with its own scratch;
+//! a single large image instead lets gemm use the threads. f16/bf16 compute in f32.
 
+use super::map::{contiguous_cow, to_dtype};
+use crate::params::Conv2dParams;
+use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Multiply-adds under which a convolution stays on one thread.
+const PAR_WORK: usize = 1 << 18;
+/// Target size (elements) of one weight-gradient chunk's `col` scratch.
+const CHUNK_ELEMS: usize = 1 << 17;
+
+/// The geometry of one convolution, checked for consistency.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    groups: usize,
+    p: Conv2dParams,
+}
+
+impl Geom {
+    /// Builds and checks the geometry from input `[n, c, h, w]`, weight `[o, c/g, kh, kw]` and
+    /// (when known) output `[oh, ow]`.
+    fn new(
+        op: &str,
+        (n, c, h, w): (usize, usize, usize, usize),
+        (o, cg, kh, kw): (usize, usize, usize, usize),
+        out: Option<(usize, usize)>,
+        p: &Conv2dParams,
+    ) -> Result<Self> {
+        let g = p.groups;
+        if g == 0 || cg * g != c || o % g != 0 || kh == 0 || kw == 0 {
+            return Err(Error::msg(format!(
+                "{op}: inconsistent geometry: input channels {c}, weight [{o}, {cg}, {kh}, {kw}], groups {g}"
+            )));
+        }
+        if p.dilation.0 == 0 || p.dilation.1 == 0 {
+            return Err(Error::msg(format!("{op}: dilation must be positive")));
+        }
+        let (oh, ow) = p.out_hw((h, w), (kh, kw)).ok_or_else(|| {
+            Error::msg(format!(
+                "{op}: input {h}x{w} is smaller than the dilated kernel {kh}x{kw} (padding {:?})",
+                p.padding
+            ))
+        })?;
+        if let Some(got) = out {
+            if got != (oh, ow) {
+                return Err(Error::msg(format!(
+                    "{op}: grad_out spatial size {got:?} does not match the expected {:?}",
+                    (oh, ow)
+                )));
+            }
+        }
+        Ok(Geom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            oh,
+            ow,
+            groups: g,
+            p: *p,
+        })
+    }
+    /// Output positions per image.
+    fn np(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Rows of `col` per group.
+    fn k(&self) -> usize {
+        self.c / self.groups * self.kh * self.kw
+    }
+    /// Output channels per group.
+    fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Elements of one input image.
+    fn img(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Rows of `col` for all groups.
+    fn rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Total multiply-adds.
+    fn work(&self) -> usize {
+        self.n * self.o * self.np() * self.k()
+    }
+    /// True when `col` is the image itself (1×1 kernel, stride 1, no padding).
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.p.stride == (1, 1) && self.p.padding == (0, 0)
+    }
+}
+
+fn dims4(l: &Layout, op: &str) -> Result<(usize, usize, usize, usize)> {
+    match *l.dims() {
+        [a, b, c, d] => Ok((a, b, c, d)),
+        _ => Err(Error::msg(format!(
+            "{op}: expected a 4-D tensor, got {}",
+            l.shape()
+        ))),
+    }
+}
+
+/// Output indices `[lo, hi)` along one axis whose input index `o·s + tap − pad` is in `0..len`.
+fn valid_range(out: usize, s: usize, tap: usize, pad: usize, len: usize) -> (usize, usize) {
+    let lo = if tap >= pad {
+        0
+    } else {
+        (pad - tap).div_ceil(s)
+    };
+    let hi = if len + pad <= tap {
+        0
+    } else {
+        (len + pad - tap).div_ceil(s)
+    };
+    let (lo, hi) = (lo.min(out), hi.min(out));
+    (lo, hi.max(lo))
+}
+
+/// Unfolds one image `x[C, H, W]` into `col` (row stride `rs`, `P` columns used per row).
+fn im2col<T: Copy + Default>(x: &[T], col: &mut [T], rs: usize, g: &Geom) {
+    let (sh, sw) = g.p.stride;
+    let (ph, pw) = g.p.padding;
+    let (dh, dw) = g.p.dilation;
+    let zero = T::default();
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            let (rlo, rhi) = valid_range(g.oh, sh, i * dh, ph, g.h);
+            for j in 0..g.kw {
+                let row = (c * g.kh + i) * g.kw + j;
+                let dst = &mut col[row * rs..row * rs + g.np()];
+                let (lo, hi) = valid_range(g.ow, sw, j * dw, pw, g.w);
+                dst[..rlo * g.ow].fill(zero);
+                dst[rhi * g.ow..].fill(zero);
+                for r in rlo..rhi {
+                    let d = &mut dst[r * g.ow..(r + 1) * g.ow];
+                    let ih = r * sh + i * dh - ph;
+                    let src = &plane[ih * g.w..(ih + 1) * g.w];
+                    d[..lo].fill(zero);
+                    d[hi..].fill(zero);
+                    if lo == hi {
+                        continue;
+                    }
+                    let iw0 = lo * sw + j * dw - pw;
+                    if sw == 1 {
+                        d[lo..hi].copy_from_slice(&src[iw0..iw0 + hi - lo]);
+                    } else {
+                        for (v, s) in d[lo..hi].iter_mut().zip(src[iw0..].iter().step_by(sw)) {
+                            *v = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds `col` (row stride `rs`) into the image `dx[C, H, W]`.
+fn col2im<T: Copy + std::ops::AddAssign>(col: &[T], rs: usize, dx: &mut [T], g: &Geom) {
+    let (sh, sw) = g.p.stride;
+    let (ph, pw) = g.p.padding;
+    let (dh, dw) = g.p.dilation;
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            let (rlo, rhi) = valid_range(g.oh, sh, i * dh, ph, g.h);
+            for j in 0..g.kw {
+                let row = (c * g.kh + i) * g.kw + j;
+                let src = &col[row * rs..row * rs + g.np()];
+                let (lo, hi) = valid_range(g.ow, sw, j * dw, pw, g.w);
+                if lo == hi {
+                    continue;
+                }
+                let iw0 = lo * sw + j * dw - pw;
+                for r in rlo..rhi {
+                    let s = &src[r * g.ow + lo..r * g.ow + hi];
+                    let ih = r * sh + i * dh - ph;
+                    let d = &mut plane[ih * g.w..(ih + 1) * g.w];
+                    if sw == 1 {
+                        for (d, s) in d[iw0..iw0 + hi - lo].iter_mut().zip(s) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in d[iw0..].iter_mut().step_by(sw).zip(s) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One matrix operand: a slice and its (row, column) strides in elements.
+struct Mat<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    cs: usize,
+}
+
+/// `dst[m, n] = (acc ? dst : 0) + lhs[m, k] · rhs[k, n]`, all through strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul_into<T: WithDType>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    (dst_rs, dst_cs): (usize, usize),
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    acc: bool,
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            for r in 0..m {
+                for c in 0..n {
+                    dst[r * dst_rs + c * dst_cs] = T::ZERO;
+                }
+            }
+        }
+        return;
+    }
+    let last = |rs: usize, cs: usize, r: usize, c: usize| (r - 1) * rs + (c - 1) * cs;
+    // Bounds are checked once here so that the unsafe call below cannot read or write out of range.
+    assert!(
+        last(dst_rs, dst_cs, m, n) < dst.len()
+            && last(lhs.rs, lhs.cs, m, k) < lhs.data.len()
+            && last(rhs.rs, rhs.cs, k, n) < rhs.data.len(),
+        "conv: gemm operand out of bounds"
+    );
+    // SAFETY: the assert above shows every index `r*rs + c*cs` gemm touches (r < rows, c < cols)
+    // lies inside its slice; `dst` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            acc,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// Runs `f(image index range, chunk of out, scratch)` over the batch: on rayon threads when
+/// the batch and the work are big enough, else on this thread with gemm's own parallelism.
+fn over_batch<T, F>(g: &Geom, out: &mut [T], out_img: usize, scratch: usize, f: F)
+where
+    T: WithDType,
+    F: Fn(usize, &mut [T], &mut Vec<T>, Parallelism) + Send + Sync,
+{
+    let threads = rayon::current_num_threads();
+    if out_img == 0 || g.n == 0 {
+        return;
+    }
+    if threads > 1 && g.n >= threads && g.work() >= PAR_WORK {
+        let per = g.n.div_ceil(threads * 4).max(1);
+        out.par_chunks_mut(per * out_img).enumerate().for_each_init(
+            || vec![T::ZERO; scratch],
+            |buf, (ci, chunk)| {
+                for (k, o) in chunk.chunks_mut(out_img).enumerate() {
+                    f(ci * per + k, o, buf, Parallelism::None);
+                }
+            },
+        );
+    } else {
+        let par = if threads > 1 && g.work() >= PAR_WORK {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        let mut buf = vec![T::ZERO; scratch];
+        for (i, o) in out.chunks_mut(out_img).enumerate() {
+            f(i, o, &mut buf, par);
+        }
+    }
+}
+
+fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    let (np, k, og) = (g.np(), g.k(), g.og());
+    let mut out = vec![T::ZERO; g.n * g.o * np];
+    let scratch = if g.pointwise() { 0 } else { g.rows() * np };
+    over_batch(g, &mut out, g.o * np, scratch, |i, oi, col, par| {
+        let xi = &x[i * g.img()..(i + 1) * g.img()];
+        let col: &[T] = if g.pointwise() {
+            xi
+        } else {
+            im2col(xi, col, np, g);
+            &col[..]
+        };
+        for grp in 0..g.groups {
+            // outᵀ[P, O] = colᵀ[P, K] · Wᵀ[K, O]
+            matmul_into(
+                (np, og, k),
+                &mut oi[grp * og * np..],
+                (1, np),
+                Mat {
+                    data: &col[grp * k * np..],
+                    rs: 1,
+                    cs: np,
+                },
+                Mat {
+                    data: &w[grp * og * k..],
+                    rs: 1,
+                    cs: k,
+                },
+                false,
+                par,
+            );
+        }
+    });
+    out
+}
+
+fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    let (np, k, og) = (g.np(), g.k(), g.og());
+    let mut dx = vec![T::ZERO; g.n * g.img()];
+    let scratch = if g.pointwise() { 0 } else { g.rows() * np };
+    over_batch(g, &mut dx, g.img(), scratch, |i, dxi, dcol, par| {
+        let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
+        let run = |dst: &mut [T]| {
+            for grp in 0..g.groups {
+                // dcolᵀ[P, K] = dYᵀ[P, O] · W[O, K]
+                matmul_into(
+                    (np, k, og),
+                    &mut dst[grp * k * np..],
+                    (1, np),
+                    Mat {
+                        data: &dyi[grp * og * np..],
+                        rs: 1,
+                        cs: np,
+                    },
+                    Mat {
+                        data: &w[grp * og * k..],
+                        rs: k,
+                        cs: 1,
+                    },
+                    false,
+                    par,
+                );
+            }
+        };
+        if g.pointwise() {
+            run(dxi);
+        } else {
+            run(dcol);
+            col2im(dcol, np, dxi, g);
+        }
+    });
+    dx
+}
+
+/// Per-thread state of the weight gradient: partial sum, `col` and `dYᵀ` scratch.
+struct WState<T> {
+    acc: Vec<T>,
+    col: Vec<T>,
+    dyt: Vec<T>,
+}
+
+fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let (np, k, og, rows) = (g.np(), g.k(), g.og(), g.rows());
+    let out_len = g.o * k;
+    if g.n == 0 || np == 0 || out_len == 0 {
+        return vec![T::ZERO; out_len];
+    }
+    let threads = rayon::current_num_threads();
+    let per = (CHUNK_ELEMS / (rows * np).max(1)).clamp(1, g.n.div_ceil(threads));
+    let chunks = g.n.div_ceil(per);
+    let parallel = threads > 1 && chunks > 1 && g.work() >= PAR_WORK;
+    let gemm_par = if !parallel && threads > 1 && g.work() >= PAR_WORK {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let init = || WState {
+        acc: vec![T::ZERO; out_len],
+        col: vec![T::ZERO; rows * per * np],
+        dyt: vec![T::ZERO; g.o * per * np],
+    };
+    let step = |mut st: WState<T>, ci: usize| {
+        let (i0, i1) = (ci * per, ((ci + 1) * per).min(g.n));
+        let bp = (i1 - i0) * np;
+        for (b, i) in (i0..i1).enumerate() {
+            im2col(
+                &x[i * g.img()..(i + 1) * g.img()],
+                &mut st.col[b * np..],
+                bp,
+                g,
+            );
+            for o in 0..g.o {
+                let src = &dy[(i * g.o + o) * np..(i * g.o + o + 1) * np];
+                st.dyt[o * bp + b * np..o * bp + (b + 1) * np].copy_from_slice(src);
+            }
+        }
+        for grp in 0..g.groups {
+            // dWᵀ[K, O] += col[K, B·P] · dYᵀ[B·P, O]
+            matmul_into(
+                (k, og, bp),
+                &mut st.acc[grp * og * k..],
+                (1, k),
+                Mat {
+                    data: &st.col[grp * k * bp..],
+                    rs: bp,
+                    cs: 1,
+                },
+                Mat {
+                    data: &st.dyt[grp * og * bp..],
+                    rs: 1,
+                    cs: bp,
+                },
+                true,
+                gemm_par,
+            );
+        }
+        st
+    };
+    if parallel {
+        (0..chunks)
+            .into_par_iter()
+            .fold(init, step)
+            .map(|st| st.acc)
+            .reduce(
+                || vec![T::ZERO; out_len],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
+                    a
+                },
+            )
+    } else {
+        (0..chunks).fold(init(), step).acc
+    }
+}
+
+/// Runs an f32 kernel on half-precision inputs and converts the result back.
+fn via_f32(
+    a: &CpuStorage,
+    al: &Layout,
+    b: &CpuStorage,
+    bl: &Layout,
+    f: impl Fn(&CpuStorage, &Layout, &CpuStorage, &Layout) -> Result<CpuStorage>,
+) -> Result<CpuStorage> {
+    let dt = a.dtype();
+    let a32 = to_dtype(a, al, DType::F32);
+    let b32 = to_dtype(b, bl, DType::F32);
+    let r = f(
+        &a32,
+        &Layout::contiguous(al.shape().clone()),
+        &b32,
+        &Layout::contiguous(bl.shape().clone()),
+    )?;
+    Ok(to_dtype(&r, &Layout::contiguous(r.len()), dt))
+}
+
+/// Dispatches a two-input float kernel over dtypes; inputs are made contiguous first.
+macro_rules! dispatch {
+    ($op:expr, $a:expr, $al:expr, $b:expr, $bl:expr, $kernel:ident, $g:expr, $again:expr) => {
+        match ($a, $b) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => Ok(CpuStorage::F32($kernel(
+                &contiguous_cow(x, $al),
+                &contiguous_cow(y, $bl),
+                $g,
+            ))),
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => Ok(CpuStorage::F64($kernel(
+                &contiguous_cow(x, $al),
+                &contiguous_cow(y, $bl),
+                $g,
+            ))),
+            (CpuStorage::F16(_), CpuStorage::F16(_))
+            | (CpuStorage::BF16(_), CpuStorage::BF16(_)) => via_f32($a, $al, $b, $bl, $again),
+            (x, y) if x.dtype() == y.dtype() => Err(Error::UnsupportedDType {
+                op: $op,
+                dtype: x.dtype(),
+            }),
+            (x, y) => Err(Error::DTypeMismatch {
+                op: $op,
+                lhs: x.dtype(),
+                rhs: y.dtype(),
+            }),
+        }
+    };
+}
+
+/// Convolution without bias: input `[N, C, H, W]`, weight `[O, C/g, kH, kW]` → `[N, O, oH, oW]`.
 pub(crate) fn conv2d(
-    _x: &CpuStorage,
-    _xl: &Layout,
-    _w: &CpuStorage,
-    _wl: &Layout,
-    _p: &Conv2dParams,
+    x: &CpuStorage,
+    xl: &Layout,
+    w: &CpuStorage,
+    wl: &Layout,
+    p: &Conv2dParams,
 ) -> Result<CpuStorage> {
-    Err(Error::msg("conv2d: pending"))
+    let g = Geom::new(
+        "conv2d",
+        dims4(xl, "conv2d")?,
+        dims4(wl, "conv2d")?,
+        None,
+        p,
+    )?;
+    dispatch!("conv2d", x, xl, w, wl, fwd, &g, |a, al, b, bl| conv2d(
+        a, al, b, bl, p
+    ))
 }
+
+/// Gradient w.r.t. the input: grad_out `[N, O, oH, oW]`, weight → `[N, C, H, W]` for `input_hw`.
 pub(crate) fn conv2d_backward_input(
-    _g: &CpuStorage,
-    _gl: &Layout,
-    _w: &CpuStorage,
-    _wl: &Layout,
-    _p: &Conv2dParams,
-    _input_hw: (usize, usize),
+    gy: &CpuStorage,
+    gl: &Layout,
+    w: &CpuStorage,
+    wl: &Layout,
+    p: &Conv2dParams,
+    input_hw: (usize, usize),
 ) -> Result<CpuStorage> {
-    Err(Error::msg("conv2d_backward_input: pending"))
+    let op = "conv2d_backward_input";
+    let (n, o, oh, ow) = dims4(gl, op)?;
+    let (wo, cg, kh, kw) = dims4(wl, op)?;
+    if wo != o {
+        return Err(Error::msg(format!(
+            "{op}: grad_out has {o} channels but the weight has {wo} output channels"
+        )));
+    }
+    let x = (n, cg * p.groups, input_hw.0, input_hw.1);
+    let g = Geom::new(op, x, (o, cg, kh, kw), Some((oh, ow)), p)?;
+    dispatch!(op, gy, gl, w, wl, bwd_input, &g, |a, al, b, bl| {
+        conv2d_backward_input(a, al, b, bl, p, input_hw)
+    })
 }
+
+/// Gradient w.r.t. the weight: input `[N, C, H, W]`, grad_out → `[O, C/g, kH, kW]`.
 pub(crate) fn conv2d_backward_weight(
-    _x: &CpuStorage,
-    _xl: &Layout,
-    _g: &CpuStorage,
-    _gl: &Layout,
-    _p: &Conv2dParams,
-    _kernel_hw: (usize, usize),
+    x: &CpuStorage,
+    xl: &Layout,
+    gy: &CpuStorage,
+    gl: &Layout,
+    p: &Conv2dParams,
+    kernel_hw: (usize, usize),
 ) -> Result<CpuStorage> {
-    Err(Error::msg("conv2d_backward_weight: pending"))
+    let op = "conv2d_backward_weight";
+    let (n, c, h, w) = dims4(xl, op)?;
+    let (gn, o, oh, ow) = dims4(gl, op)?;
+    if gn != n || p.groups == 0 || c % p.groups != 0 {
+        return Err(Error::msg(format!(
+            "{op}: input {} and grad_out {} do not fit groups {}",
+            xl.shape(),
+            gl.shape(),
+            p.groups
+        )));
+    }
+    let wd = (o, c / p.groups, kernel_hw.0, kernel_hw.1);
+    let g = Geom::new(op, (n, c, h, w), wd, Some((oh, ow)), p)?;
+    dispatch!(op, x, xl, gy, gl, bwd_weight, &g, |a, al, b, bl| {
+        conv2d_backward_weight(a, al, b, bl, p, kernel_hw)
+    })
 }

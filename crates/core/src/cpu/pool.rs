@@ -1,45 +1,448 @@
-//! Max, average and adaptive-average 2-D pooling with backward passes (PENDING).
-use crate::params::Pool2dParams;
-use crate::{CpuStorage, Error, Layout, Result, Shape};
+//! Max, average and adaptive-average 2-D pooling over NCHW tensors, with backward passes.
+//!
+//! Inputs are made contiguous, then each `H×W` plane (one per (n, c)) is pooled on its own;
+//! planes are spread over rayon threads when the tensor is large. Window rules follow
+//! PyTorch's CPU kernels: max pooling pads with −inf, propagates NaN and records the first
+//! maximum as `h * W + w`; average pooling clips windows to the padded input for the
+//! `count_include_pad` divisor (so ceil_mode's overhanging windows count only real + pad cells);
+//! adaptive windows are `[floor(i·H/oH), ceil((i+1)·H/oH))`. f16/bf16 compute in f32.
 
+use super::map::{contiguous_cow, to_dtype, PAR_THRESHOLD};
+use crate::params::Pool2dParams;
+use crate::{CpuStorage, DType, Error, Layout, Result, Shape};
+use rayon::prelude::*;
+
+/// Plane geometry: input `h×w`, output `oh×ow`, number of planes.
+#[derive(Debug, Clone, Copy)]
+struct Planes {
+    count: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Planes {
+    fn new(input: &[usize], out: (usize, usize), op: &str) -> Result<Self> {
+        match *input {
+            [n, c, h, w] => Ok(Planes {
+                count: n * c,
+                h,
+                w,
+                oh: out.0,
+                ow: out.1,
+            }),
+            _ => Err(Error::msg(format!(
+                "{op}: expected a 4-D [N, C, H, W] shape, got {input:?}"
+            ))),
+        }
+    }
+    fn in_len(&self) -> usize {
+        self.h * self.w
+    }
+    fn out_len(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// Applies `f(plane index, output plane)` to every plane, in parallel when large.
+fn per_plane<B: Send>(
+    dst: &mut [B],
+    len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [B]) + Send + Sync,
+) {
+    if len == 0 {
+        return;
+    }
+    if work >= PAR_THRESHOLD {
+        dst.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(k, d)| f(k, d));
+    } else {
+        dst.chunks_mut(len).enumerate().for_each(|(k, d)| f(k, d));
+    }
+}
+
+/// Max pooling window along one axis: first valid input index and end (exclusive).
+fn max_window(o: usize, s: usize, p: usize, k: usize, d: usize, len: usize) -> (usize, usize) {
+    let start = (o * s) as isize - p as isize;
+    let end = (start + ((k - 1) * d + 1) as isize).min(len as isize);
+    let mut first = start;
+    if first < 0 {
+        first += (-first as usize).div_ceil(d) as isize * d as isize;
+    }
+    (first as usize, end.max(first) as usize)
+}
+
+/// Output size of pooling for input `[N, C, H, W]`.
+fn pool_out(l: &Layout, p: &Pool2dParams, op: &str) -> Result<Planes> {
+    let d = l.dims();
+    let bad = || Error::msg(format!("{op}: input {} is too small for {p:?}", l.shape()));
+    if d.len() != 4 || p.kernel.0 == 0 || p.kernel.1 == 0 || p.dilation.0 == 0 {
+        return Err(bad());
+    }
+    if p.dilation.1 == 0 || 2 * p.padding.0 > p.kernel.0 || 2 * p.padding.1 > p.kernel.1 {
+        return Err(bad());
+    }
+    let oh = p.out_len(d[2], 0).ok_or_else(bad)?;
+    let ow = p.out_len(d[3], 1).ok_or_else(bad)?;
+    Planes::new(d, (oh, ow), op)
+}
+
+/// Float types the pooling kernels run in natively.
+trait PoolFloat: num_traits::Float + Default + Send + Sync + std::ops::AddAssign + 'static {}
+impl PoolFloat for f32 {}
+impl PoolFloat for f64 {}
+
+fn max_pool_t<T: PoolFloat>(x: &[T], g: &Planes, p: &Pool2dParams) -> (Vec<T>, Vec<i64>) {
+    let mut out = vec![(T::zero(), 0i64); g.count * g.out_len()];
+    per_plane(&mut out, g.out_len(), x.len(), |k, os| {
+        let xs = &x[k * g.in_len()..(k + 1) * g.in_len()];
+        for r in 0..g.oh {
+            let (h0, h1) = max_window(r, p.stride.0, p.padding.0, p.kernel.0, p.dilation.0, g.h);
+            for c in 0..g.ow {
+                let (w0, w1) =
+                    max_window(c, p.stride.1, p.padding.1, p.kernel.1, p.dilation.1, g.w);
+                let mut best = T::neg_infinity();
+                let mut at = h0 * g.w + w0;
+                for ih in (h0..h1).step_by(p.dilation.0) {
+                    let row = &xs[ih * g.w..(ih + 1) * g.w];
+                    for iw in (w0..w1).step_by(p.dilation.1) {
+                        let v = row[iw];
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = ih * g.w + iw;
+                        }
+                    }
+                }
+                os[r * g.ow + c] = (best, at as i64);
+            }
+        }
+    });
+    out.into_iter().unzip()
+}
+
+fn max_pool_backward_t<T: PoolFloat>(gy: &[T], idx: &[i64], g: &Planes) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.count * g.in_len()];
+    let (ol, il) = (g.out_len(), g.in_len());
+    per_plane(&mut dx, il, gy.len() + il * g.count, |k, d| {
+        let ps = gy[k * ol..(k + 1) * ol]
+            .iter()
+            .zip(&idx[k * ol..(k + 1) * ol]);
+        for (&v, &i) in ps {
+            d[i as usize] += v;
+        }
+    });
+    dx
+}
+
+fn dx_work(g: &Planes) -> usize {
+    g.count * (g.in_len() + g.out_len())
+}
+
+/// Average pooling windows along one axis: clipped `[lo, hi)` and the padded-window length.
+fn avg_window(o: usize, s: usize, p: usize, k: usize, len: usize) -> (usize, usize, usize) {
+    let start = (o * s) as isize - p as isize;
+    let end = (start + k as isize).min((len + p) as isize);
+    let padded = (end - start).max(0) as usize;
+    let lo = start.max(0) as usize;
+    let hi = (end.min(len as isize).max(0) as usize).max(lo);
+    (lo, hi, padded)
+}
+
+/// Calls `f(out index, h range, w range, divisor)` for every window of avg pooling.
+fn avg_windows(
+    g: &Planes,
+    p: &Pool2dParams,
+    mut f: impl FnMut(usize, (usize, usize), (usize, usize), usize),
+) {
+    for r in 0..g.oh {
+        let (h0, h1, ph) = avg_window(r, p.stride.0, p.padding.0, p.kernel.0, g.h);
+        for c in 0..g.ow {
+            let (w0, w1, pw) = avg_window(c, p.stride.1, p.padding.1, p.kernel.1, g.w);
+            let div = if p.count_include_pad {
+                ph * pw
+            } else {
+                (h1 - h0) * (w1 - w0)
+            };
+            f(r * g.ow + c, (h0, h1), (w0, w1), div);
+        }
+    }
+}
+
+fn avg_pool_t<T: PoolFloat>(x: &[T], g: &Planes, p: &Pool2dParams) -> Vec<T> {
+    let mut out = vec![T::zero(); g.count * g.out_len()];
+    per_plane(&mut out, g.out_len(), x.len(), |k, os| {
+        let xs = &x[k * g.in_len()..(k + 1) * g.in_len()];
+        avg_windows(g, p, |o, (h0, h1), (w0, w1), div| {
+            if h0 == h1 || w0 == w1 {
+                return;
+            }
+            let mut s = T::zero();
+            for ih in h0..h1 {
+                for &v in &xs[ih * g.w + w0..ih * g.w + w1] {
+                    s += v;
+                }
+            }
+            os[o] = s / T::from(div).unwrap_or_else(T::one);
+        });
+    });
+    out
+}
+
+fn avg_pool_backward_t<T: PoolFloat>(gy: &[T], g: &Planes, p: &Pool2dParams) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.count * g.in_len()];
+    per_plane(&mut dx, g.in_len(), dx_work(g), |k, d| {
+        let gs = &gy[k * g.out_len()..(k + 1) * g.out_len()];
+        avg_windows(g, p, |o, (h0, h1), (w0, w1), div| {
+            if h0 == h1 || w0 == w1 {
+                return;
+            }
+            let v = gs[o] / T::from(div).unwrap_or_else(T::one);
+            for ih in h0..h1 {
+                for e in &mut d[ih * g.w + w0..ih * g.w + w1] {
+                    *e += v;
+                }
+            }
+        });
+    });
+    dx
+}
+
+/// Adaptive window `[floor(i·len/out), ceil((i+1)·len/out))`.
+fn adaptive_window(i: usize, out: usize, len: usize) -> (usize, usize) {
+    (i * len / out, ((i + 1) * len).div_ceil(out))
+}
+
+fn adaptive_t<T: PoolFloat>(x: &[T], g: &Planes) -> Vec<T> {
+    let mut out = vec![T::zero(); g.count * g.out_len()];
+    per_plane(&mut out, g.out_len(), x.len(), |k, os| {
+        let xs = &x[k * g.in_len()..(k + 1) * g.in_len()];
+        for r in 0..g.oh {
+            let (h0, h1) = adaptive_window(r, g.oh, g.h);
+            for c in 0..g.ow {
+                let (w0, w1) = adaptive_window(c, g.ow, g.w);
+                let mut s = T::zero();
+                for ih in h0..h1 {
+                    for &v in &xs[ih * g.w + w0..ih * g.w + w1] {
+                        s += v;
+                    }
+                }
+                let n = (h1 - h0) * (w1 - w0);
+                os[r * g.ow + c] = if n == 0 {
+                    T::zero()
+                } else {
+                    s / T::from(n).unwrap_or_else(T::one)
+                };
+            }
+        }
+    });
+    out
+}
+
+fn adaptive_backward_t<T: PoolFloat>(gy: &[T], g: &Planes) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.count * g.in_len()];
+    per_plane(&mut dx, g.in_len(), dx_work(g), |k, d| {
+        let gs = &gy[k * g.out_len()..(k + 1) * g.out_len()];
+        for r in 0..g.oh {
+            let (h0, h1) = adaptive_window(r, g.oh, g.h);
+            for c in 0..g.ow {
+                let (w0, w1) = adaptive_window(c, g.ow, g.w);
+                let n = (h1 - h0) * (w1 - w0);
+                if n == 0 {
+                    continue;
+                }
+                let v = gs[r * g.ow + c] / T::from(n).unwrap_or_else(T::one);
+                for ih in h0..h1 {
+                    for e in &mut d[ih * g.w + w0..ih * g.w + w1] {
+                        *e += v;
+                    }
+                }
+            }
+        }
+    });
+    dx
+}
+
+/// Runs `f32`/`f64` kernels on a float view; halves go through f32 and back.
+fn float_op(
+    s: &CpuStorage,
+    l: &Layout,
+    op: &'static str,
+    f32k: impl Fn(&[f32]) -> Vec<f32>,
+    f64k: impl Fn(&[f64]) -> Vec<f64>,
+) -> Result<CpuStorage> {
+    Ok(match s {
+        CpuStorage::F32(v) => CpuStorage::F32(f32k(&contiguous_cow(v, l))),
+        CpuStorage::F64(v) => CpuStorage::F64(f64k(&contiguous_cow(v, l))),
+        CpuStorage::F16(_) | CpuStorage::BF16(_) => {
+            let CpuStorage::F32(v) = to_dtype(s, l, DType::F32) else {
+                unreachable!("to_dtype returns the requested dtype")
+            };
+            let r = CpuStorage::F32(f32k(&v));
+            to_dtype(&r, &Layout::contiguous(r.len()), s.dtype())
+        }
+        other => {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: other.dtype(),
+            })
+        }
+    })
+}
+
+/// Max pooling of `[N, C, H, W]`: values and i64 indices `h * W + w` within each plane.
 pub(crate) fn max_pool2d(
-    _x: &CpuStorage,
-    _l: &Layout,
-    _p: &Pool2dParams,
+    x: &CpuStorage,
+    l: &Layout,
+    p: &Pool2dParams,
 ) -> Result<(CpuStorage, CpuStorage)> {
-    Err(Error::msg("max_pool2d: pending"))
+    let op = "max_pool2d";
+    let g = pool_out(l, p, op)?;
+    Ok(match x {
+        CpuStorage::F32(v) => {
+            let (o, i) = max_pool_t(&contiguous_cow(v, l), &g, p);
+            (CpuStorage::F32(o), CpuStorage::I64(i))
+        }
+        CpuStorage::F64(v) => {
+            let (o, i) = max_pool_t(&contiguous_cow(v, l), &g, p);
+            (CpuStorage::F64(o), CpuStorage::I64(i))
+        }
+        CpuStorage::F16(_) | CpuStorage::BF16(_) => {
+            let x32 = to_dtype(x, l, DType::F32);
+            let (o, i) = max_pool2d(&x32, &Layout::contiguous(l.shape().clone()), p)?;
+            (to_dtype(&o, &Layout::contiguous(o.len()), x.dtype()), i)
+        }
+        other => {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: other.dtype(),
+            })
+        }
+    })
 }
+
+/// Gradient of max pooling: adds grad_out (`g`) at the recorded indices of an `input`-shaped zero tensor.
 pub(crate) fn max_pool2d_backward(
-    _g: &CpuStorage,
-    _l: &Layout,
-    _idx: &CpuStorage,
-    _il: &Layout,
-    _input: &Shape,
+    gy: &CpuStorage,
+    l: &Layout,
+    idx: &CpuStorage,
+    il: &Layout,
+    input: &Shape,
 ) -> Result<CpuStorage> {
-    Err(Error::msg("pending"))
+    let op = "max_pool2d_backward";
+    let CpuStorage::I64(iv) = idx else {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: idx.dtype(),
+        });
+    };
+    let d = l.dims();
+    if d.len() != 4 || il.dims() != d || input.dims().len() != 4 || input.dims()[..2] != d[..2] {
+        return Err(Error::msg(format!(
+            "{op}: grad_out {}, indices {} and input {input} do not fit",
+            l.shape(),
+            il.shape()
+        )));
+    }
+    let g = Planes::new(input.dims(), (d[2], d[3]), op)?;
+    let ids = contiguous_cow(iv, il);
+    if let Some(&bad) = ids.iter().find(|&&i| i < 0 || i as usize >= g.in_len()) {
+        return Err(Error::IndexOutOfRange {
+            op,
+            index: bad,
+            size: g.in_len(),
+        });
+    }
+    float_op(
+        gy,
+        l,
+        op,
+        |v| max_pool_backward_t(v, &ids, &g),
+        |v| max_pool_backward_t(v, &ids, &g),
+    )
 }
-pub(crate) fn avg_pool2d(_x: &CpuStorage, _l: &Layout, _p: &Pool2dParams) -> Result<CpuStorage> {
-    Err(Error::msg("pending"))
+
+/// Average pooling of `[N, C, H, W]` (no dilation, as PyTorch's avg_pool2d).
+pub(crate) fn avg_pool2d(x: &CpuStorage, l: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
+    if p.dilation != (1, 1) {
+        return Err(Error::msg(
+            "avg_pool2d: dilation is not supported (PyTorch's avg_pool2d has none)",
+        ));
+    }
+    let g = pool_out(l, p, "avg_pool2d")?;
+    float_op(
+        x,
+        l,
+        "avg_pool2d",
+        |v| avg_pool_t(v, &g, p),
+        |v| avg_pool_t(v, &g, p),
+    )
 }
+
+/// Gradient of average pooling: grad_out (`g`) spread evenly over each window.
 pub(crate) fn avg_pool2d_backward(
-    _g: &CpuStorage,
-    _l: &Layout,
-    _p: &Pool2dParams,
-    _input: &Shape,
+    gy: &CpuStorage,
+    l: &Layout,
+    p: &Pool2dParams,
+    input: &Shape,
 ) -> Result<CpuStorage> {
-    Err(Error::msg("pending"))
+    let op = "avg_pool2d_backward";
+    if p.dilation != (1, 1) {
+        return Err(Error::msg(format!("{op}: dilation is not supported")));
+    }
+    let il = Layout::contiguous(input.clone());
+    let g = pool_out(&il, p, op)?;
+    if l.dims() != [input.dims()[0], input.dims()[1], g.oh, g.ow] {
+        return Err(Error::msg(format!(
+            "{op}: grad_out {} does not match the pooled shape of input {input}",
+            l.shape()
+        )));
+    }
+    float_op(
+        gy,
+        l,
+        op,
+        |v| avg_pool_backward_t(v, &g, p),
+        |v| avg_pool_backward_t(v, &g, p),
+    )
 }
+
+/// Adaptive average pooling of `[N, C, H, W]` to `out`.
 pub(crate) fn adaptive_avg_pool2d(
-    _x: &CpuStorage,
-    _l: &Layout,
-    _out: (usize, usize),
+    x: &CpuStorage,
+    l: &Layout,
+    out: (usize, usize),
 ) -> Result<CpuStorage> {
-    Err(Error::msg("pending"))
+    let op = "adaptive_avg_pool2d";
+    if out.0 == 0 || out.1 == 0 {
+        return Err(Error::msg(format!("{op}: output size must be positive")));
+    }
+    let g = Planes::new(l.dims(), out, op)?;
+    float_op(x, l, op, |v| adaptive_t(v, &g), |v| adaptive_t(v, &g))
 }
+
+/// Gradient of adaptive average pooling; the output size is grad_out's (`g`) spatial size.
 pub(crate) fn adaptive_avg_pool2d_backward(
-    _g: &CpuStorage,
-    _l: &Layout,
-    _input: &Shape,
+    gy: &CpuStorage,
+    l: &Layout,
+    input: &Shape,
 ) -> Result<CpuStorage> {
-    Err(Error::msg("pending"))
+    let op = "adaptive_avg_pool2d_backward";
+    let d = l.dims();
+    if d.len() != 4 || input.dims().len() != 4 || input.dims()[..2] != d[..2] {
+        return Err(Error::msg(format!(
+            "{op}: grad_out {} does not fit input {input}",
+            l.shape()
+        )));
+    }
+    let g = Planes::new(input.dims(), (d[2], d[3]), op)?;
+    float_op(
+        gy,
+        l,
+        op,
+        |v| adaptive_backward_t(v, &g),
+        |v| adaptive_backward_t(v, &g),
+    )
 }

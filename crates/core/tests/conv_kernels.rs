@@ -1,0 +1,219 @@
+//! conv2d and its backward kernels against a naive f64 reference, over many geometries.
+
+mod common;
+
+use common::{assert_close, conv_ref, non_contiguous, randn};
+use mlfw_core::{Conv2dParams, DType, Tensor};
+
+fn params(s: (usize, usize), p: (usize, usize), d: (usize, usize), g: usize) -> Conv2dParams {
+    Conv2dParams {
+        stride: s,
+        padding: p,
+        dilation: d,
+        groups: g,
+    }
+}
+
+/// Checks forward and both backward kernels of one case against the reference.
+fn check(x: &Tensor, w: &Tensor, p: Conv2dParams, what: &str) {
+    let out = x.conv2d(w, None, p).unwrap();
+    let gy = randn(out.dims(), 99);
+    let (want, grads) = conv_ref(x, w, Some(&gy), p);
+    let (want_dx, want_dw) = grads.unwrap();
+    let tol = if x.dtype() == DType::F64 { 1e-12 } else { 1e-5 };
+    assert_close(&out, &want, tol, &format!("{what}: forward"));
+    let (h, wd) = (x.dims()[2], x.dims()[3]);
+    let gy = gy.to_dtype(x.dtype()).unwrap();
+    let dx = gy.conv2d_backward_input(w, p, (h, wd)).unwrap();
+    assert_close(&dx, &want_dx, tol, &format!("{what}: grad input"));
+    let dw = x
+        .conv2d_backward_weight(&gy, p, (w.dims()[2], w.dims()[3]))
+        .unwrap();
+    assert_close(&dw, &want_dw, tol, &format!("{what}: grad weight"));
+}
+
+#[test]
+fn geometries_match_reference() {
+    // (input dims, weight dims, params)
+    let cases = [
+        (
+            [2, 3, 9, 7],
+            [4, 3, 3, 3],
+            params((1, 1), (1, 1), (1, 1), 1),
+        ),
+        (
+            [2, 3, 9, 7],
+            [4, 3, 3, 2],
+            params((2, 1), (0, 1), (1, 1), 1),
+        ),
+        (
+            [1, 2, 11, 10],
+            [3, 2, 3, 3],
+            params((2, 3), (2, 1), (2, 3), 1),
+        ),
+        (
+            [2, 4, 8, 8],
+            [6, 2, 3, 3],
+            params((1, 1), (1, 1), (1, 1), 2),
+        ),
+        (
+            [2, 4, 8, 8],
+            [4, 1, 5, 5],
+            params((1, 1), (2, 2), (1, 1), 4),
+        ),
+        (
+            [3, 6, 5, 5],
+            [4, 6, 1, 1],
+            params((1, 1), (0, 0), (1, 1), 1),
+        ),
+        (
+            [3, 6, 5, 5],
+            [6, 3, 1, 1],
+            params((1, 1), (0, 0), (1, 1), 2),
+        ),
+        (
+            [2, 3, 10, 8],
+            [6, 3, 1, 1],
+            params((2, 2), (0, 0), (1, 1), 1),
+        ),
+        (
+            [2, 2, 4, 4],
+            [2, 2, 4, 4],
+            params((1, 1), (0, 0), (1, 1), 1),
+        ),
+        (
+            [1, 1, 3, 3],
+            [1, 1, 3, 3],
+            params((5, 5), (3, 3), (1, 1), 1),
+        ),
+        // LeNet-5 shapes.
+        (
+            [4, 1, 28, 28],
+            [6, 1, 5, 5],
+            params((1, 1), (2, 2), (1, 1), 1),
+        ),
+        (
+            [4, 6, 14, 14],
+            [16, 6, 5, 5],
+            params((1, 1), (0, 0), (1, 1), 1),
+        ),
+    ];
+    for (k, (xd, wd, p)) in cases.iter().enumerate() {
+        let x = randn(xd, 10 + k as u64);
+        let w = randn(wd, 50 + k as u64);
+        check(&x, &w, *p, &format!("case {k} {xd:?} {wd:?} {p:?}"));
+    }
+}
+
+#[test]
+fn large_batches_use_threads_and_agree() {
+    // Big enough to take the rayon paths (batch split, chunked weight gradient).
+    let p = params((1, 1), (2, 2), (1, 1), 1);
+    check(
+        &randn(&[37, 1, 28, 28], 1),
+        &randn(&[6, 1, 5, 5], 2),
+        p,
+        "conv1 b37",
+    );
+    let p = params((1, 1), (0, 0), (1, 1), 2);
+    check(
+        &randn(&[19, 6, 14, 14], 3),
+        &randn(&[16, 3, 5, 5], 4),
+        p,
+        "grouped b19",
+    );
+    // One big image: gemm's own threads.
+    let p = params((1, 1), (1, 1), (1, 1), 1);
+    check(
+        &randn(&[1, 16, 40, 40], 5),
+        &randn(&[32, 16, 3, 3], 6),
+        p,
+        "single image",
+    );
+}
+
+#[test]
+fn non_contiguous_inputs() {
+    let p = params((1, 2), (1, 0), (1, 1), 1);
+    let x = randn(&[2, 3, 7, 9], 7);
+    let w = randn(&[5, 3, 3, 3], 8);
+    let (xn, wn) = (non_contiguous(&x), non_contiguous(&w));
+    assert!(!xn.is_contiguous() && !wn.is_contiguous());
+    check(&xn, &wn, p, "transposed storage");
+    // A permuted NHWC buffer viewed as NCHW, and a channel slice.
+    let nhwc = randn(&[2, 7, 9, 3], 9);
+    let xp = nhwc.permute(&[0, 3, 1, 2]).unwrap();
+    check(&xp, &w, p, "permuted NHWC");
+    let wide = randn(&[2, 5, 7, 9], 11);
+    check(&wide.narrow(1, 1, 3).unwrap(), &w, p, "narrowed channels");
+    // Broadcast (stride-0) input.
+    let one = randn(&[1, 3, 7, 9], 12);
+    check(&one.expand([4, 3, 7, 9]).unwrap(), &w, p, "expanded batch");
+    // Non-contiguous grad_out.
+    let out = x.conv2d(&w, None, p).unwrap();
+    let gy = non_contiguous(&randn(out.dims(), 13));
+    let a = gy.conv2d_backward_input(&w, p, (7, 9)).unwrap();
+    let b = gy
+        .contiguous()
+        .unwrap()
+        .conv2d_backward_input(&w, p, (7, 9))
+        .unwrap();
+    assert_close(&a, &b, 0.0, "non-contiguous grad_out (input)");
+    let a = x.conv2d_backward_weight(&gy, p, (3, 3)).unwrap();
+    let b = x
+        .conv2d_backward_weight(&gy.contiguous().unwrap(), p, (3, 3))
+        .unwrap();
+    assert_close(&a, &b, 0.0, "non-contiguous grad_out (weight)");
+}
+
+#[test]
+fn zero_batch_and_dtypes() {
+    let p = params((1, 1), (1, 1), (1, 1), 1);
+    let x = randn(&[0, 3, 6, 6], 1);
+    let w = randn(&[4, 3, 3, 3], 2);
+    let out = x.conv2d(&w, None, p).unwrap();
+    assert_eq!(out.dims(), &[0, 4, 6, 6]);
+    let dx = out.conv2d_backward_input(&w, p, (6, 6)).unwrap();
+    assert_eq!(dx.dims(), &[0, 3, 6, 6]);
+    let dw = x.conv2d_backward_weight(&out, p, (3, 3)).unwrap();
+    assert_eq!(dw.to_vec::<f32>().unwrap(), vec![0.0; 4 * 27]);
+
+    let x = randn(&[2, 3, 6, 5], 3);
+    check(
+        &x.to_dtype(DType::F64).unwrap(),
+        &w.to_dtype(DType::F64).unwrap(),
+        p,
+        "f64",
+    );
+    for dt in [DType::F16, DType::BF16] {
+        let (xh, wh) = (x.to_dtype(dt).unwrap(), w.to_dtype(dt).unwrap());
+        let out = xh.conv2d(&wh, None, p).unwrap();
+        assert_eq!(out.dtype(), dt);
+        let want = conv_ref(&xh, &wh, None, p).0;
+        assert_close(&out, &want, 1e-2, &format!("{dt} forward"));
+        let dx = out.conv2d_backward_input(&wh, p, (6, 5)).unwrap();
+        assert_eq!(dx.dtype(), dt);
+        let dw = xh.conv2d_backward_weight(&out, p, (3, 3)).unwrap();
+        assert_eq!(dw.dtype(), dt);
+    }
+}
+
+#[test]
+fn bad_geometry_is_an_error() {
+    let p = params((1, 1), (0, 0), (1, 1), 1);
+    let w = randn(&[4, 3, 3, 3], 2);
+    let gy = randn(&[2, 4, 5, 5], 3);
+    // grad_out 5x5 does not come from a 6x6 input with a 3x3 kernel.
+    assert!(gy.conv2d_backward_input(&w, p, (6, 6)).is_err());
+    let x = randn(&[2, 3, 6, 6], 4);
+    assert!(x.conv2d_backward_weight(&gy, p, (3, 3)).is_err());
+    assert!(x
+        .to_dtype(DType::I64)
+        .unwrap()
+        .conv2d(&w.to_dtype(DType::I64).unwrap(), None, p)
+        .is_err());
+    let bad_groups = Conv2dParams { groups: 2, ..p };
+    assert!(x
+        .conv2d_backward_weight(&randn(&[2, 4, 4, 4], 5), bad_groups, (3, 3))
+        .is_err());
+}
