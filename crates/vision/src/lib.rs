@@ -12,3 +12,5 @@ pub mod transforms;
 pub use image_folder::ImageFolder;
 pub mod models;
 pub mod parity;
+pub mod predict;
+pub mod registry;
