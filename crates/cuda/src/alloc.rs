@@ -1,0 +1,82 @@
+//! Device memory.
+//!
+//! Buffers come from the driver's stream-ordered allocator (`cuMemAllocAsync` on the device's
+//! default memory pool, through cudarc's `CudaStream::alloc`), and are freed with
+//! `cuMemFreeAsync` on the same stream when the last tensor using them is dropped.
+//!
+//! By default a pool hands memory back to the driver at every synchronisation, so a training
+//! step would allocate from the driver again each time. [`configure_pool`] sets the pool's
+//! release threshold to "never" (`CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = u64::MAX`): freed memory
+//! stays in the pool and a steady training step (same shapes each step) is served entirely
+//! from it, as with PyTorch's caching allocator. Memory held by the pool is still reused
+//! across shapes; [`trim`] gives unused memory back to the driver.
+
+use crate::device::CudaDevice;
+use crate::error::Wrap;
+use cudarc::driver::{result, sys, CudaContext, CudaSlice};
+use mlfw_core::{Error, Result};
+use std::sync::Arc;
+
+/// Keeps freed memory in the device's default pool instead of returning it to the driver.
+pub(crate) fn configure_pool(ctx: &Arc<CudaContext>) -> Result<()> {
+    if !ctx.has_async_alloc() {
+        return Ok(()); // plain cuMemAlloc: nothing to configure
+    }
+    ctx.bind_to_thread().w("binding the context")?;
+    // SAFETY: the device handle comes from a live context; the attribute takes a u64.
+    unsafe {
+        let pool =
+            result::device::get_default_mem_pool(ctx.cu_device()).w("getting the memory pool")?;
+        let mut threshold: u64 = u64::MAX;
+        result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut threshold as *mut u64 as *mut std::ffi::c_void,
+        )
+        .w("setting the memory pool release threshold")?;
+    }
+    Ok(())
+}
+
+/// Returns memory the pool holds but no tensor uses to the driver (keeping `keep_bytes`).
+pub fn trim(ordinal: usize, keep_bytes: usize) -> Result<()> {
+    let d = crate::device::open(ordinal)?;
+    if !d.ctx.has_async_alloc() {
+        return Ok(());
+    }
+    d.synchronize()?;
+    // SAFETY: as in configure_pool.
+    unsafe {
+        let pool =
+            result::device::get_default_mem_pool(d.ctx.cu_device()).w("getting the memory pool")?;
+        result::mem_pool::trim_to(pool, keep_bytes).w("trimming the memory pool")
+    }
+}
+
+/// An uninitialised buffer of at least `bytes` bytes (rounded up to 8, at least 8, so that
+/// 32-bit atomics on 1- and 2-byte elements stay inside it).
+pub(crate) fn alloc_bytes(dev: &CudaDevice, bytes: usize) -> Result<CudaSlice<u8>> {
+    let padded = bytes.div_ceil(8).max(1) * 8;
+    // SAFETY: the contents are written by a kernel or copy before they are read.
+    match unsafe { dev.stream.alloc::<u8>(padded) } {
+        Ok(s) => Ok(s),
+        Err(e) if e.0 == sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY => {
+            let (free, total) = dev.ctx.mem_get_info().unwrap_or((0, 0));
+            Err(Error::msg(format!(
+                "CUDA out of memory on cuda:{}: tried to allocate {bytes} bytes ({:.2} MiB); {:.2} MiB free of {:.2} MiB",
+                dev.ordinal,
+                bytes as f64 / 1048576.0,
+                free as f64 / 1048576.0,
+                total as f64 / 1048576.0
+            )))
+        }
+        Err(e) => Err(e).w(&format!("allocating {bytes} bytes")),
+    }
+}
+
+/// A zero-filled buffer of at least `bytes` bytes.
+pub(crate) fn alloc_zeroed(dev: &CudaDevice, bytes: usize) -> Result<CudaSlice<u8>> {
+    let mut s = alloc_bytes(dev, bytes)?;
+    dev.stream.memset_zeros(&mut s).w("zeroing a buffer")?;
+    Ok(s)
+}

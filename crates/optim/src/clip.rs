@@ -1,0 +1,56 @@
+//! Gradient clipping (torch.nn.utils.clip_grad_norm_ / clip_grad_value_).
+
+use mlfw_core::{Error, Result, Tensor};
+
+/// Scales all gradients so their joint `norm_type`-norm is at most `max_norm` (coefficient
+/// `max_norm / (total + 1e-6)`, applied only when below 1, as PyTorch). `norm_type` may be
+/// `f64::INFINITY`. Returns the total norm before clipping. Parameters without a gradient
+/// are skipped.
+pub fn clip_grad_norm(params: &[Tensor], max_norm: f64, norm_type: f64) -> Result<f64> {
+    if norm_type <= 0.0 || norm_type.is_nan() {
+        return Err(Error::msg(format!(
+            "clip_grad_norm: norm_type must be > 0, got {norm_type}"
+        )));
+    }
+    let grads: Vec<Tensor> = params.iter().filter_map(|p| p.grad()).collect();
+    if grads.is_empty() {
+        return Ok(0.0);
+    }
+    let mut total = 0.0f64;
+    for g in &grads {
+        let a = g.abs()?;
+        if norm_type.is_infinite() {
+            total = total.max(a.max(&[], false)?.item_f64()?);
+        } else {
+            let n = a.powf(norm_type)?.sum_all()?.item_f64()?;
+            total += n;
+        }
+    }
+    if !norm_type.is_infinite() {
+        total = total.powf(1.0 / norm_type);
+    }
+    let coef = max_norm / (total + 1e-6);
+    if coef < 1.0 {
+        for p in params {
+            if let Some(g) = p.grad() {
+                p.set_grad(Some(g.mul_scalar(coef)?));
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Clamps every gradient element into `[-clip, clip]`.
+pub fn clip_grad_value(params: &[Tensor], clip: f64) -> Result<()> {
+    if clip < 0.0 || clip.is_nan() {
+        return Err(Error::msg(format!(
+            "clip_grad_value: clip value must be >= 0, got {clip}"
+        )));
+    }
+    for p in params {
+        if let Some(g) = p.grad() {
+            p.set_grad(Some(g.clamp(-clip, clip)?));
+        }
+    }
+    Ok(())
+}
