@@ -44,8 +44,8 @@ impl BasicBlock {
         let downsample = if stride != 1 || c_in != c_out {
             Some(
                 Sequential::new()
-                    .add(conv(c_in, c_out, 1, stride, 0, d)?)
-                    .add(BatchNorm2d::new_2d(c_out, d)?),
+                    .append(conv(c_in, c_out, 1, stride, 0, d)?)
+                    .append(BatchNorm2d::new_2d(c_out, d)?),
             )
         } else {
             None
@@ -141,7 +141,7 @@ impl ResNet {
             let mut s = Sequential::new();
             for b in 0..n {
                 let stride = if b == 0 && i > 0 { 2 } else { 1 };
-                s = s.add(BasicBlock::new(c_in, c_out, stride, d)?);
+                s = s.append(BasicBlock::new(c_in, c_out, stride, d)?);
                 c_in = c_out;
             }
             stages.push(s);

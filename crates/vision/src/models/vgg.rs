@@ -35,14 +35,17 @@ impl Vgg {
         let mut c = in_channels;
         for &v in VGG11 {
             if v == 0 {
-                features = features.add(MaxPool2d::new(2));
+                features = features.append(MaxPool2d::new(2));
             } else {
                 let conv = Conv2d::new(c, v, 3, Conv2dConfig::default().padding(1), d)?;
                 init::kaiming_normal(&conv.weight, FanMode::FanOut, Nonlinearity::Relu, None)?;
                 if let Some(b) = &conv.bias {
                     init::zeros(b)?;
                 }
-                features = features.add(conv).add(BatchNorm2d::new_2d(v, d)?).add(Relu);
+                features = features
+                    .append(conv)
+                    .append(BatchNorm2d::new_2d(v, d)?)
+                    .append(Relu);
                 c = v;
             }
         }
@@ -55,13 +58,13 @@ impl Vgg {
             Ok(l)
         };
         let classifier = Sequential::new()
-            .add(lin(512 * 7 * 7, 4096)?)
-            .add(Relu)
-            .add(Dropout::new(0.5)?)
-            .add(lin(4096, 4096)?)
-            .add(Relu)
-            .add(Dropout::new(0.5)?)
-            .add(lin(4096, num_classes)?);
+            .append(lin(512 * 7 * 7, 4096)?)
+            .append(Relu)
+            .append(Dropout::new(0.5)?)
+            .append(lin(4096, 4096)?)
+            .append(Relu)
+            .append(Dropout::new(0.5)?)
+            .append(lin(4096, num_classes)?);
         Ok(Vgg {
             features,
             classifier,
