@@ -40,14 +40,17 @@ fn main() -> Result<()> {
         let t0 = Instant::now();
         opt.zero_grad();
         let loss = F::cross_entropy(&model.forward(&x)?, &y)?;
+        let t_fwd = t0.elapsed().as_secs_f64();
         loss.backward()?;
+        let t_bwd = t0.elapsed().as_secs_f64();
         opt.step()?;
         let dt = t0.elapsed().as_secs_f64();
         let rate = batch as f64 / dt;
         println!(
-            "step {step:2}: loss {:.4}, {:.3} s, {rate:.1} images/s",
+            "step {step:2}: loss {:.4}, {dt:.3} s (forward {t_fwd:.3}, backward {:.3}, step {:.3}), {rate:.1} images/s",
             loss.item_f64()?,
-            dt
+            t_bwd - t_fwd,
+            dt - t_bwd
         );
         if step >= warmup {
             rates.push(rate);

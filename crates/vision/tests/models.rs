@@ -148,7 +148,7 @@ fn predict_top_k_and_errors() -> mlfw_core::Result<()> {
     let Prediction { class, label, .. } = &out[0][0];
     assert_eq!(label.as_deref(), Some(format!("digit{class}").as_str()));
     // The preprocessed tensor: gray, 28x28, normalized.
-    let x = predict::load_images(&[p1.clone()], &info)?;
+    let x = predict::load_images(std::slice::from_ref(&p1), &info)?;
     assert_eq!(x.dims(), &[1, 1, 28, 28]);
     let v = x.to_vec::<f32>()?[0];
     assert!((v - (250.0 / 255.0 - 0.1307) / 0.3081).abs() < 0.02, "{v}");

@@ -33,7 +33,10 @@ pub(crate) fn check_input(
     };
     let ok = match *x.dims() {
         [_, c, h, w] => {
-            c == channels && h >= min_hw && w >= min_hw && exact_hw.map_or(true, |e| e == (h, w))
+            c == channels
+                && h >= min_hw
+                && w >= min_hw
+                && !matches!(exact_hw, Some(e) if e != (h, w))
         }
         _ => false,
     };
