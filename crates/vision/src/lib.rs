@@ -1,1 +1,16 @@
-//! placeholder
+//! # mlfw-vision
+//!
+//! Computer vision on mlfw, modelled on torchvision:
+//! - [`transforms`]: composable, seeded image transforms on `image::DynamicImage`s and tensors;
+//! - [`ImageFolder`]: a class-per-folder image dataset (PNG/JPEG);
+//! - [`models`]: LeNet-5, MLP, ResNet-18/34 (+ CIFAR variant), VGG-11-BN with PyTorch key names;
+//! - [`registry`]: build a model by name; [`predict`]: image files to top-k classes.
+
+pub mod image_folder;
+pub mod transforms;
+
+pub use image_folder::ImageFolder;
+pub mod models;
+pub mod parity;
+pub mod predict;
+pub mod registry;

@@ -1,0 +1,51 @@
+//! The model zoo: architectures on `mlfw-nn` modules with torchvision's state-dict keys, so
+//! PyTorch checkpoints (converted to safetensors) load directly.
+//!
+//! | model | input | keys |
+//! |---|---|---|
+//! | [`LeNet5`] | `[N, C, 28, 28]` | `conv1`, `conv2`, `fc1`..`fc3` |
+//! | [`Mlp`] | `[N, ...]` flattened to `in_features` | `fc1`..`fcK` |
+//! | [`ResNet`] (18, 34, CIFAR variants) | `[N, C, H, W]`, any size ≥ 32 (CIFAR: ≥ 8) | torchvision's |
+//! | [`Vgg`] (11 with BatchNorm) | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.N` |
+
+mod lenet;
+mod resnet;
+mod vgg;
+
+pub use lenet::{LeNet5, Mlp};
+pub use resnet::{BasicBlock, ResNet};
+pub use vgg::Vgg;
+
+use mlfw_core::{Error, Result, Tensor};
+
+/// Errors unless `x` is `[N, C, H, W]` with `C == channels` and `H, W >= min_hw`
+/// (and, when given, exactly `exact_hw`).
+pub(crate) fn check_input(
+    x: &Tensor,
+    model: &str,
+    channels: usize,
+    min_hw: usize,
+    exact_hw: Option<(usize, usize)>,
+) -> Result<()> {
+    let want = match exact_hw {
+        Some((h, w)) => format!("[N, {channels}, {h}, {w}]"),
+        None => format!("[N, {channels}, H, W] with H, W >= {min_hw}"),
+    };
+    let ok = match *x.dims() {
+        [_, c, h, w] => {
+            c == channels
+                && h >= min_hw
+                && w >= min_hw
+                && !matches!(exact_hw, Some(e) if e != (h, w))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::msg(format!(
+            "{model}: expected input {want}, got {}",
+            x.shape()
+        )))
+    }
+}
