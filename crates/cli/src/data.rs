@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use mlfw_core::{Device, Tensor};
 use mlfw_data::{load_by_name, DataLoader, DatasetInfo, ImageDataset, LoadOptions, Split};
+use mlfw_vision::transforms::{Compose, RandomCrop, RandomHorizontalFlip, Resize};
 
 use crate::error::Result;
 use crate::models;
@@ -55,8 +56,19 @@ impl DataSpec {
         if let Some(dir) = &self.data_dir {
             opts = opts.data_dir(dir.clone());
         }
-        // TEMP: resize and augmentation transforms come with mlfw-vision.
-        let _ = augment;
+        let [_, h, w] = self.input;
+        let mut t = Compose::new();
+        if [h, w] != [self.info.height, self.info.width] {
+            t = t.then(Resize::exact(h, w));
+        }
+        if augment && self.name.starts_with("cifar") {
+            t = t
+                .then(RandomCrop::new(h, w).padding(4))
+                .then(RandomHorizontalFlip::new(0.5));
+        }
+        if !t.is_empty() {
+            opts = opts.transform(t);
+        }
         Ok(load_by_name(self.name, split, &opts)?)
     }
 
@@ -102,5 +114,32 @@ impl Normalize {
     pub fn apply(&self, images: &Tensor) -> Result<Tensor> {
         let x = images.to(&self.mean.device())?;
         Ok(x.sub(&self.mean)?.div(&self.std)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlfw_data::Dataset;
+
+    #[test]
+    fn images_are_resized_to_the_model_input() {
+        let spec = DataSpec::new("fake", "resnet18", None).unwrap();
+        assert_eq!(spec.input, [1, 32, 32]);
+        assert!(spec.augmentation().is_empty());
+        let ds = spec.load(Split::Test, false).unwrap();
+        assert_eq!(ds.get(0).unwrap().image.dims(), &[1, 32, 32]);
+        let cifar = DataSpec::new("cifar10", "resnet18_cifar", None).unwrap();
+        assert_eq!(cifar.augmentation().len(), 2);
+    }
+
+    #[test]
+    fn normalize_matches_the_formula() {
+        let n = Normalize::new(&[0.5], &[0.25], &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(vec![0.0f32, 1.0], [1, 1, 1, 2], &Device::Cpu).unwrap();
+        assert_eq!(
+            n.apply(&x).unwrap().to_vec::<f32>().unwrap(),
+            vec![-2.0, 2.0]
+        );
     }
 }

@@ -1,22 +1,21 @@
-//! Models by name for the command line, and the input size each expects.
-//!
-//! TEMP: LeNet-5 and the MLP are defined here until mlfw-vision's model registry lands in
-//! main; then this file only maps command-line names onto that registry.
+//! Models by command-line name, on top of mlfw-vision's model registry, and the input size
+//! each is fed for a dataset.
 
-use mlfw_core::{Device, Pool2dParams, Result as CoreResult, Tensor};
-use mlfw_nn::{Conv2d, Conv2dConfig, Linear, Module};
+use std::path::Path;
+
+use mlfw_core::Device;
+use mlfw_nn::Module;
+use mlfw_vision::registry::{build_model, model_info, ModelConfig, ModelInfo, MODEL_NAMES};
 
 use crate::error::{CliError, Result};
 
-/// Every model name `--model` accepts.
-pub const MODEL_NAMES: [&str; 2] = ["lenet5", "mlp"];
-
-/// The canonical name of `name` (`lenet` → `lenet5`, case-insensitive), or an error listing
-/// the valid names.
+/// The canonical name of `name` (case-insensitive, `-` for `_`, `lenet` for `lenet5`), or an
+/// error listing the valid names.
 pub fn canonical(name: &str) -> Result<&'static str> {
     let n = name.trim().to_ascii_lowercase().replace('-', "_");
     let n = match n.as_str() {
         "lenet" | "lenet_5" => "lenet5",
+        "vgg11" => "vgg11_bn",
         other => other,
     };
     MODEL_NAMES
@@ -31,55 +30,47 @@ pub fn canonical(name: &str) -> Result<&'static str> {
         })
 }
 
-/// The `[C, H, W]` input `model` is fed for a dataset of images `data` (`[C, H, W]`):
-/// LeNet-5 needs 28×28, ImageNet-style ResNets and VGG at least 32×32.
+fn info(model: &str, channels: Option<usize>, num_classes: usize) -> Result<ModelInfo> {
+    let cfg = ModelConfig {
+        in_channels: channels,
+        ..ModelConfig::new(num_classes)
+    };
+    Ok(model_info(model, &cfg)?)
+}
+
+/// The `[C, H, W]` input `model` is fed for dataset images of shape `data`: the dataset's own
+/// size where the model takes any size (at least its minimum), else the model's fixed size
+/// (LeNet-5 and the MLP: 28×28).
 pub fn input_shape(model: &str, data: [usize; 3]) -> [usize; 3] {
     let [c, h, w] = data;
-    match model {
-        "lenet5" => [c, 28, 28],
-        "resnet18" | "resnet34" | "vgg11_bn" => [c, h.max(32), w.max(32)],
-        _ => [c, h, w],
+    match info(model, Some(c), 10) {
+        Ok(i) if i.any_size => [c, h.max(i.min_size), w.max(i.min_size)],
+        Ok(i) => [c, i.input_shape[1], i.input_shape[2]],
+        Err(_) => data,
     }
 }
 
-/// The input a model is usually fed (`[C, H, W]`), for benchmarks.
+/// The input a model is usually fed (`[C, H, W]`: 1×28×28 for LeNet-5 and the MLP, 3×32×32
+/// for the CIFAR ResNets, 3×224×224 otherwise), for benchmarks.
 pub fn default_input(model: &str) -> [usize; 3] {
-    match model {
-        "lenet5" | "mlp" => [1, 28, 28],
-        "resnet18_cifar" => [3, 32, 32],
-        _ => [3, 224, 224],
-    }
+    info(model, None, 10).map_or([1, 28, 28], |i| i.input_shape)
 }
 
 /// Builds `model` (canonical name) for `input` images and `num_classes` classes on the CPU,
 /// initialised from the global generator.
 pub fn build(model: &str, input: [usize; 3], num_classes: usize) -> Result<Box<dyn Module>> {
-    let d = Device::Cpu;
-    let [c, h, w] = input;
-    Ok(match canonical(model)? {
-        "lenet5" => Box::new(LeNet5 {
-            conv1: Conv2d::new(c, 6, 5, Conv2dConfig::default().padding(2), &d)?,
-            conv2: Conv2d::new(6, 16, 5, Conv2dConfig::default(), &d)?,
-            fc1: Linear::new(400, 120, true, &d)?,
-            fc2: Linear::new(120, 84, true, &d)?,
-            fc3: Linear::new(84, num_classes, true, &d)?,
-        }),
-        _ => Box::new(Mlp {
-            fc1: Linear::new(c * h * w, 256, true, &d)?,
-            fc2: Linear::new(256, 128, true, &d)?,
-            fc3: Linear::new(128, num_classes, true, &d)?,
-        }),
-    })
+    let cfg = ModelConfig::new(num_classes).in_channels(input[0]);
+    Ok(build_model(model, &cfg)?.0)
 }
 
 /// Builds `model` and loads `weights` (strict), or the hub's pretrained weights for the
-/// model's name (pulled on first use) when `None`;
-/// returns the model (on the CPU) and a description of where the weights came from.
+/// model's name (pulled on first use) when `None`; returns the model (on the CPU) and where
+/// the weights came from.
 pub fn load(
     model: &str,
     input: [usize; 3],
     num_classes: usize,
-    weights: Option<&std::path::Path>,
+    weights: Option<&Path>,
 ) -> Result<(Box<dyn Module>, String)> {
     let m = build(model, input, num_classes)?;
     match weights {
@@ -96,37 +87,20 @@ pub fn load(
     }
 }
 
-struct LeNet5 {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    fc1: Linear,
-    fc2: Linear,
-    fc3: Linear,
-}
-
-impl Module for LeNet5 {
-    fn forward(&self, x: &Tensor) -> CoreResult<Tensor> {
-        let pool = Pool2dParams::new(2);
-        let h = self.conv1.forward(x)?.relu()?.max_pool2d(pool)?;
-        let h = self.conv2.forward(&h)?.relu()?.max_pool2d(pool)?;
-        let h = self.fc1.forward(&h.flatten(1, -1)?)?.relu()?;
-        self.fc3.forward(&self.fc2.forward(&h)?.relu()?)
-    }
-    mlfw_nn::children!(conv1, conv2, fc1, fc2, fc3);
-}
-
-struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-    fc3: Linear,
-}
-
-impl Module for Mlp {
-    fn forward(&self, x: &Tensor) -> CoreResult<Tensor> {
-        let h = self.fc1.forward(&x.flatten(1, -1)?)?.relu()?;
-        self.fc3.forward(&self.fc2.forward(&h)?.relu()?)
-    }
-    mlfw_nn::children!(fc1, fc2, fc3);
+/// The vision registry's metadata of `model` for `input` images, normalized with `mean`/`std`
+/// (for the predict helper).
+pub fn predict_info(
+    model: &str,
+    input: [usize; 3],
+    num_classes: usize,
+    mean: &[f32],
+    std: &[f32],
+) -> Result<ModelInfo> {
+    let mut i = info(model, Some(input[0]), num_classes)?;
+    i.input_shape = input;
+    i.mean = mean.to_vec();
+    i.std = std.to_vec();
+    Ok(i)
 }
 
 #[cfg(test)]
@@ -134,9 +108,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
+    fn names_and_inputs() {
         assert_eq!(canonical("LeNet").unwrap(), "lenet5");
+        assert_eq!(canonical("resnet18-cifar").unwrap(), "resnet18_cifar");
         let e = canonical("alexnet").unwrap_err();
-        assert!(e.message().contains("lenet5"), "{}", e.message());
+        assert!(
+            e.message().contains("lenet5, mlp, resnet18"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(input_shape("lenet5", [3, 32, 32]), [3, 28, 28]);
+        assert_eq!(input_shape("resnet18", [1, 28, 28]), [1, 32, 32]);
+        assert_eq!(input_shape("resnet18_cifar", [3, 32, 32]), [3, 32, 32]);
+        assert_eq!(default_input("lenet5"), [1, 28, 28]);
     }
 }

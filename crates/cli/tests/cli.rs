@@ -310,3 +310,49 @@ fn predict_reads_image_files() {
     let err = fails(&["predict", "--weights", w.to_str().unwrap(), "missing.png"]);
     assert!(err.contains("missing.png"), "{err}");
 }
+
+#[test]
+fn cifar_is_resized_and_augmented_for_lenet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar");
+    std::fs::create_dir(&data).unwrap();
+    let files = [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ];
+    for (f, name) in files.iter().enumerate() {
+        let bytes: Vec<u8> = (0..4u8)
+            .flat_map(|r| {
+                std::iter::once(r).chain((0..3072).map(move |i| (i % 251) as u8 ^ r ^ f as u8))
+            })
+            .collect();
+        std::fs::write(data.join(format!("{name}.bin")), bytes).unwrap();
+    }
+    let run = tmp.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    ok(&[
+        "train",
+        "--model",
+        "lenet",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        d,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        r,
+    ]);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["input_shape"], serde_json::json!([3, 28, 28]));
+    assert_eq!(cfg["augment"].as_array().unwrap().len(), 2);
+    assert_eq!(cfg["mean"].as_array().unwrap().len(), 3);
+}

@@ -15,7 +15,7 @@ use crate::{device, models};
 /// Arguments of `mlfw eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet34, resnet18_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights to evaluate (safetensors with PyTorch keys, e.g. a run's best.safetensors).

@@ -14,7 +14,7 @@ use crate::{data::DataSpec, models, optim};
 /// Arguments of `mlfw train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet34, resnet18_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake.
