@@ -66,6 +66,7 @@ impl Console {
             label,
             steps,
             start: Instant::now(),
+            first: done,
             images: 0,
             next_line: done + steps.div_ceil(10).max(1),
         }
@@ -79,6 +80,7 @@ pub struct EpochProgress {
     label: String,
     steps: usize,
     start: Instant,
+    first: usize,
     images: usize,
     next_line: usize,
 }
@@ -93,14 +95,11 @@ impl EpochProgress {
             bar.set_position(step as u64);
         } else if self.console.mode == Mode::Lines && step >= self.next_line {
             self.next_line = step + self.steps.div_ceil(10).max(1);
-            let left = self.steps.saturating_sub(step) as f64;
-            let per_step = self.start.elapsed().as_secs_f64() / self.images.max(1) as f64
-                * (self.images as f64 / step.max(1) as f64);
+            let per_step = self.start.elapsed().as_secs_f64() / (step - self.first).max(1) as f64;
+            let eta = self.steps.saturating_sub(step) as f64 * per_step;
             self.console.line(format!(
-                "{} step {step}/{} loss {loss:.4} {rate:.0} img/s eta {:.0}s",
-                self.label,
-                self.steps,
-                left * per_step
+                "{} step {step}/{} loss {loss:.4} {rate:.0} img/s eta {eta:.0}s",
+                self.label, self.steps
             ));
         }
     }
