@@ -235,3 +235,12 @@ pub fn device_info(ordinal: usize) -> Result<String> {
         }
     ))
 }
+
+/// Parses `cpu`, `cuda` or `cuda:N` and, for a CUDA device, opens it (registering the
+/// backend), so the returned device is ready for `Tensor::to_device`.
+pub fn parse_device(s: &str) -> Result<Device> {
+    match Device::parse(s)? {
+        Device::Cuda(i) => device(i),
+        d => Ok(d),
+    }
+}

@@ -31,5 +31,5 @@ mod storage;
 pub use blas::{allow_tf32, set_allow_tf32};
 pub use conv::set_use_cudnn;
 pub use cudnn::{cudnn_allow_tf32, set_cudnn_allow_tf32};
-pub use device::{device, device_info, is_available, probe};
+pub use device::{device, device_info, is_available, parse_device, probe};
 pub use storage::CudaStorage;

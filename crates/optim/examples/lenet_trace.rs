@@ -15,7 +15,7 @@ fn main() {
     while let Some(a) = args.next() {
         if a == "--device" {
             let d = args.next().unwrap_or_default();
-            device = match Device::parse(&d) {
+            device = match mlfw_cuda::parse_device(&d) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("{e}");

@@ -26,13 +26,8 @@ fn lenet5_forward_backward_and_sgd_match_pytorch() {
     check(&["logits", "loss", "grads", "sgd3", "sgd_nesterov3"]);
 }
 
-/// Adam, AdamW and RMSprop divide each gradient by its own running magnitude, so a
-/// gradient element that is a cancellation residue (|g| ≈ 4e-9, comparable to eps = 1e-8;
-/// PyTorch −4.25e-9 vs mlfw −4.74e-9 while whole tensors agree to 1e-6) moves its weight by
-/// a visibly different step. These groups land at 5.6e-4 (Adam, AdamW) and 7.2e-4 (RMSprop)
-/// relative while SGD matches at 2e-7; run with `--ignored` to see the numbers.
+/// Adam, AdamW and RMSprop are compared at `common::ADAPTIVE_TOLERANCE` (see its doc).
 #[test]
-#[ignore = "ill-conditioned at 1e-4: adaptive optimizers amplify f32 gradient noise; see doc comment"]
 fn lenet5_adaptive_optimizers_match_pytorch() {
     check(&["adam3", "adamw3", "rmsprop3"]);
 }

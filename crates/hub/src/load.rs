@@ -1,0 +1,86 @@
+//! Loading pretrained weights: from the cache, pulling first when needed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use mlfw_core::{Device, Tensor};
+use mlfw_nn::Module;
+
+use crate::cache::{self, CachedModel};
+use crate::error::Result;
+use crate::index::{Entry, Preprocessing};
+use crate::options::{Ctx, HubOptions};
+use crate::pull::{cached_for_spec, pull_with};
+
+/// A model's pretrained state dict with its registry metadata.
+#[derive(Debug, Clone)]
+pub struct Pretrained {
+    /// The entry (architecture, metrics, license, ...).
+    pub entry: Entry,
+    /// How inputs must be prepared (also `entry.preprocessing`).
+    pub preprocessing: Preprocessing,
+    /// The verified weights file in the cache.
+    pub weights_path: PathBuf,
+    /// The state dict, PyTorch key names (`conv1.weight`, ...).
+    pub state_dict: HashMap<String, Tensor>,
+}
+
+/// [`load_weights_with`] with [`HubOptions::from_env`] on the CPU.
+pub fn load_weights(spec: &str) -> Result<Pretrained> {
+    load_weights_with(spec, &HubOptions::from_env(), &Device::Cpu)
+}
+
+/// The state dict of `spec` (`NAME[@VERSION]` or a single-model registry address) on `device`:
+/// the cached copy when there is one (re-verified by sha256), else pulled first
+/// (see [`crate::pull`]; `opts.force` always pulls).
+///
+/// Errors: those of [`crate::pull`]; a cached file whose digest no longer matches; weights
+/// that are not valid safetensors (naming the file).
+pub fn load_weights_with(spec: &str, opts: &HubOptions, device: &Device) -> Result<Pretrained> {
+    let ctx = Ctx::new(opts)?;
+    let model = cached_model(spec, &ctx)?;
+    let _lock = cache::lock(&ctx, &model.entry.name, &model.entry.version)?;
+    model.verify()?;
+    let path = model.weights_path()?;
+    let file = mlfw_core::safetensors::load(&path, device)?;
+    Ok(Pretrained {
+        preprocessing: model.entry.preprocessing.clone(),
+        entry: model.entry,
+        weights_path: path,
+        state_dict: file.into_map(),
+    })
+}
+
+/// Loads `spec`'s pretrained weights into `model` (strict: every key must match in name and
+/// shape) and returns them with the entry. For a model the caller built itself, e.g. the
+/// CLI's `--model lenet5 --pretrained`. Tensors are loaded onto `device` first.
+///
+/// Errors: those of [`load_weights_with`]; weights that do not fit `model` (naming the
+/// entry, the file and the mismatching keys).
+pub fn load_into(
+    model: &dyn Module,
+    spec: &str,
+    opts: &HubOptions,
+    device: &Device,
+) -> Result<Pretrained> {
+    let w = load_weights_with(spec, opts, device)?;
+    model.load_state_dict(&w.state_dict, true).map_err(|e| {
+        e.context(format!(
+            "weights {} of `{}` (architecture `{}`) do not fit this model",
+            w.weights_path.display(),
+            w.entry.id(),
+            w.entry.architecture.model
+        ))
+    })?;
+    Ok(w)
+}
+
+/// The cached model for `spec`, pulling it first when absent (or when forced).
+fn cached_model(spec: &str, ctx: &Ctx) -> Result<CachedModel> {
+    if !ctx.force {
+        if let Some(m) = cached_for_spec(spec, ctx)? {
+            return Ok(m);
+        }
+    }
+    Ok(pull_with(spec, ctx)?.model)
+}
