@@ -1,21 +1,10 @@
-//! The seam to the vision ring's model registry: which architectures exist.
-//!
-//! Until `mlfw-vision`'s registry lands this lists the zoo names the vision engineer
-//! announced; afterwards it asks the registry itself.
+//! Which architectures the hub can build: those of `mlfw-vision`'s model registry.
 
 use crate::error::{Error, Result};
 use crate::index::Entry;
 
-/// Zoo architectures an entry may name (`architecture.model`).
-pub const KNOWN_ARCHITECTURES: &[&str] = &[
-    "lenet5",
-    "mlp",
-    "resnet18",
-    "resnet34",
-    "resnet18_cifar",
-    "resnet34_cifar",
-    "vgg11_bn",
-];
+/// Zoo architectures an entry may name (`architecture.model`): the vision registry's names.
+pub const KNOWN_ARCHITECTURES: &[&str] = mlfw_vision::registry::MODEL_NAMES;
 
 /// The zoo architectures this build knows.
 pub fn known_architectures() -> Vec<String> {

@@ -8,7 +8,9 @@
 //!   offline), any HTTP(S) index URL, a local folder, or a Hugging Face repo (`hf://owner/repo`).
 //! - [`pull`] fetches a model into `$MLFW_HOME/hub/NAME/VERSION/` (resumable, sha256-verified,
 //!   atomic, one lock per version); [`list`], [`info`], [`rm`] inspect and prune the cache.
-//! - [`load_weights`] returns a model's verified state dict and preprocessing;
+//! - [`load`] returns a model built by the vision registry with its pretrained weights
+//!   (strict) and its preprocessing; [`load_into`] loads them into a model the caller built;
+//!   [`load_weights`] returns the verified state dict alone;
 //!   [`export`] turns a training run folder into a registry entry.
 //!
 //! Only safetensors and JSON files are ever fetched; nothing downloaded is executed.
@@ -40,7 +42,7 @@ pub use catalog::{info, list, rm, Info, ListItem, Listing};
 pub use error::{Error, Result};
 pub use export::{export, ExportOptions, Exported, RunConfig, WeightsChoice};
 pub use index::{Architecture, Entry, FileEntry, Index, Metric, Preprocessing};
-pub use load::{load_into, load_weights, load_weights_with, Pretrained};
+pub use load::{load, load_into, load_weights, load_weights_with, load_with, Loaded, Pretrained};
 pub use mlfw_data::Progress;
 pub use options::HubOptions;
 pub use pull::{pull, Pulled};

@@ -28,6 +28,7 @@ fn lenet5_trained_by_pytorch_reproduces_logits_and_accuracy() -> mlfw_core::Resu
         &Device::Cpu,
     )?;
     let err = max_rel_error(&logits, want.require("t10k_logits")?)?;
+    eprintln!("max relative error {err:.3e}");
     assert!(err <= 1e-4, "max relative error {err}");
     let pred = logits.argmax(1, false)?;
     let acc = pred.count_eq(&batch.labels)? / idx.len() as f64;
@@ -71,6 +72,7 @@ fn resnet18_formula_weights_reproduce_torchvision_logits() -> mlfw_core::Result<
     );
     let logits = model.forward(input)?;
     let err = max_rel_error(&logits, io.require("logits_f64")?)?;
+    eprintln!("max relative error {err:.3e}");
     assert!(err <= 1e-4, "max relative error {err}");
     // The same through set_formula_weights (model order == keys-file order).
     let m2 = ResNet::resnet18(10, 3, &Device::Cpu)?;
