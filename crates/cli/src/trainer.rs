@@ -187,6 +187,10 @@ impl Trainer {
         }
         while self.state.epoch < self.cfg.epochs {
             self.epoch()?;
+            // Ctrl-C during validation: the epoch's checkpoint is already written.
+            if self.stop.load(Ordering::SeqCst) && self.state.epoch < self.cfg.epochs {
+                return Err(self.interrupted(self.state.epoch));
+            }
         }
         let runs = [(run_name(&self.dir), self.history.clone())];
         if !self.history.is_empty() {

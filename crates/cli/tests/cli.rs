@@ -356,3 +356,58 @@ fn cifar_is_resized_and_augmented_for_lenet() {
     assert_eq!(cfg["augment"].as_array().unwrap().len(), 2);
     assert_eq!(cfg["mean"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_matches() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let args = |out: &Path| {
+        let out = out.to_str().unwrap().to_string();
+        [
+            "train",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "100",
+            "--workers",
+            "1",
+            "--out",
+            &out,
+        ]
+        .map(String::from)
+    };
+    ok(&args(&a).each_ref().map(String::as_str));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlfw"))
+        .args(args(&b))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Plain progress lines arrive every 10 steps; interrupt after the first.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if line.contains(" step ") {
+            let pid = child.id().to_string();
+            Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    if out.status.success() {
+        eprintln!("the run finished before the signal arrived; nothing to check");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted at epoch 1 step"), "{err}");
+    assert!(b.join("checkpoint.safetensors").exists());
+    ok(&["train", "--resume", b.to_str().unwrap(), "--quiet"]);
+    let wa = std::fs::read(a.join("last.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("last.safetensors")).unwrap();
+    assert!(
+        wa == wb,
+        "weights differ after an interrupted and resumed run"
+    );
+}
