@@ -130,6 +130,13 @@ where
         .map_err(err)?;
     ctx.configure_mesh()
         .x_desc("epoch")
+        .x_label_formatter(&|x: &f64| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .y_desc(chart.y_desc)
         .light_line_style(RGBColor(235, 235, 235))
         .label_style(("sans-serif", 14))
