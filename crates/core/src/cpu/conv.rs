@@ -144,6 +144,42 @@ fn valid_range(out: usize, s: usize, tap: usize, pad: usize, len: usize) -> (usi
     (lo, hi.max(lo))
 }
 
+/// Copies `s` into `d` (same length) with fixed-size, possibly overlapping block moves: the
+/// rows im2col copies are often 5–30 elements, where a `memcpy` call costs more than the copy.
+#[inline(always)]
+fn copy_short<T: Copy>(d: &mut [T], s: &[T]) {
+    #[inline(always)]
+    fn block<T: Copy, const B: usize>(d: &mut [T], s: &[T], at: usize) {
+        let src: &[T; B] = s[at..at + B].try_into().expect("block in range");
+        let dst: &mut [T; B] = (&mut d[at..at + B]).try_into().expect("block in range");
+        *dst = *src;
+    }
+    let n = d.len().min(s.len());
+    match n {
+        0 => {}
+        1 => d[0] = s[0],
+        2..=3 => {
+            block::<T, 2>(d, s, 0);
+            block::<T, 2>(d, s, n - 2);
+        }
+        4..=7 => {
+            block::<T, 4>(d, s, 0);
+            block::<T, 4>(d, s, n - 4);
+        }
+        8..=63 => {
+            let mut at = 0;
+            while at + 8 <= n {
+                block::<T, 8>(d, s, at);
+                at += 8;
+            }
+            if at < n {
+                block::<T, 8>(d, s, n - 8);
+            }
+        }
+        _ => d[..n].copy_from_slice(&s[..n]),
+    }
+}
+
 /// Unfolds one image `x[C, H, W]` into `col` (row stride `rs`, `P` columns used per row).
 fn im2col<T: Copy + Default>(x: &[T], col: &mut [T], rs: usize, g: &Geom) {
     let (sh, sw) = g.p.stride;
@@ -158,25 +194,24 @@ fn im2col<T: Copy + Default>(x: &[T], col: &mut [T], rs: usize, g: &Geom) {
                 let row = (c * g.kh + i) * g.kw + j;
                 let dst = &mut col[row * rs..row * rs + g.np()];
                 let (lo, hi) = valid_range(g.ow, sw, j * dw, pw, g.w);
-                dst[..rlo * g.ow].fill(zero);
-                dst[rhi * g.ow..].fill(zero);
+                if rlo > 0 || rhi < g.oh || lo > 0 || hi < g.ow {
+                    dst.fill(zero);
+                }
+                if lo == hi {
+                    continue;
+                }
+                let len = hi - lo;
+                let mut at = (rlo * sh + i * dh - ph) * g.w + lo * sw + j * dw - pw;
                 for r in rlo..rhi {
-                    let d = &mut dst[r * g.ow..(r + 1) * g.ow];
-                    let ih = r * sh + i * dh - ph;
-                    let src = &plane[ih * g.w..(ih + 1) * g.w];
-                    d[..lo].fill(zero);
-                    d[hi..].fill(zero);
-                    if lo == hi {
-                        continue;
-                    }
-                    let iw0 = lo * sw + j * dw - pw;
+                    let d = &mut dst[r * g.ow + lo..r * g.ow + hi];
                     if sw == 1 {
-                        d[lo..hi].copy_from_slice(&src[iw0..iw0 + hi - lo]);
+                        copy_short(d, &plane[at..at + len]);
                     } else {
-                        for (v, s) in d[lo..hi].iter_mut().zip(src[iw0..].iter().step_by(sw)) {
+                        for (v, s) in d.iter_mut().zip(plane[at..].iter().step_by(sw)) {
                             *v = *s;
                         }
                     }
+                    at += sh * g.w;
                 }
             }
         }
