@@ -147,6 +147,10 @@ fn eval_of_the_pytorch_fixture_matches() {
     assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
     let text = ok(&["eval", "--model", "lenet", "--weights", w.to_str().unwrap()]);
     assert!(text.contains("accuracy 0.9690"), "{text}");
+    // The hub's built-in lenet5 (offline) is the same PyTorch-trained network.
+    let out = ok(&["eval", "--model", "lenet5", "--pretrained", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["accuracy"].as_f64().unwrap(), 0.969, "{v}");
 }
 
 #[test]
