@@ -5,10 +5,15 @@ use std::path::PathBuf;
 
 #[test]
 fn every_fixture_case_matches_pytorch() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/torch-ref/ops.safetensors");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/torch-ref/ops.safetensors");
     let results = mlfw_nn::parity::run_file(&path, &Device::Cpu).unwrap();
     assert!(results.len() >= 50, "only {} cases", results.len());
-    let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.to_string()).collect();
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.to_string())
+        .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
@@ -20,7 +25,12 @@ fn runner_binary_reports_and_fails_on_unknown_ops() {
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("unknown.safetensors");
     let t = |v: Vec<f32>| Tensor::from_vec(v, [2], &Device::Cpu).unwrap();
-    let meta = [("mystery".to_string(), r#"{"op": "mystery", "inputs": 1, "grads": [0]}"#.to_string())].into_iter().collect();
+    let meta = [(
+        "mystery".to_string(),
+        r#"{"op": "mystery", "inputs": 1, "grads": [0]}"#.to_string(),
+    )]
+    .into_iter()
+    .collect();
     let ts = vec![
         ("mystery.in0".to_string(), t(vec![1., 2.])),
         ("mystery.out".to_string(), t(vec![1., 2.])),

@@ -2,7 +2,18 @@
 
 use mlfw_core::{Result, Tensor};
 
-/// Gradients of `a.bmm(b)`: `g·bᵀ` and `aᵀ·g` (transposes are views, not copies).
-pub fn bmm(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor)> {
-    Ok((g.bmm(&b.transpose(1, 2)?)?, a.transpose(1, 2)?.bmm(g)?))
+/// Gradients of `a.bmm(b)`: `g·bᵀ` and `aᵀ·g` (transposes are views, not copies); each only
+/// when that input requires grad.
+pub fn bmm(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let ga = if a.requires_grad() {
+        Some(g.bmm(&b.transpose(1, 2)?)?)
+    } else {
+        None
+    };
+    let gb = if b.requires_grad() {
+        Some(a.transpose(1, 2)?.bmm(g)?)
+    } else {
+        None
+    };
+    Ok((ga, gb))
 }

@@ -15,7 +15,8 @@ mod view;
 use crate::function::FunctionNode;
 use mlfw_core::{Error, Op, Result, Tensor};
 
-/// Gradients of `op`'s inputs given `out` and its gradient `g`.
+/// Gradients of `op`'s inputs given `out` and its gradient `g`. Expensive rules skip the
+/// inputs that do not require grad (e.g. the image fed to a first convolution).
 pub fn op_backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     match op {
         Op::Unary(x, u) => Ok(vec![Some(elementwise::unary(x, out, g, *u)?)]),
@@ -38,7 +39,7 @@ pub fn op_backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tenso
         Op::Softmax { dim, log, .. } => Ok(vec![Some(reduce::softmax(out, g, *dim, *log)?)]),
         Op::Matmul(a, b) => {
             let (ga, gb) = linalg::bmm(a, b, g)?;
-            Ok(vec![Some(ga), Some(gb)])
+            Ok(vec![ga, gb])
         }
         Op::Conv2d {
             input,
@@ -46,7 +47,7 @@ pub fn op_backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tenso
             params,
         } => {
             let (gi, gw) = nn_ops::conv2d(input, weight, g, *params)?;
-            Ok(vec![Some(gi), Some(gw)])
+            Ok(vec![gi, gw])
         }
         Op::MaxPool2d { input, indices, .. } => {
             Ok(vec![Some(g.max_pool2d_backward(indices, input.shape())?)])

@@ -97,8 +97,32 @@ impl PoolFloat for f64 {}
 
 fn max_pool_t<T: PoolFloat>(x: &[T], g: &Planes, p: &Pool2dParams) -> (Vec<T>, Vec<i64>) {
     let mut out = vec![(T::zero(), 0i64); g.count * g.out_len()];
+    // Fast path for non-overlapping windows inside the input (LeNet's 2×2, stride 2).
+    let tiled = p.kernel == p.stride && p.padding == (0, 0) && p.dilation == (1, 1);
+    let (kh, kw) = p.kernel;
+    let fits = g.oh * kh <= g.h && g.ow * kw <= g.w;
     per_plane(&mut out, g.out_len(), x.len(), |k, os| {
         let xs = &x[k * g.in_len()..(k + 1) * g.in_len()];
+        if tiled && fits {
+            for r in 0..g.oh {
+                let orow = &mut os[r * g.ow..(r + 1) * g.ow];
+                for (c, o) in orow.iter_mut().enumerate() {
+                    let base = r * kh * g.w + c * kw;
+                    let (mut best, mut at) = (xs[base], base);
+                    for i in 0..kh {
+                        let row = &xs[base + i * g.w..base + i * g.w + kw];
+                        for (j, &v) in row.iter().enumerate() {
+                            if v > best || v.is_nan() {
+                                best = v;
+                                at = base + i * g.w + j;
+                            }
+                        }
+                    }
+                    *o = (best, at as i64);
+                }
+            }
+            return;
+        }
         for r in 0..g.oh {
             let (h0, h1) = max_window(r, p.stride.0, p.padding.0, p.kernel.0, p.dilation.0, g.h);
             for c in 0..g.ow {
