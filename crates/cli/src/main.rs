@@ -71,6 +71,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
 
 fn main() -> ExitCode {
     LazyLock::force(&START);
+    mlfw_core::cpu::tune_allocator();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli, &matches) {

@@ -2,11 +2,6 @@
 
 use mlfw_core::{BinaryOp, CmpOp, Result, Tensor, UnaryOp};
 
-/// `where(x > 0, a, b)`-style helper: `t` where `mask` else zeros.
-fn mask_or_zero(mask: &Tensor, t: &Tensor) -> Result<Tensor> {
-    mask.where_cond(t, &t.zeros_like()?)
-}
-
 /// Gradient of a unary op with input `x`, output `y`, upstream `g`.
 pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
     use UnaryOp as U;
@@ -21,7 +16,8 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
         U::Cos => g.mul(&x.sin()?)?.neg(),
         U::Tanh => g.mul(&y.square()?.affine(-1.0, 1.0)?),
         U::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?),
-        U::Relu => mask_or_zero(&x.cmp_scalar(0.0, CmpOp::Gt)?, g),
+        // sign(y) is 1 where x > 0 and 0 elsewhere: two single passes, no mask buffers.
+        U::Relu => g.mul(&y.sign()?),
         U::GeluErf => g.mul(&x.unary_op(U::GeluErfGrad)?),
         U::GeluTanh => g.mul(&x.unary_op(U::GeluTanhGrad)?),
         U::Sign => g.zeros_like(),

@@ -56,6 +56,41 @@ where
     }
 }
 
+/// Merges adjacent dims that are contiguous with each other in both layouts (and drops
+/// size-1 dims), so `[64, 6, 28, 28] + [1, 6, 1, 1]` runs as 384 rows of 784 instead of
+/// 10,752 rows of 28.
+fn coalesce(a: &Layout, b: &Layout) -> (Layout, Layout) {
+    let (d, sa, sb) = (a.dims(), a.strides(), b.strides());
+    let (mut nd, mut na, mut nb): (Vec<usize>, Vec<usize>, Vec<usize>) = (vec![], vec![], vec![]);
+    for i in 0..d.len() {
+        if d[i] == 1 {
+            continue;
+        }
+        if let (Some(&ld), Some(&la), Some(&lb)) = (nd.last(), na.last(), nb.last()) {
+            if la == sa[i] * d[i] && lb == sb[i] * d[i] {
+                let k = nd.len() - 1;
+                nd[k] = ld * d[i];
+                na[k] = sa[i];
+                nb[k] = sb[i];
+                continue;
+            }
+        }
+        nd.push(d[i]);
+        na.push(sa[i]);
+        nb.push(sb[i]);
+    }
+    if nd.is_empty() {
+        nd.push(1);
+        na.push(1);
+        nb.push(1);
+    }
+    let shape = Shape::new(nd);
+    (
+        Layout::from_parts(shape.clone(), na, a.offset()),
+        Layout::from_parts(shape, nb, b.offset()),
+    )
+}
+
 /// Row starts of a layout over all dims but the last.
 fn row_starts(l: &Layout) -> Vec<usize> {
     let r = l.dims().len();
@@ -94,6 +129,8 @@ where
     if al.dims().is_empty() {
         return vec![f(a[al.offset()], b[bl.offset()])];
     }
+    let (al, bl) = coalesce(al, bl);
+    let (al, bl) = (&al, &bl);
     let r = al.dims().len();
     let row = al.dims()[r - 1];
     if row == 0 {
@@ -101,25 +138,31 @@ where
     }
     let (sa, sb) = (al.strides()[r - 1], bl.strides()[r - 1]);
     let (ra, rb) = (row_starts(al), row_starts(bl));
+    // Work in segments of at most SEG elements of one row, so that both many short rows
+    // and a few long ones split evenly across threads.
+    const SEG: usize = 8192;
+    let segs_per_row = row.div_ceil(SEG);
     let mut out = vec![U::default(); n];
     let body = |(k, o): (usize, &mut [U])| {
-        let (pa, pb) = (ra[k], rb[k]);
+        let (rk, j0) = (k / segs_per_row, (k % segs_per_row) * SEG);
+        let len = o.len();
+        let (pa, pb) = (ra[rk] + j0 * sa, rb[rk] + j0 * sb);
         match (sa, sb) {
             (1, 1) => o
                 .iter_mut()
-                .zip(&a[pa..pa + row])
-                .zip(&b[pb..pb + row])
+                .zip(&a[pa..pa + len])
+                .zip(&b[pb..pb + len])
                 .for_each(|((o, &p), &q)| *o = f(p, q)),
             (1, 0) => {
                 let q = b[pb];
                 o.iter_mut()
-                    .zip(&a[pa..pa + row])
+                    .zip(&a[pa..pa + len])
                     .for_each(|(o, &p)| *o = f(p, q))
             }
             (0, 1) => {
                 let p = a[pa];
                 o.iter_mut()
-                    .zip(&b[pb..pb + row])
+                    .zip(&b[pb..pb + len])
                     .for_each(|(o, &q)| *o = f(p, q))
             }
             _ => o
@@ -128,10 +171,23 @@ where
                 .for_each(|(j, o)| *o = f(a[pa + j * sa], b[pb + j * sb])),
         }
     };
-    if n >= PAR_THRESHOLD {
-        out.par_chunks_mut(row).enumerate().for_each(body);
+    // Rows split into segments: chunk boundaries must follow rows, so chunk per row when
+    // rows are short, and per segment within each row otherwise.
+    if segs_per_row == 1 {
+        if n >= PAR_THRESHOLD {
+            out.par_chunks_mut(row).enumerate().for_each(body);
+        } else {
+            out.chunks_mut(row).enumerate().for_each(body);
+        }
     } else {
-        out.chunks_mut(row).enumerate().for_each(body);
+        let mut pieces: Vec<&mut [U]> = Vec::with_capacity(ra.len() * segs_per_row);
+        for r in out.chunks_mut(row) {
+            pieces.extend(r.chunks_mut(SEG));
+        }
+        pieces
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(k, o)| body((k, o)));
     }
     out
 }

@@ -1,5 +1,6 @@
 //! The CPU backend: host buffers ([`CpuStorage`]) and their kernels.
 
+mod alloc;
 mod conv;
 mod index;
 pub(crate) mod map;
@@ -9,6 +10,7 @@ mod pool;
 mod reduce;
 mod storage;
 
+pub use alloc::tune_allocator;
 pub use storage::CpuStorage;
 
 use crate::backend::{Backend, BackendStorage, Storage};
