@@ -131,67 +131,80 @@ fn take<T: PoolFloat>(v: T, best: &mut T, at: &mut i64, i: i64) {
     *at = if s { i } else { *at };
 }
 
-/// Outputs per block of the 2×2 kernel: fixed-size lanes the compiler turns into SIMD.
-const LANES: usize = 8;
-
-/// One block of 2×2 windows: `a`/`b` hold `2·LANES` inputs of the even/odd input row.
-/// Tap codes 0..3 (a0, a1, b0, b1) stay u32 so that they share the f32 lanes' width.
+/// One block of `N` 2×2 windows: `a`/`b` hold `2·N` inputs of the even/odd input row.
+/// Tap codes 0..3 (a0, a1, b0, b1) are kept as `T` so that every lane op has one width
+/// and the selects become SIMD compares and blends.
 #[inline(always)]
-fn max_block_2x2<T: PoolFloat>(a: &[T], b: &[T], vo: &mut [T], code: &mut [u32; LANES]) {
-    let (mut best, mut c) = ([T::zero(); LANES], [0u32; LANES]);
-    let (mut a1, mut b0, mut b1) = ([T::zero(); LANES], [T::zero(); LANES], [T::zero(); LANES]);
-    for l in 0..LANES {
-        best[l] = a[2 * l];
-        a1[l] = a[2 * l + 1];
-        b0[l] = b[2 * l];
-        b1[l] = b[2 * l + 1];
-    }
-    for (tap, v) in [(1u32, a1), (2, b0), (3, b1)] {
-        for l in 0..LANES {
+fn max_block_2x2<T: PoolFloat, const N: usize>(
+    a: &[T],
+    b: &[T],
+    (base, w): (i64, i64),
+    vo: &mut [T],
+    io: &mut [i64],
+) {
+    let a: &[T] = &a[..2 * N];
+    let b: &[T] = &b[..2 * N];
+    let mut best: [T; N] = std::array::from_fn(|l| a[2 * l]);
+    let a1: [T; N] = std::array::from_fn(|l| a[2 * l + 1]);
+    let b0: [T; N] = std::array::from_fn(|l| b[2 * l]);
+    let b1: [T; N] = std::array::from_fn(|l| b[2 * l + 1]);
+    let mut c = [T::zero(); N];
+    let taps = [
+        T::one(),
+        T::one() + T::one(),
+        T::one() + T::one() + T::one(),
+    ];
+    for (tap, v) in taps.into_iter().zip([a1, b0, b1]) {
+        for l in 0..N {
             #[allow(clippy::eq_op)]
             let s = (v[l] > best[l]) | (v[l] != v[l]);
             best[l] = if s { v[l] } else { best[l] };
             c[l] = if s { tap } else { c[l] };
         }
     }
-    vo[..LANES].copy_from_slice(&best);
-    *code = c;
+    vo[..N].copy_from_slice(&best);
+    let offs = [0, 1, w, w + 1];
+    for (l, (i, c)) in io[..N].iter_mut().zip(c).enumerate() {
+        *i = base + 2 * l as i64 + offs[c.to_usize().unwrap_or(0) & 3];
+    }
 }
 
 /// 2×2, stride-2 windows of one output row from input rows `a` (even) and `b` (odd);
-/// `base` is the plane index of `a[0]`, `w` the input row stride.
+/// `base` is the plane index of `a[0]`, `w` the input row stride. Blocks of 8 (or 4) windows;
+/// the last block overlaps the previous one instead of running a scalar tail.
 fn max_row_2x2<T: PoolFloat>(a: &[T], b: &[T], base: i64, w: i64, vo: &mut [T], io: &mut [i64]) {
-    let ow = vo.len();
-    let offs = [0, 1, w, w + 1];
-    let mut c0 = 0;
-    while c0 + LANES <= ow {
-        let mut code = [0u32; LANES];
-        let (a, b) = (&a[2 * c0..2 * (c0 + LANES)], &b[2 * c0..2 * (c0 + LANES)]);
-        max_block_2x2(a, b, &mut vo[c0..c0 + LANES], &mut code);
-        for (l, i) in io[c0..c0 + LANES].iter_mut().enumerate() {
-            *i = base + 2 * (c0 + l) as i64 + offs[code[l] as usize & 3];
+    fn run<T: PoolFloat, const N: usize>(
+        a: &[T],
+        b: &[T],
+        (base, w): (i64, i64),
+        vo: &mut [T],
+        io: &mut [i64],
+    ) {
+        let ow = vo.len();
+        let mut c0 = 0;
+        loop {
+            let c = c0.min(ow - N);
+            let at = (base + 2 * c as i64, w);
+            max_block_2x2::<T, N>(&a[2 * c..], &b[2 * c..], at, &mut vo[c..], &mut io[c..]);
+            if c + N == ow {
+                break;
+            }
+            c0 += N;
         }
-        c0 += LANES;
     }
-    if c0 < ow {
-        // The tail goes through the same block, padded with zeros.
-        let (mut ta, mut tb, mut tv) = (
-            [T::zero(); 2 * LANES],
-            [T::zero(); 2 * LANES],
-            [T::zero(); LANES],
-        );
-        // Element loops, not copy_from_slice: a memmove call costs more than these few copies.
-        for (t, &v) in ta.iter_mut().zip(&a[2 * c0..2 * ow]) {
-            *t = v;
-        }
-        for (t, &v) in tb.iter_mut().zip(&b[2 * c0..2 * ow]) {
-            *t = v;
-        }
-        let mut code = [0u32; LANES];
-        max_block_2x2(&ta, &tb, &mut tv, &mut code);
-        for (l, (v, i)) in vo[c0..].iter_mut().zip(&mut io[c0..]).enumerate() {
-            *v = tv[l];
-            *i = base + 2 * (c0 + l) as i64 + offs[code[l] as usize & 3];
+    let ow = vo.len();
+    if ow >= 8 {
+        run::<T, 8>(a, b, (base, w), vo, io);
+    } else if ow >= 4 {
+        run::<T, 4>(a, b, (base, w), vo, io);
+    } else {
+        for c in 0..ow {
+            let (mut best, mut at) = (a[2 * c], 0);
+            take(a[2 * c + 1], &mut best, &mut at, 1);
+            take(b[2 * c], &mut best, &mut at, w);
+            take(b[2 * c + 1], &mut best, &mut at, w + 1);
+            vo[c] = best;
+            io[c] = base + 2 * c as i64 + at;
         }
     }
 }
