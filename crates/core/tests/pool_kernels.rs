@@ -235,3 +235,65 @@ fn large_tensors_match_small_path() {
         );
     }
 }
+
+/// Sequential reference for tiled windows: a tap replaces the best when larger or NaN.
+fn tiled_reference(x: &[f32], (h, w): (usize, usize), (kh, kw): (usize, usize)) -> Vec<(u32, i64)> {
+    let (oh, ow) = (h / kh, w / kw);
+    let mut out = Vec::new();
+    for plane in x.chunks(h * w) {
+        for r in 0..oh {
+            for c in 0..ow {
+                let at0 = r * kh * w + c * kw;
+                let (mut best, mut at) = (plane[at0], at0);
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let k = (r * kh + i) * w + c * kw + j;
+                        if plane[k] > best || plane[k].is_nan() {
+                            (best, at) = (plane[k], k);
+                        }
+                    }
+                }
+                out.push((best.to_bits(), at as i64));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tiled_fast_paths_match_sequential_rule() {
+    // Few distinct values (ties, ±0) and NaNs, on widths around the SIMD block size.
+    let vals = [0.0, -0.0, 1.0, -1.0, 2.0, f32::NAN];
+    let mut seed = 12345u64;
+    for (h, w) in [(4, 4), (5, 7), (6, 17), (9, 33), (28, 28), (10, 10), (2, 2)] {
+        for k in [(2, 2), (3, 3), (2, 3)] {
+            if h < k.0 || w < k.1 {
+                continue;
+            }
+            let x: Vec<f32> = (0..3 * h * w)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    vals[(seed >> 33) as usize % vals.len()]
+                })
+                .collect();
+            let p = Pool2dParams {
+                kernel: k,
+                stride: k,
+                ..Pool2dParams::new(2)
+            };
+            let (v, i) = t(x.clone(), [1, 3, h, w])
+                .max_pool2d_with_indices(p)
+                .unwrap();
+            let got: Vec<(u32, i64)> = v
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .zip(i.to_vec::<i64>().unwrap())
+                .map(|(v, i)| (v.to_bits(), i))
+                .collect();
+            assert_eq!(got, tiled_reference(&x, (h, w), k), "{h}x{w} kernel {k:?}");
+        }
+    }
+}

@@ -19,11 +19,35 @@ use crate::params::Conv2dParams;
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Multiply-adds under which a convolution stays on one thread.
 const PAR_WORK: usize = 1 << 18;
 /// Target size (elements) of one weight-gradient chunk's `col` scratch.
 const CHUNK_ELEMS: usize = 1 << 17;
+
+/// Lends `f` this thread's reusable scratch of at least `len` elements. Contents are stale:
+/// callers overwrite what they read. The buffer is taken out while lent, so a nested call
+/// (rayon work-stealing inside gemm) just allocates its own.
+fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    thread_local! {
+        static BUFS: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    }
+    let key = TypeId::of::<T>();
+    let mut buf: Vec<T> = BUFS
+        .with(|b| b.borrow_mut().remove(&key))
+        .and_then(|b| b.downcast::<Vec<T>>().ok())
+        .map(|b| *b)
+        .unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, T::ZERO);
+    }
+    let r = f(&mut buf[..len]);
+    BUFS.with(|b| b.borrow_mut().insert(key, Box::new(buf)));
+    r
+}
 
 /// The geometry of one convolution, checked for consistency.
 #[derive(Debug, Clone, Copy)]
@@ -194,16 +218,20 @@ fn im2col<T: Copy + Default>(x: &[T], col: &mut [T], rs: usize, g: &Geom) {
                 let row = (c * g.kh + i) * g.kw + j;
                 let dst = &mut col[row * rs..row * rs + g.np()];
                 let (lo, hi) = valid_range(g.ow, sw, j * dw, pw, g.w);
-                if rlo > 0 || rhi < g.oh || lo > 0 || hi < g.ow {
-                    dst.fill(zero);
-                }
+                // Zero only what no input reaches: whole rows outside [rlo, rhi), row edges.
                 if lo == hi {
+                    dst.fill(zero);
                     continue;
                 }
+                dst[..rlo * g.ow].fill(zero);
+                dst[rhi * g.ow..].fill(zero);
                 let len = hi - lo;
                 let mut at = (rlo * sh + i * dh - ph) * g.w + lo * sw + j * dw - pw;
                 for r in rlo..rhi {
-                    let d = &mut dst[r * g.ow + lo..r * g.ow + hi];
+                    let row = &mut dst[r * g.ow..(r + 1) * g.ow];
+                    row[..lo].fill(zero);
+                    row[hi..].fill(zero);
+                    let d = &mut row[lo..hi];
                     if sw == 1 {
                         copy_short(d, &plane[at..at + len]);
                     } else {
@@ -325,7 +353,7 @@ fn matmul_into<T: WithDType>(
 fn over_batch<T, F>(g: &Geom, out: &mut [T], out_img: usize, scratch: usize, f: F)
 where
     T: WithDType,
-    F: Fn(usize, &mut [T], &mut Vec<T>, Parallelism) + Send + Sync,
+    F: Fn(usize, &mut [T], &mut [T], Parallelism) + Send + Sync,
 {
     let threads = rayon::current_num_threads();
     if out_img == 0 || g.n == 0 {
@@ -333,24 +361,26 @@ where
     }
     if threads > 1 && g.n >= threads && g.work() >= PAR_WORK {
         let per = g.n.div_ceil(threads * 4).max(1);
-        out.par_chunks_mut(per * out_img).enumerate().for_each_init(
-            || vec![T::ZERO; scratch],
-            |buf, (ci, chunk)| {
-                for (k, o) in chunk.chunks_mut(out_img).enumerate() {
-                    f(ci * per + k, o, buf, Parallelism::None);
-                }
-            },
-        );
+        out.par_chunks_mut(per * out_img)
+            .enumerate()
+            .for_each(|(ci, chunk)| {
+                with_scratch(scratch, |buf| {
+                    for (k, o) in chunk.chunks_mut(out_img).enumerate() {
+                        f(ci * per + k, o, buf, Parallelism::None);
+                    }
+                })
+            });
     } else {
         let par = if threads > 1 && g.work() >= PAR_WORK {
             Parallelism::Rayon(threads)
         } else {
             Parallelism::None
         };
-        let mut buf = vec![T::ZERO; scratch];
-        for (i, o) in out.chunks_mut(out_img).enumerate() {
-            f(i, o, &mut buf, par);
-        }
+        with_scratch(scratch, |buf| {
+            for (i, o) in out.chunks_mut(out_img).enumerate() {
+                f(i, o, buf, par);
+            }
+        });
     }
 }
 
@@ -428,13 +458,6 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
     dx
 }
 
-/// Per-thread state of the weight gradient: partial sum, `col` and `dYᵀ` scratch.
-struct WState<T> {
-    acc: Vec<T>,
-    col: Vec<T>,
-    dyt: Vec<T>,
-}
-
 fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let (np, k, og, rows) = (g.np(), g.k(), g.og(), g.rows());
     let out_len = g.o * k;
@@ -450,62 +473,58 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
     } else {
         Parallelism::None
     };
-    let init = || WState {
-        acc: vec![T::ZERO; out_len],
-        col: vec![T::ZERO; rows * per * np],
-        dyt: vec![T::ZERO; g.o * per * np],
-    };
-    let step = |mut st: WState<T>, ci: usize| {
+    let init = || vec![T::ZERO; out_len];
+    // `col` and `dYᵀ` of one chunk live in the thread's scratch; the partial sum is the fold state.
+    let step = |mut acc: Vec<T>, ci: usize| {
         let (i0, i1) = (ci * per, ((ci + 1) * per).min(g.n));
         let bp = (i1 - i0) * np;
-        for (b, i) in (i0..i1).enumerate() {
-            im2col(
-                &x[i * g.img()..(i + 1) * g.img()],
-                &mut st.col[b * np..],
-                bp,
-                g,
-            );
-            for o in 0..g.o {
-                let src = &dy[(i * g.o + o) * np..(i * g.o + o + 1) * np];
-                st.dyt[o * bp + b * np..o * bp + (b + 1) * np].copy_from_slice(src);
+        with_scratch((rows + g.o) * bp, |buf: &mut [T]| {
+            let (col, dyt) = buf.split_at_mut(rows * bp);
+            for (b, i) in (i0..i1).enumerate() {
+                im2col(
+                    &x[i * g.img()..(i + 1) * g.img()],
+                    &mut col[b * np..],
+                    bp,
+                    g,
+                );
+                for o in 0..g.o {
+                    let src = &dy[(i * g.o + o) * np..(i * g.o + o + 1) * np];
+                    dyt[o * bp + b * np..o * bp + (b + 1) * np].copy_from_slice(src);
+                }
             }
-        }
-        for grp in 0..g.groups {
-            // dWᵀ[K, O] += col[K, B·P] · dYᵀ[B·P, O]
-            matmul_into(
-                (k, og, bp),
-                &mut st.acc[grp * og * k..],
-                (1, k),
-                Mat {
-                    data: &st.col[grp * k * bp..],
-                    rs: bp,
-                    cs: 1,
-                },
-                Mat {
-                    data: &st.dyt[grp * og * bp..],
-                    rs: 1,
-                    cs: bp,
-                },
-                true,
-                gemm_par,
-            );
-        }
-        st
+            for grp in 0..g.groups {
+                // dWᵀ[K, O] += col[K, B·P] · dYᵀ[B·P, O]
+                matmul_into(
+                    (k, og, bp),
+                    &mut acc[grp * og * k..],
+                    (1, k),
+                    Mat {
+                        data: &col[grp * k * bp..],
+                        rs: bp,
+                        cs: 1,
+                    },
+                    Mat {
+                        data: &dyt[grp * og * bp..],
+                        rs: 1,
+                        cs: bp,
+                    },
+                    true,
+                    gemm_par,
+                );
+            }
+        });
+        acc
     };
     if parallel {
-        (0..chunks)
-            .into_par_iter()
-            .fold(init, step)
-            .map(|st| st.acc)
-            .reduce(
-                || vec![T::ZERO; out_len],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
-                    a
-                },
-            )
+        (0..chunks).into_par_iter().fold(init, step).reduce(
+            || vec![T::ZERO; out_len],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
+                a
+            },
+        )
     } else {
-        (0..chunks).fold(init(), step).acc
+        (0..chunks).fold(init(), step)
     }
 }
 

@@ -95,56 +95,187 @@ trait PoolFloat: num_traits::Float + Default + Send + Sync + std::ops::AddAssign
 impl PoolFloat for f32 {}
 impl PoolFloat for f64 {}
 
+/// Planes per rayon task: a few tasks per thread, never one task per tiny plane.
+fn planes_per_task(count: usize) -> usize {
+    count.div_ceil(rayon::current_num_threads() * 4).max(1)
+}
+
+/// Applies `f(first plane, values, indices)` to runs of whole output planes, in parallel when large.
+fn per_plane_pair<T: Send>(
+    vals: &mut [T],
+    idx: &mut [i64],
+    len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T], &mut [i64]) + Send + Sync,
+) {
+    if len == 0 {
+        return;
+    }
+    let count = vals.len() / len;
+    if work >= PAR_THRESHOLD && count > 1 {
+        let per = planes_per_task(count);
+        vals.par_chunks_mut(per * len)
+            .zip(idx.par_chunks_mut(per * len))
+            .enumerate()
+            .for_each(|(t, (v, i))| f(t * per, v, i));
+    } else {
+        f(0, vals, idx);
+    }
+}
+
+/// `v` replaces the running maximum when larger or NaN (so the last NaN wins, as PyTorch).
+#[inline(always)]
+fn take<T: PoolFloat>(v: T, best: &mut T, at: &mut i64, i: i64) {
+    let s = v > *best || v.is_nan();
+    *best = if s { v } else { *best };
+    *at = if s { i } else { *at };
+}
+
+/// One block of `N` 2×2 windows: `a`/`b` hold `2·N` inputs of the even/odd input row.
+/// Tap codes 0..3 (a0, a1, b0, b1) are kept as `T` so that every lane op has one width
+/// and the selects become SIMD compares and blends.
+#[inline(always)]
+fn max_block_2x2<T: PoolFloat, const N: usize>(
+    a: &[T],
+    b: &[T],
+    (base, w): (i64, i64),
+    vo: &mut [T],
+    io: &mut [i64],
+) {
+    let a: &[T] = &a[..2 * N];
+    let b: &[T] = &b[..2 * N];
+    let mut best: [T; N] = std::array::from_fn(|l| a[2 * l]);
+    let a1: [T; N] = std::array::from_fn(|l| a[2 * l + 1]);
+    let b0: [T; N] = std::array::from_fn(|l| b[2 * l]);
+    let b1: [T; N] = std::array::from_fn(|l| b[2 * l + 1]);
+    let mut c = [T::zero(); N];
+    let taps = [
+        T::one(),
+        T::one() + T::one(),
+        T::one() + T::one() + T::one(),
+    ];
+    for (tap, v) in taps.into_iter().zip([a1, b0, b1]) {
+        for l in 0..N {
+            #[allow(clippy::eq_op)]
+            let s = (v[l] > best[l]) | (v[l] != v[l]);
+            best[l] = if s { v[l] } else { best[l] };
+            c[l] = if s { tap } else { c[l] };
+        }
+    }
+    vo[..N].copy_from_slice(&best);
+    let offs = [0, 1, w, w + 1];
+    for (l, (i, c)) in io[..N].iter_mut().zip(c).enumerate() {
+        *i = base + 2 * l as i64 + offs[c.to_usize().unwrap_or(0) & 3];
+    }
+}
+
+/// 2×2, stride-2 windows of one output row from input rows `a` (even) and `b` (odd);
+/// `base` is the plane index of `a[0]`, `w` the input row stride. Blocks of 8 (or 4) windows;
+/// the last block overlaps the previous one instead of running a scalar tail.
+fn max_row_2x2<T: PoolFloat>(a: &[T], b: &[T], base: i64, w: i64, vo: &mut [T], io: &mut [i64]) {
+    fn run<T: PoolFloat, const N: usize>(
+        a: &[T],
+        b: &[T],
+        (base, w): (i64, i64),
+        vo: &mut [T],
+        io: &mut [i64],
+    ) {
+        let ow = vo.len();
+        let mut c0 = 0;
+        loop {
+            let c = c0.min(ow - N);
+            let at = (base + 2 * c as i64, w);
+            max_block_2x2::<T, N>(&a[2 * c..], &b[2 * c..], at, &mut vo[c..], &mut io[c..]);
+            if c + N == ow {
+                break;
+            }
+            c0 += N;
+        }
+    }
+    let ow = vo.len();
+    if ow >= 8 {
+        run::<T, 8>(a, b, (base, w), vo, io);
+    } else if ow >= 4 {
+        run::<T, 4>(a, b, (base, w), vo, io);
+    } else {
+        for c in 0..ow {
+            let (mut best, mut at) = (a[2 * c], 0);
+            take(a[2 * c + 1], &mut best, &mut at, 1);
+            take(b[2 * c], &mut best, &mut at, w);
+            take(b[2 * c + 1], &mut best, &mut at, w + 1);
+            vo[c] = best;
+            io[c] = base + 2 * c as i64 + at;
+        }
+    }
+}
+
 fn max_pool_t<T: PoolFloat>(x: &[T], g: &Planes, p: &Pool2dParams) -> (Vec<T>, Vec<i64>) {
-    let mut out = vec![(T::zero(), 0i64); g.count * g.out_len()];
+    let (ol, il) = (g.out_len(), g.in_len());
+    let mut vals = vec![T::zero(); g.count * ol];
+    let mut idx = vec![0i64; g.count * ol];
     // Fast path for non-overlapping windows inside the input (LeNet's 2×2, stride 2).
     let tiled = p.kernel == p.stride && p.padding == (0, 0) && p.dilation == (1, 1);
     let (kh, kw) = p.kernel;
     let fits = g.oh * kh <= g.h && g.ow * kw <= g.w;
-    per_plane(&mut out, g.out_len(), x.len(), |k, os| {
-        let xs = &x[k * g.in_len()..(k + 1) * g.in_len()];
-        if tiled && fits {
-            for r in 0..g.oh {
-                let orow = &mut os[r * g.ow..(r + 1) * g.ow];
-                for (c, o) in orow.iter_mut().enumerate() {
-                    let base = r * kh * g.w + c * kw;
-                    let (mut best, mut at) = (xs[base], base);
-                    for i in 0..kh {
-                        let row = &xs[base + i * g.w..base + i * g.w + kw];
+    per_plane_pair(&mut vals, &mut idx, ol, x.len(), |k0, vs, is| {
+        let planes = vs.chunks_mut(ol).zip(is.chunks_mut(ol));
+        for (k, (vs, is)) in (k0..).zip(planes) {
+            let xs = &x[k * il..(k + 1) * il];
+            if tiled && fits && (kh, kw) == (2, 2) {
+                for r in 0..g.oh {
+                    let a = &xs[2 * r * g.w..2 * r * g.w + 2 * g.ow];
+                    let b = &xs[(2 * r + 1) * g.w..(2 * r + 1) * g.w + 2 * g.ow];
+                    let (vo, io) = (&mut vs[r * g.ow..][..g.ow], &mut is[r * g.ow..][..g.ow]);
+                    max_row_2x2(a, b, (2 * r * g.w) as i64, g.w as i64, vo, io);
+                }
+            } else if tiled && fits {
+                for (o, (v, i)) in vs.iter_mut().zip(is.iter_mut()).enumerate() {
+                    let base = (o / g.ow) * kh * g.w + (o % g.ow) * kw;
+                    let (mut best, mut at) = (xs[base], base as i64);
+                    for ih in 0..kh {
+                        let row = &xs[base + ih * g.w..base + ih * g.w + kw];
                         for (j, &v) in row.iter().enumerate() {
-                            if v > best || v.is_nan() {
-                                best = v;
-                                at = base + i * g.w + j;
-                            }
+                            take(v, &mut best, &mut at, (base + ih * g.w + j) as i64);
                         }
                     }
-                    *o = (best, at as i64);
+                    (*v, *i) = (best, at);
                 }
-            }
-            return;
-        }
-        for r in 0..g.oh {
-            let (h0, h1) = max_window(r, p.stride.0, p.padding.0, p.kernel.0, p.dilation.0, g.h);
-            for c in 0..g.ow {
-                let (w0, w1) =
-                    max_window(c, p.stride.1, p.padding.1, p.kernel.1, p.dilation.1, g.w);
-                let mut best = T::neg_infinity();
-                let mut at = h0 * g.w + w0;
-                for ih in (h0..h1).step_by(p.dilation.0) {
-                    let row = &xs[ih * g.w..(ih + 1) * g.w];
-                    for iw in (w0..w1).step_by(p.dilation.1) {
-                        let v = row[iw];
-                        if v > best || v.is_nan() {
-                            best = v;
-                            at = ih * g.w + iw;
-                        }
-                    }
-                }
-                os[r * g.ow + c] = (best, at as i64);
+            } else {
+                max_pool_generic(xs, g, p, vs, is);
             }
         }
     });
-    out.into_iter().unzip()
+    (vals, idx)
+}
+
+/// Any window geometry: padding, dilation, overlap, ceil_mode overhang.
+fn max_pool_generic<T: PoolFloat>(
+    xs: &[T],
+    g: &Planes,
+    p: &Pool2dParams,
+    vs: &mut [T],
+    is: &mut [i64],
+) {
+    for r in 0..g.oh {
+        let (h0, h1) = max_window(r, p.stride.0, p.padding.0, p.kernel.0, p.dilation.0, g.h);
+        for c in 0..g.ow {
+            let (w0, w1) = max_window(c, p.stride.1, p.padding.1, p.kernel.1, p.dilation.1, g.w);
+            let mut best = T::neg_infinity();
+            let mut at = h0 * g.w + w0;
+            for ih in (h0..h1).step_by(p.dilation.0) {
+                let row = &xs[ih * g.w..(ih + 1) * g.w];
+                for iw in (w0..w1).step_by(p.dilation.1) {
+                    let v = row[iw];
+                    if v > best || v.is_nan() {
+                        best = v;
+                        at = ih * g.w + iw;
+                    }
+                }
+            }
+            vs[r * g.ow + c] = best;
+            is[r * g.ow + c] = at as i64;
+        }
+    }
 }
 
 fn max_pool_backward_t<T: PoolFloat>(gy: &[T], idx: &[i64], g: &Planes) -> Vec<T> {
