@@ -23,6 +23,16 @@ cargo test -p mlfw-cuda "${flag[@]}" --tests --no-run 2>&1 | tee "$out/build.log
 cargo build -p mlfw-cuda "${flag[@]}" --example bench
 dir="$( [ "$profile" = dev ] && echo debug || echo "$profile")"
 strip -o "$out/bin/bench" "target/$dir/examples/bench"
+# The whole-framework checks on the GPU: the PyTorch ops parity runner, the LeNet-5 trace,
+# and `mlfw bench`, with the fixtures they read.
+cargo build -p mlfw-autograd "${flag[@]}" --example torch_parity
+cargo build -p mlfw-optim "${flag[@]}" --example lenet_trace
+cargo build -p mlfw-cli "${flag[@]}"
+for x in examples/torch_parity examples/lenet_trace mlfw; do
+  strip -o "$out/bin/$(basename "$x")" "target/$dir/$x"
+done
+mkdir -p "$out/fixtures"
+cp tests/fixtures/torch-ref/{ops,lenet5_init,lenet5_trace}.safetensors "$out/fixtures/"
 gzip -f "$out"/bin/*
 cp "$here/run.sh" "$out/run.sh"
 ls -la "$out/bin"

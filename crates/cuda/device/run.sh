@@ -31,6 +31,15 @@ for t in "$bin"/test-*; do
     grep -E 'panicked|Error|error' -A3 "$out/$name.log" | head -40
   fi
 done
+echo "== PyTorch parity on cuda =="
+fx="$here/fixtures"
+if [ -x "$bin/torch_parity" ]; then
+  timeout 120 "$bin/torch_parity" "$fx/ops.safetensors" --device cuda 2>&1 | tee "$out/torch_parity.log" | tail -3 || fails=$((fails + 1))
+  timeout 120 "$bin/lenet_trace" "$fx" --device cuda 2>&1 | tee "$out/lenet_trace.log" | tail -9 || fails=$((fails + 1))
+  for b in 64 256; do
+    timeout 60 "$bin/mlfw" bench --model lenet5 --batch-size "$b" --device cuda 2>&1 | tee -a "$out/lenet_bench.log"
+  done
+fi
 echo "== bench =="
 timeout 240 "$bin/bench" $quick 2>&1 | tee "$out/bench.log"
 echo
