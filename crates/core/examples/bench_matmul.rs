@@ -36,8 +36,8 @@ fn main() -> mlfw_core::Result<()> {
         .collect();
     rates.sort_by(|x, y| x.total_cmp(y));
     println!(
-        "matmul f32 {n}x{n} · {n}x{n}: {reps} runs, rayon threads {}, min {:.1} / max {:.1} GFLOP/s",
-        rayon::current_num_threads(),
+        "matmul f32 {n}x{n} · {n}x{n}: {reps} runs, threads {}, min {:.1} / max {:.1} GFLOP/s",
+        mlfw_core::parallel::num_threads(),
         rates[0],
         rates[reps - 1]
     );

@@ -100,7 +100,7 @@ fn main() -> Result<()> {
             .map_err(|_| mlfw_core::Error::msg(format!("batch must be an integer, got `{s}`")))?,
         None => 256,
     };
-    println!("rayon threads: {}", rayon::current_num_threads());
+    println!("threads: {}", mlfw_core::parallel::num_threads());
     conv_rows(batch)?;
     memory_rows()
 }

@@ -20,6 +20,7 @@ mod dtype;
 mod error;
 mod layout;
 pub mod op;
+pub mod parallel;
 pub mod params;
 pub mod random;
 pub mod safetensors;

@@ -107,7 +107,7 @@ fn geometries_match_reference() {
 
 #[test]
 fn large_batches_use_threads_and_agree() {
-    // Big enough to take the rayon paths (batch split, chunked weight gradient).
+    // Big enough to take the parallel paths (batch split, chunked weight gradient).
     let p = params((1, 1), (2, 2), (1, 1), 1);
     check(
         &randn(&[37, 1, 28, 28], 1),

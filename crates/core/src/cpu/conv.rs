@@ -11,14 +11,14 @@
 //! The products are written transposed so that gemm's long `m` side is the spatial size P
 //! (hundreds) rather than the few output channels; gemm reads every operand through strides,
 //! so nothing is transposed in memory. A 1×1, stride-1, unpadded kernel needs no im2col: the
-//! image already is `col`. Images are spread over rayon threads, each with its own scratch;
-//! a single large image instead lets gemm use the threads. f16/bf16 compute in f32.
+//! image already is `col`. Images are spread over the thread pool, each thread with its own
+//! scratch. f16/bf16 compute in f32.
 
 use super::map::{contiguous_cow, to_dtype};
+use crate::parallel::{self, for_each_chunk_mut, num_threads};
 use crate::params::Conv2dParams;
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
 use gemm::Parallelism;
-use rayon::prelude::*;
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ const CHUNK_ELEMS: usize = 1 << 17;
 
 /// Lends `f` this thread's reusable scratch of at least `len` elements. Contents are stale:
 /// callers overwrite what they read. The buffer is taken out while lent, so a nested call
-/// (rayon work-stealing inside gemm) just allocates its own.
+/// (should one ever happen) just allocates its own.
 fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     thread_local! {
         static BUFS: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
@@ -348,40 +348,29 @@ fn matmul_into<T: WithDType>(
     }
 }
 
-/// Runs `f(image index range, chunk of out, scratch)` over the batch: on rayon threads when
-/// the batch and the work are big enough, else on this thread with gemm's own parallelism.
+/// Runs `f(image index, its chunk of out, scratch, gemm parallelism)` over the batch: images
+/// spread over the pool when the batch and the work are big enough, else on this thread.
 fn over_batch<T, F>(g: &Geom, out: &mut [T], out_img: usize, scratch: usize, f: F)
 where
     T: WithDType,
     F: Fn(usize, &mut [T], &mut [T], Parallelism) + Send + Sync,
 {
-    let threads = rayon::current_num_threads();
+    let threads = num_threads();
     if out_img == 0 || g.n == 0 {
         return;
     }
-    if threads > 1 && g.n >= threads && g.work() >= PAR_WORK {
-        let per = g.n.div_ceil(threads * 4).max(1);
-        out.par_chunks_mut(per * out_img)
-            .enumerate()
-            .for_each(|(ci, chunk)| {
-                with_scratch(scratch, |buf| {
-                    for (k, o) in chunk.chunks_mut(out_img).enumerate() {
-                        f(ci * per + k, o, buf, Parallelism::None);
-                    }
-                })
-            });
+    let per = if threads > 1 && g.n >= threads && g.work() >= PAR_WORK {
+        g.n.div_ceil(threads * 4).max(1)
     } else {
-        let par = if threads > 1 && g.work() >= PAR_WORK {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
+        g.n
+    };
+    for_each_chunk_mut(out, per * out_img, |ci, chunk| {
         with_scratch(scratch, |buf| {
-            for (i, o) in out.chunks_mut(out_img).enumerate() {
-                f(i, o, buf, par);
+            for (k, o) in chunk.chunks_mut(out_img).enumerate() {
+                f(ci * per + k, o, buf, Parallelism::None);
             }
-        });
-    }
+        })
+    });
 }
 
 fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
@@ -464,15 +453,11 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
     if g.n == 0 || np == 0 || out_len == 0 {
         return vec![T::ZERO; out_len];
     }
-    let threads = rayon::current_num_threads();
+    let threads = num_threads();
     let per = (CHUNK_ELEMS / (rows * np).max(1)).clamp(1, g.n.div_ceil(threads));
     let chunks = g.n.div_ceil(per);
     let parallel = threads > 1 && chunks > 1 && g.work() >= PAR_WORK;
-    let gemm_par = if !parallel && threads > 1 && g.work() >= PAR_WORK {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
+    let gemm_par = Parallelism::None;
     let init = || vec![T::ZERO; out_len];
     // `col` and `dYᵀ` of one chunk live in the thread's scratch; the partial sum is the fold state.
     let step = |mut acc: Vec<T>, ci: usize| {
@@ -516,13 +501,15 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
         acc
     };
     if parallel {
-        (0..chunks).into_par_iter().fold(init, step).reduce(
-            || vec![T::ZERO; out_len],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
-                a
-            },
-        )
+        // One partial sum per thread, over every `tasks`-th chunk; summed at the end.
+        let tasks = threads.min(chunks);
+        let parts = parallel::map(tasks, |t| (t..chunks).step_by(tasks).fold(init(), step));
+        let mut it = parts.into_iter();
+        let first = it.next().unwrap_or_else(init);
+        it.fold(first, |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
+            a
+        })
     } else {
         (0..chunks).fold(init(), step)
     }

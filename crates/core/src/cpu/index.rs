@@ -7,9 +7,9 @@
 //! are read in place.
 
 use super::map::{contiguous_cow, gather as gather_view, PAR_THRESHOLD};
+use crate::parallel::for_each_row_mut;
 use crate::{CpuStorage, Error, Layout, Result, Shape};
 use half::{bf16, f16};
-use rayon::prelude::*;
 use std::borrow::Cow;
 
 /// Addition for every element type (wrapping for integers, `or` for bool).
@@ -91,18 +91,14 @@ fn index_select_t<T: Copy + Send + Sync + Default>(
     if row == 0 || outer == 0 {
         return Vec::new();
     }
-    let fill = |(o, dst): (usize, &mut [T])| {
+    let fill = |o: usize, dst: &mut [T]| {
         for (j, &i) in ids.iter().enumerate() {
             let s = (o * d + i as usize) * inner;
             dst[j * inner..(j + 1) * inner].copy_from_slice(&x[s..s + inner]);
         }
     };
     let mut out = vec![T::default(); outer * row];
-    if outer * row >= PAR_THRESHOLD && outer > 1 {
-        out.par_chunks_mut(row).enumerate().for_each(fill);
-    } else {
-        out.chunks_mut(row).enumerate().for_each(fill);
-    }
+    for_each_row_mut(&mut out, row, PAR_THRESHOLD / 2, fill);
     out
 }
 
@@ -166,18 +162,14 @@ fn index_add_t<T: AddElem>(
     if outer * d * inner == 0 {
         return out;
     }
-    let body = |(o, dst): (usize, &mut [T])| {
+    let body = |o: usize, dst: &mut [T]| {
         for (j, &i) in ids.iter().enumerate() {
             let s = &src[(o * ids.len() + j) * inner..(o * ids.len() + j + 1) * inner];
             let d = &mut dst[i as usize * inner..(i as usize + 1) * inner];
             d.iter_mut().zip(s).for_each(|(d, &s)| *d = d.add(s));
         }
     };
-    if out.len() >= PAR_THRESHOLD && outer > 1 {
-        out.par_chunks_mut(d * inner).enumerate().for_each(body);
-    } else {
-        out.chunks_mut(d * inner).enumerate().for_each(body);
-    }
+    for_each_row_mut(&mut out, d * inner, PAR_THRESHOLD / 2, body);
     out
 }
 

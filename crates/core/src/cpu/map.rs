@@ -4,12 +4,27 @@
 //! other layouts run row by row over the last dim, with the inner loop specialised for
 //! unit and zero (broadcast) strides.
 
+use crate::parallel::{build_vec, chunk_len};
 use crate::params::{BinaryOp, CmpOp, UnaryOp};
 use crate::{CpuStorage, Error, FloatDType, Layout, Result, Shape, WithDType};
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements above which a map is split across threads.
 pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
+
+/// Applies `f` to `src` into a new vec, in parallel chunks when large.
+fn collect_map<T: Copy + Sync, U: Send>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let n = src.len();
+    let chunk = chunk_len(n, PAR_THRESHOLD / 2);
+    // SAFETY: each chunk writes all of its elements.
+    unsafe {
+        build_vec(n, chunk, |start, o: &mut [MaybeUninit<U>]| {
+            for (o, &x) in o.iter_mut().zip(&src[start..]) {
+                o.write(f(x));
+            }
+        })
+    }
+}
 
 /// The view `l` of `data` as a new contiguous vec.
 pub(crate) fn gather<T: Copy + Send + Sync>(data: &[T], l: &Layout) -> Vec<T> {
@@ -46,14 +61,7 @@ where
     U: Copy + Send + Sync,
     F: Fn(T) -> U + Send + Sync,
 {
-    let src = contiguous_cow(data, l);
-    if src.len() >= PAR_THRESHOLD {
-        let mut out = Vec::with_capacity(src.len());
-        src.par_iter().map(|&x| f(x)).collect_into_vec(&mut out);
-        out
-    } else {
-        src.iter().map(|&x| f(x)).collect()
-    }
+    collect_map(&contiguous_cow(data, l), f)
 }
 
 /// Merges adjacent dims that are contiguous with each other in both layouts (and drops
@@ -113,15 +121,14 @@ where
     let n = al.elem_count();
     if let (Some((sa, ea)), Some((sb, eb))) = (al.contiguous_range(), bl.contiguous_range()) {
         let (x, y) = (&a[sa..ea], &b[sb..eb]);
-        if n >= PAR_THRESHOLD {
-            let mut out = Vec::with_capacity(n);
-            x.par_iter()
-                .zip(y.par_iter())
-                .map(|(&p, &q)| f(p, q))
-                .collect_into_vec(&mut out);
-            return out;
-        }
-        return x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
+        // SAFETY: each chunk writes all of its elements.
+        return unsafe {
+            build_vec(n, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
+                for ((o, &p), &q) in o.iter_mut().zip(&x[start..]).zip(&y[start..]) {
+                    o.write(f(p, q));
+                }
+            })
+        };
     }
     if n == 0 {
         return vec![];
@@ -138,13 +145,9 @@ where
     }
     let (sa, sb) = (al.strides()[r - 1], bl.strides()[r - 1]);
     let (ra, rb) = (row_starts(al), row_starts(bl));
-    // Work in segments of at most SEG elements of one row, so that both many short rows
-    // and a few long ones split evenly across threads.
-    const SEG: usize = 8192;
-    let segs_per_row = row.div_ceil(SEG);
-    let mut out = vec![U::default(); n];
-    let body = |(k, o): (usize, &mut [U])| {
-        let (rk, j0) = (k / segs_per_row, (k % segs_per_row) * SEG);
+    // Any chunk of the flat output is cut at row ends into fragments, each run with the
+    // inner loop for its stride pattern.
+    let frag = |rk: usize, j0: usize, o: &mut [MaybeUninit<U>]| {
         let len = o.len();
         let (pa, pb) = (ra[rk] + j0 * sa, rb[rk] + j0 * sb);
         match (sa, sb) {
@@ -152,44 +155,38 @@ where
                 .iter_mut()
                 .zip(&a[pa..pa + len])
                 .zip(&b[pb..pb + len])
-                .for_each(|((o, &p), &q)| *o = f(p, q)),
+                .for_each(|((o, &p), &q)| {
+                    o.write(f(p, q));
+                }),
             (1, 0) => {
                 let q = b[pb];
-                o.iter_mut()
-                    .zip(&a[pa..pa + len])
-                    .for_each(|(o, &p)| *o = f(p, q))
+                o.iter_mut().zip(&a[pa..pa + len]).for_each(|(o, &p)| {
+                    o.write(f(p, q));
+                })
             }
             (0, 1) => {
                 let p = a[pa];
-                o.iter_mut()
-                    .zip(&b[pb..pb + len])
-                    .for_each(|(o, &q)| *o = f(p, q))
+                o.iter_mut().zip(&b[pb..pb + len]).for_each(|(o, &q)| {
+                    o.write(f(p, q));
+                })
             }
-            _ => o
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, o)| *o = f(a[pa + j * sa], b[pb + j * sb])),
+            _ => o.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(f(a[pa + j * sa], b[pb + j * sb]));
+            }),
         }
     };
-    // Rows split into segments: chunk boundaries must follow rows, so chunk per row when
-    // rows are short, and per segment within each row otherwise.
-    if segs_per_row == 1 {
-        if n >= PAR_THRESHOLD {
-            out.par_chunks_mut(row).enumerate().for_each(body);
-        } else {
-            out.chunks_mut(row).enumerate().for_each(body);
-        }
-    } else {
-        let mut pieces: Vec<&mut [U]> = Vec::with_capacity(ra.len() * segs_per_row);
-        for r in out.chunks_mut(row) {
-            pieces.extend(r.chunks_mut(SEG));
-        }
-        pieces
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(k, o)| body((k, o)));
+    // SAFETY: the fragments of a chunk tile it exactly, and each fragment writes all of it.
+    unsafe {
+        build_vec(n, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
+            let mut off = 0;
+            while off < o.len() {
+                let pos = start + off;
+                let len = (row - pos % row).min(o.len() - off);
+                frag(pos / row, pos % row, &mut o[off..off + len]);
+                off += len;
+            }
+        })
     }
-    out
 }
 
 /// Maps triples (for `where`).

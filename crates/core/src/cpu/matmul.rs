@@ -2,10 +2,10 @@
 //! and sliced inputs are read in place, never copied. Half types compute in f32.
 
 use super::map::gather;
+use crate::parallel::{for_each_chunk_mut, num_threads};
 use crate::params::MatmulDims;
 use crate::{CpuStorage, Error, Layout, Result};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 /// Work (m·n·k) under which one matmul stays on one thread.
 const PAR_FLOPS: usize = 48 * 48 * 48;
@@ -48,23 +48,25 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
     let (a, sa, oa) = strides3(a, al);
     let (b, sb, ob) = strides3(b, bl);
     let work = m * n * k;
-    let run = |i: usize, o: &mut [T], par: Parallelism| {
-        if k == 0 {
+    // Rows `r0..` of product `i` into `o` (whole rows of the output).
+    let run = |i: usize, r0: usize, o: &mut [T]| {
+        let rows = o.len() / n;
+        if k == 0 || rows == 0 {
             return; // already zeros
         }
         // SAFETY: the layouts were validated by the tensor layer, so every index
-        // offset + i*s0 + r*s1 + c*s2 with r < rows, c < cols lies inside the buffers;
-        // `o` is a distinct m×n row-major block.
+        // offset + i*s0 + r*s1 + c*s2 with r < m, c < cols lies inside the buffers, and
+        // r0 + rows <= m; `o` is a distinct rows×n row-major block.
         unsafe {
             gemm::gemm(
-                m,
+                rows,
                 n,
                 k,
                 o.as_mut_ptr(),
                 1,
                 n as isize,
                 false,
-                a.as_ptr().add(oa + i * sa[0]),
+                a.as_ptr().add(oa + i * sa[0] + r0 * sa[1]),
                 sa[2] as isize,
                 sa[1] as isize,
                 b.as_ptr().add(ob + i * sb[0]),
@@ -75,23 +77,23 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
                 false,
                 false,
                 false,
-                par,
+                Parallelism::None,
             )
         }
     };
-    let threads = rayon::current_num_threads();
-    if work >= PAR_FLOPS && (batch == 1 || work >= 4 * PAR_FLOPS) {
+    let threads = num_threads();
+    if batch * work < PAR_FLOPS || threads == 1 {
         out.chunks_mut(m * n)
             .enumerate()
-            .for_each(|(i, o)| run(i, o, Parallelism::Rayon(threads)));
-    } else if batch > 1 && batch * work >= PAR_FLOPS {
-        out.par_chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(i, o)| run(i, o, Parallelism::None));
+            .for_each(|(i, o)| run(i, 0, o));
+    } else if batch >= 2 * threads || work < PAR_FLOPS {
+        for_each_chunk_mut(&mut out, m * n, |i, o| run(i, 0, o));
     } else {
-        out.chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(i, o)| run(i, o, Parallelism::None));
+        // Few large products: split each one's rows (in multiples of gemm's 16-row tiles).
+        let rb = m.div_ceil(threads).next_multiple_of(16).min(m);
+        for (i, o) in out.chunks_mut(m * n).enumerate() {
+            for_each_chunk_mut(o, rb * n, |t, o| run(i, t * rb, o));
+        }
     }
     out
 }

@@ -1,16 +1,16 @@
 //! Max, average and adaptive-average 2-D pooling over NCHW tensors, with backward passes.
 //!
 //! Inputs are made contiguous, then each `H×W` plane (one per (n, c)) is pooled on its own;
-//! planes are spread over rayon threads when the tensor is large. Window rules follow
+//! planes are spread over the thread pool when the tensor is large. Window rules follow
 //! PyTorch's CPU kernels: max pooling pads with −inf, propagates NaN and records the first
 //! maximum as `h * W + w`; average pooling clips windows to the padded input for the
 //! `count_include_pad` divisor (so ceil_mode's overhanging windows count only real + pad cells);
 //! adaptive windows are `[floor(i·H/oH), ceil((i+1)·H/oH))`. f16/bf16 compute in f32.
 
 use super::map::{contiguous_cow, to_dtype, PAR_THRESHOLD};
+use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, num_threads};
 use crate::params::Pool2dParams;
 use crate::{CpuStorage, DType, Error, Layout, Result, Shape};
-use rayon::prelude::*;
 
 /// Plane geometry: input `h×w`, output `oh×ow`, number of planes.
 #[derive(Debug, Clone, Copy)]
@@ -55,13 +55,17 @@ fn per_plane<B: Send>(
     if len == 0 {
         return;
     }
-    if work >= PAR_THRESHOLD {
-        dst.par_chunks_mut(len)
-            .enumerate()
-            .for_each(|(k, d)| f(k, d));
+    let count = dst.len() / len;
+    let per = if work >= PAR_THRESHOLD {
+        planes_per_task(count)
     } else {
-        dst.chunks_mut(len).enumerate().for_each(|(k, d)| f(k, d));
-    }
+        count.max(1)
+    };
+    for_each_chunk_mut(dst, per * len, |c, chunk| {
+        for (k, d) in chunk.chunks_mut(len).enumerate() {
+            f(c * per + k, d);
+        }
+    });
 }
 
 /// Max pooling window along one axis: first valid input index and end (exclusive).
@@ -95,9 +99,9 @@ trait PoolFloat: num_traits::Float + Default + Send + Sync + std::ops::AddAssign
 impl PoolFloat for f32 {}
 impl PoolFloat for f64 {}
 
-/// Planes per rayon task: a few tasks per thread, never one task per tiny plane.
+/// Planes per task: a few tasks per thread.
 fn planes_per_task(count: usize) -> usize {
-    count.div_ceil(rayon::current_num_threads() * 4).max(1)
+    count.div_ceil(num_threads() * 4).max(1)
 }
 
 /// Applies `f(first plane, values, indices)` to runs of whole output planes, in parallel when large.
@@ -114,10 +118,7 @@ fn per_plane_pair<T: Send>(
     let count = vals.len() / len;
     if work >= PAR_THRESHOLD && count > 1 {
         let per = planes_per_task(count);
-        vals.par_chunks_mut(per * len)
-            .zip(idx.par_chunks_mut(per * len))
-            .enumerate()
-            .for_each(|(t, (v, i))| f(t * per, v, i));
+        for_each_chunk_pair_mut(vals, per * len, idx, per * len, |t, v, i| f(t * per, v, i));
     } else {
         f(0, vals, idx);
     }

@@ -4,9 +4,9 @@
 //! one contiguous run. Floats accumulate sums in f64.
 
 use super::map::{contiguous_cow, gather, PAR_THRESHOLD};
+use crate::parallel::{self, build_vec, chunk_len, for_each_row_mut};
 use crate::params::ReduceOp;
 use crate::{CpuStorage, Error, FloatDType, Layout, Result, WithDType};
-use rayon::prelude::*;
 
 /// Input rearranged as `[outer, inner]` rows (inner = reduced elements), contiguous.
 fn rows<'a, T: Copy + Send + Sync>(
@@ -37,7 +37,12 @@ fn sum_f64<T: WithDType>(r: &[T]) -> f64 {
         acc.iter().sum::<f64>() + tail
     };
     if r.len() >= 2 * BLOCK {
-        r.par_chunks(BLOCK).map(lanes).sum()
+        let blocks = r.len().div_ceil(BLOCK);
+        parallel::map(blocks, |i| {
+            lanes(&r[i * BLOCK..((i + 1) * BLOCK).min(r.len())])
+        })
+        .into_iter()
+        .sum()
     } else {
         lanes(r)
     }
@@ -100,10 +105,18 @@ fn reduce_t<T: WithDType>(
             _ => unreachable!("arg reductions handled separately"),
         }
     };
-    if x.len() >= PAR_THRESHOLD {
-        x.par_chunks(inner).map(f).collect()
-    } else {
-        x.chunks(inner).map(f).collect()
+    let n = x.len() / inner;
+    // SAFETY: each chunk writes all of its elements.
+    unsafe {
+        build_vec(
+            n,
+            chunk_len(n, PAR_THRESHOLD.div_ceil(2 * inner)),
+            |start, o| {
+                for (k, o) in o.iter_mut().enumerate() {
+                    o.write(f(&x[(start + k) * inner..(start + k + 1) * inner]));
+                }
+            },
+        )
     }
 }
 
@@ -204,11 +217,7 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
             r.iter_mut().for_each(|x| *x = *x * inv);
         }
     };
-    if n >= PAR_THRESHOLD {
-        out.par_chunks_mut(row).for_each(f);
-    } else {
-        out.chunks_mut(row).for_each(f);
-    }
+    for_each_row_mut(&mut out, row, PAR_THRESHOLD / 2, |_, r| f(r));
     out
 }
 
