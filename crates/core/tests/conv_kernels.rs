@@ -86,6 +86,12 @@ fn geometries_match_reference() {
             [1, 1, 3, 3],
             params((5, 5), (3, 3), (1, 1), 1),
         ),
+        // Stride 1 with dilation and uneven padding (the wide im2col path).
+        (
+            [2, 3, 12, 11],
+            [4, 3, 3, 2],
+            params((1, 1), (2, 1), (2, 2), 1),
+        ),
         // LeNet-5 shapes.
         (
             [4, 1, 28, 28],
@@ -122,7 +128,7 @@ fn large_batches_use_threads_and_agree() {
         p,
         "grouped b19",
     );
-    // One big image: gemm's own threads.
+    // One big image: the batch cannot be split.
     let p = params((1, 1), (1, 1), (1, 1), 1);
     check(
         &randn(&[1, 16, 40, 40], 5),

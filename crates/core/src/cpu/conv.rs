@@ -14,6 +14,7 @@
 //! image already is `col`. Images are spread over the thread pool, each thread with its own
 //! scratch. f16/bf16 compute in f32.
 
+use super::conv_wide::{self, Wide};
 use super::map::{contiguous_cow, to_dtype};
 use crate::parallel::{self, for_each_chunk_mut, num_threads};
 use crate::params::Conv2dParams;
@@ -31,7 +32,7 @@ const CHUNK_ELEMS: usize = 1 << 17;
 /// Lends `f` this thread's reusable scratch of at least `len` elements. Contents are stale:
 /// callers overwrite what they read. The buffer is taken out while lent, so a nested call
 /// (should one ever happen) just allocates its own.
-fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+pub(super) fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     thread_local! {
         static BUFS: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
     }
@@ -51,18 +52,18 @@ fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R
 
 /// The geometry of one convolution, checked for consistency.
 #[derive(Debug, Clone, Copy)]
-struct Geom {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    groups: usize,
-    p: Conv2dParams,
+pub(super) struct Geom {
+    pub(super) n: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) o: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    pub(super) groups: usize,
+    pub(super) p: Conv2dParams,
 }
 
 impl Geom {
@@ -113,31 +114,31 @@ impl Geom {
         })
     }
     /// Output positions per image.
-    fn np(&self) -> usize {
+    pub(super) fn np(&self) -> usize {
         self.oh * self.ow
     }
     /// Rows of `col` per group.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c / self.groups * self.kh * self.kw
     }
     /// Output channels per group.
-    fn og(&self) -> usize {
+    pub(super) fn og(&self) -> usize {
         self.o / self.groups
     }
     /// Elements of one input image.
-    fn img(&self) -> usize {
+    pub(super) fn img(&self) -> usize {
         self.c * self.h * self.w
     }
     /// Rows of `col` for all groups.
-    fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         self.c * self.kh * self.kw
     }
     /// Total multiply-adds.
-    fn work(&self) -> usize {
+    pub(super) fn work(&self) -> usize {
         self.n * self.o * self.np() * self.k()
     }
     /// True when `col` is the image itself (1×1 kernel, stride 1, no padding).
-    fn pointwise(&self) -> bool {
+    pub(super) fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.p.stride == (1, 1) && self.p.padding == (0, 0)
     }
 }
@@ -283,15 +284,15 @@ fn col2im<T: Copy + std::ops::AddAssign>(col: &[T], rs: usize, dx: &mut [T], g: 
 }
 
 /// One matrix operand: a slice and its (row, column) strides in elements.
-struct Mat<'a, T> {
-    data: &'a [T],
-    rs: usize,
-    cs: usize,
+pub(super) struct Mat<'a, T> {
+    pub(super) data: &'a [T],
+    pub(super) rs: usize,
+    pub(super) cs: usize,
 }
 
 /// `dst[m, n] = (acc ? dst : 0) + lhs[m, k] · rhs[k, n]`, all through strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul_into<T: WithDType>(
+pub(super) fn matmul_into<T: WithDType>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     (dst_rs, dst_cs): (usize, usize),
@@ -350,7 +351,7 @@ fn matmul_into<T: WithDType>(
 
 /// Runs `f(image index, its chunk of out, scratch, gemm parallelism)` over the batch: images
 /// spread over the pool when the batch and the work are big enough, else on this thread.
-fn over_batch<T, F>(g: &Geom, out: &mut [T], out_img: usize, scratch: usize, f: F)
+pub(super) fn over_batch<T, F>(g: &Geom, out: &mut [T], out_img: usize, scratch: usize, f: F)
 where
     T: WithDType,
     F: Fn(usize, &mut [T], &mut [T], Parallelism) + Send + Sync,
@@ -373,9 +374,14 @@ where
     });
 }
 
-fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+fn fwd<T: WithDType>(x: &[T], w_: &[T], g: &Geom) -> Vec<T> {
+    let w = w_;
     let (np, k, og) = (g.np(), g.k(), g.og());
     let mut out = vec![T::ZERO; g.n * g.o * np];
+    if let Some(w) = Wide::new(g) {
+        conv_wide::fwd(x, w_, g, &w, &mut out);
+        return out;
+    }
     let scratch = if g.pointwise() { 0 } else { g.rows() * np };
     over_batch(g, &mut out, g.o * np, scratch, |i, oi, col, par| {
         let xi = &x[i * g.img()..(i + 1) * g.img()];
@@ -412,6 +418,10 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
 fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let (np, k, og) = (g.np(), g.k(), g.og());
     let mut dx = vec![T::ZERO; g.n * g.img()];
+    if let Some(wide) = Wide::new(g) {
+        conv_wide::bwd_input(dy, w, g, &wide, &mut dx);
+        return dx;
+    }
     let scratch = if g.pointwise() { 0 } else { g.rows() * np };
     over_batch(g, &mut dx, g.img(), scratch, |i, dxi, dcol, par| {
         let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
@@ -460,8 +470,13 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
     let gemm_par = Parallelism::None;
     let init = || vec![T::ZERO; out_len];
     // `col` and `dYᵀ` of one chunk live in the thread's scratch; the partial sum is the fold state.
+    let wide = Wide::new(g);
     let step = |mut acc: Vec<T>, ci: usize| {
         let (i0, i1) = (ci * per, ((ci + 1) * per).min(g.n));
+        if let Some(w) = &wide {
+            conv_wide::bwd_weight_chunk(x, dy, g, w, (i0, i1), &mut acc);
+            return acc;
+        }
         let bp = (i1 - i0) * np;
         with_scratch((rows + g.o) * bp, |buf: &mut [T]| {
             let (col, dyt) = buf.split_at_mut(rows * bp);

@@ -1,0 +1,266 @@
+//! Stride-1 convolutions by "wide" im2col: long copies instead of many short ones.
+//!
+//! With the input zero-padded to `[C, Hp, Wp]` and the output computed at every column of
+//! the padded width (`P' = oH·Wp` positions, of which the last `Wp − oW` of each row are
+//! garbage), row `(c, i, j)` of `col` is one contiguous run of the padded image, starting at
+//! `c·Hp·Wp + i·dH·Wp + j·dW`. im2col becomes `C·kH·kW` copies of `P'` elements instead of
+//! `C·kH·kW·oH` copies of `oW` (LeNet-5's conv2: 150 copies of 140 floats instead of 1,500
+//! of 10). The price is `Wp/oW` more gemm work and one compacting copy of the output, so the
+//! path is taken only when `Wp ≤ 1.5·oW`. Gradients put zeros in the garbage columns of
+//! `dY`, so they contribute nothing.
+
+use super::conv::{matmul_into, over_batch, with_scratch, Geom, Mat};
+use crate::WithDType;
+use gemm::Parallelism;
+
+/// Padded-image and wide-output sizes of a stride-1 convolution.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wide {
+    /// Padded width.
+    wp: usize,
+    /// Elements of one padded channel plane.
+    plane: usize,
+    /// Wide output positions per image, `oH·Wp`.
+    np: usize,
+    /// True when the input has padding (so it is copied into a padded buffer).
+    padded: bool,
+}
+
+impl Wide {
+    /// The wide layout, when it suits `g` (stride 1, little garbage, not a 1×1 kernel).
+    pub(super) fn new(g: &Geom) -> Option<Wide> {
+        if g.p.stride != (1, 1) || g.pointwise() || g.ow == 0 || g.oh == 0 {
+            return None;
+        }
+        let (hp, wp) = (g.h + 2 * g.p.padding.0, g.w + 2 * g.p.padding.1);
+        if 2 * wp > 3 * g.ow {
+            return None;
+        }
+        Some(Wide {
+            wp,
+            plane: hp * wp,
+            np: g.oh * wp,
+            padded: g.p.padding != (0, 0),
+        })
+    }
+
+    /// Start of `col` row `(c, i, j)` in the padded image.
+    fn offset(&self, g: &Geom, c: usize, i: usize, j: usize) -> usize {
+        c * self.plane + i * g.p.dilation.0 * self.wp + j * g.p.dilation.1
+    }
+
+    /// Elements of the padded image kept in scratch (none when the input is used as is).
+    fn pad_len(&self, g: &Geom) -> usize {
+        if self.padded {
+            g.c * self.plane
+        } else {
+            0
+        }
+    }
+}
+
+/// Copies the image `x[C, H, W]` into `xp[C, Hp, Wp]` with zero borders.
+fn pad<T: WithDType>(x: &[T], xp: &mut [T], g: &Geom, w: &Wide) {
+    let (ph, pw) = g.p.padding;
+    for (c, dst) in xp.chunks_exact_mut(w.plane).enumerate().take(g.c) {
+        dst[..ph * w.wp].fill(T::ZERO);
+        dst[(ph + g.h) * w.wp..].fill(T::ZERO);
+        for r in 0..g.h {
+            let row = &mut dst[(ph + r) * w.wp..(ph + r + 1) * w.wp];
+            row[..pw].fill(T::ZERO);
+            row[pw + g.w..].fill(T::ZERO);
+            let src = &x[(c * g.h + r) * g.w..(c * g.h + r + 1) * g.w];
+            row[pw..pw + g.w].copy_from_slice(src);
+        }
+    }
+}
+
+/// `col[t][q] = xp[offset(t) + q]` for `q < P'` (zero past the end of `xp`), row stride `rs`.
+fn im2col<T: WithDType>(xp: &[T], col: &mut [T], rs: usize, g: &Geom, w: &Wide) {
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let t = (c * g.kh + i) * g.kw + j;
+                let off = w.offset(g, c, i, j);
+                let dst = &mut col[t * rs..t * rs + w.np];
+                let n = w.np.min(xp.len() - off);
+                dst[..n].copy_from_slice(&xp[off..off + n]);
+                dst[n..].fill(T::ZERO);
+            }
+        }
+    }
+}
+
+/// Spreads `dy[O, oH, oW]` over the wide positions `dyw[O][P']` (row stride `rs`), zeros in
+/// the garbage columns.
+fn widen<T: WithDType>(dy: &[T], dyw: &mut [T], rs: usize, g: &Geom, w: &Wide) {
+    for o in 0..g.o {
+        let dst = &mut dyw[o * rs..o * rs + w.np];
+        for (y, row) in dst.chunks_exact_mut(w.wp).enumerate() {
+            let src = &dy[(o * g.oh + y) * g.ow..(o * g.oh + y + 1) * g.ow];
+            row[..g.ow].copy_from_slice(src);
+            row[g.ow..].fill(T::ZERO);
+        }
+    }
+}
+
+/// Forward into `out[N, O, oH, oW]`.
+pub(super) fn fwd<T: WithDType>(x: &[T], wt: &[T], g: &Geom, w: &Wide, out: &mut [T]) {
+    let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
+    let pad_len = w.pad_len(g);
+    let scratch = pad_len + (rows + g.o) * w.np;
+    over_batch(g, out, g.o * np, scratch, |i, oi, buf, par| {
+        let (xp, rest) = buf.split_at_mut(pad_len);
+        let (col, wide) = rest.split_at_mut(rows * w.np);
+        let xi = &x[i * g.img()..(i + 1) * g.img()];
+        let xp: &[T] = if w.padded {
+            pad(xi, xp, g, w);
+            xp
+        } else {
+            xi
+        };
+        im2col(xp, col, w.np, g, w);
+        for grp in 0..g.groups {
+            // wideᵀ[P', O] = colᵀ[P', K] · Wᵀ[K, O]
+            matmul_into(
+                (w.np, og, k),
+                &mut wide[grp * og * w.np..],
+                (1, w.np),
+                Mat {
+                    data: &col[grp * k * w.np..],
+                    rs: 1,
+                    cs: w.np,
+                },
+                Mat {
+                    data: &wt[grp * og * k..],
+                    rs: 1,
+                    cs: k,
+                },
+                false,
+                par,
+            );
+        }
+        for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
+            for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                let at = o * w.np + y * w.wp;
+                row.copy_from_slice(&wide[at..at + g.ow]);
+            }
+        }
+    });
+}
+
+/// Input gradient into `dx[N, C, H, W]` (zeroed by the caller).
+pub(super) fn bwd_input<T: WithDType + std::ops::AddAssign>(
+    dy: &[T],
+    wt: &[T],
+    g: &Geom,
+    w: &Wide,
+    dx: &mut [T],
+) {
+    let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
+    let pad_len = w.pad_len(g);
+    let scratch = pad_len + (rows + g.o) * w.np;
+    over_batch(g, dx, g.img(), scratch, |i, dxi, buf, par| {
+        let (dxp, rest) = buf.split_at_mut(pad_len);
+        let (dcol, dyw) = rest.split_at_mut(rows * w.np);
+        widen(&dy[i * g.o * np..(i + 1) * g.o * np], dyw, w.np, g, w);
+        for grp in 0..g.groups {
+            // dcolᵀ[P', K] = dYwᵀ[P', O] · W[O, K]
+            matmul_into(
+                (w.np, k, og),
+                &mut dcol[grp * k * w.np..],
+                (1, w.np),
+                Mat {
+                    data: &dyw[grp * og * w.np..],
+                    rs: 1,
+                    cs: w.np,
+                },
+                Mat {
+                    data: &wt[grp * og * k..],
+                    rs: k,
+                    cs: 1,
+                },
+                false,
+                par,
+            );
+        }
+        let target: &mut [T] = if w.padded {
+            dxp.fill(T::ZERO);
+            dxp
+        } else {
+            dxi
+        };
+        // The adjoint of im2col: add each row back where it was read from.
+        for c in 0..g.c {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let t = (c * g.kh + i) * g.kw + j;
+                    let off = w.offset(g, c, i, j);
+                    let n = w.np.min(target.len() - off);
+                    let src = &dcol[t * w.np..t * w.np + n];
+                    for (d, s) in target[off..off + n].iter_mut().zip(src) {
+                        *d += *s;
+                    }
+                }
+            }
+        }
+        if w.padded {
+            let (ph, pw) = g.p.padding;
+            for (c, plane) in dxi.chunks_exact_mut(g.h * g.w).enumerate() {
+                for (r, row) in plane.chunks_exact_mut(g.w).enumerate() {
+                    let at = c * w.plane + (ph + r) * w.wp + pw;
+                    row.copy_from_slice(&dxp[at..at + g.w]);
+                }
+            }
+        }
+    });
+}
+
+/// Weight gradient `dWᵀ[K, O] += col[K, B·P'] · dYwᵀ[B·P', O]` for images `i0..i1` into `acc`.
+pub(super) fn bwd_weight_chunk<T: WithDType>(
+    x: &[T],
+    dy: &[T],
+    g: &Geom,
+    w: &Wide,
+    (i0, i1): (usize, usize),
+    acc: &mut [T],
+) {
+    let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
+    let bp = (i1 - i0) * w.np;
+    let pad_len = w.pad_len(g);
+    with_scratch(pad_len + (rows + g.o) * bp, |buf: &mut [T]| {
+        let (xp, rest) = buf.split_at_mut(pad_len);
+        let (col, dyw) = rest.split_at_mut(rows * bp);
+        for (b, i) in (i0..i1).enumerate() {
+            let xi = &x[i * g.img()..(i + 1) * g.img()];
+            let src: &[T] = if w.padded {
+                pad(xi, xp, g, w);
+                xp
+            } else {
+                xi
+            };
+            im2col(src, &mut col[b * w.np..], bp, g, w);
+            let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
+            widen(dyi, &mut dyw[b * w.np..], bp, g, w);
+        }
+        for grp in 0..g.groups {
+            matmul_into(
+                (k, og, bp),
+                &mut acc[grp * og * k..],
+                (1, k),
+                Mat {
+                    data: &col[grp * k * bp..],
+                    rs: bp,
+                    cs: 1,
+                },
+                Mat {
+                    data: &dyw[grp * og * bp..],
+                    rs: 1,
+                    cs: bp,
+                },
+                true,
+                Parallelism::None,
+            );
+        }
+    });
+}
