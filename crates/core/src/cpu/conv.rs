@@ -14,6 +14,7 @@
 //! image already is `col`. Images are spread over the thread pool, each thread with its own
 //! scratch. f16/bf16 compute in f32.
 
+use super::conv_direct;
 use super::conv_wide::{self, Wide};
 use super::map::{contiguous_cow, to_dtype};
 use crate::parallel::{self, for_each_chunk_mut, num_threads};
@@ -23,6 +24,7 @@ use gemm::Parallelism;
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 
 /// Multiply-adds under which a convolution stays on one thread.
 const PAR_WORK: usize = 1 << 18;
@@ -48,6 +50,28 @@ pub(super) fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T])
     let r = f(&mut buf[..len]);
     BUFS.with(|b| b.borrow_mut().insert(key, Box::new(buf)));
     r
+}
+
+/// `s` as f32 when `T` is f32 (for the f32-only direct kernels).
+fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` (same type id), so the cast is the identity.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// Uninitialised f32 form of [`as_f32`].
+fn as_f32_uninit<T: 'static>(s: &mut [MaybeUninit<T>]) -> Option<&mut [MaybeUninit<f32>]> {
+    // SAFETY: as in `as_f32`.
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| unsafe {
+        std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<MaybeUninit<f32>>(), s.len())
+    })
+}
+
+/// Mutable form of [`as_f32`].
+fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as in `as_f32`.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
 }
 
 /// The geometry of one convolution, checked for consistency.
@@ -351,10 +375,11 @@ pub(super) fn matmul_into<T: WithDType>(
 
 /// Runs `f(image index, its chunk of out, scratch, gemm parallelism)` over the batch: images
 /// spread over the pool when the batch and the work are big enough, else on this thread.
-pub(super) fn over_batch<T, F>(g: &Geom, out: &mut [T], out_img: usize, scratch: usize, f: F)
+pub(super) fn over_batch<T, U, F>(g: &Geom, out: &mut [U], out_img: usize, scratch: usize, f: F)
 where
     T: WithDType,
-    F: Fn(usize, &mut [T], &mut [T], Parallelism) + Send + Sync,
+    U: Send,
+    F: Fn(usize, &mut [U], &mut [T], Parallelism) + Send + Sync,
 {
     let threads = num_threads();
     if out_img == 0 || g.n == 0 {
@@ -374,12 +399,23 @@ where
     });
 }
 
-fn fwd<T: WithDType>(x: &[T], w_: &[T], g: &Geom) -> Vec<T> {
-    let w = w_;
+fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let (np, k, og) = (g.np(), g.k(), g.og());
-    let mut out = vec![T::ZERO; g.n * g.o * np];
-    if let Some(w) = Wide::new(g) {
-        conv_wide::fwd(x, w_, g, &w, &mut out);
+    let len = g.n * g.o * np;
+    if let (Some(wide), true, Some(xf), Some(wf)) =
+        (Wide::new(g), conv_direct::usable(g), as_f32(x), as_f32(w))
+    {
+        let mut out = Vec::<T>::with_capacity(len);
+        if let Some(o) = as_f32_uninit(&mut out.spare_capacity_mut()[..len]) {
+            conv_direct::fwd(xf, wf, None, g, &wide, o);
+            // SAFETY: the direct kernel wrote every output element.
+            unsafe { out.set_len(len) };
+            return out;
+        }
+    }
+    let mut out = vec![T::ZERO; len];
+    if let Some(wide) = Wide::new(g) {
+        conv_wide::fwd(x, w, g, &wide, &mut out);
         return out;
     }
     let scratch = if g.pointwise() { 0 } else { g.rows() * np };
@@ -419,7 +455,16 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
     let (np, k, og) = (g.np(), g.k(), g.og());
     let mut dx = vec![T::ZERO; g.n * g.img()];
     if let Some(wide) = Wide::new(g) {
-        conv_wide::bwd_input(dy, w, g, &wide, &mut dx);
+        if let (true, Some(dy), Some(w), Some(d)) = (
+            conv_direct::usable(g),
+            as_f32(dy),
+            as_f32(w),
+            as_f32_mut(&mut dx),
+        ) {
+            conv_direct::bwd_input(dy, w, g, &wide, d);
+        } else {
+            conv_wide::bwd_input(dy, w, g, &wide, &mut dx);
+        }
         return dx;
     }
     let scratch = if g.pointwise() { 0 } else { g.rows() * np };
@@ -462,6 +507,16 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
     let out_len = g.o * k;
     if g.n == 0 || np == 0 || out_len == 0 {
         return vec![T::ZERO; out_len];
+    }
+    if let (Some(wide), true, Some(xf), Some(dyf)) =
+        (Wide::new(g), conv_direct::usable(g), as_f32(x), as_f32(dy))
+    {
+        let dw = conv_direct::bwd_weight(xf, dyf, g, &wide);
+        let mut out = vec![T::ZERO; out_len];
+        if let Some(o) = as_f32_mut(&mut out) {
+            o.copy_from_slice(&dw);
+        }
+        return out;
     }
     let threads = num_threads();
     let per = (CHUNK_ELEMS / (rows * np).max(1)).clamp(1, g.n.div_ceil(threads));

@@ -17,11 +17,11 @@ use gemm::Parallelism;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Wide {
     /// Padded width.
-    wp: usize,
+    pub(super) wp: usize,
     /// Elements of one padded channel plane.
-    plane: usize,
+    pub(super) plane: usize,
     /// Wide output positions per image, `oH·Wp`.
-    np: usize,
+    pub(super) np: usize,
     /// True when the input has padding (so it is copied into a padded buffer).
     padded: bool,
 }
@@ -45,7 +45,7 @@ impl Wide {
     }
 
     /// Start of `col` row `(c, i, j)` in the padded image.
-    fn offset(&self, g: &Geom, c: usize, i: usize, j: usize) -> usize {
+    pub(super) fn offset(&self, g: &Geom, c: usize, i: usize, j: usize) -> usize {
         c * self.plane + i * g.p.dilation.0 * self.wp + j * g.p.dilation.1
     }
 

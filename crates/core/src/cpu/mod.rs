@@ -2,6 +2,7 @@
 
 mod alloc;
 mod conv;
+mod conv_direct;
 mod conv_wide;
 mod index;
 pub(crate) mod map;

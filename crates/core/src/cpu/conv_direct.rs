@@ -1,0 +1,458 @@
+//! Direct f32 convolution kernels for AVX-512: no im2col, no gemm packing.
+//!
+//! In the wide layout of [`super::conv_wide`], tap `t = (c, i, j)` of output position `p`
+//! reads `xp[off(t) + p]` of the zero-padded image: for a fixed tap, consecutive outputs
+//! read consecutive inputs. So each kernel here walks taps in its inner loop and keeps a
+//! block of outputs in 16-lane registers, loading straight from the padded image:
+//! - forward: `out[o][p] = Σ_t W[o][t] · xp[off(t) + p]`, blocks of output channels × positions;
+//! - input grad: `dxp[off(t) + p] += Σ_o W[o][t] · dy[o][p]`, blocks of taps × positions;
+//! - weight grad: `dW[o][t] = Σ_{image, p} dy[o][p] · xp[off(t) + p]`, blocks of channels ×
+//!   taps, each a 16-lane partial sum reduced once per chunk of images.
+//!
+//! For LeNet-sized layers (a few thousand weights) this does the arithmetic of im2col + gemm
+//! with none of its copies. Taken for f32, groups 1, stride 1, the wide layout, and weights
+//! of at most [`MAX_WEIGHTS`] elements, on CPUs with AVX-512F; other cases use the gemm paths.
+//! Positions are padded to whole register blocks and garbage columns of `dy` are zeros, so
+//! the kernels need no masks; buffers carry enough zero slack for the overhanging reads.
+
+use super::conv::{over_batch, with_scratch, Geom};
+use super::conv_wide::Wide;
+use crate::parallel::{self, num_threads};
+use std::mem::MaybeUninit;
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Largest weight tensor (elements) the direct kernels take.
+pub(super) const MAX_WEIGHTS: usize = 4096;
+/// f32 lanes of one AVX-512 register.
+const L: usize = 16;
+
+/// True when this CPU and geometry suit the direct kernels.
+pub(super) fn usable(g: &Geom) -> bool {
+    g.groups == 1 && g.o * g.k() <= MAX_WEIGHTS && g.k() > 0 && g.o > 0 && has_avx512()
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Sizes shared by the three kernels.
+struct Plan {
+    /// `off(t)` for every tap, padded with zeros to a whole tap block.
+    offs: Vec<usize>,
+    /// Wide positions rounded up to whole register blocks.
+    np: usize,
+    /// Elements of one padded image including the zero slack for overhanging reads.
+    img: usize,
+    /// Elements of one padded image without slack.
+    body: usize,
+}
+
+impl Plan {
+    fn new(g: &Geom, w: &Wide, block: usize, taps: usize) -> Plan {
+        let k = g.k();
+        let mut offs = Vec::with_capacity(k.next_multiple_of(taps));
+        for c in 0..g.c {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    offs.push(w.offset(g, c, i, j));
+                }
+            }
+        }
+        offs.resize(k.next_multiple_of(taps), 0);
+        let np = w.np.next_multiple_of(block);
+        let body = g.c * w.plane;
+        // Reads reach off(t) + np − 1 ≤ body + (kW−1)·dW + (np − P') − 1.
+        let slack = (g.kw - 1) * g.p.dilation.1 + (np - w.np) + L;
+        Plan {
+            offs,
+            np,
+            img: body + slack,
+            body,
+        }
+    }
+}
+
+/// Writes image `x[C, H, W]` into `xp` (`Plan::img` elements) zero-padded, slack zeroed.
+fn pad_into(x: &[f32], xp: &mut [f32], g: &Geom, w: &Wide, plan: &Plan) {
+    let (ph, pw) = g.p.padding;
+    xp[plan.body..].fill(0.0);
+    for (c, dst) in xp[..plan.body].chunks_exact_mut(w.plane).enumerate() {
+        if ph > 0 || pw > 0 {
+            dst.fill(0.0);
+        }
+        for r in 0..g.h {
+            let at = (ph + r) * w.wp + pw;
+            let src = &x[(c * g.h + r) * g.w..(c * g.h + r + 1) * g.w];
+            dst[at..at + g.w].copy_from_slice(src);
+        }
+    }
+}
+
+/// Writes `dy[O, oH, oW]` at the wide positions of `dyw[rows][np]`, zeros elsewhere
+/// (garbage columns, the rounded-up tail, and rows `O..rows`).
+fn widen_into(dy: &[f32], dyw: &mut [f32], g: &Geom, w: &Wide, np: usize) {
+    dyw.fill(0.0);
+    for o in 0..g.o {
+        for y in 0..g.oh {
+            let src = &dy[(o * g.oh + y) * g.ow..(o * g.oh + y + 1) * g.ow];
+            let at = o * np + y * w.wp;
+            dyw[at..at + g.ow].copy_from_slice(src);
+        }
+    }
+}
+
+/// Output-channel block × vectors per position block of the forward kernel, chosen to waste
+/// the fewest padded channels.
+fn fwd_shape(o: usize) -> (usize, usize) {
+    [(8, 3), (6, 4), (4, 6)]
+        .into_iter()
+        .min_by_key(|&(ob, _)| (o.next_multiple_of(ob), usize::MAX - ob))
+        .unwrap_or((8, 3))
+}
+
+/// Forward into `out[N, O, oH, oW]` (every element written), adding `bias[o]` when given.
+pub(super) fn fwd(
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geom,
+    w: &Wide,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let (ob, nv) = fwd_shape(g.o);
+    let plan = Plan::new(g, w, nv * L, 1);
+    let (k, op) = (g.k(), g.o.next_multiple_of(ob));
+    // Weights as [K][O'] (zero columns up to O') so one tap's channels are adjacent.
+    let mut wk = vec![0f32; k * op];
+    for o in 0..g.o {
+        for t in 0..k {
+            wk[t * op + o] = wt[o * k + t];
+        }
+    }
+    let np = g.np();
+    over_batch(
+        g,
+        out,
+        g.o * np,
+        plan.img + op * plan.np,
+        |i, oi, buf, _| {
+            let (xp, wide) = buf.split_at_mut(plan.img);
+            pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
+            for o0 in (0..op).step_by(ob) {
+                for p0 in (0..plan.np).step_by(nv * L) {
+                    // SAFETY: AVX-512F was detected (`usable`); reads stay inside `xp` (off(t) + p0
+                    // + nv·16 ≤ plan.img by construction of the slack) and `wk` (o0 + ob ≤ op);
+                    // writes stay inside `wide` (o0 + ob ≤ op rows of plan.np).
+                    unsafe {
+                        let dst = wide.as_mut_ptr().add(o0 * plan.np + p0);
+                        let (src, wts) = (xp.as_ptr().add(p0), wk.as_ptr().add(o0));
+                        match (ob, nv) {
+                            (8, 3) => fwd_block::<8, 3>(src, &plan.offs, wts, op, dst, plan.np),
+                            (6, 4) => fwd_block::<6, 4>(src, &plan.offs, wts, op, dst, plan.np),
+                            _ => fwd_block::<4, 6>(src, &plan.offs, wts, op, dst, plan.np),
+                        }
+                    }
+                }
+            }
+            for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
+                let b = bias.map_or(0.0, |b| b[o]);
+                for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                    let src = &wide[o * plan.np + y * w.wp..][..g.ow];
+                    // SAFETY: AVX-512F was detected; `row` and `src` both hold `ow` elements.
+                    unsafe { add_row(row.as_mut_ptr().cast::<f32>(), src.as_ptr(), g.ow, b) };
+                }
+            }
+        },
+    );
+}
+
+/// `dst[..n] = src[..n] + b`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_row(dst: *mut f32, src: *const f32, n: usize, b: f32) {
+    let bv = _mm512_set1_ps(b);
+    let mut i = 0;
+    while i + L <= n {
+        _mm512_storeu_ps(dst.add(i), _mm512_add_ps(_mm512_loadu_ps(src.add(i)), bv));
+        i += L;
+    }
+    if i < n {
+        let m: __mmask16 = (1u16 << (n - i)) - 1;
+        let v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, src.add(i)), bv);
+        _mm512_mask_storeu_ps(dst.add(i), m, v);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn add_row(_: *mut f32, _: *const f32, _: usize, _: f32) {
+    unreachable!("direct kernels need AVX-512")
+}
+
+/// One block: `dst[o][v·16..] = Σ_t wts[t·ws + o] · src[offs[t] + v·16..]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fwd_block<const OB: usize, const NV: usize>(
+    src: *const f32,
+    offs: &[usize],
+    wts: *const f32,
+    ws: usize,
+    dst: *mut f32,
+    ds: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; OB];
+    for (t, &off) in offs.iter().enumerate() {
+        let s = src.add(off);
+        let mut xv = [_mm512_setzero_ps(); NV];
+        for (v, x) in xv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(s.add(v * L));
+        }
+        let wr = wts.add(t * ws);
+        for (o, a) in acc.iter_mut().enumerate() {
+            let wv = _mm512_set1_ps(*wr.add(o));
+            for (a, &x) in a.iter_mut().zip(&xv) {
+                *a = _mm512_fmadd_ps(wv, x, *a);
+            }
+        }
+    }
+    for (o, a) in acc.iter().enumerate() {
+        for (v, &a) in a.iter().enumerate() {
+            _mm512_storeu_ps(dst.add(o * ds + v * L), a);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn fwd_block<const OB: usize, const NV: usize>(
+    _: *const f32,
+    _: &[usize],
+    _: *const f32,
+    _: usize,
+    _: *mut f32,
+    _: usize,
+) {
+    unreachable!("direct kernels need AVX-512")
+}
+
+/// Taps per block and vectors per position block of the input-gradient kernel.
+const BI_TB: usize = 8;
+const BI_NV: usize = 3;
+
+/// Input gradient into `dx[N, C, H, W]`.
+pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, w: &Wide, dx: &mut [f32]) {
+    let plan = Plan::new(g, w, BI_NV * L, BI_TB);
+    let (k, kp, np) = (g.k(), plan.offs.len(), g.np());
+    // Weights as [O][K'] with zero taps up to K'.
+    let mut wk = vec![0f32; g.o * kp];
+    for o in 0..g.o {
+        wk[o * kp..o * kp + k].copy_from_slice(&wt[o * k..(o + 1) * k]);
+    }
+    let scratch = plan.img + g.o * plan.np;
+    over_batch(g, dx, g.img(), scratch, |i, dxi, buf, _| {
+        let (dxp, dyw) = buf.split_at_mut(plan.img);
+        widen_into(&dy[i * g.o * np..(i + 1) * g.o * np], dyw, g, w, plan.np);
+        dxp.fill(0.0);
+        for t0 in (0..kp).step_by(BI_TB) {
+            for p0 in (0..plan.np).step_by(BI_NV * L) {
+                let offs = &plan.offs[t0..(t0 + BI_TB).min(k)];
+                // SAFETY: AVX-512F was detected; `dyw` holds O rows of plan.np ≥ p0 + 48,
+                // `wk` O rows of K' ≥ t0 + 8; the adds reach off(t) + plan.np ≤ plan.img.
+                unsafe {
+                    bi_block(
+                        dyw.as_ptr().add(p0),
+                        plan.np,
+                        g.o,
+                        wk.as_ptr().add(t0),
+                        kp,
+                        dxp.as_mut_ptr().add(p0),
+                        offs,
+                    );
+                }
+            }
+        }
+        let (ph, pw) = g.p.padding;
+        for (c, plane) in dxi.chunks_exact_mut(g.h * g.w).enumerate() {
+            for (r, row) in plane.chunks_exact_mut(g.w).enumerate() {
+                let at = c * w.plane + (ph + r) * w.wp + pw;
+                row.copy_from_slice(&dxp[at..at + g.w]);
+            }
+        }
+    });
+}
+
+/// One block of 8 taps × 48 positions: `dxp[offs[t] + v·16..] += Σ_o wts[o·ws + t] ·
+/// dy[o·ds + v·16..]` (the adjoint of im2col fused in: each dcol row is added back where
+/// the forward read it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bi_block(
+    dy: *const f32,
+    ds: usize,
+    o: usize,
+    wts: *const f32,
+    ws: usize,
+    dxp: *mut f32,
+    offs: &[usize],
+) {
+    let mut acc = [[_mm512_setzero_ps(); BI_NV]; BI_TB];
+    for oc in 0..o {
+        let s = dy.add(oc * ds);
+        let mut yv = [_mm512_setzero_ps(); BI_NV];
+        for (v, y) in yv.iter_mut().enumerate() {
+            *y = _mm512_loadu_ps(s.add(v * L));
+        }
+        let wr = wts.add(oc * ws);
+        for (t, a) in acc.iter_mut().enumerate() {
+            let wv = _mm512_set1_ps(*wr.add(t));
+            for (a, &y) in a.iter_mut().zip(&yv) {
+                *a = _mm512_fmadd_ps(wv, y, *a);
+            }
+        }
+    }
+    for (a, &off) in acc.iter().zip(offs) {
+        let d = dxp.add(off);
+        for (v, &a) in a.iter().enumerate() {
+            let p = d.add(v * L);
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a));
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn bi_block(
+    _: *const f32,
+    _: usize,
+    _: usize,
+    _: *const f32,
+    _: usize,
+    _: *mut f32,
+    _: &[usize],
+) {
+    unreachable!("direct kernels need AVX-512")
+}
+
+/// Channels × taps per block of the weight-gradient kernel.
+const BW_OB: usize = 4;
+const BW_TB: usize = 6;
+/// Images per weight-gradient chunk (their padded inputs and gradients stay in cache).
+const BW_IMAGES: usize = 16;
+
+/// Weight gradient `[O, C, kH, kW]`.
+pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> {
+    let plan = Plan::new(g, w, L, BW_TB);
+    let (k, kp, op, np) = (g.k(), plan.offs.len(), g.o.next_multiple_of(BW_OB), g.np());
+    let chunks = g.n.div_ceil(BW_IMAGES);
+    let tasks = if g.work() >= 1 << 18 {
+        num_threads().min(chunks)
+    } else {
+        1
+    };
+    let part = |task: usize| {
+        let mut acc = vec![0f32; op * kp];
+        let per = BW_IMAGES * (plan.img + op * plan.np);
+        with_scratch(per, |buf: &mut [f32]| {
+            for ci in (task..chunks).step_by(tasks) {
+                let (i0, i1) = (ci * BW_IMAGES, ((ci + 1) * BW_IMAGES).min(g.n));
+                let (xps, dyws) = buf.split_at_mut(BW_IMAGES * plan.img);
+                for (b, i) in (i0..i1).enumerate() {
+                    let xi = &x[i * g.img()..(i + 1) * g.img()];
+                    pad_into(xi, &mut xps[b * plan.img..(b + 1) * plan.img], g, w, &plan);
+                    let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
+                    let d = &mut dyws[b * op * plan.np..(b + 1) * op * plan.np];
+                    widen_into(dyi, d, g, w, plan.np);
+                }
+                for o0 in (0..op).step_by(BW_OB) {
+                    for t0 in (0..kp).step_by(BW_TB) {
+                        let offs = &plan.offs[t0..t0 + BW_TB];
+                        // SAFETY: AVX-512F was detected; for each of the i1 − i0 images,
+                        // reads of `xps` reach off(t) + plan.np ≤ plan.img and reads of
+                        // `dyws` rows o0..o0 + 4 < op stay in that image's block.
+                        unsafe {
+                            bw_block(
+                                xps.as_ptr(),
+                                plan.img,
+                                dyws.as_ptr().add(o0 * plan.np),
+                                op * plan.np,
+                                plan.np,
+                                i1 - i0,
+                                offs,
+                                &mut acc[o0 * kp + t0..],
+                                kp,
+                            );
+                        }
+                    }
+                }
+            }
+        });
+        acc
+    };
+    let parts = parallel::map(tasks, part);
+    let mut dw = vec![0f32; g.o * k];
+    for p in &parts {
+        for o in 0..g.o {
+            let (d, s) = (&mut dw[o * k..(o + 1) * k], &p[o * kp..o * kp + k]);
+            d.iter_mut().zip(s).for_each(|(d, &s)| *d += s);
+        }
+    }
+    dw
+}
+
+/// One block: `acc[o·as + t] += Σ_images Σ_p dy[o][p] · x[offs[t] + p]` for 4 channels × 6 taps.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bw_block(
+    x: *const f32,
+    x_img: usize,
+    dy: *const f32,
+    dy_img: usize,
+    np: usize,
+    images: usize,
+    offs: &[usize],
+    acc: &mut [f32],
+    acc_rs: usize,
+) {
+    let mut a = [[_mm512_setzero_ps(); BW_TB]; BW_OB];
+    for b in 0..images {
+        let (xb, yb) = (x.add(b * x_img), dy.add(b * dy_img));
+        let xs: [*const f32; BW_TB] = std::array::from_fn(|t| xb.add(offs[t]));
+        for p in (0..np).step_by(L) {
+            let yv: [__m512; BW_OB] = std::array::from_fn(|o| _mm512_loadu_ps(yb.add(o * np + p)));
+            for (t, &s) in xs.iter().enumerate() {
+                let xv = _mm512_loadu_ps(s.add(p));
+                for (o, &y) in yv.iter().enumerate() {
+                    a[o][t] = _mm512_fmadd_ps(y, xv, a[o][t]);
+                }
+            }
+        }
+    }
+    for (o, row) in a.iter().enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            acc[o * acc_rs + t] += _mm512_reduce_add_ps(v);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bw_block(
+    _: *const f32,
+    _: usize,
+    _: *const f32,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &[usize],
+    _: &mut [f32],
+    _: usize,
+) {
+    unreachable!("direct kernels need AVX-512")
+}
