@@ -92,6 +92,12 @@ fn geometries_match_reference() {
             [4, 3, 3, 2],
             params((1, 1), (2, 1), (2, 2), 1),
         ),
+        // Channel and tap counts that leave the direct kernels' register blocks part-full.
+        (
+            [3, 2, 6, 13],
+            [5, 2, 3, 1],
+            params((1, 1), (1, 0), (1, 1), 1),
+        ),
         // LeNet-5 shapes.
         (
             [4, 1, 28, 28],

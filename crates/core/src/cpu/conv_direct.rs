@@ -342,14 +342,18 @@ unsafe fn bi_block(
 /// Channels × taps per block of the weight-gradient kernel.
 const BW_OB: usize = 4;
 const BW_TB: usize = 6;
-/// Images per weight-gradient chunk (their padded inputs and gradients stay in cache).
+/// Most images per weight-gradient chunk (their padded inputs and gradients stay in cache).
 const BW_IMAGES: usize = 16;
+/// Scratch budget (elements) of one weight-gradient chunk; large images go one at a time.
+const BW_SCRATCH: usize = 1 << 18;
 
 /// Weight gradient `[O, C, kH, kW]`.
 pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> {
     let plan = Plan::new(g, w, L, BW_TB);
     let (k, kp, op, np) = (g.k(), plan.offs.len(), g.o.next_multiple_of(BW_OB), g.np());
-    let chunks = g.n.div_ceil(BW_IMAGES);
+    let per_image = plan.img + op * plan.np;
+    let images = (BW_SCRATCH / per_image).clamp(1, BW_IMAGES);
+    let chunks = g.n.div_ceil(images);
     let tasks = if g.work() >= 1 << 18 {
         num_threads().min(chunks)
     } else {
@@ -357,11 +361,10 @@ pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> 
     };
     let part = |task: usize| {
         let mut acc = vec![0f32; op * kp];
-        let per = BW_IMAGES * (plan.img + op * plan.np);
-        with_scratch(per, |buf: &mut [f32]| {
+        with_scratch(images * per_image, |buf: &mut [f32]| {
             for ci in (task..chunks).step_by(tasks) {
-                let (i0, i1) = (ci * BW_IMAGES, ((ci + 1) * BW_IMAGES).min(g.n));
-                let (xps, dyws) = buf.split_at_mut(BW_IMAGES * plan.img);
+                let (i0, i1) = (ci * images, ((ci + 1) * images).min(g.n));
+                let (xps, dyws) = buf.split_at_mut(images * plan.img);
                 for (b, i) in (i0..i1).enumerate() {
                     let xi = &x[i * g.img()..(i + 1) * g.img()];
                     pad_into(xi, &mut xps[b * plan.img..(b + 1) * plan.img], g, w, &plan);
