@@ -11,7 +11,8 @@
 //!
 //! For LeNet-sized layers (a few thousand weights) this does the arithmetic of im2col + gemm
 //! with none of its copies. Taken for f32, groups 1, stride 1, the wide layout, and weights
-//! of at most [`MAX_WEIGHTS`] elements, on CPUs with AVX-512F; other cases use the gemm paths.
+//! of at most [`MAX_WEIGHTS`] elements, on CPUs with AVX-512F; other cases use the gemm paths
+//! (as does everything when `MLFW_CONV_DIRECT=0`, for comparison).
 //! Positions are padded to whole register blocks and garbage columns of `dy` are zeros, so
 //! the kernels need no masks; buffers carry enough zero slack for the overhanging reads.
 
@@ -33,7 +34,12 @@ pub(super) fn usable(g: &Geom) -> bool {
     g.groups == 1 && g.o * g.k() <= MAX_WEIGHTS && g.k() > 0 && g.o > 0 && has_avx512()
 }
 
+/// AVX-512F is present and the kernels are not switched off with `MLFW_CONV_DIRECT=0`.
 fn has_avx512() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *OFF.get_or_init(|| std::env::var("MLFW_CONV_DIRECT").is_ok_and(|v| v.trim() == "0")) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx512f")
