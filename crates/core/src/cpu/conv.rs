@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
 /// Multiply-adds under which a convolution stays on one thread.
-const PAR_WORK: usize = 1 << 18;
+pub(super) const PAR_WORK: usize = 1 << 18;
 /// Target size (elements) of one weight-gradient chunk's `col` scratch.
 const CHUNK_ELEMS: usize = 1 << 17;
 

@@ -9,7 +9,8 @@
 //! path is taken only when `Wp ≤ 1.5·oW`. Gradients put zeros in the garbage columns of
 //! `dY`, so they contribute nothing.
 
-use super::conv::{matmul_into, over_batch, with_scratch, Geom, Mat};
+use super::conv::{matmul_into, with_scratch, Geom, Mat, PAR_WORK};
+use crate::parallel;
 use crate::WithDType;
 use gemm::Parallelism;
 
@@ -104,32 +105,75 @@ fn widen<T: WithDType>(dy: &[T], dyw: &mut [T], rs: usize, g: &Geom, w: &Wide) {
     }
 }
 
+/// Wide positions one gemm should cover at least: deep layers have few positions per
+/// image (4×4 → 24), too few rows for gemm's register tiles, so images are stacked.
+const MIN_ROWS: usize = 512;
+/// Most elements of `col` for one group of stacked images.
+const MAX_COL: usize = 1 << 21;
+
+/// Images stacked into one gemm: enough for [`MIN_ROWS`] positions, within [`MAX_COL`].
+fn images_per_group(g: &Geom, w: &Wide) -> usize {
+    let want = MIN_ROWS.div_ceil(w.np);
+    let fit = (MAX_COL / (g.rows() * w.np).max(1)).max(1);
+    want.min(fit)
+        .min(g.n.div_ceil(parallel::num_threads()))
+        .max(1)
+}
+
+/// Runs `f(first image, images, their chunk of out, scratch)` over groups of `per` images,
+/// groups spread over the pool when the work is big enough.
+fn over_groups<T, F>(g: &Geom, out: &mut [T], out_img: usize, per: usize, scratch: usize, f: F)
+where
+    T: WithDType,
+    F: Fn(usize, usize, &mut [T], &mut [T]) + Sync,
+{
+    if out_img == 0 || g.n == 0 {
+        return;
+    }
+    let parallel = g.work() >= PAR_WORK;
+    let chunk = if parallel { per * out_img } else { out.len() };
+    parallel::for_each_chunk_mut(out, chunk, |ci, chunk| {
+        with_scratch(scratch, |buf| {
+            // Chunk `ci` starts at image `ci * per` (there is one chunk when not parallel).
+            for (k, part) in chunk.chunks_mut(per * out_img).enumerate() {
+                f((ci + k) * per, part.len() / out_img, part, buf);
+            }
+        })
+    });
+}
+
 /// Forward into `out[N, O, oH, oW]`.
 pub(super) fn fwd<T: WithDType>(x: &[T], wt: &[T], g: &Geom, w: &Wide, out: &mut [T]) {
     let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
     let pad_len = w.pad_len(g);
-    let scratch = pad_len + (rows + g.o) * w.np;
-    over_batch(g, out, g.o * np, scratch, |i, oi, buf, par| {
+    let per = images_per_group(g, w);
+    let scratch = pad_len + (rows + g.o) * per * w.np;
+    over_groups(g, out, g.o * np, per, scratch, |i0, count, out, buf| {
+        let bp = count * w.np;
         let (xp, rest) = buf.split_at_mut(pad_len);
-        let (col, wide) = rest.split_at_mut(rows * w.np);
-        let xi = &x[i * g.img()..(i + 1) * g.img()];
-        let xp: &[T] = if w.padded {
-            pad(xi, xp, g, w);
-            xp
-        } else {
-            xi
-        };
-        im2col(xp, col, w.np, g, w);
+        let (col, rest) = rest.split_at_mut(rows * bp);
+        let wide = &mut rest[..g.o * bp];
+        for b in 0..count {
+            let i = i0 + b;
+            let xi = &x[i * g.img()..(i + 1) * g.img()];
+            let src: &[T] = if w.padded {
+                pad(xi, xp, g, w);
+                xp
+            } else {
+                xi
+            };
+            im2col(src, &mut col[b * w.np..], bp, g, w);
+        }
         for grp in 0..g.groups {
-            // wideᵀ[P', O] = colᵀ[P', K] · Wᵀ[K, O]
+            // wideᵀ[B·P', O] = colᵀ[B·P', K] · Wᵀ[K, O]
             matmul_into(
-                (w.np, og, k),
-                &mut wide[grp * og * w.np..],
-                (1, w.np),
+                (bp, og, k),
+                &mut wide[grp * og * bp..],
+                (1, bp),
                 Mat {
-                    data: &col[grp * k * w.np..],
+                    data: &col[grp * k * bp..],
                     rs: 1,
-                    cs: w.np,
+                    cs: bp,
                 },
                 Mat {
                     data: &wt[grp * og * k..],
@@ -137,13 +181,15 @@ pub(super) fn fwd<T: WithDType>(x: &[T], wt: &[T], g: &Geom, w: &Wide, out: &mut
                     cs: k,
                 },
                 false,
-                par,
+                Parallelism::None,
             );
         }
-        for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
-            for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                let at = o * w.np + y * w.wp;
-                row.copy_from_slice(&wide[at..at + g.ow]);
+        for (b, oi) in out.chunks_exact_mut(g.o * np).enumerate() {
+            for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
+                for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                    let at = o * bp + b * w.np + y * w.wp;
+                    row.copy_from_slice(&wide[at..at + g.ow]);
+                }
             }
         }
     });
@@ -159,21 +205,33 @@ pub(super) fn bwd_input<T: WithDType + std::ops::AddAssign>(
 ) {
     let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
     let pad_len = w.pad_len(g);
-    let scratch = pad_len + (rows + g.o) * w.np;
-    over_batch(g, dx, g.img(), scratch, |i, dxi, buf, par| {
+    let per = images_per_group(g, w);
+    let scratch = pad_len + (rows + g.o) * per * w.np;
+    over_groups(g, dx, g.img(), per, scratch, |i0, count, dx, buf| {
+        let bp = count * w.np;
         let (dxp, rest) = buf.split_at_mut(pad_len);
-        let (dcol, dyw) = rest.split_at_mut(rows * w.np);
-        widen(&dy[i * g.o * np..(i + 1) * g.o * np], dyw, w.np, g, w);
+        let (dcol, rest) = rest.split_at_mut(rows * bp);
+        let dyw = &mut rest[..g.o * bp];
+        for b in 0..count {
+            let i = i0 + b;
+            widen(
+                &dy[i * g.o * np..(i + 1) * g.o * np],
+                &mut dyw[b * w.np..],
+                bp,
+                g,
+                w,
+            );
+        }
         for grp in 0..g.groups {
-            // dcolᵀ[P', K] = dYwᵀ[P', O] · W[O, K]
+            // dcolᵀ[B·P', K] = dYwᵀ[B·P', O] · W[O, K]
             matmul_into(
-                (w.np, k, og),
-                &mut dcol[grp * k * w.np..],
-                (1, w.np),
+                (bp, k, og),
+                &mut dcol[grp * k * bp..],
+                (1, bp),
                 Mat {
-                    data: &dyw[grp * og * w.np..],
+                    data: &dyw[grp * og * bp..],
                     rs: 1,
-                    cs: w.np,
+                    cs: bp,
                 },
                 Mat {
                     data: &wt[grp * og * k..],
@@ -181,35 +239,37 @@ pub(super) fn bwd_input<T: WithDType + std::ops::AddAssign>(
                     cs: 1,
                 },
                 false,
-                par,
+                Parallelism::None,
             );
         }
-        let target: &mut [T] = if w.padded {
-            dxp.fill(T::ZERO);
-            dxp
-        } else {
-            dxi
-        };
-        // The adjoint of im2col: add each row back where it was read from.
-        for c in 0..g.c {
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let t = (c * g.kh + i) * g.kw + j;
-                    let off = w.offset(g, c, i, j);
-                    let n = w.np.min(target.len() - off);
-                    let src = &dcol[t * w.np..t * w.np + n];
-                    for (d, s) in target[off..off + n].iter_mut().zip(src) {
-                        *d += *s;
+        for (b, dxi) in dx.chunks_exact_mut(g.img()).enumerate() {
+            let target: &mut [T] = if w.padded {
+                dxp.fill(T::ZERO);
+                &mut dxp[..]
+            } else {
+                dxi
+            };
+            // The adjoint of im2col: add each row back where it was read from.
+            for c in 0..g.c {
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let t = (c * g.kh + i) * g.kw + j;
+                        let off = w.offset(g, c, i, j);
+                        let n = w.np.min(target.len() - off);
+                        let src = &dcol[t * bp + b * w.np..t * bp + b * w.np + n];
+                        for (d, s) in target[off..off + n].iter_mut().zip(src) {
+                            *d += *s;
+                        }
                     }
                 }
             }
-        }
-        if w.padded {
-            let (ph, pw) = g.p.padding;
-            for (c, plane) in dxi.chunks_exact_mut(g.h * g.w).enumerate() {
-                for (r, row) in plane.chunks_exact_mut(g.w).enumerate() {
-                    let at = c * w.plane + (ph + r) * w.wp + pw;
-                    row.copy_from_slice(&dxp[at..at + g.w]);
+            if w.padded {
+                let (ph, pw) = g.p.padding;
+                for (c, plane) in dxi.chunks_exact_mut(g.h * g.w).enumerate() {
+                    for (r, row) in plane.chunks_exact_mut(g.w).enumerate() {
+                        let at = c * w.plane + (ph + r) * w.wp + pw;
+                        row.copy_from_slice(&dxp[at..at + g.w]);
+                    }
                 }
             }
         }
