@@ -23,6 +23,8 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() -> Result<()> {
+    // As the `mlfw` binary does: reuse freed tensor buffers instead of fresh page faults.
+    mlfw_core::cpu::tune_allocator();
     let (steps, warmup, batch) = (
         arg("--steps", 10).max(1),
         arg("--warmup", 2),
