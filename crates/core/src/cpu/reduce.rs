@@ -84,6 +84,34 @@ fn reduce_t<T: WithDType>(
         }
         return acc.into_iter().map(sum_out).collect();
     }
+    // Summing leading and trailing dims of a contiguous view around a kept middle run (NCHW
+    // over [0, 2, 3]: batch-norm statistics, bias gradients): each kept index adds up `outer`
+    // contiguous runs of `inner` elements in place, with no permuted copy.
+    if op == ReduceOp::Sum && l.is_contiguous() && out_n > 1 {
+        let rank = l.dims().len();
+        let kept: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();
+        let (a, r) = (kept[0], kept[kept.len() - 1] + 1);
+        if kept.len() == r - a && r < rank {
+            let inner: usize = l.dims()[r..].iter().product();
+            let outer: usize = l.dims()[..a].iter().product();
+            let x = &v[l.offset()..l.offset() + l.elem_count()];
+            let min = PAR_THRESHOLD.div_ceil(2 * inner * outer);
+            // SAFETY: each chunk writes all of its elements.
+            return unsafe {
+                build_vec(out_n, chunk_len(out_n, min), |start, o| {
+                    for (k, o) in o.iter_mut().enumerate() {
+                        let m = start + k;
+                        let s: f64 = (0..outer)
+                            .map(|j| {
+                                sum_f64(&x[(j * out_n + m) * inner..(j * out_n + m + 1) * inner])
+                            })
+                            .sum();
+                        o.write(sum_out(s));
+                    }
+                })
+            };
+        }
+    }
     let (x, inner) = rows(v, l, dims);
     let f = |r: &[T]| -> T {
         match op {
