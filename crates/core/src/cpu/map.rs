@@ -33,8 +33,22 @@ pub(crate) fn gather<T: Copy + Send + Sync>(data: &[T], l: &Layout) -> Vec<T> {
     }
     let b = l.blocks();
     let mut out = Vec::with_capacity(l.elem_count());
+    if l.elem_count() == 0 {
+        return out;
+    }
     if b.block_len == 1 {
-        out.extend(l.strided_index().map(|i| data[i]));
+        // Row by row over the coalesced dims, so a broadcast ([1, C, 1, 1] → [N, C, H, W])
+        // fills runs of H·W and a transpose walks one stride, instead of an n-d index per element.
+        let (cl, _) = coalesce(l, l);
+        let r = cl.dims().len();
+        let (row, st) = (cl.dims()[r - 1], cl.strides()[r - 1]);
+        for start in row_starts(&cl) {
+            if st == 0 {
+                out.extend(std::iter::repeat_n(data[start], row));
+            } else {
+                out.extend((0..row).map(|j| data[start + j * st]));
+            }
+        }
     } else {
         for s in b.starts() {
             out.extend_from_slice(&data[s..s + b.block_len]);
