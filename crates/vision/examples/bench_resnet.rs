@@ -1,6 +1,6 @@
 //! Training throughput of ResNet-18 (CIFAR variant) on the CPU: batch 32 of random 3×32×32
 //! images, cross-entropy, SGD with momentum 0.9; prints the median images/s of the timed steps
-//! after warm-up (PyTorch 2.15 on the 2-core dev machine: 55–63 images/s).
+//! after warm-up. PyTorch's figure for the same work: `python bench/pytorch_resnet.py`.
 //!
 //! ```text
 //! cargo run --release -p mlfw-vision --example bench_resnet [-- --steps 10 --warmup 2 --batch 32]
@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     let median = rates[rates.len() / 2];
     println!(
         "ResNet-18 (CIFAR) training, batch {batch}: median {median:.1} images/s over {} steps \
-         (PyTorch on the 2-core dev machine: 55-63)",
+         (PyTorch: bench/pytorch_resnet.py)",
         rates.len()
     );
     Ok(())
