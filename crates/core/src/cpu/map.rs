@@ -377,6 +377,9 @@ fn unary_int<T: WithDType + std::ops::Neg<Output = T>>(
 /// Elementwise op of one input.
 pub(crate) fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<CpuStorage> {
     Ok(match s {
+        CpuStorage::F32(v) if op == UnaryOp::Exp => {
+            CpuStorage::F32(super::vexp::exp_f32(&contiguous_cow(v, l)))
+        }
         CpuStorage::F32(v) => CpuStorage::F32(unary_float(v, l, op)),
         CpuStorage::F64(v) => CpuStorage::F64(unary_float(v, l, op)),
         CpuStorage::F16(v) => CpuStorage::F16(unary_float(v, l, op)),

@@ -11,6 +11,7 @@ mod optim;
 mod pool;
 mod reduce;
 mod storage;
+mod vexp;
 
 pub use alloc::tune_allocator;
 pub use storage::CpuStorage;
