@@ -231,6 +231,10 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
     let f = |r: &mut [T]| {
         let m = r.iter().copied().fold(T::neg_infinity(), |a, b| a.max(b));
         let m = if m.is_finite() { m } else { T::zero() };
+        if let Some(rf) = as_f32_mut(r) {
+            softmax_row_f32(rf, m.to_f64() as f32, log);
+            return;
+        }
         if log {
             let s: f64 = r.iter().map(|&x| (x - m).exp().to_f64()).sum();
             let ls = T::from_f64(s.ln());
@@ -247,6 +251,33 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
     };
     for_each_row_mut(&mut out, row, PAR_THRESHOLD / 2, |_, r| f(r));
     out
+}
+
+/// `r` as f32 when `T` is f32.
+fn as_f32_mut<T: 'static>(r: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: `T` is `f32` (same type id), so the cast is the identity.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(r.as_mut_ptr().cast::<f32>(), r.len()) })
+}
+
+/// One f32 (log-)softmax row with the vectorised exp; `m` is the row's (finite) max.
+fn softmax_row_f32(r: &mut [f32], m: f32, log: bool) {
+    if log {
+        thread_local! {
+            static TMP: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let s = TMP.with(|t| {
+            let mut t = t.borrow_mut();
+            t.clear();
+            t.extend_from_slice(r);
+            super::vexp::exp_shifted_sum(&mut t, m)
+        });
+        let ls = s.ln() as f32;
+        r.iter_mut().for_each(|x| *x = *x - m - ls);
+    } else {
+        let inv = (1.0 / super::vexp::exp_shifted_sum(r, m)) as f32;
+        r.iter_mut().for_each(|x| *x *= inv);
+    }
 }
 
 /// (Log-)softmax over the last dim.

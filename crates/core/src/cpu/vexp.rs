@@ -47,6 +47,45 @@ pub(crate) fn exp_f32(src: &[f32]) -> Vec<f32> {
     }
 }
 
+/// Replaces every element of `x` by `exp(x − shift)` and returns their sum (in f64).
+pub(crate) fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f64 {
+    if usable() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F was detected.
+        return unsafe { exp_shifted_sum_avx512(x, shift) };
+    }
+    let mut s = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - shift).exp();
+        s += *v as f64;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_shifted_sum_avx512(x: &mut [f32], shift: f32) -> f64 {
+    let (n, p, sh) = (x.len(), x.as_mut_ptr(), _mm512_set1_ps(shift));
+    let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = if n - i >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << (n - i)) - 1) as __mmask16
+        };
+        let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p.add(i)), sh));
+        // Masked-off lanes are exp(0 − shift): zero them before summing.
+        let e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(p.add(i), m, e);
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        let upper = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(upper));
+        i += 16;
+    }
+    _mm512_reduce_add_pd(_mm512_add_pd(lo, hi))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn exp_avx512(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
@@ -138,6 +177,25 @@ mod tests {
                 .iter()
                 .zip(&y)
                 .all(|(x, y)| (x.exp() - y).abs() <= 2e-7 * y));
+        }
+    }
+
+    #[test]
+    fn shifted_sums_match_scalar() {
+        for n in 0..50 {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+            let shift = x.iter().copied().fold(0f32, f32::max);
+            let mut got = x.clone();
+            let s = exp_shifted_sum(&mut got, shift);
+            let want: Vec<f64> = x.iter().map(|&v| ((v - shift) as f64).exp()).collect();
+            let ws: f64 = want.iter().sum();
+            assert!((s - ws).abs() <= 1e-6 * ws.max(1.0), "n={n}: {s} vs {ws}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (*g as f64 - w).abs() <= 2.5e-7 * w.max(1e-30),
+                    "n={n}: {g} vs {w}"
+                );
+            }
         }
     }
 }
