@@ -13,6 +13,11 @@
 //! so nothing is transposed in memory. A 1×1, stride-1, unpadded kernel needs no im2col: the
 //! image already is `col`. Images are spread over the thread pool, each thread with its own
 //! scratch. f16/bf16 compute in f32.
+//!
+//! Three paths, fastest first: stride-1 f32 convolutions with few weights run the direct
+//! AVX-512 kernels of [`super::conv_direct`]; other stride-1 convolutions the "wide" im2col of
+//! [`super::conv_wide`] (one contiguous copy per `col` row, images stacked per gemm); the rest
+//! (strides > 1, 1×1 kernels) the general im2col here.
 
 use super::conv_direct;
 use super::conv_wide::{self, Wide};
