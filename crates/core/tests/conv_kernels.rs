@@ -229,3 +229,36 @@ fn bad_geometry_is_an_error() {
         .conv2d_backward_weight(&randn(&[2, 4, 4, 4], 5), bad_groups, (3, 3))
         .is_err());
 }
+
+#[test]
+fn random_stride_one_geometries_match_reference() {
+    // A small deterministic generator (xorshift) picks 40 stride-1 geometries: the direct
+    // (f32) and wide (f64) paths over odd sizes, wide kernels, large padding and dilation.
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |lo: usize, hi: usize| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        lo + (s % (hi - lo + 1) as u64) as usize
+    };
+    for case in 0..40 {
+        let (kh, kw) = (next(1, 5), next(1, 5));
+        let (dh, dw) = (next(1, 2), next(1, 2));
+        let (ph, pw) = (next(0, 3), next(0, 3));
+        let h = (dh * (kh - 1) + 1).saturating_sub(2 * ph).max(1) + next(0, 6);
+        let w = (dw * (kw - 1) + 1).saturating_sub(2 * pw).max(1) + next(0, 6);
+        let (n, c, o) = (next(1, 5), next(1, 4), next(1, 9));
+        let p = params((1, 1), (ph, pw), (dh, dw), 1);
+        let x = randn(&[n, c, h, w], 1000 + case);
+        let wt = randn(&[o, c, kh, kw], 2000 + case);
+        let what =
+            format!("random case {case}: x [{n}, {c}, {h}, {w}], w [{o}, {c}, {kh}, {kw}], {p:?}");
+        check(&x, &wt, p, &what);
+        check(
+            &x.to_dtype(DType::F64).unwrap(),
+            &wt.to_dtype(DType::F64).unwrap(),
+            p,
+            &format!("{what} (f64)"),
+        );
+    }
+}
