@@ -21,6 +21,7 @@
 
 use super::conv_direct;
 use super::conv_wide::{self, Wide};
+use super::f32_view::{as_f32, as_f32_mut, as_f32_uninit};
 use super::map::{contiguous_cow, to_dtype};
 use crate::parallel::{self, for_each_chunk_mut, num_threads};
 use crate::params::Conv2dParams;
@@ -29,7 +30,6 @@ use gemm::Parallelism;
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::mem::MaybeUninit;
 
 /// Multiply-adds under which a convolution stays on one thread.
 pub(super) const PAR_WORK: usize = 1 << 18;
@@ -55,28 +55,6 @@ pub(super) fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T])
     let r = f(&mut buf[..len]);
     BUFS.with(|b| b.borrow_mut().insert(key, Box::new(buf)));
     r
-}
-
-/// `s` as f32 when `T` is f32 (for the f32-only direct kernels).
-fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: `T` is `f32` (same type id), so the cast is the identity.
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
-}
-
-/// Uninitialised f32 form of [`as_f32`].
-fn as_f32_uninit<T: 'static>(s: &mut [MaybeUninit<T>]) -> Option<&mut [MaybeUninit<f32>]> {
-    // SAFETY: as in `as_f32`.
-    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| unsafe {
-        std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<MaybeUninit<f32>>(), s.len())
-    })
-}
-
-/// Mutable form of [`as_f32`].
-fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: as in `as_f32`.
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
 }
 
 /// The geometry of one convolution, checked for consistency.
@@ -313,22 +291,21 @@ fn col2im<T: Copy + std::ops::AddAssign>(col: &[T], rs: usize, dx: &mut [T], g: 
 }
 
 /// One matrix operand: a slice and its (row, column) strides in elements.
-pub(super) struct Mat<'a, T> {
-    pub(super) data: &'a [T],
-    pub(super) rs: usize,
-    pub(super) cs: usize,
+struct Mat<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    cs: usize,
 }
 
-/// `dst[m, n] = (acc ? dst : 0) + lhs[m, k] · rhs[k, n]`, all through strides.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul_into<T: WithDType>(
+/// `dst[m, n] = (acc ? dst : 0) + lhs[m, k] · rhs[k, n]`, all through strides, on this
+/// thread (callers spread images over the pool).
+fn matmul_into<T: WithDType>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     (dst_rs, dst_cs): (usize, usize),
     lhs: Mat<T>,
     rhs: Mat<T>,
     acc: bool,
-    par: Parallelism,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -373,18 +350,103 @@ pub(super) fn matmul_into<T: WithDType>(
             false,
             false,
             false,
-            par,
+            Parallelism::None,
         )
     }
 }
 
-/// Runs `f(image index, its chunk of out, scratch, gemm parallelism)` over the batch: images
-/// spread over the pool when the batch and the work are big enough, else on this thread.
+/// Forward product of every group: `out[O, n] = W[O, K] · col[K, n]`, computed as
+/// `outᵀ = colᵀ · Wᵀ` so that gemm's long side is the `n` positions; `n` is the row length of
+/// both `col` and `out`.
+pub(super) fn fwd_product<T: WithDType>(g: &Geom, w: &[T], col: &[T], n: usize, out: &mut [T]) {
+    let (k, og) = (g.k(), g.og());
+    for grp in 0..g.groups {
+        matmul_into(
+            (n, og, k),
+            &mut out[grp * og * n..],
+            (1, n),
+            Mat {
+                data: &col[grp * k * n..],
+                rs: 1,
+                cs: n,
+            },
+            Mat {
+                data: &w[grp * og * k..],
+                rs: 1,
+                cs: k,
+            },
+            false,
+        );
+    }
+}
+
+/// Input-gradient product of every group: `dcol[K, n] = Wᵀ · dy[O, n]` (as
+/// `dcolᵀ = dyᵀ · W`); `n` is the row length of both `dy` and `dcol`.
+pub(super) fn bwd_input_product<T: WithDType>(
+    g: &Geom,
+    w: &[T],
+    dy: &[T],
+    n: usize,
+    dcol: &mut [T],
+) {
+    let (k, og) = (g.k(), g.og());
+    for grp in 0..g.groups {
+        matmul_into(
+            (n, k, og),
+            &mut dcol[grp * k * n..],
+            (1, n),
+            Mat {
+                data: &dy[grp * og * n..],
+                rs: 1,
+                cs: n,
+            },
+            Mat {
+                data: &w[grp * og * k..],
+                rs: k,
+                cs: 1,
+            },
+            false,
+        );
+    }
+}
+
+/// Weight-gradient product of every group, accumulated: `dWᵀ[K, O] += col[K, n] · dyᵀ[n, O]`
+/// into `acc` (`[O, K]`); `n` is the row length of both `col` and `dy`.
+pub(super) fn bwd_weight_product<T: WithDType>(
+    g: &Geom,
+    col: &[T],
+    dy: &[T],
+    n: usize,
+    acc: &mut [T],
+) {
+    let (k, og) = (g.k(), g.og());
+    for grp in 0..g.groups {
+        matmul_into(
+            (k, og, n),
+            &mut acc[grp * og * k..],
+            (1, k),
+            Mat {
+                data: &col[grp * k * n..],
+                rs: n,
+                cs: 1,
+            },
+            Mat {
+                data: &dy[grp * og * n..],
+                rs: 1,
+                cs: n,
+            },
+            true,
+        );
+    }
+}
+
+/// Runs `f(image index, its chunk of out, scratch)` over the batch: images spread over the
+/// pool when the batch and the work are big enough, else on this thread.
 pub(super) fn over_batch<T, U, F>(g: &Geom, out: &mut [U], out_img: usize, scratch: usize, f: F)
 where
     T: WithDType,
     U: Send,
-    F: Fn(usize, &mut [U], &mut [T], Parallelism) + Send + Sync,
+    F: Fn(usize, &mut [U], &mut [T]) + Send + Sync,
 {
     let threads = num_threads();
     if out_img == 0 || g.n == 0 {
@@ -398,14 +460,14 @@ where
     for_each_chunk_mut(out, per * out_img, |ci, chunk| {
         with_scratch(scratch, |buf| {
             for (k, o) in chunk.chunks_mut(out_img).enumerate() {
-                f(ci * per + k, o, buf, Parallelism::None);
+                f(ci * per + k, o, buf);
             }
         })
     });
 }
 
 fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
-    let (np, k, og) = (g.np(), g.k(), g.og());
+    let np = g.np();
     let len = g.n * g.o * np;
     if let (Some(wide), true, Some(xf), Some(wf)) =
         (Wide::new(g), conv_direct::usable(g), as_f32(x), as_f32(w))
@@ -424,7 +486,7 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
         return out;
     }
     let scratch = if g.pointwise() { 0 } else { g.rows() * np };
-    over_batch(g, &mut out, g.o * np, scratch, |i, oi, col, par| {
+    over_batch(g, &mut out, g.o * np, scratch, |i, oi, col| {
         let xi = &x[i * g.img()..(i + 1) * g.img()];
         let col: &[T] = if g.pointwise() {
             xi
@@ -432,32 +494,13 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
             im2col(xi, col, np, g);
             &col[..]
         };
-        for grp in 0..g.groups {
-            // outᵀ[P, O] = colᵀ[P, K] · Wᵀ[K, O]
-            matmul_into(
-                (np, og, k),
-                &mut oi[grp * og * np..],
-                (1, np),
-                Mat {
-                    data: &col[grp * k * np..],
-                    rs: 1,
-                    cs: np,
-                },
-                Mat {
-                    data: &w[grp * og * k..],
-                    rs: 1,
-                    cs: k,
-                },
-                false,
-                par,
-            );
-        }
+        fwd_product(g, w, col, np, oi);
     });
     out
 }
 
 fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
-    let (np, k, og) = (g.np(), g.k(), g.og());
+    let np = g.np();
     let mut dx = vec![T::ZERO; g.n * g.img()];
     if let Some(wide) = Wide::new(g) {
         if let (true, Some(dy), Some(w), Some(d)) = (
@@ -473,34 +516,12 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
         return dx;
     }
     let scratch = if g.pointwise() { 0 } else { g.rows() * np };
-    over_batch(g, &mut dx, g.img(), scratch, |i, dxi, dcol, par| {
+    over_batch(g, &mut dx, g.img(), scratch, |i, dxi, dcol| {
         let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
-        let run = |dst: &mut [T]| {
-            for grp in 0..g.groups {
-                // dcolᵀ[P, K] = dYᵀ[P, O] · W[O, K]
-                matmul_into(
-                    (np, k, og),
-                    &mut dst[grp * k * np..],
-                    (1, np),
-                    Mat {
-                        data: &dyi[grp * og * np..],
-                        rs: 1,
-                        cs: np,
-                    },
-                    Mat {
-                        data: &w[grp * og * k..],
-                        rs: k,
-                        cs: 1,
-                    },
-                    false,
-                    par,
-                );
-            }
-        };
         if g.pointwise() {
-            run(dxi);
+            bwd_input_product(g, w, dyi, np, dxi);
         } else {
-            run(dcol);
+            bwd_input_product(g, w, dyi, np, dcol);
             col2im(dcol, np, dxi, g);
         }
     });
@@ -508,7 +529,7 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
 }
 
 fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
-    let (np, k, og, rows) = (g.np(), g.k(), g.og(), g.rows());
+    let (np, k, rows) = (g.np(), g.k(), g.rows());
     let out_len = g.o * k;
     if g.n == 0 || np == 0 || out_len == 0 {
         return vec![T::ZERO; out_len];
@@ -527,7 +548,6 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
     let per = (CHUNK_ELEMS / (rows * np).max(1)).clamp(1, g.n.div_ceil(threads));
     let chunks = g.n.div_ceil(per);
     let parallel = threads > 1 && chunks > 1 && g.work() >= PAR_WORK;
-    let gemm_par = Parallelism::None;
     let init = || vec![T::ZERO; out_len];
     // `col` and `dYᵀ` of one chunk live in the thread's scratch; the partial sum is the fold state.
     let wide = Wide::new(g);
@@ -552,26 +572,7 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
                     dyt[o * bp + b * np..o * bp + (b + 1) * np].copy_from_slice(src);
                 }
             }
-            for grp in 0..g.groups {
-                // dWᵀ[K, O] += col[K, B·P] · dYᵀ[B·P, O]
-                matmul_into(
-                    (k, og, bp),
-                    &mut acc[grp * og * k..],
-                    (1, k),
-                    Mat {
-                        data: &col[grp * k * bp..],
-                        rs: bp,
-                        cs: 1,
-                    },
-                    Mat {
-                        data: &dyt[grp * og * bp..],
-                        rs: 1,
-                        cs: bp,
-                    },
-                    true,
-                    gemm_par,
-                );
-            }
+            bwd_weight_product(g, col, dyt, bp, &mut acc);
         });
         acc
     };

@@ -17,7 +17,7 @@
 //! the kernels need no masks; buffers carry enough zero slack for the overhanging reads.
 
 use super::conv::{over_batch, with_scratch, Geom};
-use super::conv_wide::Wide;
+use super::conv_wide::{self, Wide};
 use crate::parallel::{self, num_threads};
 use std::mem::MaybeUninit;
 
@@ -89,31 +89,18 @@ impl Plan {
 
 /// Writes image `x[C, H, W]` into `xp` (`Plan::img` elements) zero-padded, slack zeroed.
 fn pad_into(x: &[f32], xp: &mut [f32], g: &Geom, w: &Wide, plan: &Plan) {
-    let (ph, pw) = g.p.padding;
+    conv_wide::pad(x, &mut xp[..plan.body], g, w);
     xp[plan.body..].fill(0.0);
-    for (c, dst) in xp[..plan.body].chunks_exact_mut(w.plane).enumerate() {
-        if ph > 0 || pw > 0 {
-            dst.fill(0.0);
-        }
-        for r in 0..g.h {
-            let at = (ph + r) * w.wp + pw;
-            let src = &x[(c * g.h + r) * g.w..(c * g.h + r + 1) * g.w];
-            dst[at..at + g.w].copy_from_slice(src);
-        }
-    }
 }
 
 /// Writes `dy[O, oH, oW]` at the wide positions of `dyw[rows][np]`, zeros elsewhere
 /// (garbage columns, the rounded-up tail, and rows `O..rows`).
 fn widen_into(dy: &[f32], dyw: &mut [f32], g: &Geom, w: &Wide, np: usize) {
-    dyw.fill(0.0);
+    conv_wide::widen(dy, dyw, np, g, w);
     for o in 0..g.o {
-        for y in 0..g.oh {
-            let src = &dy[(o * g.oh + y) * g.ow..(o * g.oh + y + 1) * g.ow];
-            let at = o * np + y * w.wp;
-            dyw[at..at + g.ow].copy_from_slice(src);
-        }
+        dyw[o * np + w.np..(o + 1) * np].fill(0.0);
     }
+    dyw[g.o * np..].fill(0.0);
 }
 
 /// Output-channel block × vectors per position block of the forward kernel, chosen to waste
@@ -145,40 +132,34 @@ pub(super) fn fwd(
         }
     }
     let np = g.np();
-    over_batch(
-        g,
-        out,
-        g.o * np,
-        plan.img + op * plan.np,
-        |i, oi, buf, _| {
-            let (xp, wide) = buf.split_at_mut(plan.img);
-            pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
-            for o0 in (0..op).step_by(ob) {
-                for p0 in (0..plan.np).step_by(nv * L) {
-                    // SAFETY: AVX-512F was detected (`usable`); reads stay inside `xp` (off(t) + p0
-                    // + nv·16 ≤ plan.img by construction of the slack) and `wk` (o0 + ob ≤ op);
-                    // writes stay inside `wide` (o0 + ob ≤ op rows of plan.np).
-                    unsafe {
-                        let dst = wide.as_mut_ptr().add(o0 * plan.np + p0);
-                        let (src, wts) = (xp.as_ptr().add(p0), wk.as_ptr().add(o0));
-                        match (ob, nv) {
-                            (8, 3) => fwd_block::<8, 3>(src, &plan.offs, wts, op, dst, plan.np),
-                            (6, 4) => fwd_block::<6, 4>(src, &plan.offs, wts, op, dst, plan.np),
-                            _ => fwd_block::<4, 6>(src, &plan.offs, wts, op, dst, plan.np),
-                        }
+    over_batch(g, out, g.o * np, plan.img + op * plan.np, |i, oi, buf| {
+        let (xp, wide) = buf.split_at_mut(plan.img);
+        pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
+        for o0 in (0..op).step_by(ob) {
+            for p0 in (0..plan.np).step_by(nv * L) {
+                // SAFETY: AVX-512F was detected (`usable`); reads stay inside `xp` (off(t) + p0
+                // + nv·16 ≤ plan.img by construction of the slack) and `wk` (o0 + ob ≤ op);
+                // writes stay inside `wide` (o0 + ob ≤ op rows of plan.np).
+                unsafe {
+                    let dst = wide.as_mut_ptr().add(o0 * plan.np + p0);
+                    let (src, wts) = (xp.as_ptr().add(p0), wk.as_ptr().add(o0));
+                    match (ob, nv) {
+                        (8, 3) => fwd_block::<8, 3>(src, &plan.offs, wts, op, dst, plan.np),
+                        (6, 4) => fwd_block::<6, 4>(src, &plan.offs, wts, op, dst, plan.np),
+                        _ => fwd_block::<4, 6>(src, &plan.offs, wts, op, dst, plan.np),
                     }
                 }
             }
-            for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
-                let b = bias.map_or(0.0, |b| b[o]);
-                for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                    let src = &wide[o * plan.np + y * w.wp..][..g.ow];
-                    // SAFETY: AVX-512F was detected; `row` and `src` both hold `ow` elements.
-                    unsafe { add_row(row.as_mut_ptr().cast::<f32>(), src.as_ptr(), g.ow, b) };
-                }
+        }
+        for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
+            let b = bias.map_or(0.0, |b| b[o]);
+            for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                let src = &wide[o * plan.np + y * w.wp..][..g.ow];
+                // SAFETY: AVX-512F was detected; `row` and `src` both hold `ow` elements.
+                unsafe { add_row(row.as_mut_ptr().cast::<f32>(), src.as_ptr(), g.ow, b) };
             }
-        },
-    );
+        }
+    });
 }
 
 /// `dst[..n] = src[..n] + b`.
@@ -262,7 +243,7 @@ pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, w: &Wide, dx: &mut [f3
         wk[o * kp..o * kp + k].copy_from_slice(&wt[o * k..(o + 1) * k]);
     }
     let scratch = plan.img + g.o * plan.np;
-    over_batch(g, dx, g.img(), scratch, |i, dxi, buf, _| {
+    over_batch(g, dx, g.img(), scratch, |i, dxi, buf| {
         let (dxp, dyw) = buf.split_at_mut(plan.img);
         widen_into(&dy[i * g.o * np..(i + 1) * g.o * np], dyw, g, w, plan.np);
         dxp.fill(0.0);

@@ -9,10 +9,11 @@
 //! path is taken only when `Wp ≤ 1.5·oW`. Gradients put zeros in the garbage columns of
 //! `dY`, so they contribute nothing.
 
-use super::conv::{matmul_into, with_scratch, Geom, Mat, PAR_WORK};
+use super::conv::{
+    bwd_input_product, bwd_weight_product, fwd_product, with_scratch, Geom, PAR_WORK,
+};
 use crate::parallel;
 use crate::WithDType;
-use gemm::Parallelism;
 
 /// Padded-image and wide-output sizes of a stride-1 convolution.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +62,7 @@ impl Wide {
 }
 
 /// Copies the image `x[C, H, W]` into `xp[C, Hp, Wp]` with zero borders.
-fn pad<T: WithDType>(x: &[T], xp: &mut [T], g: &Geom, w: &Wide) {
+pub(super) fn pad<T: WithDType>(x: &[T], xp: &mut [T], g: &Geom, w: &Wide) {
     let (ph, pw) = g.p.padding;
     for (c, dst) in xp.chunks_exact_mut(w.plane).enumerate().take(g.c) {
         dst[..ph * w.wp].fill(T::ZERO);
@@ -94,7 +95,7 @@ fn im2col<T: WithDType>(xp: &[T], col: &mut [T], rs: usize, g: &Geom, w: &Wide) 
 
 /// Spreads `dy[O, oH, oW]` over the wide positions `dyw[O][P']` (row stride `rs`), zeros in
 /// the garbage columns.
-fn widen<T: WithDType>(dy: &[T], dyw: &mut [T], rs: usize, g: &Geom, w: &Wide) {
+pub(super) fn widen<T: WithDType>(dy: &[T], dyw: &mut [T], rs: usize, g: &Geom, w: &Wide) {
     for o in 0..g.o {
         let dst = &mut dyw[o * rs..o * rs + w.np];
         for (y, row) in dst.chunks_exact_mut(w.wp).enumerate() {
@@ -144,7 +145,7 @@ where
 
 /// Forward into `out[N, O, oH, oW]`.
 pub(super) fn fwd<T: WithDType>(x: &[T], wt: &[T], g: &Geom, w: &Wide, out: &mut [T]) {
-    let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
+    let (np, rows) = (g.np(), g.rows());
     let pad_len = w.pad_len(g);
     let per = images_per_group(g, w);
     let scratch = pad_len + (rows + g.o) * per * w.np;
@@ -164,26 +165,7 @@ pub(super) fn fwd<T: WithDType>(x: &[T], wt: &[T], g: &Geom, w: &Wide, out: &mut
             };
             im2col(src, &mut col[b * w.np..], bp, g, w);
         }
-        for grp in 0..g.groups {
-            // wideᵀ[B·P', O] = colᵀ[B·P', K] · Wᵀ[K, O]
-            matmul_into(
-                (bp, og, k),
-                &mut wide[grp * og * bp..],
-                (1, bp),
-                Mat {
-                    data: &col[grp * k * bp..],
-                    rs: 1,
-                    cs: bp,
-                },
-                Mat {
-                    data: &wt[grp * og * k..],
-                    rs: 1,
-                    cs: k,
-                },
-                false,
-                Parallelism::None,
-            );
-        }
+        fwd_product(g, wt, col, bp, wide);
         for (b, oi) in out.chunks_exact_mut(g.o * np).enumerate() {
             for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
                 for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
@@ -203,7 +185,7 @@ pub(super) fn bwd_input<T: WithDType + std::ops::AddAssign>(
     w: &Wide,
     dx: &mut [T],
 ) {
-    let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
+    let (np, rows) = (g.np(), g.rows());
     let pad_len = w.pad_len(g);
     let per = images_per_group(g, w);
     let scratch = pad_len + (rows + g.o) * per * w.np;
@@ -222,26 +204,7 @@ pub(super) fn bwd_input<T: WithDType + std::ops::AddAssign>(
                 w,
             );
         }
-        for grp in 0..g.groups {
-            // dcolᵀ[B·P', K] = dYwᵀ[B·P', O] · W[O, K]
-            matmul_into(
-                (bp, k, og),
-                &mut dcol[grp * k * bp..],
-                (1, bp),
-                Mat {
-                    data: &dyw[grp * og * bp..],
-                    rs: 1,
-                    cs: bp,
-                },
-                Mat {
-                    data: &wt[grp * og * k..],
-                    rs: k,
-                    cs: 1,
-                },
-                false,
-                Parallelism::None,
-            );
-        }
+        bwd_input_product(g, wt, dyw, bp, dcol);
         for (b, dxi) in dx.chunks_exact_mut(g.img()).enumerate() {
             let target: &mut [T] = if w.padded {
                 dxp.fill(T::ZERO);
@@ -285,7 +248,7 @@ pub(super) fn bwd_weight_chunk<T: WithDType>(
     (i0, i1): (usize, usize),
     acc: &mut [T],
 ) {
-    let (k, og, np, rows) = (g.k(), g.og(), g.np(), g.rows());
+    let (np, rows) = (g.np(), g.rows());
     let bp = (i1 - i0) * w.np;
     let pad_len = w.pad_len(g);
     with_scratch(pad_len + (rows + g.o) * bp, |buf: &mut [T]| {
@@ -303,24 +266,6 @@ pub(super) fn bwd_weight_chunk<T: WithDType>(
             let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
             widen(dyi, &mut dyw[b * w.np..], bp, g, w);
         }
-        for grp in 0..g.groups {
-            matmul_into(
-                (k, og, bp),
-                &mut acc[grp * og * k..],
-                (1, k),
-                Mat {
-                    data: &col[grp * k * bp..],
-                    rs: bp,
-                    cs: 1,
-                },
-                Mat {
-                    data: &dyw[grp * og * bp..],
-                    rs: 1,
-                    cs: bp,
-                },
-                true,
-                Parallelism::None,
-            );
-        }
+        bwd_weight_product(g, col, dyw, bp, acc);
     });
 }

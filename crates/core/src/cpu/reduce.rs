@@ -3,6 +3,7 @@
 //! The view is permuted so that reduced dims come last; each output element then reduces
 //! one contiguous run. Floats accumulate sums in f64.
 
+use super::f32_view::as_f32_mut;
 use super::map::{contiguous_cow, gather, PAR_THRESHOLD};
 use crate::parallel::{self, build_vec, chunk_len, for_each_row_mut};
 use crate::params::ReduceOp;
@@ -251,13 +252,6 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
     };
     for_each_row_mut(&mut out, row, PAR_THRESHOLD / 2, |_, r| f(r));
     out
-}
-
-/// `r` as f32 when `T` is f32.
-fn as_f32_mut<T: 'static>(r: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: `T` is `f32` (same type id), so the cast is the identity.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts_mut(r.as_mut_ptr().cast::<f32>(), r.len()) })
 }
 
 /// One f32 (log-)softmax row with the vectorised exp; `m` is the row's (finite) max.
