@@ -43,13 +43,16 @@ fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> R
 
 /// Runs backward from `root` with upstream gradient `grad` (None: `root` must have one
 /// element, and gets 1). With `capture`, returns the gradients of those tensors instead of
-/// accumulating into leaves' `.grad`.
+/// accumulating into leaves' `.grad`. With `create_graph`, the rules' ops are recorded, so
+/// the gradients can be differentiated again (the graph is then always retained).
 fn run(
     root: &Tensor,
     grad: Option<&Tensor>,
     retain_graph: bool,
     capture: Option<&[Tensor]>,
+    create_graph: bool,
 ) -> Result<Vec<Option<Tensor>>> {
+    let retain_graph = retain_graph || create_graph;
     if !root.requires_grad() {
         return Err(Error::msg(
             "backward: tensor does not require grad and has no recorded op (did you forget requires_grad_ or run under no_grad?)",
@@ -82,10 +85,18 @@ fn run(
                     root.device()
                 )));
             }
-            g.detach()
+            if create_graph {
+                g.clone()
+            } else {
+                g.detach()
+            }
         }
     };
-    let _guard = crate::no_grad();
+    let _guard = if create_graph {
+        crate::enable_grad()
+    } else {
+        crate::no_grad()
+    };
     let mut order: Vec<Option<Tensor>> = topo_order(root).into_iter().map(Some).collect();
     let wanted: HashSet<TensorId> = capture
         .map(|c| c.iter().map(|t| t.id()).collect())
@@ -143,7 +154,13 @@ fn run(
 /// Without `retain_graph` the graph's saved tensors are freed, and a second backward
 /// through it is an error.
 pub fn backward(root: &Tensor, grad: Option<&Tensor>, retain_graph: bool) -> Result<()> {
-    run(root, grad, retain_graph, None).map(|_| ())
+    run(root, grad, retain_graph, None, false).map(|_| ())
+}
+
+/// [`backward`] with `create_graph = true`: the gradients accumulated into `.grad` are
+/// themselves recorded (PyTorch's `loss.backward(create_graph=True)`); the graph is kept.
+pub fn backward_create_graph(root: &Tensor, grad: Option<&Tensor>) -> Result<()> {
+    run(root, grad, true, None, true).map(|_| ())
 }
 
 /// Gradients of `output` w.r.t. `inputs` (torch.autograd.grad), without touching `.grad`.
@@ -153,7 +170,31 @@ pub fn grad(
     inputs: &[Tensor],
     grad_output: Option<&Tensor>,
 ) -> Result<Vec<Option<Tensor>>> {
-    run(output, grad_output, true, Some(inputs))
+    run(output, grad_output, true, Some(inputs), false)
+}
+
+/// [`grad`] with a choice of `create_graph` (torch.autograd.grad's flag): when true, the
+/// returned gradients are recorded tensors that can be differentiated again (Hessian-vector
+/// products, gradient penalties). Errors as [`grad`]: `output` does not require grad, or a
+/// supplied `grad_output` of the wrong shape, dtype or device.
+///
+/// ```
+/// use mlfw_core::{Device, Tensor};
+/// let x = Tensor::from_vec(vec![4f64], [1], &Device::Cpu)?.requires_grad_(true)?;
+/// let y = x.square()?.sum_all()?;
+/// let dy = mlfw_autograd::grad_with(&y, &[x.clone()], None, true)?[0].clone().unwrap();
+/// assert_eq!(dy.to_vec::<f64>()?, vec![8.0]);
+/// let d2y = mlfw_autograd::grad(&dy.sum_all()?, &[x], None)?[0].clone().unwrap();
+/// assert_eq!(d2y.to_vec::<f64>()?, vec![2.0]);
+/// # Ok::<(), mlfw_core::Error>(())
+/// ```
+pub fn grad_with(
+    output: &Tensor,
+    inputs: &[Tensor],
+    grad_output: Option<&Tensor>,
+    create_graph: bool,
+) -> Result<Vec<Option<Tensor>>> {
+    run(output, grad_output, true, Some(inputs), create_graph)
 }
 
 /// `tensor.backward()` as a method.

@@ -20,9 +20,11 @@ mod engine;
 mod function;
 mod grad_mode;
 mod gradcheck;
+mod gradgradcheck;
 pub mod rules;
 
-pub use engine::{backward, grad, Backward};
+pub use engine::{backward, backward_create_graph, grad, grad_with, Backward};
 pub use function::{apply, custom_op, Function};
 pub use grad_mode::{enable_grad, no_grad, GradModeGuard};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputReport};
+pub use gradgradcheck::gradgradcheck;

@@ -18,6 +18,7 @@ pub mod cpu;
 mod device;
 mod dtype;
 mod error;
+pub mod graph;
 mod layout;
 pub mod op;
 pub mod parallel;

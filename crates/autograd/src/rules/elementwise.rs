@@ -41,8 +41,17 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
             g.mul(&inside)
         }
         U::Affine(m, _) => g.mul_scalar(m),
-        U::GeluErfGrad | U::GeluTanhGrad => Err(mlfw_core::Error::msg(
-            "second derivatives of GELU are not supported",
+        // gelu(x) = xΦ(x), gelu'(x) = Φ(x) + xφ(x), gelu''(x) = φ(x)(2 − x²).
+        U::GeluErfGrad => {
+            let x2 = x.square()?;
+            let phi = x2
+                .mul_scalar(-0.5)?
+                .exp()?
+                .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt())?;
+            g.mul(&phi.mul(&x2.affine(-1.0, 2.0)?)?)
+        }
+        U::GeluTanhGrad => Err(mlfw_core::Error::msg(
+            "third derivatives of the tanh-approximated GELU are not supported",
         )),
     }
 }

@@ -89,6 +89,35 @@ pub fn op_backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tenso
             None,
             Some(g.index_select(ids, *dim as isize)?),
         ]),
+        Op::Cmp(..) => Ok(vec![None, None]),
+        Op::FullLike(..) => Ok(vec![None]),
+        Op::Conv2dBackwardInput {
+            grad,
+            weight,
+            params,
+            ..
+        } => {
+            let (gg, gw) = nn_ops::conv2d_backward_input(grad, weight, g, *params)?;
+            Ok(vec![gg, gw])
+        }
+        Op::Conv2dBackwardWeight {
+            input,
+            grad,
+            params,
+            ..
+        } => {
+            let (gi, gg) = nn_ops::conv2d_backward_weight(input, grad, g, *params)?;
+            Ok(vec![gi, gg])
+        }
+        Op::MaxPool2dBackward { grad, indices, .. } => Ok(vec![
+            Some(nn_ops::max_pool2d_backward(grad, indices, g)?),
+            None,
+        ]),
+        Op::AvgPool2dBackward { params, .. } => Ok(vec![Some(g.avg_pool2d(*params)?)]),
+        Op::AdaptiveAvgPool2dBackward { grad, .. } => {
+            let d = grad.dims();
+            Ok(vec![Some(g.adaptive_avg_pool2d((d[2], d[3]))?)])
+        }
         Op::Custom(node, inputs) => {
             let f = node
                 .as_any()

@@ -78,17 +78,28 @@ impl Tensor {
 
     /// Zeros shaped, typed and placed like `self`.
     pub fn zeros_like(&self) -> Result<Tensor> {
-        Self::zeros(self.shape().clone(), self.dtype(), &self.device())
+        self.full_like(0.0)
     }
 
     /// Ones shaped, typed and placed like `self`.
     pub fn ones_like(&self) -> Result<Tensor> {
-        Self::ones(self.shape().clone(), self.dtype(), &self.device())
+        self.full_like(1.0)
     }
 
-    /// `value` shaped, typed and placed like `self`.
+    /// `value` shaped, typed and placed like `self` (a graph capture records it as
+    /// [`Op::FullLike`], so its shape follows `self` when the graph runs on other shapes).
     pub fn full_like(&self, value: f64) -> Result<Tensor> {
-        Self::full(value, self.shape().clone(), self.dtype(), &self.device())
+        let shape = self.shape().clone();
+        let s = self
+            .device()
+            .backend()?
+            .full(shape.elem_count(), value, self.dtype())?;
+        Ok(Tensor::from_storage(
+            s,
+            shape,
+            || Op::FullLike(self.clone(), value),
+            &[],
+        ))
     }
 
     /// `start, start+step, ...` below `end` (as torch.arange).
@@ -234,6 +245,7 @@ impl Tensor {
 
     /// All elements, row-major, as `T` (which must be the dtype). Copies from any device.
     pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
+        crate::graph::tape::note_read(self, "to_vec");
         if self.dtype() != T::DTYPE {
             return Err(Error::DTypeMismatch {
                 op: "to_vec",
@@ -294,11 +306,11 @@ impl Tensor {
         }
         let s = self.storage().to_dtype(self.layout(), dtype)?;
         let track = super::track(&[self]) && dtype.is_float();
-        let op = track.then(|| Op::ToDType(self.clone()));
-        Ok(Tensor::make(
-            s,
+        Ok(Tensor::finish(
+            std::sync::Arc::new(std::sync::RwLock::new(s)),
             Layout::contiguous(self.shape().clone()),
-            op,
+            || Op::ToDType(self.clone()),
+            track,
         ))
     }
 

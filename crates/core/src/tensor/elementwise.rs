@@ -169,7 +169,8 @@ impl Tensor {
         Tensor::full(v, crate::Shape::new(vec![]), self.dtype(), &self.device())
     }
 
-    /// Comparison with broadcasting, giving a bool mask (never recorded).
+    /// Comparison with broadcasting, giving a bool mask (no gradient; recorded only by a
+    /// graph capture, as [`Op::Cmp`]).
     pub fn cmp_op(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         same_device_dtype(self, rhs, "compare")?;
         let shape = self.shape().broadcast_with(rhs.shape(), "compare")?;
@@ -181,7 +182,7 @@ impl Tensor {
         Ok(Tensor::from_storage(
             s,
             shape,
-            || unreachable!("comparisons are not recorded"),
+            || Op::Cmp(self.clone(), rhs.clone(), op),
             &[],
         ))
     }

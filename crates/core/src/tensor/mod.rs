@@ -109,14 +109,30 @@ impl Tensor {
         op: impl FnOnce() -> Op,
         inputs: &[&Tensor],
     ) -> Tensor {
-        let op = track(inputs).then(op);
-        Self::make(storage, Layout::contiguous(shape), op)
+        let storage = Arc::new(RwLock::new(storage));
+        Self::finish(storage, Layout::contiguous(shape), op, track(inputs))
     }
 
     /// A view of this tensor's storage with another layout.
     pub(crate) fn view_with(&self, layout: Layout, op: impl FnOnce() -> Op) -> Tensor {
-        let op = track(&[self]).then(op);
-        Self::make_shared(self.0.storage.clone(), layout, op)
+        Self::finish(self.0.storage.clone(), layout, op, track(&[self]))
+    }
+
+    /// Wraps an op's result: records `op` for autograd when `autograd`, and appends it to
+    /// the active graph capture (if any) whether or not gradients are tracked.
+    pub(crate) fn finish(
+        storage: Arc<RwLock<Storage>>,
+        layout: Layout,
+        op: impl FnOnce() -> Op,
+        autograd: bool,
+    ) -> Tensor {
+        if !crate::graph::tape::active() {
+            return Self::make_shared(storage, layout, autograd.then(op));
+        }
+        let op = op();
+        let t = Self::make_shared(storage, layout, autograd.then(|| op.clone()));
+        crate::graph::tape::push(&t, op);
+        t
     }
 
     /// Wraps a backend storage as a contiguous tensor of `shape` (no gradient record).
@@ -272,6 +288,7 @@ impl Tensor {
     /// Copies `src` (same shape and dtype, any device) into this tensor's storage, in place.
     /// Not recorded: for optimizer and running-statistics updates.
     pub fn assign(&self, src: &Tensor) -> Result<()> {
+        crate::graph::tape::note_side_effect("assign");
         if src.shape() != self.shape() {
             return Err(Error::ShapeMismatch {
                 op: "assign",
@@ -307,6 +324,7 @@ impl Tensor {
         state: &[Tensor],
         u: &crate::params::OptimUpdate,
     ) -> Result<()> {
+        crate::graph::tape::note_side_effect("optim_update");
         if !self.is_contiguous() || self.layout().offset() != 0 {
             return Err(Error::msg(
                 "optimizer step: parameter must be a contiguous tensor",

@@ -82,7 +82,8 @@ impl Tensor {
         }
     }
 
-    /// Gradient of conv2d w.r.t. its input (`self` = grad_out); not recorded.
+    /// Gradient of conv2d w.r.t. its input (`self` = grad_out `[N, O, oH, oW]`), output
+    /// `[N, C, input_hw]`; recorded (differentiable in both inputs) when an input requires grad.
     pub fn conv2d_backward_input(
         &self,
         weight: &Tensor,
@@ -98,10 +99,21 @@ impl Tensor {
             &p,
             input_hw,
         )?;
-        Tensor::from_backend_storage(s, [n, c, input_hw.0, input_hw.1])
+        Ok(Tensor::from_storage(
+            s,
+            [n, c, input_hw.0, input_hw.1],
+            || Op::Conv2dBackwardInput {
+                grad: self.clone(),
+                weight: weight.clone(),
+                params: p,
+                in_hw: input_hw,
+            },
+            &[self, weight],
+        ))
     }
 
-    /// Gradient of conv2d w.r.t. its weight (`self` = input); not recorded.
+    /// Gradient of conv2d w.r.t. its weight (`self` = input, `grad_out` `[N, O, oH, oW]`),
+    /// output `[O, C/groups, kernel_hw]`; recorded when an input requires grad.
     pub fn conv2d_backward_weight(
         &self,
         grad_out: &Tensor,
@@ -117,7 +129,17 @@ impl Tensor {
             &p,
             kernel_hw,
         )?;
-        Tensor::from_backend_storage(s, [o, c / p.groups, kernel_hw.0, kernel_hw.1])
+        Ok(Tensor::from_storage(
+            s,
+            [o, c / p.groups, kernel_hw.0, kernel_hw.1],
+            || Op::Conv2dBackwardWeight {
+                input: self.clone(),
+                grad: grad_out.clone(),
+                params: p,
+                k_hw: kernel_hw,
+            },
+            &[self, grad_out],
+        ))
     }
 
     fn pool_out(&self, p: &Pool2dParams, op: &'static str) -> Result<Shape> {
@@ -167,15 +189,26 @@ impl Tensor {
         Ok((out, idx))
     }
 
-    /// Gradient of max pooling (`self` = grad_out); not recorded.
+    /// Gradient of max pooling (`self` = grad_out, `indices` from the forward), output
+    /// shaped `input`; recorded (differentiable in `self`) when `self` requires grad.
     pub fn max_pool2d_backward(&self, indices: &Tensor, input: &Shape) -> Result<Tensor> {
+        let in_hw = pool_input_hw(self, input, "max_pool2d_backward")?;
         let s = self.storage().max_pool2d_backward(
             self.layout(),
             &**indices.storage(),
             indices.layout(),
             input,
         )?;
-        Tensor::from_backend_storage(s, input.clone())
+        Ok(Tensor::from_storage(
+            s,
+            input.clone(),
+            || Op::MaxPool2dBackward {
+                grad: self.clone(),
+                indices: indices.clone(),
+                in_hw,
+            },
+            &[self],
+        ))
     }
 
     /// Average pooling.
@@ -193,12 +226,23 @@ impl Tensor {
         ))
     }
 
-    /// Gradient of average pooling (`self` = grad_out); not recorded.
+    /// Gradient of average pooling (`self` = grad_out), output shaped `input`; recorded
+    /// when `self` requires grad.
     pub fn avg_pool2d_backward(&self, p: Pool2dParams, input: &Shape) -> Result<Tensor> {
+        let in_hw = pool_input_hw(self, input, "avg_pool2d_backward")?;
         let s = self
             .storage()
             .avg_pool2d_backward(self.layout(), &p, input)?;
-        Tensor::from_backend_storage(s, input.clone())
+        Ok(Tensor::from_storage(
+            s,
+            input.clone(),
+            || Op::AvgPool2dBackward {
+                grad: self.clone(),
+                params: p,
+                in_hw,
+            },
+            &[self],
+        ))
     }
 
     /// Adaptive average pooling to `out_hw`.
@@ -221,11 +265,33 @@ impl Tensor {
         ))
     }
 
-    /// Gradient of adaptive average pooling (`self` = grad_out); not recorded.
+    /// Gradient of adaptive average pooling (`self` = grad_out), output shaped `input`;
+    /// recorded when `self` requires grad.
     pub fn adaptive_avg_pool2d_backward(&self, input: &Shape) -> Result<Tensor> {
+        let in_hw = pool_input_hw(self, input, "adaptive_avg_pool2d_backward")?;
         let s = self
             .storage()
             .adaptive_avg_pool2d_backward(self.layout(), input)?;
-        Tensor::from_backend_storage(s, input.clone())
+        Ok(Tensor::from_storage(
+            s,
+            input.clone(),
+            || Op::AdaptiveAvgPool2dBackward {
+                grad: self.clone(),
+                in_hw,
+            },
+            &[self],
+        ))
+    }
+}
+
+/// The `(H, W)` of a pooling input shape, checking it is `[N, C, H, W]` with the gradient's
+/// batch and channels.
+fn pool_input_hw(grad: &Tensor, input: &Shape, op: &'static str) -> Result<(usize, usize)> {
+    match (input.dims(), grad.dims()) {
+        (&[n, c, h, w], &[gn, gc, _, _]) if n == gn && c == gc => Ok((h, w)),
+        _ => Err(Error::msg(format!(
+            "{op}: gradient {} does not match input shape {input}",
+            grad.shape()
+        ))),
     }
 }

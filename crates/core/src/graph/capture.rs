@@ -1,0 +1,255 @@
+//! Capturing a closure over tensors as a [`Graph`] (like `torch.jit.trace`: the path taken
+//! for the example inputs is recorded, op by op).
+
+use super::tape::{self, Tape};
+use super::{Graph, Node, NodeKind, SymDim, ValueId};
+use crate::op::Op;
+use crate::{Error, Result, Tensor, TensorId};
+use std::collections::HashMap;
+
+/// Builder for a capture: the named inputs, the named parameters and buffers, and whether
+/// dim 0 of every input is a symbolic batch dimension.
+///
+/// ```
+/// use mlfw_core::graph::Capture;
+/// use mlfw_core::{Device, Tensor, DType};
+/// let w = Tensor::ones([3, 2], DType::F32, &Device::Cpu)?;
+/// let x = Tensor::ones([4, 3], DType::F32, &Device::Cpu)?;
+/// let g = Capture::new()
+///     .input("x", &x)
+///     .param("fc.weight", &w)
+///     .symbolic_batch(true)
+///     .run(|xs| Ok(vec![xs[0].matmul(&w)?.relu()?]))?;
+/// let y = g.run(&[Tensor::ones([7, 3], DType::F32, &Device::Cpu)?])?;
+/// assert_eq!(y[0].dims(), &[7, 2]);
+/// # Ok::<(), mlfw_core::Error>(())
+/// ```
+#[derive(Default)]
+pub struct Capture {
+    inputs: Vec<(String, Tensor)>,
+    params: Vec<(String, Tensor)>,
+    symbolic_batch: bool,
+}
+
+impl Capture {
+    /// An empty capture.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a placeholder named `name` with `example` as its value during the capture.
+    pub fn input(mut self, name: &str, example: &Tensor) -> Self {
+        self.inputs.push((name.to_string(), example.clone()));
+        self
+    }
+
+    /// Adds a parameter or buffer under its state-dict name.
+    pub fn param(mut self, name: &str, t: &Tensor) -> Self {
+        self.params.push((name.to_string(), t.clone()));
+        self
+    }
+
+    /// Adds named parameters and buffers (e.g. a module's state dict).
+    pub fn params(mut self, named: impl IntoIterator<Item = (String, Tensor)>) -> Self {
+        self.params.extend(named);
+        self
+    }
+
+    /// Makes dim 0 of every input a symbolic batch size `N`: the closure is run a second
+    /// time with one more sample, and every dimension that changed is expressed in `N`
+    /// (`a·N + b`). Then [`Graph::run`] accepts any batch size.
+    pub fn symbolic_batch(mut self, on: bool) -> Self {
+        self.symbolic_batch = on;
+        self
+    }
+
+    /// Runs `f` on the inputs (the tensors given to [`Capture::input`], in order) and
+    /// records every op it makes into a graph whose outputs are `f`'s results.
+    ///
+    /// Errors: what `f` returns; a capture already running on this thread; with a
+    /// symbolic batch, inputs without a dim 0 of equal size, or a computation whose ops
+    /// differ between the two batch sizes.
+    pub fn run(&self, f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>>) -> Result<Graph> {
+        let xs: Vec<Tensor> = self.inputs.iter().map(|(_, t)| t.clone()).collect();
+        let mut graph = self.trace_once(&xs, &f)?;
+        if !self.symbolic_batch {
+            return Ok(graph);
+        }
+        let b = batch_of(&xs)?;
+        // The same inputs with their first sample repeated once more: batch b + 1.
+        let xs2 = xs
+            .iter()
+            .map(|x| Tensor::cat(&[x.clone(), x.narrow(0, 0, 1)?], 0))
+            .collect::<Result<Vec<_>>>()?;
+        let g2 = self.trace_once(&xs2, &f)?;
+        symbolize(&mut graph, &g2, b)?;
+        Ok(graph)
+    }
+
+    fn trace_once(
+        &self,
+        xs: &[Tensor],
+        f: &impl Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+    ) -> Result<Graph> {
+        if !tape::begin() {
+            return Err(Error::msg(
+                "capture: a graph capture is already running on this thread",
+            ));
+        }
+        let outs = f(xs);
+        let tape = tape::end();
+        let outs = outs.map_err(|e| e.context("capture: the captured closure failed"))?;
+        let mut g = build(tape, xs, &self.inputs, &self.params, &outs);
+        g.eliminate_dead_code();
+        Ok(g)
+    }
+}
+
+/// The common size of dim 0 of `xs`.
+fn batch_of(xs: &[Tensor]) -> Result<usize> {
+    let mut b = None;
+    for x in xs {
+        let d = *x.dims().first().ok_or_else(|| {
+            Error::msg("capture: a symbolic batch needs every input to have a dim 0")
+        })?;
+        if *b.get_or_insert(d) != d {
+            return Err(Error::msg(format!(
+                "capture: inputs disagree on the batch size ({} vs {d})",
+                b.unwrap_or(0)
+            )));
+        }
+    }
+    b.ok_or_else(|| Error::msg("capture: a symbolic batch needs at least one input"))
+}
+
+/// Turns a tape into a graph: inputs, then parameters, then one node per recorded op;
+/// tensors read but neither recorded nor registered become constants.
+fn build(
+    tape: Tape,
+    xs: &[Tensor],
+    inputs: &[(String, Tensor)],
+    params: &[(String, Tensor)],
+    outs: &[Tensor],
+) -> Graph {
+    let mut b = Builder::default();
+    for (i, ((name, _), x)) in inputs.iter().zip(xs).enumerate() {
+        let id = b.push(name.clone(), NodeKind::Input { index: i }, x);
+        b.ids.entry(x.id()).or_insert(id);
+    }
+    let input_ids: Vec<ValueId> = (0..inputs.len()).map(ValueId).collect();
+    for (name, t) in params {
+        if !b.ids.contains_key(&t.id()) {
+            let id = b.push(name.clone(), NodeKind::Param(t.clone()), t);
+            b.ids.insert(t.id(), id);
+        }
+    }
+    for (out, op) in tape.entries {
+        for t in op.inputs() {
+            b.value(t);
+        }
+        let k = b.nodes.len();
+        if let Op::MaxPool2d { indices, .. } = &op {
+            b.ids.insert(indices.id(), ValueId(k + 1));
+        }
+        let gop = op.map(|t| b.ids[&t.id()]);
+        let name = b.unique(&op.name());
+        let id = b.push(name, NodeKind::Op(gop), &out);
+        b.ids.insert(out.id(), id);
+        if let Op::MaxPool2d { indices, .. } = &op {
+            let name = format!("{}.indices", b.nodes[k].name);
+            b.push(name, NodeKind::Secondary { of: id }, indices);
+        }
+    }
+    let outputs = outs.iter().map(|t| b.value(t)).collect();
+    Graph {
+        nodes: b.nodes,
+        inputs: input_ids,
+        outputs,
+        batch: None,
+        warnings: tape.notes,
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Node>,
+    ids: HashMap<TensorId, ValueId>,
+    names: HashMap<String, usize>,
+}
+
+impl Builder {
+    fn push(&mut self, name: String, kind: NodeKind, like: &Tensor) -> ValueId {
+        self.names.entry(name.clone()).or_insert(1);
+        self.nodes.push(Node {
+            name,
+            kind,
+            shape: like.dims().iter().map(|&d| SymDim::fixed(d)).collect(),
+            dtype: like.dtype(),
+            device: like.device(),
+        });
+        ValueId(self.nodes.len() - 1)
+    }
+
+    /// `base`, or `base_1`, `base_2`, … when taken.
+    fn unique(&mut self, base: &str) -> String {
+        let Some(&start) = self.names.get(base) else {
+            return base.to_string();
+        };
+        let mut n = start;
+        let name = loop {
+            let cand = format!("{base}_{n}");
+            n += 1;
+            if !self.names.contains_key(&cand) {
+                break cand;
+            }
+        };
+        self.names.insert(base.to_string(), n);
+        name
+    }
+
+    /// The node holding `t`, adding it as a constant when it is new.
+    fn value(&mut self, t: &Tensor) -> ValueId {
+        if let Some(&id) = self.ids.get(&t.id()) {
+            return id;
+        }
+        let name = self.unique("constant");
+        let id = self.push(name, NodeKind::Constant(t.detach()), t);
+        self.ids.insert(t.id(), id);
+        id
+    }
+}
+
+/// Compares the capture at batch `b` with one at `b + 1` and writes every changed
+/// dimension as `a·N + c`.
+fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
+    let differ = |what: String| {
+        Err(Error::msg(format!(
+            "capture: the computation is not the same at batch sizes {b} and {} ({what}); capture without a symbolic batch",
+            b + 1
+        )))
+    };
+    if g.nodes.len() != g2.nodes.len() {
+        return differ(format!("{} vs {} nodes", g.nodes.len(), g2.nodes.len()));
+    }
+    for (n1, n2) in g.nodes.iter_mut().zip(&g2.nodes) {
+        if n1.op_name() != n2.op_name() || n1.shape.len() != n2.shape.len() {
+            return differ(format!("node `{}` vs `{}`", n1.name, n2.name));
+        }
+        for (d1, d2) in n1.shape.iter_mut().zip(&n2.shape) {
+            let (x1, x2) = (d1.fixed, d2.fixed);
+            if x2 < x1 || x1 < (x2 - x1) * b {
+                return differ(format!("dim {x1} of `{}` became {x2}", n1.name));
+            }
+            let a = x2 - x1;
+            *d1 = SymDim {
+                batch: a,
+                fixed: x1 - a * b,
+            };
+        }
+        if matches!(n1.kind, NodeKind::Constant(_)) && n1.shape.iter().any(|d| d.is_symbolic()) {
+            return differ(format!("constant `{}` has a batch-sized shape", n1.name));
+        }
+    }
+    g.batch = Some(b);
+    Ok(())
+}
