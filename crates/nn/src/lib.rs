@@ -26,6 +26,7 @@ mod loss_modules;
 mod module;
 pub mod parity;
 pub mod state_dict;
+pub mod trace;
 
 pub use layers::*;
 pub use loss::{CrossEntropyOptions, Reduction};
@@ -34,6 +35,7 @@ pub use loss_modules::{
 };
 pub use module::{join, param, Module, TensorKind};
 pub use state_dict::LoadReport;
+pub use trace::{trace_module, trace_train_step};
 
 #[doc(hidden)]
 pub use mlfw_core::Result;

@@ -13,6 +13,8 @@ fn params(op: &Op<super::ValueId>) -> String {
             U::LeakyRelu(s) => format!("slope={s}"),
             U::Powf(e) => format!("exponent={e}"),
             U::Clamp(lo, hi) => format!("min={lo} max={hi}"),
+            U::Affine(m, a) if *a == 0.0 => format!("{m}"),
+            U::Affine(m, a) if *m == 1.0 => format!("{a}"),
             U::Affine(m, a) => format!("mul={m} add={a}"),
             _ => String::new(),
         },
@@ -163,5 +165,12 @@ impl std::fmt::Display for Graph {
             writeln!(f, "note: {w}")?;
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for Graph {
+    /// The same table as `Display`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -1,0 +1,253 @@
+//! Graph capture and replay: random op chains replay bit-identically, bad inputs are errors
+//! naming the placeholder, value reads are reported, and the simplifier's passes.
+
+use mlfw_core::graph::{Capture, Graph, NodeKind};
+use mlfw_core::{DType, Device, Generator, Result, Tensor};
+
+fn randn(shape: &[usize], g: &mut Generator) -> Tensor {
+    Tensor::randn_with(0.0, 1.0, shape, DType::F32, &Device::Cpu, g).unwrap()
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// One step of a random chain over `[b, 6, 4]` tensors; `k` picks the op.
+fn step(x: &Tensor, y: &Tensor, k: u64) -> Result<Tensor> {
+    match k {
+        0 => x.add(y),
+        1 => x.mul(&y.tanh()?),
+        2 => x.relu()?.sub(y),
+        3 => x.exp()?.clamp(0.0, 3.0)?.div(&y.abs()?.add_scalar(1.0)?),
+        4 => x.softmax(2)?.mul_scalar(3.0),
+        5 => x.transpose(1, 2)?.contiguous()?.transpose(1, 2),
+        6 => x.sum(&[2], true)?.broadcast_to(x.shape().clone())?.add(y),
+        7 => x.narrow(1, 1, 4)?.pad_like(x),
+        8 => x
+            .matmul(&y.transpose(1, 2)?)?
+            .narrow(2, 0, 4)?
+            .reshape(x.shape().clone()),
+        9 => x.maximum(y)?.sigmoid(),
+        10 => x
+            .reshape([x.dims()[0], 24])?
+            .log_softmax(1)?
+            .reshape(x.shape().clone()),
+        _ => x.gt(y)?.where_cond(x, &y.neg()?),
+    }
+}
+
+trait PadLike {
+    fn pad_like(&self, like: &Tensor) -> Result<Tensor>;
+}
+impl PadLike for Tensor {
+    /// `[b, 4, 4]` back to `[b, 6, 4]` with zero rows (cat with a zeros_like slice).
+    fn pad_like(&self, like: &Tensor) -> Result<Tensor> {
+        let z = like.narrow(1, 0, 2)?.zeros_like()?;
+        Tensor::cat(&[self.clone(), z], 1)
+    }
+}
+
+#[test]
+fn random_op_chains_replay_bit_identically_at_any_batch() {
+    let mut rng = Generator::new(42);
+    for case in 0..40 {
+        let ops: Vec<u64> = (0..6).map(|_| rng.next_below(12)).collect();
+        let chain = |xs: &[Tensor]| -> Result<Vec<Tensor>> {
+            let (mut a, b) = (xs[0].clone(), xs[1].clone());
+            for &k in &ops {
+                a = step(&a, &b, k)?;
+            }
+            Ok(vec![a.sum(&[1], false)?, a])
+        };
+        let (x, y) = (randn(&[3, 6, 4], &mut rng), randn(&[3, 6, 4], &mut rng));
+        let g = Capture::new()
+            .input("x", &x)
+            .input("y", &y)
+            .symbolic_batch(true)
+            .run(chain)
+            .unwrap_or_else(|e| panic!("case {case} {ops:?}: {e}"));
+        let mut simple = g.clone();
+        simple.simplify().unwrap();
+        for b in [3, 1, 5] {
+            let (x, y) = (randn(&[b, 6, 4], &mut rng), randn(&[b, 6, 4], &mut rng));
+            let eager = chain(&[x.clone(), y.clone()]).unwrap();
+            for graph in [&g, &simple] {
+                let run = graph.run(&[x.clone(), y.clone()]).unwrap();
+                for (e, r) in eager.iter().zip(&run) {
+                    assert_eq!(bits(e), bits(r), "case {case} {ops:?} batch {b}\n{graph}");
+                }
+            }
+        }
+    }
+}
+
+fn small_graph() -> Graph {
+    let x = Tensor::ones([2, 3], DType::F32, &Device::Cpu).unwrap();
+    Capture::new()
+        .input("images", &x)
+        .symbolic_batch(true)
+        .run(|xs| Ok(vec![xs[0].relu()?]))
+        .unwrap()
+}
+
+#[test]
+fn bad_inputs_are_errors_naming_the_placeholder() {
+    let g = small_graph();
+    let e = g.run(&[]).unwrap_err().to_string();
+    assert!(e.contains("expected 1 inputs (images), got 0"), "{e}");
+    let f64x = Tensor::ones([2, 3], DType::F64, &Device::Cpu).unwrap();
+    let e = g.run(&[f64x]).unwrap_err().to_string();
+    assert!(
+        e.contains("input `images` must be f32") || e.contains("`images`"),
+        "{e}"
+    );
+    let wrong = Tensor::ones([2, 4], DType::F32, &Device::Cpu).unwrap();
+    let e = g.run(&[wrong]).unwrap_err().to_string();
+    assert!(
+        e.contains("input `images` must have shape [N, 3], got [2, 4]"),
+        "{e}"
+    );
+    let ok = Tensor::ones([9, 3], DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(g.run(&[ok]).unwrap()[0].dims(), &[9, 3]);
+}
+
+#[test]
+fn fixed_graphs_refuse_other_batch_sizes() {
+    let x = Tensor::ones([2, 3], DType::F32, &Device::Cpu).unwrap();
+    let g = Capture::new()
+        .input("x", &x)
+        .run(|xs| Ok(vec![xs[0].exp()?]))
+        .unwrap();
+    let e = g.run(&[Tensor::ones([3, 3], DType::F32, &Device::Cpu).unwrap()]);
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("must have shape [2, 3]"));
+}
+
+#[test]
+fn reading_values_during_capture_is_reported() {
+    let x = Tensor::from_vec(vec![1f32, -2.0], [2], &Device::Cpu).unwrap();
+    let g = Capture::new()
+        .input("x", &x)
+        .run(|xs| {
+            let s = xs[0].sum_all()?.item::<f32>()?;
+            Ok(vec![if s > 0.0 { xs[0].exp()? } else { xs[0].neg()? }])
+        })
+        .unwrap();
+    assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
+    assert!(
+        g.warnings[0].contains("`to_vec` read the values"),
+        "{}",
+        g.warnings[0]
+    );
+    assert!(g.to_string().contains("note: `to_vec` read"));
+}
+
+#[test]
+fn nested_captures_are_an_error() {
+    let x = Tensor::ones([2], DType::F32, &Device::Cpu).unwrap();
+    let e = Capture::new()
+        .input("x", &x)
+        .run(|xs| {
+            Capture::new()
+                .input("y", &xs[0])
+                .run(|ys| Ok(vec![ys[0].clone()]))?;
+            Ok(vec![xs[0].clone()])
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("already running"), "{e}");
+}
+
+#[test]
+fn ops_that_depend_on_the_batch_size_refuse_a_symbolic_batch() {
+    let x = Tensor::ones([2, 3], DType::F32, &Device::Cpu).unwrap();
+    let e = Capture::new()
+        .input("x", &x)
+        .symbolic_batch(true)
+        .run(|xs| {
+            let mut y = xs[0].clone();
+            for _ in 0..xs[0].dims()[0] {
+                y = y.exp()?;
+            }
+            Ok(vec![y])
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not the same at batch sizes 2 and 3"),
+        "{e}"
+    );
+}
+
+fn kinds(g: &Graph) -> Vec<String> {
+    g.nodes.iter().map(|n| n.op_name()).collect()
+}
+
+#[test]
+fn simplify_folds_merges_and_applies_exact_identities_only() {
+    let x = Tensor::ones([4], DType::F32, &Device::Cpu).unwrap();
+    let c = Tensor::from_vec(vec![1f32, 2., 3., 4.], [4], &Device::Cpu).unwrap();
+    let mut g = Capture::new()
+        .input("x", &x)
+        .run(|xs| {
+            let x = &xs[0];
+            let one = x.ones_like()?; // folded to a constant, then x·1 → x
+            let a = x.mul(&one)?.neg()?.neg()?; // −(−x) → x
+            let b = x.exp()?.add(&x.exp()?)?; // CSE: one exp
+            let folded = c.exp()?.sum_all()?; // all-constant: folded
+            let zero = x.zeros_like()?;
+            let keep = x.mul(&zero)?; // x·0 stays (NaN·0 is NaN)
+            let r = x.reshape([2, 2])?.reshape([4])?; // reshape∘reshape → one, then identity
+            Ok(vec![a, b, folded, keep, r])
+        })
+        .unwrap();
+    let before = g.op_count();
+    let st = g.simplify().unwrap();
+    assert!(
+        st.folded >= 2 && st.identities >= 3 && st.merged >= 1,
+        "{st:?}\n{g}"
+    );
+    let k = kinds(&g);
+    assert_eq!(k.iter().filter(|n| *n == "exp").count(), 1, "{g}");
+    assert_eq!(k.iter().filter(|n| *n == "neg").count(), 0, "{g}");
+    assert_eq!(k.iter().filter(|n| *n == "mul").count(), 1, "x·0 kept\n{g}");
+    assert!(g.op_count() < before);
+    // The outputs that are just `x` point at the input itself.
+    assert!(
+        matches!(g.node(g.outputs[0]).kind, NodeKind::Input { .. }),
+        "{g}"
+    );
+    assert!(
+        matches!(g.node(g.outputs[4]).kind, NodeKind::Input { .. }),
+        "{g}"
+    );
+    assert!(
+        matches!(g.node(g.outputs[2]).kind, NodeKind::Constant(_)),
+        "{g}"
+    );
+    let nan = Tensor::from_vec(vec![f32::NAN, 1., f32::INFINITY, -2.], [4], &Device::Cpu).unwrap();
+    let run = g.run(&[nan]).unwrap();
+    let kept = run[3].to_vec::<f32>().unwrap();
+    assert!(
+        kept[0].is_nan() && kept[2].is_nan() && kept[1] == 0.0,
+        "{kept:?}"
+    );
+}
+
+#[test]
+fn dead_code_is_removed_at_capture() {
+    let x = Tensor::ones([3], DType::F32, &Device::Cpu).unwrap();
+    let g = Capture::new()
+        .input("x", &x)
+        .run(|xs| {
+            let _unused = xs[0].exp()?.sin()?;
+            Ok(vec![xs[0].cos()?])
+        })
+        .unwrap();
+    assert_eq!(kinds(&g), ["input", "cos"]);
+}
