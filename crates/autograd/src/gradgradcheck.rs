@@ -6,9 +6,10 @@ use crate::gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
 use mlfw_core::{DType, Error, Generator, Result, Tensor};
 
 /// Checks the second derivatives of `f` in f64 with the five-point difference: the function
-/// checked is `x ↦ ∂⟨f(x), v⟩/∂x` (all inputs that require grad, flattened and concatenated)
-/// for a fixed random `v`, its analytic gradient coming from a second backward pass through
-/// the recorded first one.
+/// checked is `(x, v) ↦ ∂⟨f(x), v⟩/∂x` (all inputs that require grad, flattened and
+/// concatenated) for a random upstream gradient `v`, its analytic gradient coming from a
+/// second backward pass through the recorded first one. The report has one entry per
+/// checked input and a last one for `v`.
 ///
 /// Errors: no input requires grad; `f` failing; a derivative rule that is not
 /// differentiable (its error names the op).
@@ -32,10 +33,14 @@ where
         f(&probe)?.shape().clone()
     };
     let mut gen = Generator::new(opts.seed.wrapping_add(1));
-    let v = Tensor::rand_with(0.5, 1.5, shape, DType::F64, &inputs[0].device(), &mut gen)?;
+    // The upstream gradient `v` is checked too (as PyTorch's gradgradcheck does): the
+    // first-order gradient of a linear op does not depend on x, but always on v.
+    let v = Tensor::rand_with(0.5, 1.5, shape, DType::F64, &inputs[0].device(), &mut gen)?
+        .requires_grad_(true)?;
+    let k = inputs.len();
     let first_order = |args: &[Tensor]| -> Result<Tensor> {
         let _g = crate::enable_grad();
-        let xs: Vec<Tensor> = args
+        let xs: Vec<Tensor> = args[..k]
             .iter()
             .zip(&checked)
             .map(|(a, &c)| match c && !a.requires_grad() {
@@ -50,7 +55,8 @@ where
             .filter(|(_, &c)| c)
             .map(|(x, _)| x.clone())
             .collect();
-        let gs = grad_with(&out, &wanted, Some(&v.to_dtype(out.dtype())?), true)?;
+        let v = args[k].to_dtype(out.dtype())?;
+        let gs = grad_with(&out, &wanted, Some(&v), true)?;
         let flat = gs
             .into_iter()
             .zip(&wanted)
@@ -64,5 +70,7 @@ where
             .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&flat, 0)
     };
-    gradcheck(first_order, inputs, opts)
+    let mut all = inputs.to_vec();
+    all.push(v);
+    gradcheck(first_order, &all, opts)
 }

@@ -44,3 +44,10 @@ pub fn check(name: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tens
 pub fn ids(v: &[i64], shape: &[usize]) -> Tensor {
     Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
 }
+
+/// Second-order check of `f` (gradgradcheck) that panics with the report on failure.
+pub fn check2(name: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) {
+    let r = mlfw_autograd::gradgradcheck(f, inputs, GradcheckOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(r.passed(), "{name}:\n{r}");
+}
