@@ -49,6 +49,8 @@ enum Command {
     Hub(cmd::hub::HubCommand),
     /// Measure training and inference throughput and peak memory.
     Bench(cmd::bench::BenchArgs),
+    /// Print a model's captured graph (inference, or the training step with --train).
+    Graph(cmd::graph::GraphArgs),
 }
 
 /// When the process started (for the start-up time in `train --json`).
@@ -66,6 +68,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
         Command::Data(c) => cmd::data::run(c),
         Command::Hub(c) => cmd::hub::run(c),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Graph(a) => cmd::graph::run(a),
     }
 }
 

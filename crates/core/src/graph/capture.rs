@@ -57,7 +57,8 @@ impl Capture {
 
     /// Makes dim 0 of every input a symbolic batch size `N`: the closure is run a second
     /// time with one more sample, and every dimension that changed is expressed in `N`
-    /// (`a·N + b`). Then [`Graph::run`] accepts any batch size.
+    /// (`a·N + b`). Then [`Graph::run`] accepts any batch size. (Examples of batch 1 are
+    /// captured at batches 2 and 3, where no reshape or reduction degenerates.)
     pub fn symbolic_batch(mut self, on: bool) -> Self {
         self.symbolic_batch = on;
         self
@@ -70,17 +71,19 @@ impl Capture {
     /// symbolic batch, inputs without a dim 0 of equal size, or a computation whose ops
     /// differ between the two batch sizes.
     pub fn run(&self, f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>>) -> Result<Graph> {
-        let xs: Vec<Tensor> = self.inputs.iter().map(|(_, t)| t.clone()).collect();
-        let mut graph = self.trace_once(&xs, &f)?;
+        let mut xs: Vec<Tensor> = self.inputs.iter().map(|(_, t)| t.clone()).collect();
         if !self.symbolic_batch {
-            return Ok(graph);
+            return self.trace_once(&xs, &f);
         }
-        let b = batch_of(&xs)?;
-        // The same inputs with their first sample repeated once more: batch b + 1.
-        let xs2 = xs
-            .iter()
-            .map(|x| Tensor::cat(&[x.clone(), x.narrow(0, 0, 1)?], 0))
-            .collect::<Result<Vec<_>>>()?;
+        let mut b = batch_of(&xs)?;
+        if b == 1 {
+            // At batch 1 some reshapes and reductions are no-ops that vanish from the trace:
+            // capture at batches 2 and 3 instead.
+            xs = xs.iter().map(|x| grow(x)).collect::<Result<_>>()?;
+            b = 2;
+        }
+        let mut graph = self.trace_once(&xs, &f)?;
+        let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
         symbolize(&mut graph, &g2, b)?;
         Ok(graph)
@@ -103,6 +106,11 @@ impl Capture {
         g.eliminate_dead_code();
         Ok(g)
     }
+}
+
+/// `x` with its first sample repeated once more along dim 0 (batch + 1).
+fn grow(x: &Tensor) -> Result<Tensor> {
+    Tensor::cat(&[x.clone(), x.narrow(0, 0, 1)?], 0)
 }
 
 /// The common size of dim 0 of `xs`.

@@ -36,10 +36,22 @@ pub(crate) fn begin() -> bool {
     true
 }
 
-/// Stops recording and hands back what was recorded.
+/// Stops recording and hands back what was recorded (repeated notes once, with a count).
 pub(crate) fn end() -> Tape {
     ACTIVE.with(|a| a.set(false));
-    TAPE.with(|t| std::mem::take(&mut *t.borrow_mut()))
+    let mut tape = TAPE.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    let mut counted: Vec<(String, usize)> = Vec::new();
+    for n in tape.notes.drain(..) {
+        match counted.iter_mut().find(|(m, _)| *m == n) {
+            Some((_, c)) => *c += 1,
+            None => counted.push((n, 1)),
+        }
+    }
+    tape.notes = counted
+        .into_iter()
+        .map(|(m, c)| if c > 1 { format!("{m} ({c} times)") } else { m })
+        .collect();
+    tape
 }
 
 /// Appends an op and the tensor it produced.
