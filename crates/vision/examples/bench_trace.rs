@@ -42,9 +42,12 @@ fn main() -> Result<()> {
     for _ in 0..10 {
         eager()?;
     }
-    let capture = median_ms(21, || trace_train_step(model.as_ref(), &x, &t, false).map(|_| ()))?;
-    let capture_sym =
-        median_ms(21, || trace_train_step(model.as_ref(), &x, &t, true).map(|_| ()))?;
+    let capture = median_ms(21, || {
+        trace_train_step(model.as_ref(), &x, &t, false).map(|_| ())
+    })?;
+    let capture_sym = median_ms(21, || {
+        trace_train_step(model.as_ref(), &x, &t, true).map(|_| ())
+    })?;
     let g = trace_train_step(model.as_ref(), &x, &t, false)?;
     let inputs = [x.clone(), t.clone()];
     let run = || g.run(&inputs).map(|_| ());
@@ -61,7 +64,10 @@ fn main() -> Result<()> {
     r.sort_by(|a, b| a.total_cmp(b));
     let (em, rm) = (e[7], r[7]);
     let nodes = g.nodes.len();
-    println!("LeNet-5 training step (forward + loss + backward), batch {b}, {nodes} nodes ({} ops)", g.op_count());
+    println!(
+        "LeNet-5 training step (forward + loss + backward), batch {b}, {nodes} nodes ({} ops)",
+        g.op_count()
+    );
     println!("capture (fixed batch)      {capture:.3} ms");
     println!("capture (symbolic batch)   {capture_sym:.3} ms");
     println!("eager step                 {em:.3} ms");

@@ -75,3 +75,17 @@ fn lenet5_training_step_graph_is_bit_identical_to_eager() {
     );
     assert!(g.to_dot().starts_with("digraph"));
 }
+
+#[test]
+fn second_order_gradients_match_pytorch() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/torch-ref/higher_order.safetensors"
+    );
+    let f = mlfw_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let cases = mlfw_vision::parity_second_order::run_file(&f, 1e-4).unwrap();
+    assert_eq!(cases.len(), 23);
+    for c in &cases {
+        assert!(c.passed, "{}: {:.3e}", c.name, c.max_rel_err);
+    }
+}
