@@ -27,7 +27,7 @@ fn main() -> Result<()> {
     println!("dy/dx at x = 4: {}", at4[0].item::<f64>()?);
 
     // The graph's output is itself differentiable: d/dx (dy/dx) = 2.
-    let gy = g.run(&[x.clone()])?;
+    let gy = g.run(std::slice::from_ref(&x))?;
     let g2 = grad(&gy[0], &[x], None)?[0]
         .clone()
         .ok_or_else(|| Error::msg("dy/dx does not depend on x"))?;

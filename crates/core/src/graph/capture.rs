@@ -79,7 +79,7 @@ impl Capture {
         if b == 1 {
             // At batch 1 some reshapes and reductions are no-ops that vanish from the trace:
             // capture at batches 2 and 3 instead.
-            xs = xs.iter().map(|x| grow(x)).collect::<Result<_>>()?;
+            xs = xs.iter().map(grow).collect::<Result<_>>()?;
             b = 2;
         }
         let mut graph = self.trace_once(&xs, &f)?;
