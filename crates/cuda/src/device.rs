@@ -3,7 +3,6 @@
 
 use crate::error::Wrap;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
-use cudarc::nvrtc::{CompileError, CompileOptions};
 use mlfw_core::{DType, Device, Error, Result};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -69,26 +68,21 @@ impl CudaDevice {
         if let Some(m) = lock(&self.modules)?.get(key) {
             return Ok(m.clone());
         }
-        let src = crate::kernels::source(module, dt)?;
-        let opts = CompileOptions {
-            options: vec![format!(
-                "--gpu-architecture=compute_{}{}",
-                self.cc.0, self.cc.1
-            )],
-            // The random module must not contract a*b+c into fma: it has to match the CPU bit for bit.
-            fmad: Some(module != "random"),
-            name: Some(format!("{key}.cu")),
-            ..Default::default()
-        };
-        let ptx = catch_unwind(AssertUnwindSafe(|| {
-            cudarc::nvrtc::compile_ptx_with_opts(&src, opts)
-        }))
-        .map_err(|_| Error::msg("NVRTC panicked (missing symbol in libnvrtc?)"))?
-        .map_err(|e| compile_error(key, e))?;
+        let c = crate::compile::compile_module(module, dt, self.cc, crate::compile::Output::Cubin)?;
         let m = self
             .ctx
-            .load_module(ptx)
-            .w(&format!("loading compiled module {key}"))?;
+            .load_module(cudarc::nvrtc::Ptx::from_binary(c.image))
+            .map_err(|e| {
+                Error::msg(format!(
+                    "loading compiled kernel module {key} for sm_{}{} failed ({e:?}); NVRTC {}, CUDA driver {}",
+                    self.cc.0,
+                    self.cc.1,
+                    crate::compile::nvrtc_version()
+                        .map(|(a, b)| format!("{a}.{b}"))
+                        .unwrap_or_else(|e| e.to_string()),
+                    driver_version()
+                ))
+            })?;
         lock(&self.modules)?.insert(key.to_string(), m.clone());
         Ok(m)
     }
@@ -99,13 +93,18 @@ impl CudaDevice {
     }
 }
 
-fn compile_error(key: &str, e: CompileError) -> Error {
-    match e {
-        CompileError::CompileError { nvrtc, log, .. } => Error::msg(format!(
-            "NVRTC failed to compile kernel module {key} ({nvrtc:?}):\n{}",
-            log.to_string_lossy()
-        )),
-        other => Error::msg(format!("NVRTC failed on kernel module {key}: {other:?}")),
+/// The CUDA version the driver supports, as `major.minor`, for error messages.
+fn driver_version() -> String {
+    let mut v = 0;
+    // SAFETY: one out-pointer to a live int; only called once the driver is loaded.
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+        cudarc::driver::sys::cuDriverGetVersion(&mut v)
+    }));
+    match r {
+        Ok(cudarc::driver::sys::CUresult::CUDA_SUCCESS) => {
+            format!("{}.{}", v / 1000, (v % 1000) / 10)
+        }
+        _ => "unknown".into(),
     }
 }
 

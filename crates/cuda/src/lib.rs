@@ -19,6 +19,7 @@
 
 pub mod alloc;
 mod blas;
+pub mod compile;
 mod conv;
 mod cudnn;
 mod device;

@@ -48,9 +48,9 @@ __device__ __forceinline__ T unary_op(int op, T tv, double p0, double p1) {
   T x = tv;
   switch (op) {
     case 0: return (T)(0ULL - (u64)x);
-    case 1: return (x < (T)0) ? (T)(0ULL - (u64)x) : x;
+    case 1: return ((i64)x < 0) ? (T)(0ULL - (u64)x) : x;  // (i64): no unsigned `x < 0`
     case 10: return (x > (T)0) ? x : (T)0;
-    case 13: return (x > (T)0) ? (T)1 : ((x < (T)0) ? (T)(0ULL - 1ULL) : (T)0);
+    case 13: return (x > (T)0) ? (T)1 : (((i64)x < 0) ? (T)(0ULL - 1ULL) : (T)0);
     case 15: return std_(mul_rn(ldd(x), ldd(x)));
     case 18: return std_(fmin(fmax(ldd(x), p0), p1));
     case 19: return std_(mul_rn(ldd(x), p0) + p1);
