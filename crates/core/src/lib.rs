@@ -13,6 +13,7 @@
 //! # Ok::<(), mlfw_core::Error>(())
 //! ```
 
+pub mod autocast;
 pub mod backend;
 pub mod cpu;
 mod device;

@@ -31,6 +31,10 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
             "linear: bias must have shape [{out_f}], got {}",
             b.shape()
         ))),
+        // Under autocast the bias joins the product's 16-bit dtype (PyTorch's linear is one op).
+        Some(b) if mlfw_core::autocast::autocast_dtype().is_some() => {
+            y.add(&b.to_dtype(y.dtype())?)
+        }
         Some(b) => y.add(b),
         None => Ok(y),
     }

@@ -51,6 +51,14 @@ unary_fns! {
 impl Tensor {
     /// Applies an elementwise op (recorded for autograd).
     pub fn unary_op(&self, op: UnaryOp) -> Result<Tensor> {
+        if matches!(
+            op,
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Recip | UnaryOp::Rsqrt | UnaryOp::Powf(_)
+        ) {
+            if let Some(x) = crate::autocast::to_f32(self)? {
+                return x.unary_op(op);
+            }
+        }
         let s = self.storage().unary(self.layout(), op)?;
         Ok(Tensor::from_storage(
             s,
@@ -122,6 +130,9 @@ impl Tensor {
             BinaryOp::Minimum => "minimum",
             BinaryOp::Pow => "pow",
         };
+        if let Some(dt) = crate::autocast::promote(self.dtype(), rhs.dtype()) {
+            return self.to_dtype(dt)?.binary_op(&rhs.to_dtype(dt)?, op);
+        }
         same_device_dtype(self, rhs, name)?;
         let (a, b) = self.broadcast_pair(rhs, name)?;
         let s = a

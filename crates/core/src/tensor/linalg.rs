@@ -8,6 +8,9 @@ use crate::{Error, Result, Shape};
 impl Tensor {
     /// Batched matmul of 3-D tensors `[b, m, k] x [b, k, n]` (any strides, no copies).
     pub fn bmm(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some((a, b)) = crate::autocast::lower_pair(self, rhs)? {
+            return a.bmm(&b);
+        }
         same_device_dtype(self, rhs, "matmul")?;
         let (a, b) = (self.dims(), rhs.dims());
         if a.len() != 3 || b.len() != 3 || a[0] != b[0] || a[2] != b[1] {

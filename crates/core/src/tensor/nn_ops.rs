@@ -24,6 +24,10 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: Conv2dParams,
     ) -> Result<Tensor> {
+        if let Some((x, w)) = crate::autocast::lower_pair(self, weight)? {
+            let b = bias.map(|b| b.to_dtype(w.dtype())).transpose()?;
+            return x.conv2d(&w, b.as_ref(), p);
+        }
         same_device_dtype(self, weight, "conv2d")?;
         let (n, c, h, w) = self.check_nchw("conv2d")?;
         let [o, cg, kh, kw] = *weight.dims() else {

@@ -39,6 +39,11 @@ impl Tensor {
 
     /// Runs a recorded Sum/Max/Min reduction.
     pub fn reduce_op(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        if op == ReduceOp::Sum {
+            if let Some(x) = crate::autocast::to_f32(self)? {
+                return x.reduce_op(op, dims, keepdim);
+            }
+        }
         let ds = self.reduce_dims(dims, "reduce")?;
         let s = self.storage().reduce(self.layout(), op, &ds)?;
         let shape = self.reduced_shape(&ds, keepdim);
@@ -159,6 +164,9 @@ impl Tensor {
     }
 
     fn softmax_impl(&self, dim: isize, log: bool) -> Result<Tensor> {
+        if let Some(x) = crate::autocast::to_f32(self)? {
+            return x.softmax_impl(dim, log);
+        }
         if !self.dtype().is_float() {
             return Err(Error::UnsupportedDType {
                 op: "softmax",
