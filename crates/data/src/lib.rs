@@ -20,6 +20,7 @@ pub mod image_dataset;
 pub mod image_set;
 pub mod info;
 pub mod loader;
+pub mod memory;
 pub mod mini;
 pub mod mnist;
 mod prefetch;
