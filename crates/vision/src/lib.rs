@@ -12,5 +12,6 @@ pub mod transforms;
 pub use image_folder::ImageFolder;
 pub mod models;
 pub mod parity;
+pub mod pixel_budget;
 pub mod predict;
 pub mod registry;
