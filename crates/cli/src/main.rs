@@ -15,6 +15,7 @@ mod optim;
 mod plot;
 mod progress;
 mod run_dir;
+mod run_lock;
 mod trainer;
 
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CliError, Result};
+use crate::run_lock::RunLock;
 
 /// Settings of the run, as given or defaulted.
 pub const CONFIG: &str = "config.json";
@@ -86,16 +87,26 @@ pub fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Creates a fresh run folder; errors if `dir` already holds a run.
-pub fn create(dir: &Path) -> Result<()> {
-    if dir.join(CONFIG).exists() || dir.join(CHECKPOINT).exists() {
+/// Creates a fresh run folder and locks it (see [`RunLock`]); errors if `dir` already holds a
+/// run (checked under the lock, so two runs started at once cannot both pass), or is locked.
+pub fn create(dir: &Path) -> Result<RunLock> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::msg(format!("cannot create {}: {e}", dir.display())))?;
+    let lock = RunLock::acquire(dir)?;
+    if dir.join(CHECKPOINT).exists() {
         return Err(CliError::msg(format!(
             "{} already holds a run; continue it with --resume {0} or choose another --out",
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::msg(format!("cannot create {}: {e}", dir.display())))
+    if dir.join(CONFIG).exists() {
+        return Err(CliError::msg(format!(
+            "{} holds a run that stopped before its first checkpoint; start it over from step 0 \
+             with --resume {0}, or choose another --out",
+            dir.display()
+        )));
+    }
+    Ok(lock)
 }
 
 /// `runs/<model>-<dataset>-<YYYYMMDD-HHMMSS>`.
@@ -152,8 +163,10 @@ mod tests {
     fn create_refuses_an_existing_run() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("r");
-        create(&run).unwrap();
+        drop(create(&run).unwrap());
         std::fs::write(run.join(CONFIG), "{}").unwrap();
+        assert!(create(&run).unwrap_err().message().contains("step 0"));
+        std::fs::write(run.join(CHECKPOINT), "").unwrap();
         assert!(create(&run).unwrap_err().message().contains("--resume"));
     }
 }

@@ -26,6 +26,7 @@ use crate::metrics::{self, EpochMetrics};
 use crate::optim::{self, Schedule};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
+use crate::run_lock::RunLock;
 use crate::{device, models, plot};
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
@@ -75,20 +76,26 @@ pub struct Trainer {
     console: Console,
     stop: Arc<AtomicBool>,
     first_step_s: Option<f64>,
+    /// The run folder's lock, held for the trainer's life.
+    _lock: RunLock,
 }
 
 impl Trainer {
-    /// Builds model, data, optimizer and schedule for `cfg`; with `resume`, restores them from
-    /// the run folder's checkpoint. The folder is only written once everything has loaded.
-    pub fn new(cfg: RunConfig, resume: bool, quiet: bool, json: bool) -> Result<Self> {
+    /// Builds model, data, optimizer and schedule for `cfg`. With `resume` (the run folder's
+    /// lock, held since before its config was read) restores them from the folder's checkpoint;
+    /// a run that stopped before its first checkpoint starts over from step 0. A fresh run
+    /// creates and locks its folder. The folder is only written once everything has loaded,
+    /// and stays locked until the trainer is dropped.
+    pub fn new(cfg: RunConfig, resume: Option<RunLock>, quiet: bool, json: bool) -> Result<Self> {
         let dir = cfg.out.clone();
         let device = device::open(&cfg.device)?;
-        let ckpt = if resume {
-            let path = dir.join(CHECKPOINT);
-            let c = checkpoint::load(&path)?;
-            Some(c)
-        } else {
-            None
+        let ckpt_path = dir.join(CHECKPOINT);
+        let never_checkpointed = resume.is_some()
+            && matches!(std::fs::symlink_metadata(&ckpt_path),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        let ckpt = match resume {
+            Some(_) if !never_checkpointed => Some(checkpoint::load(&ckpt_path)?),
+            _ => None,
         };
         let spec = DataSpec::new(&cfg.dataset, &cfg.model, cfg.data_dir.clone())?;
         mlfw_core::manual_seed(cfg.seed);
@@ -129,16 +136,30 @@ impl Trainer {
             },
         };
         // Everything loaded: only now touch the run folder.
-        let history = if resume {
-            let mut rows = metrics::read(&dir)?;
-            rows.truncate(state.epoch);
-            metrics::rewrite(&dir, &rows)?;
-            rows
-        } else {
-            run_dir::create(&dir)?;
-            vec![]
+        let (lock, history) = match resume {
+            Some(lock) => {
+                if never_checkpointed {
+                    // Weights of the interrupted attempt belong to no checkpoint: drop them.
+                    for f in [LAST, BEST] {
+                        remove_if_exists(&dir.join(f))?;
+                    }
+                }
+                let mut rows = metrics::read(&dir)?;
+                rows.truncate(state.epoch);
+                metrics::rewrite(&dir, &rows)?;
+                (lock, rows)
+            }
+            None => (run_dir::create(&dir)?, vec![]),
         };
         run_dir::write_config(&dir, &cfg)?;
+        let console = Console::new(quiet, json);
+        if never_checkpointed {
+            console.line(format!(
+                "{} has no checkpoint yet (the run stopped before its first one): \
+                 starting over from step 0",
+                ckpt_path.display()
+            ));
+        }
         Ok(Trainer {
             norm: Normalize::new(&cfg.mean, &cfg.std, &device)?,
             cfg,
@@ -152,7 +173,8 @@ impl Trainer {
             steps_per_epoch,
             state,
             history,
-            console: Console::new(quiet, json),
+            console,
+            _lock: lock,
             stop: ctrl_c_flag(),
             first_step_s: None,
         })
@@ -389,6 +411,17 @@ fn restore(
     }
     with_global(|g| *g = Generator::from_state(c.progress.rng));
     Ok(c.progress.clone())
+}
+
+/// Removes `path`; a missing file is fine.
+fn remove_if_exists(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CliError::msg(format!(
+            "cannot remove {}: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The run folder's last path component.

@@ -8,6 +8,7 @@ use clap::{ArgMatches, Args};
 
 use crate::error::{CliError, Result};
 use crate::run_dir::{self, RunConfig};
+use crate::run_lock::RunLock;
 use crate::trainer::Trainer;
 use crate::{data::DataSpec, models, optim};
 
@@ -83,11 +84,16 @@ const RESUMABLE: [&str; 7] = [
 
 /// Runs `mlfw train`.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
-    let (cfg, resume) = match &args.resume {
-        Some(dir) => (resumed_config(&args, matches, dir)?, true),
-        None => (fresh_config(&args)?, false),
+    // Resuming: lock the folder before reading anything in it; a fresh run locks the folder
+    // when it creates it.
+    let (cfg, lock) = match &args.resume {
+        Some(dir) => {
+            let lock = RunLock::acquire(dir)?;
+            (resumed_config(&args, matches, dir)?, Some(lock))
+        }
+        None => (fresh_config(&args)?, None),
     };
-    let mut trainer = Trainer::new(cfg, resume, args.quiet, args.json)?;
+    let mut trainer = Trainer::new(cfg, lock, args.quiet, args.json)?;
     let summary = trainer.run()?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
