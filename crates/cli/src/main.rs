@@ -4,6 +4,7 @@
 //! printed as `error: ...` and turned into a non-zero exit status, never a panic.
 
 mod checkpoint;
+mod checkpoint_check;
 mod cmd;
 mod data;
 mod device;

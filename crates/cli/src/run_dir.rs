@@ -67,7 +67,80 @@ pub struct RunConfig {
     pub created: String,
 }
 
-/// Reads `config.json` of the run folder `dir`.
+impl RunConfig {
+    /// Errors, naming the field (and the flag that sets it), unless every setting is in range:
+    /// counts at least 1, a positive finite learning rate, momentum in [0, 1), weight decay
+    /// >= 0, one mean and one positive std per input channel.
+    pub fn validate(&self) -> Result<()> {
+        const FLAGS: [&str; 6] = [
+            "epochs",
+            "batch_size",
+            "max_steps",
+            "lr",
+            "momentum",
+            "weight_decay",
+        ];
+        let bad = |field: &str, msg: String| {
+            let flag = if FLAGS.contains(&field) {
+                format!(" (--{})", field.replace('_', "-"))
+            } else {
+                String::new()
+            };
+            Err(CliError::msg(format!("`{field}`{flag} {msg}")))
+        };
+        for (field, v) in [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("num_classes", self.num_classes),
+            ("max_steps", self.max_steps.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                return bad(field, "is 0; must be at least 1".into());
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("is {}; must be a finite value > 0", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(
+                "momentum",
+                format!("is {}; must be in [0, 1)", self.momentum),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "weight_decay",
+                format!("is {}; must be a finite value >= 0", self.weight_decay),
+            );
+        }
+        let [c, h, w] = self.input_shape;
+        if c == 0 || h == 0 || w == 0 {
+            return bad(
+                "input_shape",
+                format!("is {:?}; sizes must be >= 1", self.input_shape),
+            );
+        }
+        if self.mean.len() != c || self.std.len() != c {
+            return bad(
+                "mean",
+                format!(
+                    "and std have {} and {} values; the input has {c} channels",
+                    self.mean.len(),
+                    self.std.len()
+                ),
+            );
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return bad("std", "and mean must be finite, std > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads `config.json` of the run folder `dir` (not yet validated: a resume may still change
+/// some settings; see [`RunConfig::validate`]).
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
     let path = dir.join(CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| {

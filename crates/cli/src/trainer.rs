@@ -19,6 +19,7 @@ use mlfw_optim::Optimizer;
 use serde::Serialize;
 
 use crate::checkpoint::{self, Progress};
+use crate::checkpoint_check;
 use crate::data::{DataSpec, Normalize};
 use crate::error::{CliError, Result};
 use crate::evaluate::evaluate;
@@ -120,8 +121,16 @@ impl Trainer {
         let mut sched =
             optim::build_scheduler(&cfg.scheduler, opt.as_mut(), cfg.epochs, steps_per_epoch)?;
         let state = match &ckpt {
-            Some(c) => restore(c, opt.as_mut(), sched.as_mut(), &device)
-                .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
+            Some(c) => {
+                let names: Vec<String> = model
+                    .named_parameters()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                checkpoint_check::check(c, &cfg, &names, steps_per_epoch)
+                    .and_then(|()| restore(c, opt.as_mut(), sched.as_mut(), &device))
+                    .map_err(|e| e.context(ckpt_path.display()))?
+            }
             None => Progress {
                 epoch: 0,
                 step: 0,

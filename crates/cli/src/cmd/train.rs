@@ -115,7 +115,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         .out
         .clone()
         .unwrap_or_else(|| run_dir::default_dir(model, spec.name));
-    Ok(RunConfig {
+    let cfg = RunConfig {
         model: model.to_string(),
         dataset: spec.name.to_string(),
         device: a.device.clone(),
@@ -143,7 +143,9 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
         command: std::env::args().collect(),
         created: run_dir::timestamp(),
-    })
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The saved settings of the run in `dir`, with the changes `RESUMABLE` allows.
@@ -180,5 +182,7 @@ fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Resul
     if given("data_dir") {
         cfg.data_dir = a.data_dir.clone();
     }
+    cfg.validate()
+        .map_err(|e| e.context(dir.join(run_dir::CONFIG).display()))?;
     Ok(cfg)
 }
