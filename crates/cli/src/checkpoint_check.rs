@@ -75,7 +75,31 @@ pub fn check(
             ),
         );
     }
+    check_scheduler_state(c, cfg)?;
     check_optimizer_state(c, params)
+}
+
+/// The schedule must stand where the progress does: a per-batch schedule (`onecycle`) has
+/// stepped once per optimizer step, a per-epoch one once per finished epoch.
+fn check_scheduler_state(c: &Checkpoint, cfg: &RunConfig) -> Result<()> {
+    let Some(json) = &c.scheduler else {
+        return Ok(());
+    };
+    let doc: Value = serde_json::from_str(json)
+        .map_err(|e| CliError::msg(format!("`scheduler` state is not JSON: {e}")))?;
+    let last = doc["last_epoch"].as_u64();
+    let (expected, counter) = if cfg.scheduler == "onecycle" {
+        (c.progress.global_step, "progress.global_step")
+    } else {
+        (c.progress.epoch as u64, "progress.epoch")
+    };
+    if last != Some(expected) {
+        return Err(CliError::msg(format!(
+            "`scheduler.last_epoch` is {}, but {counter} is {expected}",
+            last.map_or_else(|| "missing".to_string(), |n| n.to_string())
+        )));
+    }
+    Ok(())
 }
 
 /// Once training has started, every parameter must have optimizer state (a step count, and

@@ -150,3 +150,41 @@ fn max_steps_0_is_refused_naming_the_flag() {
     ]);
     assert!(err.contains("--max-steps"), "{err}");
 }
+
+#[test]
+fn a_schedule_out_of_step_with_the_progress_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    ok(&[
+        "train",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "4",
+        "--workers",
+        "1",
+        "--quiet",
+        "--scheduler",
+        "onecycle",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    ok(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    edit_checkpoint(&run, |_, meta| {
+        let mut s: Value = serde_json::from_str(meta["scheduler"].as_str().unwrap()).unwrap();
+        s["last_epoch"] = 3.into();
+        meta["scheduler"] = Value::String(s.to_string());
+    });
+    let err = fails(&["train", "--resume", run.to_str().unwrap(), "--epochs", "3"]);
+    assert!(
+        err.contains("scheduler.last_epoch") && err.contains("progress.global_step is 8"),
+        "{err}"
+    );
+}
