@@ -33,7 +33,7 @@ pub mod transform;
 pub use cifar::{Cifar10, Cifar100, Cifar100Labels};
 pub use collate::{collate, Batch, ImageFormat};
 pub use dataset::{Dataset, Sample};
-pub use download::{download_file, Checksum, DownloadOptions, Progress};
+pub use download::{download_file, download_file_sized, Checksum, DownloadOptions, Progress};
 pub use error::{Error, Result};
 pub use fake::FakeData;
 pub use home::{data_root, mlfw_home};

@@ -100,6 +100,23 @@ pub fn download_file(
     expected: Checksum,
     opts: &DownloadOptions,
 ) -> Result<PathBuf> {
+    download_file_sized(urls, dest, expected, None, opts)
+}
+
+/// [`download_file`] of a file whose size is known in advance (`size`, e.g. from an index):
+/// a reply announcing another length is refused before its body is read, and a body that
+/// runs past `size` is cut off at the first byte too many, so a server can never fill the
+/// disk with more than was declared.
+///
+/// Errors: those of [`download_file`], and [`Error::Format`] naming the URL and both sizes
+/// when the server's length disagrees with `size` (nothing is left behind).
+pub fn download_file_sized(
+    urls: &[String],
+    dest: &Path,
+    expected: Checksum,
+    size: Option<u64>,
+    opts: &DownloadOptions,
+) -> Result<PathBuf> {
     if urls.is_empty() {
         return Err(Error::invalid(format!(
             "no URL given to download {}",
@@ -126,7 +143,7 @@ pub fn download_file(
         let mut attempt = 0;
         loop {
             let resumed = part_len(&part) > 0;
-            match fetch(&client, url, &part, dest, opts) {
+            match fetch(&client, url, &part, dest, size, opts) {
                 Ok(()) => match expected.verify(&part, url) {
                     Ok(()) => {
                         std::fs::rename(&part, dest)
@@ -243,6 +260,7 @@ fn fetch(
     url: &str,
     part: &Path,
     dest: &Path,
+    size: Option<u64>,
     opts: &DownloadOptions,
 ) -> std::result::Result<(), Failure> {
     let have = part_len(part);
@@ -295,6 +313,24 @@ fn fetch(
         }
     };
     let total = resp.content_length().map(|n| n + start);
+    let oversize = |got: String| {
+        let _ = std::fs::remove_file(part);
+        Failure {
+            error: Error::format(
+                url,
+                format!(
+                    "the server sends {got} bytes, but {} bytes were declared",
+                    size.unwrap_or(0)
+                ),
+            ),
+            retry: false,
+        }
+    };
+    if let (Some(t), Some(s)) = (total, size) {
+        if t != s {
+            return Err(oversize(t.to_string()));
+        }
+    }
     let label = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -318,6 +354,10 @@ fn fetch(
                 ));
             }
         };
+        if size.is_some_and(|s| received + n as u64 > s) {
+            report.abandon();
+            return Err(oversize(format!("more than {}", size.unwrap_or(0))));
+        }
         if let Err(e) = file.write_all(&buf[..n]) {
             report.abandon();
             return Err(io("writing", e));
@@ -325,7 +365,7 @@ fn fetch(
         received += n as u64;
         report.inc(n as u64);
     }
-    if let Some(t) = total.filter(|&t| t != received) {
+    if let Some(t) = total.or(size).filter(|&t| t != received) {
         report.abandon();
         return Err(network(
             url,
