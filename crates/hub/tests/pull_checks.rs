@@ -129,3 +129,19 @@ fn a_local_registry_file_of_the_wrong_size_is_refused() {
     );
     assert!(!home.path().join("hub").join("m").exists());
 }
+
+#[test]
+fn an_endless_index_is_cut_at_the_document_limit() {
+    let server = TestServer::start(vec![(
+        "/reg/index.json",
+        Route::Endless {
+            body: b"{\"format_version\": 1, \"models\": [".to_vec(),
+            total: 1 << 34,
+        },
+    )]);
+    let home = tempfile::tempdir().unwrap();
+    let o = opts(home.path()).registry(&server.url("/reg/index.json"));
+    let e = pull("m", &o).unwrap_err().to_string();
+    assert!(e.contains("limited to 16777216 bytes"), "{e}");
+    assert!(files_under(&home.path().join("hub").join(".tmp")).is_empty());
+}

@@ -35,6 +35,9 @@ pub struct DownloadOptions {
     pub retry_delay: Duration,
     /// The `User-Agent` header sent.
     pub user_agent: String,
+    /// The most bytes a download may have (default none); a longer body is cut off at the
+    /// first byte past it and the download fails.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for DownloadOptions {
@@ -45,6 +48,7 @@ impl Default for DownloadOptions {
             retries: 2,
             retry_delay: Duration::from_secs(1),
             user_agent: format!("mlfw/{}", env!("CARGO_PKG_VERSION")),
+            max_bytes: None,
         }
     }
 }
@@ -73,6 +77,12 @@ impl DownloadOptions {
     /// Sets the number of extra attempts per mirror after a network error.
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
+        self
+    }
+
+    /// Sets the most bytes a download may have.
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = Some(max);
         self
     }
 
@@ -313,23 +323,23 @@ fn fetch(
         }
     };
     let total = resp.content_length().map(|n| n + start);
-    let oversize = |got: String| {
+    // A body may not run past the declared size, nor past the options' limit.
+    let limit = size.or(opts.max_bytes);
+    let too_long = |got: String| {
         let _ = std::fs::remove_file(part);
+        let allowed = match size {
+            Some(s) => format!("{s} bytes were declared"),
+            None => format!("downloads are limited to {} bytes", limit.unwrap_or(0)),
+        };
         Failure {
-            error: Error::format(
-                url,
-                format!(
-                    "the server sends {got} bytes, but {} bytes were declared",
-                    size.unwrap_or(0)
-                ),
-            ),
+            error: Error::format(url, format!("the server sends {got} bytes, but {allowed}")),
             retry: false,
         }
     };
-    if let (Some(t), Some(s)) = (total, size) {
-        if t != s {
-            return Err(oversize(t.to_string()));
-        }
+    match (total, size, limit) {
+        (Some(t), Some(s), _) if t != s => return Err(too_long(t.to_string())),
+        (Some(t), None, Some(m)) if t > m => return Err(too_long(t.to_string())),
+        _ => {}
     }
     let label = dest
         .file_name()
@@ -354,9 +364,9 @@ fn fetch(
                 ));
             }
         };
-        if size.is_some_and(|s| received + n as u64 > s) {
+        if let Some(m) = limit.filter(|&m| received + n as u64 > m) {
             report.abandon();
-            return Err(oversize(format!("more than {}", size.unwrap_or(0))));
+            return Err(too_long(format!("more than {m}")));
         }
         if let Err(e) = file.write_all(&buf[..n]) {
             report.abandon();
