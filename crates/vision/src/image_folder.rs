@@ -189,6 +189,17 @@ pub fn is_image_file(p: &Path) -> bool {
 /// Errors name the file: not a regular file (a FIFO is refused before it is opened), cannot
 /// be read or decoded, or declares more pixels than the budget.
 pub fn decode(path: &Path, color: ColorMode) -> Result<DynamicImage> {
+    decode_with_budget(path, color, pixel_budget::max_image_pixels()?)
+}
+
+/// [`decode`] with an explicit pixel budget (`None`: no limit) instead of the environment's.
+///
+/// Errors: as [`decode`].
+pub fn decode_with_budget(
+    path: &Path,
+    color: ColorMode,
+    budget: Option<u64>,
+) -> Result<DynamicImage> {
     let origin = path.display().to_string();
     let err = |msg: String| Error::File {
         path: origin.clone(),
@@ -200,7 +211,6 @@ pub fn decode(path: &Path, color: ColorMode) -> Result<DynamicImage> {
             "is not a regular file (a FIFO, socket, device or folder)".into(),
         ));
     }
-    let budget = pixel_budget::max_image_pixels()?;
     let open = || {
         image::ImageReader::open(path)
             .map_err(|e| err(format!("cannot open image: {e}")))?
