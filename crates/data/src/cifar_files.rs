@@ -240,7 +240,7 @@ pub fn read_from_archive(
 /// records, at most [`MAX_CIFAR_FILE_RECORDS`] of them, within the memory available.
 fn check_member_size(archive: &Path, member: &str, size: u64, record: u64) -> Result<()> {
     let max = MAX_CIFAR_FILE_RECORDS * record;
-    if size == 0 || size % record != 0 || size > max {
+    if size == 0 || !size.is_multiple_of(record) || size > max {
         return Err(Error::format(
             archive,
             format!(

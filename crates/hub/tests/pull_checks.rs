@@ -32,7 +32,7 @@ fn failed_pull(route: Route, edit: impl FnOnce(&mut Value)) -> String {
         ("/reg/m.safetensors", route),
     ]);
     let home = tempfile::tempdir().unwrap();
-    let o = opts(home.path()).registry(&server.url("/reg/index.json"));
+    let o = opts(home.path()).registry(server.url("/reg/index.json"));
     let e = pull("m", &o).unwrap_err().to_string();
     let left: Vec<_> = files_under(&home.path().join("hub"))
         .into_iter()
@@ -140,7 +140,7 @@ fn an_endless_index_is_cut_at_the_document_limit() {
         },
     )]);
     let home = tempfile::tempdir().unwrap();
-    let o = opts(home.path()).registry(&server.url("/reg/index.json"));
+    let o = opts(home.path()).registry(server.url("/reg/index.json"));
     let e = pull("m", &o).unwrap_err().to_string();
     assert!(e.contains("limited to 16777216 bytes"), "{e}");
     assert!(files_under(&home.path().join("hub").join(".tmp")).is_empty());
