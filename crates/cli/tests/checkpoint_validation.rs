@@ -5,25 +5,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fails, ok};
+use common::{fails, ok, strs, train_args};
 use mlfw_core::{safetensors, Device};
 use serde_json::Value;
 
-/// A finished 1-epoch run (SGD with momentum 0.9) of 4 steps per epoch.
-fn finished_run(tmp: &Path) -> PathBuf {
+/// A finished 1-epoch run (SGD with momentum 0.9) of 4 steps per epoch, with `extra` flags.
+fn finished_run(tmp: &Path, extra: &[&str]) -> PathBuf {
     let run = tmp.join("run");
-    ok(&[
-        "train",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "4",
-        "--workers",
-        "1",
-        "--quiet",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    ok(&strs(&train_args(&run, "1", "4", extra)));
     run
 }
 
@@ -52,15 +41,20 @@ fn resume(run: &Path) -> String {
     fails(&["train", "--resume", run.to_str().unwrap(), "--epochs", "2"])
 }
 
+/// The error of resuming a finished run whose checkpoint `edit` changed.
+fn resume_edited(edit: impl FnOnce(&mut Vec<(String, mlfw_core::Tensor)>, &mut Value)) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = finished_run(tmp.path(), &[]);
+    edit_checkpoint(&run, edit);
+    resume(&run)
+}
+
 #[test]
 fn emptied_optimizer_state_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = finished_run(tmp.path());
-    edit_checkpoint(&run, |tensors, meta| {
+    let err = resume_edited(|tensors, meta| {
         tensors.retain(|(n, _)| !n.starts_with("optim."));
         edit_optimizer_json(meta, |d| d["state"] = serde_json::json!({}));
     });
-    let err = resume(&run);
     assert!(
         err.contains("optimizer.state.0") && err.contains("conv1.weight") && err.contains("lost"),
         "{err}"
@@ -69,24 +63,18 @@ fn emptied_optimizer_state_is_refused() {
 
 #[test]
 fn missing_momentum_buffers_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = finished_run(tmp.path());
-    edit_checkpoint(&run, |tensors, _| {
+    let err = resume_edited(|tensors, _| {
         tensors.retain(|(n, _)| n != "optim.state.3.momentum_buffer");
     });
-    let err = resume(&run);
     assert!(err.contains("state.3.momentum_buffer"), "{err}");
 }
 
 #[test]
 fn unexpected_optimizer_tensors_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = finished_run(tmp.path());
-    edit_checkpoint(&run, |tensors, _| {
+    let err = resume_edited(|tensors, _| {
         let t = tensors[0].1.clone();
         tensors.push(("optim.state.0.stray".into(), t));
     });
-    let err = resume(&run);
     assert!(
         err.contains("state.0.stray") && err.contains("unexpected"),
         "{err}"
@@ -95,13 +83,10 @@ fn unexpected_optimizer_tensors_are_refused() {
 
 #[test]
 fn a_step_past_the_epoch_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = finished_run(tmp.path());
-    edit_checkpoint(&run, |_, meta| {
+    let err = resume_edited(|_, meta| {
         meta["progress"]["step"] = 9.into();
         meta["progress"]["global_step"] = 13.into();
     });
-    let err = resume(&run);
     assert!(
         err.contains("progress.step") && err.contains("4 steps"),
         "{err}"
@@ -111,7 +96,7 @@ fn a_step_past_the_epoch_is_refused() {
 #[test]
 fn config_fields_out_of_range_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = finished_run(tmp.path());
+    let run = finished_run(tmp.path(), &[]);
     let cfg_path = run.join("config.json");
     let good: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     for (field, value) in [
@@ -140,7 +125,7 @@ fn max_steps_0_is_refused_naming_the_flag() {
     let err = fails(&["train", "--max-steps", "0", "--out", out.to_str().unwrap()]);
     assert!(err.contains("--max-steps"), "{err}");
     assert!(!out.exists(), "a refused run created its folder");
-    let run = finished_run(tmp.path());
+    let run = finished_run(tmp.path(), &[]);
     let err = fails(&[
         "train",
         "--resume",
@@ -154,21 +139,7 @@ fn max_steps_0_is_refused_naming_the_flag() {
 #[test]
 fn a_schedule_out_of_step_with_the_progress_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    ok(&[
-        "train",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "4",
-        "--workers",
-        "1",
-        "--quiet",
-        "--scheduler",
-        "onecycle",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let run = finished_run(tmp.path(), &["--scheduler", "onecycle"]);
     ok(&[
         "train",
         "--resume",

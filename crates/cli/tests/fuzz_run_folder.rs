@@ -8,7 +8,7 @@ mod fuzz;
 
 use std::path::Path;
 
-use common::{command, ok};
+use common::{command, ok, strs, train_args};
 use fuzz::{mutate, FuzzReport, FuzzRng};
 use mlfw_core::{safetensors, Device};
 
@@ -41,20 +41,12 @@ fn resume(run: &Path, r: &mut FuzzReport, aborts: &mut usize) {
 fn fuzz_checkpoint_and_config() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    ok(&[
-        "train",
-        "--epochs",
+    ok(&strs(&train_args(
+        &run,
         "1",
-        "--max-steps",
         "2",
-        "--workers",
-        "1",
-        "--quiet",
-        "--scheduler",
-        "onecycle",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+        &["--scheduler", "onecycle"],
+    )));
     let names = ["checkpoint.safetensors", "config.json", "metrics.jsonl"];
     let good: Vec<Vec<u8>> = names
         .iter()

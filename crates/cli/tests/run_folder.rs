@@ -8,23 +8,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{command, fails, ok};
+use common::{command, fails, ok, strs};
 
 fn train_args(out: &Path, epochs: &str) -> Vec<String> {
-    [
-        "train",
-        "--epochs",
-        epochs,
-        "--max-steps",
-        "4",
-        "--workers",
-        "1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
+    common::train_args(out, epochs, "4", &[])
 }
 
 /// Starts a long run into `out` and waits until it holds the folder's lock.
@@ -54,7 +41,7 @@ fn a_second_writer_is_refused_naming_the_holder() {
     let mut first = start_long_run(&run);
     let pid = format!("pid {}", first.id());
     let args = train_args(&run, "2");
-    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = fails(&strs(&args));
     let resume = ["train", "--resume", run.to_str().unwrap(), "--quiet"];
     let err_resume = fails(&resume);
     first.kill().unwrap();
@@ -81,10 +68,7 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_step_0() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     for run in [&a, &b] {
-        ok(&train_args(run, "1")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>());
+        ok(&strs(&train_args(run, "1")));
     }
     // What a kill in the first epoch leaves: config.json, and maybe a temporary file.
     for f in [

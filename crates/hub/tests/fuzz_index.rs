@@ -11,15 +11,7 @@ use mlfw_hub::index::Index;
 fn fuzz_index_json() {
     let w = common::weights();
     let seeds = vec![
-        common::index_json(
-            "m",
-            "lenet5",
-            "m.safetensors",
-            "m.safetensors",
-            &common::sha(&w),
-            w.len(),
-        )
-        .into_bytes(),
+        common::lenet_index(&w, w.len()).into_bytes(),
         include_bytes!("../builtin/index.json").to_vec(),
     ];
     let r = fuzz::fuzz("hub index", &seeds, 1000, 8, |b| {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{files_under, index_json, opts, sha, weights, Route, TestServer};
+use common::{files_under, lenet_index, opts, weights, Route, TestServer};
 use mlfw_hub::pull;
 use serde_json::Value;
 
@@ -14,15 +14,7 @@ use serde_json::Value;
 /// of the failed pull stayed in the cache.
 fn failed_pull(route: Route, edit: impl FnOnce(&mut Value)) -> String {
     let w = weights();
-    let mut index: Value = serde_json::from_str(&index_json(
-        "m",
-        "lenet5",
-        "m.safetensors",
-        "m.safetensors",
-        &sha(&w),
-        w.len(),
-    ))
-    .unwrap();
+    let mut index: Value = serde_json::from_str(&lenet_index(&w, w.len())).unwrap();
     edit(&mut index["models"][0]);
     let server = TestServer::start(vec![
         (
@@ -110,14 +102,7 @@ fn metadata_that_does_not_fit_the_weights_is_refused() {
 fn a_local_registry_file_of_the_wrong_size_is_refused() {
     let reg = tempfile::tempdir().unwrap();
     let w = weights();
-    let index = index_json(
-        "m",
-        "lenet5",
-        "m.safetensors",
-        "m.safetensors",
-        &sha(&w),
-        w.len() + 5,
-    );
+    let index = lenet_index(&w, w.len() + 5);
     std::fs::write(reg.path().join("index.json"), index).unwrap();
     std::fs::write(reg.path().join("m.safetensors"), &w).unwrap();
     let home = tempfile::tempdir().unwrap();

@@ -57,3 +57,34 @@ pub fn ok(args: &[&str]) -> String {
     assert!(o.status.success(), "mlfw {args:?} failed:\n{}", stderr(&o));
     stdout(&o)
 }
+
+/// Arguments of a quiet LeNet-5 run on mnist-mini into `out`: `epochs` epochs of at most
+/// `max_steps` steps on one worker, then `extra`.
+pub fn train_args(
+    out: &std::path::Path,
+    epochs: &str,
+    max_steps: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "train",
+        "--epochs",
+        epochs,
+        "--max-steps",
+        max_steps,
+        "--workers",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().expect("UTF-8 path"),
+    ]
+    .map(String::from)
+    .to_vec();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// `args` as `&str`s.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
