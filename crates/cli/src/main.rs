@@ -10,6 +10,7 @@ mod data;
 mod device;
 mod error;
 mod evaluate;
+mod memory;
 mod metrics;
 mod models;
 mod optim;
@@ -52,6 +53,9 @@ enum Command {
     /// Measure training and inference throughput and peak memory.
     Bench(cmd::bench::BenchArgs),
 }
+
+#[global_allocator]
+static ALLOC: memory::CountingAlloc = memory::CountingAlloc;
 
 /// When the process started (for the start-up time in `train --json`).
 pub static START: LazyLock<Instant> = LazyLock::new(Instant::now);

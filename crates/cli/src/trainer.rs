@@ -28,7 +28,7 @@ use crate::optim::{self, Schedule};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
 use crate::run_lock::RunLock;
-use crate::{device, models, plot};
+use crate::{device, memory, models, plot};
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -110,6 +110,21 @@ impl Trainer {
         model.train(true);
         let train = spec.loader(Split::Train, cfg.batch_size, cfg.workers, cfg.seed)?;
         let val = spec.loader(Split::Test, cfg.batch_size.max(500), cfg.workers, cfg.seed)?;
+        let batch = |l: &DataLoader, b: usize| b.min(l.dataset().len());
+        memory::check_model_batch(
+            model.as_mut(),
+            cfg.input_shape,
+            batch(&train, cfg.batch_size),
+            true,
+            &device,
+        )?;
+        memory::check_model_batch(
+            model.as_mut(),
+            cfg.input_shape,
+            batch(&val, cfg.batch_size.max(500)),
+            false,
+            &device,
+        )?;
         let steps_per_epoch = train.len().min(cfg.max_steps.unwrap_or(usize::MAX));
         let mut opt = optim::build_optimizer(
             &cfg.optimizer,

@@ -107,7 +107,7 @@ fn the_pixel_budget_is_raised_with_its_variable() {
 }
 
 #[test]
-fn absurd_bench_batch_sizes_name_the_flag() {
+fn absurd_batch_sizes_name_the_flag() {
     for args in [
         &["bench", "--batch-size", "10000000"][..],
         &["bench", "--batch-size", "18446744073709551615"],
@@ -119,6 +119,16 @@ fn absurd_bench_batch_sizes_name_the_flag() {
             "100000",
             "--batch-size",
             "2",
+        ],
+        // Batches that fit as inputs but whose activations do not (measured per image).
+        &["bench", "--batch-size", "60000", "--steps", "1"],
+        &[
+            "eval",
+            "--pretrained",
+            "--dataset",
+            "fake",
+            "--batch-size",
+            "60000",
         ],
     ] {
         let o = limited(LIMIT).args(args).output().unwrap();
@@ -161,4 +171,28 @@ fn a_fifo_as_weights_is_refused_without_blocking() {
     }
     let err = clean_failure(&child.wait_with_output().unwrap());
     assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_training_batch_too_large_for_memory_is_refused_before_the_folder_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = limited(LIMIT)
+        .args([
+            "train",
+            "--dataset",
+            "fake",
+            "--batch-size",
+            "100000000",
+            "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = clean_failure(&o);
+    assert!(
+        err.contains("--batch-size 60000") && err.contains("per image"),
+        "{err}"
+    );
+    assert!(!run.exists());
 }

@@ -39,21 +39,30 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// The most timed or warm-up steps one bench may take.
+const MAX_STEPS: usize = 1_000_000;
+
 /// Runs `mlfw bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
     let name = models::canonical(&a.model)?;
     if a.batch_size == 0 || a.steps == 0 {
         return Err(CliError::msg("--batch-size and --steps must be at least 1"));
     }
+    if a.steps > MAX_STEPS || a.warmup > MAX_STEPS {
+        return Err(CliError::msg(format!(
+            "--steps and --warmup may be at most {MAX_STEPS}"
+        )));
+    }
     let input = match a.input.as_deref() {
         Some(&[c, h, w]) => [c, h, w],
         _ => models::default_input(name),
     };
-    check_batch_fits(a.batch_size, input)?;
+    crate::data::check_batches_fit(a.batch_size, input, 1)?;
     let device = device::open(&a.device)?;
     mlfw_core::manual_seed(0);
     let mut model = models::build(name, input, 10)?;
     model.to_device(&device)?;
+    crate::memory::check_model_batch(model.as_mut(), input, a.batch_size, true, &device)?;
     let b = a.batch_size;
     let x = Tensor::randn(
         0.0,
@@ -113,28 +122,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Errors, naming the flags, unless one batch of random inputs (f32, `[B, C, H, W]`) and its
-/// labels fit in the memory available: the least a step needs, checked before allocating.
-fn check_batch_fits(batch: usize, input: [usize; 3]) -> Result<()> {
-    if input.contains(&0) {
-        return Err(CliError::msg(format!(
-            "--input {},{},{}: every size must be at least 1",
-            input[0], input[1], input[2]
-        )));
-    }
-    let bytes = input
-        .iter()
-        .try_fold(batch as u64, |acc, &d| acc.checked_mul(d as u64))
-        .and_then(|n| n.checked_mul(4))
-        .and_then(|n| n.checked_add(batch as u64 * 8));
-    let what = format!(
-        "--batch-size {batch} of {}x{}x{} inputs",
-        input[0], input[1], input[2]
-    );
-    mlfw_data::memory::check_fits(bytes, &what, "lower --batch-size (or --input)")
-        .map_err(|e| CliError::msg(e.to_string()))
 }
 
 /// Waits for `t`'s device work by reading one element back.
