@@ -188,3 +188,61 @@ fn a_training_batch_too_large_for_memory_is_refused_before_the_folder_is_made() 
     );
     assert!(!run.exists());
 }
+
+#[test]
+fn gzipped_idx_claiming_huge_dimensions_is_refused_under_a_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // [2^32-1, 28, 28] images from a few dozen bytes; the labels are fine.
+    let mut head = vec![0, 0, 8, 3];
+    for d in [u32::MAX, 28, 28] {
+        head.extend_from_slice(&d.to_be_bytes());
+    }
+    head.extend_from_slice(&[0; 100]);
+    for split in ["train", "t10k"] {
+        std::fs::write(
+            dir.path().join(format!("{split}-images-idx3-ubyte.gz")),
+            gzip(&head),
+        )
+        .unwrap();
+        let labels = [&[0u8, 0, 8, 1, 0, 0, 0, 2][..], &[1, 2]].concat();
+        std::fs::write(
+            dir.path().join(format!("{split}-labels-idx1-ubyte")),
+            labels,
+        )
+        .unwrap();
+    }
+    let o = limited(LIMIT)
+        .args(["train", "--dataset", "mnist", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let err = clean_failure(&o);
+    assert!(
+        err.contains("train-images-idx3-ubyte.gz") && err.contains("memory available"),
+        "{err}"
+    );
+}
+
+#[test]
+fn safetensors_claiming_a_huge_tensor_is_refused_under_a_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = r#"{"conv1.weight":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,1099511627776]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0; 64]);
+    let weights = dir.path().join("w.safetensors");
+    std::fs::write(&weights, bytes).unwrap();
+    let img = dir.path().join("x.jpg");
+    jpeg_claiming(&img, 28, 28, None);
+    let o = limited(LIMIT)
+        .arg("predict")
+        .arg(&img)
+        .arg("--weights")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    let err = clean_failure(&o);
+    assert!(err.contains("w.safetensors"), "{err}");
+}
