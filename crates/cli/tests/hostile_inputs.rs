@@ -13,6 +13,20 @@ use common::{clean_failure, command, limited};
 /// 2 GiB of address space: far below what any of these claims would take.
 const LIMIT: u64 = 2 << 30;
 
+/// Runs `mlfw args` under the memory limit; asserts a clean failure whose message holds every
+/// one of `needles`, and returns it.
+fn refused<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    needles: &[&str],
+) -> String {
+    let o = limited(LIMIT).args(args).output().unwrap();
+    let err = clean_failure(&o);
+    for n in needles {
+        assert!(err.contains(n), "no `{n}` in: {err}");
+    }
+    err
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(bytes).unwrap();
@@ -30,22 +44,21 @@ fn cifar_archive_member_claiming_2_pow_62_bytes() {
     let mut tar = h.as_bytes().to_vec();
     tar.extend_from_slice(&[0; 512]);
     std::fs::write(dir.path().join("cifar-10-binary.tar.gz"), gzip(&tar)).unwrap();
-    let o = limited(LIMIT)
-        .args([
-            "train",
-            "--dataset",
-            "cifar10",
-            "--epochs",
-            "1",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let err = clean_failure(&o);
-    assert!(err.contains("declares 4611686018427387904 bytes"), "{err}");
+    let (data, run) = (dir.path().to_str().unwrap(), dir.path().join("run"));
+    let args = [
+        "train",
+        "--dataset",
+        "cifar10",
+        "--epochs",
+        "1",
+        "--data-dir",
+        data,
+    ];
+    let needles = ["declares 4611686018427387904 bytes"];
+    refused(
+        args.iter().chain(&["--out", run.to_str().unwrap()]),
+        &needles,
+    );
 }
 
 /// A baseline JPEG of `w` x `h` gray pixels whose SOF0 header is then rewritten to claim
@@ -73,15 +86,10 @@ fn jpeg_claiming_23000_squared_pixels_is_refused_before_decoding() {
     let bomb = dir.path().join("bomb.jpg");
     jpeg_claiming(&bomb, 16, 16, Some(23000));
     assert!(std::fs::metadata(&bomb).unwrap().len() < 1000);
-    let o = limited(LIMIT)
-        .args(["predict", "--pretrained"])
-        .arg(&bomb)
-        .output()
-        .unwrap();
-    let err = clean_failure(&o);
-    assert!(
-        err.contains("23000x23000") && err.contains("MLFW_MAX_IMAGE_PIXELS"),
-        "{err}"
+    let bomb = bomb.to_str().unwrap();
+    refused(
+        ["predict", "--pretrained", bomb],
+        &["23000x23000", "MLFW_MAX_IMAGE_PIXELS"],
     );
 }
 
@@ -123,12 +131,7 @@ fn absurd_batch_sizes_name_the_flag() {
         // A batch that fits as input but whose activations do not (measured per image).
         &["bench", "--batch-size", "60000", "--steps", "1"],
     ] {
-        let o = limited(LIMIT).args(args).output().unwrap();
-        let err = clean_failure(&o);
-        assert!(
-            err.contains("--batch-size") && err.contains("memory"),
-            "{err}"
-        );
+        refused(args, &["--batch-size", "memory"]);
     }
 }
 
@@ -169,23 +172,17 @@ fn a_fifo_as_weights_is_refused_without_blocking() {
 fn a_training_batch_too_large_for_memory_is_refused_before_the_folder_is_made() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let o = limited(LIMIT)
-        .args([
-            "train",
-            "--dataset",
-            "fake",
-            "--batch-size",
-            "100000000",
-            "--out",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    let err = clean_failure(&o);
-    assert!(
-        err.contains("--batch-size 60000") && err.contains("per image"),
-        "{err}"
-    );
+    let out = run.to_str().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "fake",
+        "--batch-size",
+        "100000000",
+        "--out",
+        out,
+    ];
+    refused(args, &["--batch-size 60000", "per image"]);
     assert!(!run.exists());
 }
 
@@ -211,17 +208,11 @@ fn gzipped_idx_claiming_huge_dimensions_is_refused_under_a_memory_limit() {
         )
         .unwrap();
     }
-    let o = limited(LIMIT)
-        .args(["train", "--dataset", "mnist", "--data-dir"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let err = clean_failure(&o);
-    assert!(
-        err.contains("train-images-idx3-ubyte.gz") && err.contains("memory available"),
-        "{err}"
+    let (data, run) = (dir.path().to_str().unwrap(), dir.path().join("run"));
+    let args = ["train", "--dataset", "mnist", "--data-dir", data, "--out"];
+    refused(
+        args.iter().chain(&[run.to_str().unwrap()]),
+        &["train-images-idx3-ubyte.gz", "memory available"],
     );
 }
 
@@ -236,13 +227,6 @@ fn safetensors_claiming_a_huge_tensor_is_refused_under_a_memory_limit() {
     std::fs::write(&weights, bytes).unwrap();
     let img = dir.path().join("x.jpg");
     jpeg_claiming(&img, 28, 28, None);
-    let o = limited(LIMIT)
-        .arg("predict")
-        .arg(&img)
-        .arg("--weights")
-        .arg(&weights)
-        .output()
-        .unwrap();
-    let err = clean_failure(&o);
-    assert!(err.contains("w.safetensors"), "{err}");
+    let (img, weights) = (img.to_str().unwrap(), weights.to_str().unwrap());
+    refused(["predict", img, "--weights", weights], &["w.safetensors"]);
 }
