@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use mlfw_core::{Device, Tensor};
-use mlfw_data::{load_by_name, DataLoader, DatasetInfo, ImageDataset, LoadOptions, Split};
+use mlfw_data::{load_by_name, DataLoader, Dataset, DatasetInfo, ImageDataset, LoadOptions, Split};
 use mlfw_vision::transforms::{Compose, RandomCrop, RandomHorizontalFlip, Resize};
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::models;
 
 /// A dataset prepared for a model.
@@ -82,6 +82,9 @@ impl DataSpec {
     ) -> Result<DataLoader> {
         let train = split.is_train();
         let ds = self.load(split, train)?;
+        // Each worker keeps 2 batches queued and builds a third; the consumer holds one.
+        let in_flight = 3 * workers.max(1) + 1;
+        check_batches_fit(batch_size.min(ds.len()), self.input, in_flight)?;
         let loader = DataLoader::new(ds)
             .batch_size(batch_size)
             .num_workers(workers);
@@ -91,6 +94,30 @@ impl DataSpec {
             loader.seed(seed)
         })
     }
+}
+
+/// Errors, naming the flags, unless `in_flight` batches of `batch` f32 images of shape `input`
+/// (`[C, H, W]`) and their labels fit in the memory available: the least a run needs, checked
+/// before anything is allocated.
+pub fn check_batches_fit(batch: usize, input: [usize; 3], in_flight: usize) -> Result<()> {
+    if input.contains(&0) {
+        return Err(CliError::msg(format!(
+            "--input {},{},{}: every size must be at least 1",
+            input[0], input[1], input[2]
+        )));
+    }
+    let bytes = input
+        .iter()
+        .try_fold(batch as u64, |acc, &d| acc.checked_mul(d as u64))
+        .and_then(|n| n.checked_add(batch as u64 * 2))
+        .and_then(|n| n.checked_mul(4))
+        .and_then(|n| n.checked_mul(in_flight as u64));
+    let what = format!(
+        "{in_flight} batch(es) in flight of --batch-size {batch} {}x{}x{} images",
+        input[0], input[1], input[2]
+    );
+    mlfw_data::memory::check_fits(bytes, &what, "lower --batch-size (or --workers, --input)")
+        .map_err(|e| CliError::msg(e.to_string()))
 }
 
 /// Per-channel normalization `(x - mean) / std` of `[N, C, H, W]` batches, on a device.
@@ -120,7 +147,6 @@ impl Normalize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlfw_data::Dataset;
 
     #[test]
     fn images_are_resized_to_the_model_input() {

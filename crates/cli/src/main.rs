@@ -4,17 +4,20 @@
 //! printed as `error: ...` and turned into a non-zero exit status, never a panic.
 
 mod checkpoint;
+mod checkpoint_check;
 mod cmd;
 mod data;
 mod device;
 mod error;
 mod evaluate;
+mod memory;
 mod metrics;
 mod models;
 mod optim;
 mod plot;
 mod progress;
 mod run_dir;
+mod run_lock;
 mod trainer;
 
 use std::process::ExitCode;
@@ -52,6 +55,9 @@ enum Command {
     /// Print a model's captured graph (inference, or the training step with --train).
     Graph(cmd::graph::GraphArgs),
 }
+
+#[global_allocator]
+static ALLOC: memory::CountingAlloc = memory::CountingAlloc;
 
 /// When the process started (for the start-up time in `train --json`).
 pub static START: LazyLock<Instant> = LazyLock::new(Instant::now);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CliError, Result};
+use crate::run_lock::RunLock;
 
 /// Settings of the run, as given or defaulted.
 pub const CONFIG: &str = "config.json";
@@ -66,7 +67,80 @@ pub struct RunConfig {
     pub created: String,
 }
 
-/// Reads `config.json` of the run folder `dir`.
+impl RunConfig {
+    /// Errors, naming the field (and the flag that sets it), unless every setting is in range:
+    /// counts at least 1, a positive finite learning rate, momentum in [0, 1), weight decay
+    /// >= 0, one mean and one positive std per input channel.
+    pub fn validate(&self) -> Result<()> {
+        const FLAGS: [&str; 6] = [
+            "epochs",
+            "batch_size",
+            "max_steps",
+            "lr",
+            "momentum",
+            "weight_decay",
+        ];
+        let bad = |field: &str, msg: String| {
+            let flag = if FLAGS.contains(&field) {
+                format!(" (--{})", field.replace('_', "-"))
+            } else {
+                String::new()
+            };
+            Err(CliError::msg(format!("`{field}`{flag} {msg}")))
+        };
+        for (field, v) in [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("num_classes", self.num_classes),
+            ("max_steps", self.max_steps.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                return bad(field, "is 0; must be at least 1".into());
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("is {}; must be a finite value > 0", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(
+                "momentum",
+                format!("is {}; must be in [0, 1)", self.momentum),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "weight_decay",
+                format!("is {}; must be a finite value >= 0", self.weight_decay),
+            );
+        }
+        let [c, h, w] = self.input_shape;
+        if c == 0 || h == 0 || w == 0 {
+            return bad(
+                "input_shape",
+                format!("is {:?}; sizes must be >= 1", self.input_shape),
+            );
+        }
+        if self.mean.len() != c || self.std.len() != c {
+            return bad(
+                "mean",
+                format!(
+                    "and std have {} and {} values; the input has {c} channels",
+                    self.mean.len(),
+                    self.std.len()
+                ),
+            );
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return bad("std", "and mean must be finite, std > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads `config.json` of the run folder `dir` (not yet validated: a resume may still change
+/// some settings; see [`RunConfig::validate`]).
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
     let path = dir.join(CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -86,16 +160,26 @@ pub fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Creates a fresh run folder; errors if `dir` already holds a run.
-pub fn create(dir: &Path) -> Result<()> {
-    if dir.join(CONFIG).exists() || dir.join(CHECKPOINT).exists() {
+/// Creates a fresh run folder and locks it (see [`RunLock`]); errors if `dir` already holds a
+/// run (checked under the lock, so two runs started at once cannot both pass), or is locked.
+pub fn create(dir: &Path) -> Result<RunLock> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::msg(format!("cannot create {}: {e}", dir.display())))?;
+    let lock = RunLock::acquire(dir)?;
+    if dir.join(CHECKPOINT).exists() {
         return Err(CliError::msg(format!(
             "{} already holds a run; continue it with --resume {0} or choose another --out",
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::msg(format!("cannot create {}: {e}", dir.display())))
+    if dir.join(CONFIG).exists() {
+        return Err(CliError::msg(format!(
+            "{} holds a run that stopped before its first checkpoint; start it over from step 0 \
+             with --resume {0}, or choose another --out",
+            dir.display()
+        )));
+    }
+    Ok(lock)
 }
 
 /// `runs/<model>-<dataset>-<YYYYMMDD-HHMMSS>`.
@@ -152,8 +236,10 @@ mod tests {
     fn create_refuses_an_existing_run() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("r");
-        create(&run).unwrap();
+        drop(create(&run).unwrap());
         std::fs::write(run.join(CONFIG), "{}").unwrap();
+        assert!(create(&run).unwrap_err().message().contains("step 0"));
+        std::fs::write(run.join(CHECKPOINT), "").unwrap();
         assert!(create(&run).unwrap_err().message().contains("--resume"));
     }
 }

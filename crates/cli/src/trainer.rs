@@ -19,6 +19,7 @@ use mlfw_optim::Optimizer;
 use serde::Serialize;
 
 use crate::checkpoint::{self, Progress};
+use crate::checkpoint_check;
 use crate::data::{DataSpec, Normalize};
 use crate::error::{CliError, Result};
 use crate::evaluate::evaluate;
@@ -26,7 +27,8 @@ use crate::metrics::{self, EpochMetrics};
 use crate::optim::{self, Schedule};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
-use crate::{device, models, plot};
+use crate::run_lock::RunLock;
+use crate::{device, memory, models, plot};
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -75,20 +77,26 @@ pub struct Trainer {
     console: Console,
     stop: Arc<AtomicBool>,
     first_step_s: Option<f64>,
+    /// The run folder's lock, held for the trainer's life.
+    _lock: RunLock,
 }
 
 impl Trainer {
-    /// Builds model, data, optimizer and schedule for `cfg`; with `resume`, restores them from
-    /// the run folder's checkpoint. The folder is only written once everything has loaded.
-    pub fn new(cfg: RunConfig, resume: bool, quiet: bool, json: bool) -> Result<Self> {
+    /// Builds model, data, optimizer and schedule for `cfg`. With `resume` (the run folder's
+    /// lock, held since before its config was read) restores them from the folder's checkpoint;
+    /// a run that stopped before its first checkpoint starts over from step 0. A fresh run
+    /// creates and locks its folder. The folder is only written once everything has loaded,
+    /// and stays locked until the trainer is dropped.
+    pub fn new(cfg: RunConfig, resume: Option<RunLock>, quiet: bool, json: bool) -> Result<Self> {
         let dir = cfg.out.clone();
         let device = device::open(&cfg.device)?;
-        let ckpt = if resume {
-            let path = dir.join(CHECKPOINT);
-            let c = checkpoint::load(&path)?;
-            Some(c)
-        } else {
-            None
+        let ckpt_path = dir.join(CHECKPOINT);
+        let never_checkpointed = resume.is_some()
+            && matches!(std::fs::symlink_metadata(&ckpt_path),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        let ckpt = match resume {
+            Some(_) if !never_checkpointed => Some(checkpoint::load(&ckpt_path)?),
+            _ => None,
         };
         let spec = DataSpec::new(&cfg.dataset, &cfg.model, cfg.data_dir.clone())?;
         mlfw_core::manual_seed(cfg.seed);
@@ -102,6 +110,21 @@ impl Trainer {
         model.train(true);
         let train = spec.loader(Split::Train, cfg.batch_size, cfg.workers, cfg.seed)?;
         let val = spec.loader(Split::Test, cfg.batch_size.max(500), cfg.workers, cfg.seed)?;
+        let batch = |l: &DataLoader, b: usize| b.min(l.dataset().len());
+        memory::check_model_batch(
+            model.as_mut(),
+            cfg.input_shape,
+            batch(&train, cfg.batch_size),
+            true,
+            &device,
+        )?;
+        memory::check_model_batch(
+            model.as_mut(),
+            cfg.input_shape,
+            batch(&val, cfg.batch_size.max(500)),
+            false,
+            &device,
+        )?;
         let steps_per_epoch = train.len().min(cfg.max_steps.unwrap_or(usize::MAX));
         let mut opt = optim::build_optimizer(
             &cfg.optimizer,
@@ -113,8 +136,16 @@ impl Trainer {
         let mut sched =
             optim::build_scheduler(&cfg.scheduler, opt.as_mut(), cfg.epochs, steps_per_epoch)?;
         let state = match &ckpt {
-            Some(c) => restore(c, opt.as_mut(), sched.as_mut(), &device)
-                .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
+            Some(c) => {
+                let names: Vec<String> = model
+                    .named_parameters()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                checkpoint_check::check(c, &cfg, &names, steps_per_epoch)
+                    .and_then(|()| restore(c, opt.as_mut(), sched.as_mut(), &device))
+                    .map_err(|e| e.context(ckpt_path.display()))?
+            }
             None => Progress {
                 epoch: 0,
                 step: 0,
@@ -129,16 +160,30 @@ impl Trainer {
             },
         };
         // Everything loaded: only now touch the run folder.
-        let history = if resume {
-            let mut rows = metrics::read(&dir)?;
-            rows.truncate(state.epoch);
-            metrics::rewrite(&dir, &rows)?;
-            rows
-        } else {
-            run_dir::create(&dir)?;
-            vec![]
+        let (lock, history) = match resume {
+            Some(lock) => {
+                if never_checkpointed {
+                    // Weights of the interrupted attempt belong to no checkpoint: drop them.
+                    for f in [LAST, BEST] {
+                        remove_if_exists(&dir.join(f))?;
+                    }
+                }
+                let mut rows = metrics::read(&dir)?;
+                rows.truncate(state.epoch);
+                metrics::rewrite(&dir, &rows)?;
+                (lock, rows)
+            }
+            None => (run_dir::create(&dir)?, vec![]),
         };
         run_dir::write_config(&dir, &cfg)?;
+        let console = Console::new(quiet, json);
+        if never_checkpointed {
+            console.line(format!(
+                "{} has no checkpoint yet (the run stopped before its first one): \
+                 starting over from step 0",
+                ckpt_path.display()
+            ));
+        }
         Ok(Trainer {
             norm: Normalize::new(&cfg.mean, &cfg.std, &device)?,
             cfg,
@@ -152,7 +197,8 @@ impl Trainer {
             steps_per_epoch,
             state,
             history,
-            console: Console::new(quiet, json),
+            console,
+            _lock: lock,
             stop: ctrl_c_flag(),
             first_step_s: None,
         })
@@ -389,6 +435,17 @@ fn restore(
     }
     with_global(|g| *g = Generator::from_state(c.progress.rng));
     Ok(c.progress.clone())
+}
+
+/// Removes `path`; a missing file is fine.
+fn remove_if_exists(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CliError::msg(format!(
+            "cannot remove {}: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The run folder's last path component.

@@ -120,9 +120,25 @@ pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTen
 }
 
 /// Loads every tensor of a file (memory-mapped while parsing) onto `device`.
+///
+/// Errors ([`Error::File`] naming the path): not a regular file (checked before opening, so a
+/// FIFO never blocks), unreadable, or not valid safetensors.
 pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<SafeTensorsFile> {
     let path = path.as_ref();
     let origin = path.display().to_string();
+    // Opening a FIFO for reading blocks until a writer appears: refuse anything but a file.
+    let meta = std::fs::metadata(path).map_err(|e| Error::File {
+        path: origin.clone(),
+        msg: format!("cannot open: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::File {
+            path: origin,
+            msg:
+                "is not a regular file (a FIFO, socket, device or folder); give a .safetensors file"
+                    .into(),
+        });
+    }
     let file = std::fs::File::open(path).map_err(|e| Error::File {
         path: origin.clone(),
         msg: format!("cannot open: {e}"),

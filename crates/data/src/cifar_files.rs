@@ -9,6 +9,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::memory::{check_fits, require_regular_file};
 
 /// Pixel bytes per CIFAR image (3 x 32 x 32).
 pub const CIFAR_IMAGE_BYTES: usize = 3 * 32 * 32;
@@ -53,6 +54,10 @@ pub(crate) const CIFAR100_LAYOUT: CifarLayout = CifarLayout {
     test: &["test.bin"],
     label_limits: &[20, 100],
 };
+
+/// The most records one CIFAR file may hold (the official files hold 10,000 or 50,000): a tar
+/// member declaring more is refused before anything is read.
+pub const MAX_CIFAR_FILE_RECORDS: u64 = 60_000;
 
 /// Files as `(name for messages, bytes)`.
 pub(crate) type NamedFiles = Vec<(String, Vec<u8>)>;
@@ -154,21 +159,32 @@ pub(crate) fn read_split(
     }
     let archive = dir.join(layout.archive);
     if archive.is_file() {
-        return read_from_archive(&archive, layout.folder, files).map(Some);
+        let record = (layout.label_limits.len() + CIFAR_IMAGE_BYTES) as u64;
+        return read_from_archive(&archive, layout.folder, files, record).map(Some);
     }
     Ok(None)
 }
 
-/// Reads the members `folder/f` for each `f` in `files` from the `.tar.gz` at `archive`.
-pub(crate) fn read_from_archive(
+/// Reads the members `folder/f` for each `f` in `files` from the `.tar.gz` at `archive`; each
+/// must hold whole `record`-byte records.
+///
+/// A member's declared size is checked before it is read (whole records, at most
+/// [`MAX_CIFAR_FILE_RECORDS`], within the memory available), and its buffer grows only with the
+/// bytes actually read.
+///
+/// Errors: [`Error::Format`] naming the archive for a corrupt or truncated archive, a member
+/// with an impossible size, or a missing member; not a regular file.
+pub fn read_from_archive(
     archive: &Path,
     folder: &str,
     files: &[&str],
+    record: u64,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let name = archive.display().to_string();
     let corrupt = |e: std::io::Error| Error::format(archive, format!("corrupt archive: {e}"));
+    require_regular_file(archive)?;
     let f = File::open(archive).map_err(|e| Error::io("opening", archive, e))?;
-    let gz = flate2::read::GzDecoder::new(BufReader::new(f));
+    let gz = flate2::read::MultiGzDecoder::new(BufReader::new(f));
     let mut tar = tar::Archive::new(gz);
     let mut found: Vec<Option<Vec<u8>>> = vec![None; files.len()];
     for entry in tar.entries().map_err(corrupt)? {
@@ -187,8 +203,23 @@ pub(crate) fn read_from_archive(
         else {
             continue;
         };
-        let mut buf = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut buf).map_err(corrupt)?;
+        let member = format!("{folder}/{}", files[pos]);
+        let size = entry.size();
+        check_member_size(archive, &member, size, record)?;
+        let mut buf = Vec::new();
+        (&mut entry)
+            .take(size)
+            .read_to_end(&mut buf)
+            .map_err(corrupt)?;
+        if buf.len() as u64 != size {
+            return Err(Error::format(
+                archive,
+                format!(
+                    "member {member} declares {size} bytes but holds {}: truncated archive",
+                    buf.len()
+                ),
+            ));
+        }
         found[pos] = Some(buf);
         if found.iter().all(Option::is_some) {
             break;
@@ -203,6 +234,26 @@ pub(crate) fn read_from_archive(
                 .ok_or_else(|| Error::format(archive, format!("member {folder}/{f} not found")))
         })
         .collect()
+}
+
+/// Errors unless a member's declared `size` is a plausible CIFAR file: whole `record`-byte
+/// records, at most [`MAX_CIFAR_FILE_RECORDS`] of them, within the memory available.
+fn check_member_size(archive: &Path, member: &str, size: u64, record: u64) -> Result<()> {
+    let max = MAX_CIFAR_FILE_RECORDS * record;
+    if size == 0 || !size.is_multiple_of(record) || size > max {
+        return Err(Error::format(
+            archive,
+            format!(
+                "member {member} declares {size} bytes; a CIFAR file holds whole {record}-byte \
+                 records, at most {max} bytes ({MAX_CIFAR_FILE_RECORDS} records)"
+            ),
+        ));
+    }
+    check_fits(
+        Some(size),
+        &format!("{}!{member}", archive.display()),
+        "free some memory",
+    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::memory::{available_bytes, check_fits, require_regular_file};
 
 /// An IDX array of bytes: its dimensions and row-major data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,76 +18,128 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads the file at `path`, gunzipping it when it starts with the gzip magic bytes.
+/// Whether `bytes` start with the gzip magic bytes.
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
+}
+
+/// Reads the regular file at `path`, gunzipping it when it starts with the gzip magic bytes
+/// (see [`gunzip_if_gzip`]).
 ///
-/// Errors name the file: unreadable, or a corrupt or truncated gzip stream.
+/// Errors name the file: not a regular file (a FIFO, a folder), unreadable, or a corrupt,
+/// truncated or trailing-garbage gzip stream.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    require_regular_file(path)?;
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     gunzip_if_gzip(bytes, &path.display().to_string())
 }
 
 /// Gunzips `bytes` if they start with the gzip magic bytes, else returns them unchanged.
-/// `name` is used in error messages.
+/// Every member of a multi-member stream is read (RFC 1952); bytes after the last member that
+/// are not another member are an error. The output grows only with bytes actually decoded and
+/// stops at the memory available. `name` is used in error messages.
+///
+/// Errors: [`Error::Format`] naming `name` for corrupt, truncated or trailing data, or output
+/// larger than the memory available.
 pub fn gunzip_if_gzip(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>> {
-    if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
+    if !is_gzip(&bytes) {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
-    flate2::read::GzDecoder::new(&bytes[..])
+    let limit = available_bytes().unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .take(limit.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| Error::Format {
-            file: name.to_string(),
-            problem: format!("corrupt or truncated gzip data: {e}"),
-        })?;
+        .map_err(|e| gzip_error(name, e))?;
+    if out.len() as u64 > limit {
+        return Err(Error::format(
+            name,
+            "decompresses to more than the memory available",
+        ));
+    }
     Ok(out)
 }
 
-/// Reads an IDX file of `u8` elements (gzipped or raw) from `path`.
+fn gzip_error(name: &str, e: std::io::Error) -> Error {
+    Error::format(
+        name,
+        format!("corrupt, truncated or trailing data in gzip stream: {e}"),
+    )
+}
+
+/// Reads an IDX file of `u8` elements (gzipped or raw) from the regular file at `path`.
 ///
-/// Errors name the file and the problem: wrong magic, an element type other than u8, or
-/// dimensions that disagree with the file's length.
+/// Errors name the file and the problem: not a regular file, wrong magic, an element type other
+/// than u8, dimensions that disagree with the file's length or exceed the memory available, or
+/// a corrupt gzip stream.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gz(path)?;
-    parse_idx(bytes, &path.display().to_string())
+    require_regular_file(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    decode_idx(&bytes, &path.display().to_string())
+}
+
+/// Parses an IDX file's bytes, gunzipping them on the fly when gzipped. The data buffer is
+/// sized by the bytes actually decoded, never by the header's claim alone: a header is first
+/// checked against the memory available. `name` is used in error messages.
+///
+/// Errors: as [`read_idx`].
+pub fn decode_idx(bytes: &[u8], name: &str) -> Result<IdxArray> {
+    if is_gzip(bytes) {
+        idx_from_reader(flate2::read::MultiGzDecoder::new(bytes), name, true)
+    } else {
+        idx_from_reader(bytes, name, false)
+    }
 }
 
 /// Parses the bytes of an (already decompressed) IDX file; `name` is used in error messages.
-pub fn parse_idx(mut bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
-    let bad = |problem: String| Error::Format {
-        file: name.to_string(),
-        problem,
+///
+/// Errors: as [`read_idx`].
+pub fn parse_idx(bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
+    idx_from_reader(&bytes[..], name, false)
+}
+
+/// Reads an IDX header then exactly the data it declares from `r`, then checks `r` ends.
+fn idx_from_reader(mut r: impl Read, name: &str, gz: bool) -> Result<IdxArray> {
+    let bad = |problem: String| Error::format(name, problem);
+    let io = |e: std::io::Error| {
+        if gz {
+            gzip_error(name, e)
+        } else {
+            bad(format!("cannot read: {e}"))
+        }
     };
-    if bytes.len() < 4 {
-        return Err(bad(format!(
-            "too short for an IDX header ({} bytes)",
-            bytes.len()
-        )));
+    let mut head = [0u8; 4];
+    let got = read_full(&mut r, &mut head).map_err(io)?;
+    if got < 4 {
+        return Err(bad(format!("too short for an IDX header ({got} bytes)")));
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
+    if head[0] != 0 || head[1] != 0 {
         return Err(bad(format!(
             "bad IDX magic {:02x} {:02x} {:02x} {:02x} (expected 00 00 08 <ndim>); \
              is this an IDX file?",
-            bytes[0], bytes[1], bytes[2], bytes[3]
+            head[0], head[1], head[2], head[3]
         )));
     }
-    if bytes[2] != 0x08 {
+    if head[2] != 0x08 {
         return Err(bad(format!(
             "unsupported IDX element type 0x{:02x}; only unsigned bytes (0x08) are supported",
-            bytes[2]
+            head[2]
         )));
     }
-    let ndim = bytes[3] as usize;
+    let ndim = head[3] as usize;
     if ndim == 0 {
         return Err(bad("IDX header declares 0 dimensions".into()));
     }
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
+    let mut raw = vec![0u8; 4 * ndim];
+    let got = read_full(&mut r, &mut raw).map_err(io)?;
+    if got < raw.len() {
         return Err(bad(format!(
-            "truncated IDX header: {ndim} dimensions need {header} bytes, file has {}",
-            bytes.len()
+            "truncated IDX header: {ndim} dimensions need {} bytes, file has {}",
+            4 + raw.len(),
+            4 + got
         )));
     }
-    let dims: Vec<usize> = bytes[4..header]
+    let dims: Vec<usize> = raw
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
@@ -94,15 +147,44 @@ pub fn parse_idx(mut bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
-    let actual = bytes.len() - header;
-    if actual != expected {
+    check_fits(
+        Some(expected as u64),
+        &format!("{name}: the IDX dimensions {dims:?}"),
+        "is the file corrupt?",
+    )?;
+    let mut data = Vec::new();
+    (&mut r)
+        .take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(io)?;
+    let mut extra = [0u8; 1];
+    let trailing = data.len() > expected || read_full(&mut r, &mut extra).map_err(io)? > 0;
+    if data.len() < expected || trailing {
+        let holds = if trailing {
+            format!("more than {expected}")
+        } else {
+            data.len().to_string()
+        };
         return Err(bad(format!(
-            "dimensions {dims:?} need {expected} data bytes but the file holds {actual} \
+            "dimensions {dims:?} need {expected} data bytes but the file holds {holds} \
              (truncated or corrupt?)"
         )));
     }
-    bytes.drain(..header);
-    Ok(IdxArray { dims, data: bytes })
+    Ok(IdxArray { dims, data })
+}
+
+/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Encodes `data` with `dims` as an IDX file of u8 (used by tests and tools).

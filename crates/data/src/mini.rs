@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::idx::{gunzip_if_gzip, parse_idx};
+use crate::idx::decode_idx;
 use crate::image_dataset::ImageDataset;
 use crate::info::mnist_mini_info;
 use crate::mnist::mnist_from_idx;
@@ -30,8 +30,8 @@ impl MnistMini {
         };
         let iname = format!("<embedded mnist-mini>/{split}-images-idx3-ubyte.gz");
         let lname = format!("<embedded mnist-mini>/{split}-labels-idx1-ubyte.gz");
-        let img = parse_idx(gunzip_if_gzip(images.to_vec(), &iname)?, &iname)?;
-        let lab = parse_idx(gunzip_if_gzip(labels.to_vec(), &lname)?, &lname)?;
+        let img = decode_idx(images, &iname)?;
+        let lab = decode_idx(labels, &lname)?;
         let set = mnist_from_idx(img, lab, 10, Path::new(&iname), Path::new(&lname))?;
         Ok(ImageDataset::new(set, mnist_mini_info()))
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::download::DownloadOptions;
 use crate::error::{Error, Result};
-use crate::idx::{parse_idx, read_maybe_gz};
+use crate::idx::read_idx;
 use crate::image_dataset::ImageDataset;
 use crate::image_set::ImageSet;
 use crate::info::{fashion_mnist_info, kmnist_info, mnist_info, DatasetInfo};
@@ -135,8 +135,8 @@ fn find_files(dir: &Path, train: bool) -> Option<(PathBuf, PathBuf)> {
 ///
 /// Errors name the file: malformed IDX, wrong rank, counts that disagree, labels out of range.
 pub fn read_mnist_pair(images: &Path, labels: &Path, num_classes: usize) -> Result<ImageSet> {
-    let img = parse_idx(read_maybe_gz(images)?, &images.display().to_string())?;
-    let lab = parse_idx(read_maybe_gz(labels)?, &labels.display().to_string())?;
+    let img = read_idx(images)?;
+    let lab = read_idx(labels)?;
     mnist_from_idx(img, lab, num_classes, images, labels)
 }
 

@@ -246,6 +246,17 @@ impl Entry {
                 format!("expected [H, W], got {:?}", p.size),
             ));
         }
+        if p.size[..] != self.architecture.input_shape[1..] {
+            return Err(bad(
+                "preprocessing.size",
+                format!(
+                    "is {:?}, but architecture.input_shape {:?} takes {:?} images",
+                    p.size,
+                    self.architecture.input_shape,
+                    &self.architecture.input_shape[1..]
+                ),
+            ));
+        }
         let c = self.architecture.in_channels();
         for (field, v) in [("mean", &p.mean), ("std", &p.std)] {
             if v.len() != c && v.len() != 1 {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mlfw_data::download::{download_file, part_path, sha256_file, Checksum};
+use mlfw_data::download::{download_file_sized, part_path, sha256_file, Checksum};
 
 use crate::cache::{self, CachedModel, Manifest};
 use crate::error::{Error, Result};
@@ -156,12 +156,16 @@ pub(crate) fn install(registry: &Registry, entry: &Entry, ctx: &Ctx) -> Result<P
             if ctx.force {
                 remove_if_exists(&dest)?;
                 remove_if_exists(&part_path(&dest))?;
-            } else if dest.is_file() && sha256_file(&dest)? == f.sha256.to_ascii_lowercase() {
+            } else if dest.is_file()
+                && std::fs::metadata(&dest).is_ok_and(|m| m.len() == f.size)
+                && sha256_file(&dest)? == f.sha256.to_ascii_lowercase()
+            {
                 continue;
             }
             fetch_file(loc, f, &dest, ctx)?;
             fetched.push(f.name.clone());
         }
+        crate::arch::check_weights(entry, &dir.join(&entry.weights()?.name))?;
         let mut pulled = entry.clone();
         for (f, loc) in pulled.files.iter_mut().zip(&locations) {
             f.url = loc.to_string();
@@ -202,15 +206,20 @@ fn fetch_file(loc: &Location, f: &FileEntry, dest: &Path, ctx: &Ctx) -> Result<(
     let checksum = Checksum::sha256(&f.sha256);
     match loc {
         Location::Url(url) => {
-            download_file(std::slice::from_ref(url), dest, checksum, &ctx.download)?;
+            let urls = std::slice::from_ref(url);
+            download_file_sized(urls, dest, checksum, Some(f.size), &ctx.download)?;
         }
         Location::Path(src) => {
+            mlfw_data::memory::require_regular_file(src)?;
+            let len = std::fs::metadata(src).map_err(|e| Error::io("reading", src, e))?;
+            check_size(f, len.len(), &src.display().to_string())?;
             let part = part_path(dest);
             create_parent(dest)?;
             std::fs::copy(src, &part).map_err(|e| Error::io("copying", src, e))?;
             verify_and_rename(&part, dest, &checksum, &src.display().to_string())?;
         }
         Location::Embedded(bytes) => {
+            check_size(f, bytes.len() as u64, &format!("builtin:{}", f.name))?;
             let part = part_path(dest);
             create_parent(dest)?;
             std::fs::write(&part, bytes).map_err(|e| Error::io("writing", &part, e))?;
@@ -218,6 +227,17 @@ fn fetch_file(loc: &Location, f: &FileEntry, dest: &Path, ctx: &Ctx) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Errors unless a source holds exactly the `size` bytes the index declares for `f`.
+fn check_size(f: &FileEntry, len: u64, origin: &str) -> Result<()> {
+    if len == f.size {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{origin} holds {len} bytes, but the index declares {} for `{}` (files[].size)",
+        f.size, f.name
+    )))
 }
 
 fn create_parent(dest: &Path) -> Result<()> {
@@ -242,13 +262,14 @@ fn remove_if_exists(p: &Path) -> Result<()> {
     }
 }
 
-/// After a failed pull: drops every file but `.part`s (kept to resume), then the version
-/// and name folders if empty, so an incomplete model never looks cached.
+/// After a failed pull: drops every file (`.part`s too: a transfer is resumed only within
+/// one pull, by its retries), then the version and name folders if empty, so nothing of a
+/// failed pull stays in the cache.
 fn clean_failed(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_file() && p.extension().is_none_or(|x| x != "part") {
+            if p.is_file() {
                 let _ = std::fs::remove_file(&p);
             }
         }

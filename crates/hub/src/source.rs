@@ -253,12 +253,16 @@ pub fn join_url(base: &str, rel: &str) -> String {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Fetches a small text document (an index, a config) with the data ring's downloader.
+/// The largest index or config document fetched (16 MiB): a server sending more is cut off.
+pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+
+/// Fetches a small text document (an index, a config) with the data ring's downloader, at
+/// most [`MAX_DOCUMENT_BYTES`].
 pub(crate) fn fetch_text(url: &str, ctx: &Ctx) -> Result<String> {
     let tmp_dir = ctx.hub_dir().join(".tmp");
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = tmp_dir.join(format!("fetch-{}-{n}.json", std::process::id()));
-    let mut opts = ctx.download.clone();
+    let mut opts = ctx.download.clone().max_bytes(MAX_DOCUMENT_BYTES);
     opts.progress = mlfw_data::Progress::Quiet;
     let res = download_file(&[url.to_string()], &tmp, Checksum::None, &opts)
         .map_err(Error::from)

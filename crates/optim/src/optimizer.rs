@@ -308,7 +308,21 @@ impl<H: Hyper> Optimizer for Optim<H> {
             c.validate()?;
             configs.push(c);
         }
+        let total: usize = self.groups.iter().map(|g| g.params.len()).sum();
+        if let Some(states) = doc["state"].as_object() {
+            if let Some(k) = states
+                .keys()
+                .find(|k| k.parse::<usize>().map_or(true, |i| i >= total))
+            {
+                return Err(bad(format!(
+                    "state `{k}` names no parameter (there are {total})"
+                )));
+            }
+        } else if !doc["state"].is_null() {
+            return Err(bad("`state` is not an object".into()));
+        }
         let map: HashMap<&str, &Tensor> = s.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut used = std::collections::HashSet::new();
         let mut new_state = Vec::with_capacity(self.groups.len());
         let mut idx = 0usize;
         for (g, c) in self.groups.iter().zip(&configs) {
@@ -319,7 +333,8 @@ impl<H: Hyper> Optimizer for Optim<H> {
                     Some(sj) => {
                         let step = sj["step"]
                             .as_u64()
-                            .ok_or_else(|| bad(format!("state {idx}: no step")))?;
+                            .filter(|&n| n > 0)
+                            .ok_or_else(|| bad(format!("state {idx}: no step count >= 1")))?;
                         let mut bufs = Vec::new();
                         for ((name, _), b) in c.buffers().iter().zip(Self::fresh_bufs(c, p)?) {
                             let key = format!("state.{idx}.{name}");
@@ -335,6 +350,7 @@ impl<H: Hyper> Optimizer for Optim<H> {
                             }
                             b.assign(&t.to_dtype(p.dtype())?)?;
                             bufs.push(b);
+                            used.insert(key);
                         }
                         Some(ParamState { step, bufs })
                     }
@@ -343,6 +359,17 @@ impl<H: Hyper> Optimizer for Optim<H> {
                 idx += 1;
             }
             new_state.push(sts);
+        }
+        let extra: Vec<&str> = s
+            .tensors
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !used.contains(*n))
+            .collect();
+        if !extra.is_empty() {
+            return Err(bad(format!(
+                "unexpected state tensor(s) {extra:?}: no parameter's state needs them"
+            )));
         }
         for (g, c) in self.groups.iter_mut().zip(configs) {
             g.config = c;

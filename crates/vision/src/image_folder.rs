@@ -3,6 +3,8 @@
 use crate::transforms::{ImageTransform, Img, Rng};
 use image::DynamicImage;
 use mlfw_core::{Error, Result};
+
+use crate::pixel_budget;
 use mlfw_data::{Dataset, DatasetInfo, Sample};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -179,16 +181,49 @@ pub fn is_image_file(p: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Decodes `path` and converts it per `color`; errors name the file.
+/// Decodes `path` and converts it per `color`.
+///
+/// The header's width and height are checked against the pixel budget
+/// ([`crate::pixel_budget`], env `MLFW_MAX_IMAGE_PIXELS`) before any pixel is decoded.
+///
+/// Errors name the file: not a regular file (a FIFO is refused before it is opened), cannot
+/// be read or decoded, or declares more pixels than the budget.
 pub fn decode(path: &Path, color: ColorMode) -> Result<DynamicImage> {
+    decode_with_budget(path, color, pixel_budget::max_image_pixels()?)
+}
+
+/// [`decode`] with an explicit pixel budget (`None`: no limit) instead of the environment's.
+///
+/// Errors: as [`decode`].
+pub fn decode_with_budget(
+    path: &Path,
+    color: ColorMode,
+    budget: Option<u64>,
+) -> Result<DynamicImage> {
+    let origin = path.display().to_string();
     let err = |msg: String| Error::File {
-        path: path.display().to_string(),
+        path: origin.clone(),
         msg,
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| err(format!("cannot open image: {e}")))?
-        .with_guessed_format()
-        .map_err(|e| err(format!("cannot read image: {e}")))?
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot open image: {e}")))?;
+    if !meta.is_file() {
+        return Err(err(
+            "is not a regular file (a FIFO, socket, device or folder)".into(),
+        ));
+    }
+    let open = || {
+        image::ImageReader::open(path)
+            .map_err(|e| err(format!("cannot open image: {e}")))?
+            .with_guessed_format()
+            .map_err(|e| err(format!("cannot read image: {e}")))
+    };
+    let (w, h) = open()?
+        .into_dimensions()
+        .map_err(|e| err(format!("cannot decode image: {e}")))?;
+    pixel_budget::check_pixels(&origin, w, h, budget)?;
+    let mut reader = open()?;
+    reader.limits(pixel_budget::decoder_limits(budget));
+    let img = reader
         .decode()
         .map_err(|e| err(format!("cannot decode image: {e}")))?;
     Ok(match color {

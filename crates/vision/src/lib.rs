@@ -13,5 +13,6 @@ pub use image_folder::ImageFolder;
 pub mod models;
 pub mod parity;
 pub mod parity_second_order;
+pub mod pixel_budget;
 pub mod predict;
 pub mod registry;

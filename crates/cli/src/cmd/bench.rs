@@ -39,20 +39,30 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// The most timed or warm-up steps one bench may take.
+const MAX_STEPS: usize = 1_000_000;
+
 /// Runs `mlfw bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
     let name = models::canonical(&a.model)?;
     if a.batch_size == 0 || a.steps == 0 {
         return Err(CliError::msg("--batch-size and --steps must be at least 1"));
     }
+    if a.steps > MAX_STEPS || a.warmup > MAX_STEPS {
+        return Err(CliError::msg(format!(
+            "--steps and --warmup may be at most {MAX_STEPS}"
+        )));
+    }
     let input = match a.input.as_deref() {
         Some(&[c, h, w]) => [c, h, w],
         _ => models::default_input(name),
     };
+    crate::data::check_batches_fit(a.batch_size, input, 1)?;
     let device = device::open(&a.device)?;
     mlfw_core::manual_seed(0);
     let mut model = models::build(name, input, 10)?;
     model.to_device(&device)?;
+    crate::memory::check_model_batch(model.as_mut(), input, a.batch_size, true, &device)?;
     let b = a.batch_size;
     let x = Tensor::randn(
         0.0,

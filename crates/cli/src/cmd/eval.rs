@@ -65,6 +65,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     )?;
     model.to_device(&device)?;
     let loader = spec.loader(split, a.batch_size.max(1), a.workers, 0)?;
+    let batch = a.batch_size.min(loader.dataset().len());
+    crate::memory::check_model_batch(model.as_mut(), spec.input, batch, false, &device)?;
     let norm = Normalize::new(&spec.info.mean, &spec.info.std, &device)?;
     let r = evaluate(
         model.as_mut(),

@@ -8,6 +8,7 @@ use clap::{ArgMatches, Args};
 
 use crate::error::{CliError, Result};
 use crate::run_dir::{self, RunConfig};
+use crate::run_lock::RunLock;
 use crate::trainer::Trainer;
 use crate::{data::DataSpec, models, optim};
 
@@ -83,11 +84,16 @@ const RESUMABLE: [&str; 7] = [
 
 /// Runs `mlfw train`.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
-    let (cfg, resume) = match &args.resume {
-        Some(dir) => (resumed_config(&args, matches, dir)?, true),
-        None => (fresh_config(&args)?, false),
+    // Resuming: lock the folder before reading anything in it; a fresh run locks the folder
+    // when it creates it.
+    let (cfg, lock) = match &args.resume {
+        Some(dir) => {
+            let lock = RunLock::acquire(dir)?;
+            (resumed_config(&args, matches, dir)?, Some(lock))
+        }
+        None => (fresh_config(&args)?, None),
     };
-    let mut trainer = Trainer::new(cfg, resume, args.quiet, args.json)?;
+    let mut trainer = Trainer::new(cfg, lock, args.quiet, args.json)?;
     let summary = trainer.run()?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -109,7 +115,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         .out
         .clone()
         .unwrap_or_else(|| run_dir::default_dir(model, spec.name));
-    Ok(RunConfig {
+    let cfg = RunConfig {
         model: model.to_string(),
         dataset: spec.name.to_string(),
         device: a.device.clone(),
@@ -137,7 +143,9 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
         command: std::env::args().collect(),
         created: run_dir::timestamp(),
-    })
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The saved settings of the run in `dir`, with the changes `RESUMABLE` allows.
@@ -174,5 +182,7 @@ fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Resul
     if given("data_dir") {
         cfg.data_dir = a.data_dir.clone();
     }
+    cfg.validate()
+        .map_err(|e| e.context(dir.join(run_dir::CONFIG).display()))?;
     Ok(cfg)
 }

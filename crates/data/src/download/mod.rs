@@ -35,6 +35,9 @@ pub struct DownloadOptions {
     pub retry_delay: Duration,
     /// The `User-Agent` header sent.
     pub user_agent: String,
+    /// The most bytes a download may have (default none); a longer body is cut off at the
+    /// first byte past it and the download fails.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for DownloadOptions {
@@ -45,6 +48,7 @@ impl Default for DownloadOptions {
             retries: 2,
             retry_delay: Duration::from_secs(1),
             user_agent: format!("mlfw/{}", env!("CARGO_PKG_VERSION")),
+            max_bytes: None,
         }
     }
 }
@@ -76,6 +80,12 @@ impl DownloadOptions {
         self
     }
 
+    /// Sets the most bytes a download may have.
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = Some(max);
+        self
+    }
+
     /// Sets the pause before each extra attempt.
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.retry_delay = delay;
@@ -98,6 +108,23 @@ pub fn download_file(
     urls: &[String],
     dest: &Path,
     expected: Checksum,
+    opts: &DownloadOptions,
+) -> Result<PathBuf> {
+    download_file_sized(urls, dest, expected, None, opts)
+}
+
+/// [`download_file`] of a file whose size is known in advance (`size`, e.g. from an index):
+/// a reply announcing another length is refused before its body is read, and a body that
+/// runs past `size` is cut off at the first byte too many, so a server can never fill the
+/// disk with more than was declared.
+///
+/// Errors: those of [`download_file`], and [`Error::Format`] naming the URL and both sizes
+/// when the server's length disagrees with `size` (nothing is left behind).
+pub fn download_file_sized(
+    urls: &[String],
+    dest: &Path,
+    expected: Checksum,
+    size: Option<u64>,
     opts: &DownloadOptions,
 ) -> Result<PathBuf> {
     if urls.is_empty() {
@@ -126,7 +153,7 @@ pub fn download_file(
         let mut attempt = 0;
         loop {
             let resumed = part_len(&part) > 0;
-            match fetch(&client, url, &part, dest, opts) {
+            match fetch(&client, url, &part, dest, size, opts) {
                 Ok(()) => match expected.verify(&part, url) {
                     Ok(()) => {
                         std::fs::rename(&part, dest)
@@ -243,6 +270,7 @@ fn fetch(
     url: &str,
     part: &Path,
     dest: &Path,
+    size: Option<u64>,
     opts: &DownloadOptions,
 ) -> std::result::Result<(), Failure> {
     let have = part_len(part);
@@ -295,6 +323,24 @@ fn fetch(
         }
     };
     let total = resp.content_length().map(|n| n + start);
+    // A body may not run past the declared size, nor past the options' limit.
+    let limit = size.or(opts.max_bytes);
+    let too_long = |got: String| {
+        let _ = std::fs::remove_file(part);
+        let allowed = match size {
+            Some(s) => format!("{s} bytes were declared"),
+            None => format!("downloads are limited to {} bytes", limit.unwrap_or(0)),
+        };
+        Failure {
+            error: Error::format(url, format!("the server sends {got} bytes, but {allowed}")),
+            retry: false,
+        }
+    };
+    match (total, size, limit) {
+        (Some(t), Some(s), _) if t != s => return Err(too_long(t.to_string())),
+        (Some(t), None, Some(m)) if t > m => return Err(too_long(t.to_string())),
+        _ => {}
+    }
     let label = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -318,6 +364,10 @@ fn fetch(
                 ));
             }
         };
+        if let Some(m) = limit.filter(|&m| received + n as u64 > m) {
+            report.abandon();
+            return Err(too_long(format!("more than {m}")));
+        }
         if let Err(e) = file.write_all(&buf[..n]) {
             report.abandon();
             return Err(io("writing", e));
@@ -325,7 +375,7 @@ fn fetch(
         received += n as u64;
         report.inc(n as u64);
     }
-    if let Some(t) = total.filter(|&t| t != received) {
+    if let Some(t) = total.or(size).filter(|&t| t != received) {
         report.abandon();
         return Err(network(
             url,

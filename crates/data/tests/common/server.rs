@@ -22,6 +22,9 @@ pub enum Route {
         chunk: usize,
         pause_ms: u64,
     },
+    /// Serves `body`, then zeros up to `total` bytes, with no Content-Length (the end is
+    /// the connection closing): a body larger than any size an index declared for it.
+    Endless { body: Vec<u8>, total: usize },
     /// The first `times` requests get full headers but only `cut_at` body bytes, then the
     /// connection closes; later requests behave like `File`.
     CutOff {
@@ -168,6 +171,17 @@ fn handle(
                 std::thread::sleep(std::time::Duration::from_millis(pause_ms));
             }
             Ok(())
+        }
+        Some(Route::Endless { body, total }) => {
+            write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
+            stream.write_all(&body)?;
+            let zeros = vec![0u8; 1 << 16];
+            let mut sent = body.len();
+            while sent < total {
+                stream.write_all(&zeros)?;
+                sent += zeros.len();
+            }
+            stream.flush()
         }
         Some(Route::CutOff {
             body,

@@ -80,3 +80,16 @@ pub fn opts(home: &std::path::Path) -> mlfw_hub::HubOptions {
     o.timeout = std::time::Duration::from_secs(10);
     o
 }
+
+/// [`index_json`] for model `m` (LeNet-5) whose file `m.safetensors` holds `w`, declared as
+/// `size` bytes.
+pub fn lenet_index(w: &[u8], size: usize) -> String {
+    index_json(
+        "m",
+        "lenet5",
+        "m.safetensors",
+        "m.safetensors",
+        &sha(w),
+        size,
+    )
+}
