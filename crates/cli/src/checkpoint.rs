@@ -53,6 +53,8 @@ pub struct Checkpoint {
     pub scheduler: Option<String>,
     /// Progress counters and RNG state.
     pub progress: Progress,
+    /// The f16 loss scaler's state (`--amp f16` runs).
+    pub scaler: Option<mlfw_optim::GradScalerState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +62,8 @@ struct Meta {
     progress: Progress,
     optimizer: String,
     scheduler: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scaler: Option<mlfw_optim::GradScalerState>,
 }
 
 /// Writes a checkpoint of `model`, `optimizer`, `scheduler` and `progress` to `path`, atomically.
@@ -69,6 +73,7 @@ pub fn save(
     optimizer: &OptimizerState,
     scheduler: Option<String>,
     progress: &Progress,
+    scaler: Option<mlfw_optim::GradScalerState>,
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = model
         .state_dict()
@@ -85,6 +90,7 @@ pub fn save(
         progress: progress.clone(),
         optimizer: optimizer.json.clone(),
         scheduler,
+        scaler,
     };
     let meta = HashMap::from([(META_KEY.to_string(), serde_json::to_string(&meta)?)]);
     let bytes = safetensors::to_bytes(&tensors, Some(meta))?;
@@ -124,6 +130,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         },
         scheduler: meta.scheduler,
         progress: meta.progress,
+        scaler: meta.scaler,
     })
 }
 
@@ -151,7 +158,15 @@ mod tests {
             rng: (1, 2),
             loader_seed: 0,
         };
-        save(&path, &m, &opt.state_dict().unwrap(), Some("{}".into()), &p).unwrap();
+        save(
+            &path,
+            &m,
+            &opt.state_dict().unwrap(),
+            Some("{}".into()),
+            &p,
+            None,
+        )
+        .unwrap();
         let c = load(&path).unwrap();
         assert_eq!(c.progress, p);
         assert_eq!(c.model.len(), 2);

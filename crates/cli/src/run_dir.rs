@@ -57,6 +57,9 @@ pub struct RunConfig {
     pub num_classes: usize,
     /// Training augmentation, in order (empty: none).
     pub augment: Vec<String>,
+    /// Mixed precision: `none`, `bf16` or `f16` (autocast; f16 adds dynamic loss scaling).
+    #[serde(default = "amp_none")]
+    pub amp: String,
     /// The run folder.
     pub out: PathBuf,
     /// mlfw version that created the run.
@@ -67,11 +70,28 @@ pub struct RunConfig {
     pub created: String,
 }
 
+fn amp_none() -> String {
+    "none".into()
+}
+
+/// The autocast dtype of an `--amp` value. Errors: anything but none, bf16, f16.
+pub fn amp_dtype(amp: &str) -> Result<Option<mlfw_core::DType>> {
+    match amp {
+        "none" => Ok(None),
+        "bf16" => Ok(Some(mlfw_core::DType::BF16)),
+        "f16" => Ok(Some(mlfw_core::DType::F16)),
+        other => Err(CliError::msg(format!(
+            "`amp` (--amp) is `{other}`; valid values: none, bf16, f16"
+        ))),
+    }
+}
+
 impl RunConfig {
     /// Errors, naming the field (and the flag that sets it), unless every setting is in range:
     /// counts at least 1, a positive finite learning rate, momentum in [0, 1), weight decay
     /// >= 0, one mean and one positive std per input channel.
     pub fn validate(&self) -> Result<()> {
+        amp_dtype(&self.amp)?;
         const FLAGS: [&str; 6] = [
             "epochs",
             "batch_size",

@@ -15,7 +15,7 @@ use mlfw_core::random::with_global;
 use mlfw_core::{Device, Generator};
 use mlfw_data::{DataLoader, Split};
 use mlfw_nn::{functional as F, Module};
-use mlfw_optim::Optimizer;
+use mlfw_optim::{GradScaler, Optimizer};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Progress};
@@ -77,6 +77,10 @@ pub struct Trainer {
     console: Console,
     stop: Arc<AtomicBool>,
     first_step_s: Option<f64>,
+    /// The autocast dtype (`--amp`), if any.
+    amp: Option<mlfw_core::DType>,
+    /// The dynamic loss scaler of `--amp f16` runs.
+    scaler: Option<GradScaler>,
     /// The run folder's lock, held for the trainer's life.
     _lock: RunLock,
 }
@@ -159,6 +163,27 @@ impl Trainer {
                 loader_seed: cfg.seed,
             },
         };
+        let amp = run_dir::amp_dtype(&cfg.amp)?;
+        let scaler = match (amp, ckpt.as_ref().and_then(|c| c.scaler)) {
+            (Some(mlfw_core::DType::F16), Some(s)) => Some(
+                GradScaler::with_state(s)
+                    .map_err(|e| CliError::msg(e).context(ckpt_path.display()))?,
+            ),
+            (Some(mlfw_core::DType::F16), None) if ckpt.is_some() => {
+                return Err(CliError::msg(format!(
+                    "{}: an --amp f16 run's checkpoint has no loss-scaler state",
+                    ckpt_path.display()
+                )))
+            }
+            (Some(mlfw_core::DType::F16), None) => Some(GradScaler::new()),
+            (_, Some(_)) => {
+                return Err(CliError::msg(format!(
+                    "{}: loss-scaler state in a run without --amp f16",
+                    ckpt_path.display()
+                )))
+            }
+            _ => None,
+        };
         // Everything loaded: only now touch the run folder.
         let (lock, history) = match resume {
             Some(lock) => {
@@ -201,6 +226,8 @@ impl Trainer {
             _lock: lock,
             stop: ctrl_c_flag(),
             first_step_s: None,
+            amp,
+            scaler,
         })
     }
 
@@ -337,8 +364,13 @@ impl Trainer {
             let x = self.norm.apply(&batch.images)?;
             let y = batch.labels.to(&self.device)?;
             self.opt.zero_grad();
-            let logits = self.model.forward(&x)?;
-            let loss = F::cross_entropy(&logits, &y)?;
+            let (logits, loss) = {
+                // Forward and loss under autocast; backward outside it, as in PyTorch.
+                let _amp = self.amp.map(mlfw_core::autocast::autocast).transpose()?;
+                let logits = self.model.forward(&x)?;
+                let loss = F::cross_entropy(&logits, &y)?;
+                (logits, loss)
+            };
             let lv = loss.item_f64()?;
             if !lv.is_finite() {
                 bar.finish();
@@ -351,8 +383,17 @@ impl Trainer {
                     self.dir.display()
                 )));
             }
-            loss.backward()?;
-            self.opt.step()?;
+            match self.scaler.as_mut() {
+                Some(s) => {
+                    s.scale(&loss)?.backward()?;
+                    s.step(self.opt.as_mut(), &self.model.parameters())?;
+                    s.update();
+                }
+                None => {
+                    loss.backward()?;
+                    self.opt.step()?;
+                }
+            }
             if let Some(sc) = self.sched.as_mut().filter(|s| s.per_batch) {
                 sc.scheduler.step(self.opt.as_mut())?;
             }
@@ -412,6 +453,7 @@ impl Trainer {
             &self.opt.state_dict()?,
             sched,
             &self.state,
+            self.scaler.as_ref().map(|s| s.state_dict()),
         )
     }
 }

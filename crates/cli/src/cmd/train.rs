@@ -60,6 +60,10 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// Mixed precision: none, bf16 or f16 (autocast: matmul and convolution in 16 bits, f32
+    /// master weights, loss and reductions; f16 adds a dynamic loss scaler).
+    #[arg(long, default_value = "none")]
+    pub amp: String,
     /// Train at most this many steps per epoch (quick checks).
     #[arg(long)]
     pub max_steps: Option<usize>,
@@ -139,6 +143,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         input_shape: spec.input,
         num_classes: spec.info.num_classes,
         augment: spec.augmentation(),
+        amp: a.amp.clone(),
         out,
         mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
         command: std::env::args().collect(),
