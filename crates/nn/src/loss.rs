@@ -310,6 +310,10 @@ pub fn smooth_l1_loss(x: &Tensor, y: &Tensor, beta: f64, r: Reduction) -> Result
 
 /// Binary cross entropy of probabilities `p` and targets `y` (logs clamped at −100, as
 /// PyTorch), optionally weighted elementwise (`weight` broadcasts to the input).
+///
+/// The gradient is PyTorch's, `(p − y) / max(p·(1 − p), 1e-12)` for `p` and
+/// `log(1 − p) − log(p)` (clamped logs) for `y`, so saturated probabilities (0 or 1) give a
+/// large finite gradient instead of the NaN of differentiating the clamped logs.
 pub fn binary_cross_entropy(
     p: &Tensor,
     y: &Tensor,
@@ -317,18 +321,49 @@ pub fn binary_cross_entropy(
     r: Reduction,
 ) -> Result<Tensor> {
     same_shape(p, y, "binary_cross_entropy")?;
+    let mut loss = mlfw_autograd::custom_op(
+        "binary_cross_entropy",
+        |xs| {
+            let (lp, l1p) = clamped_logs(&xs[0])?;
+            let one_minus_y = xs[1].neg()?.add_scalar(1.0)?;
+            xs[1].mul(&lp)?.add(&one_minus_y.mul(&l1p)?)?.neg()
+        },
+        |xs, _, g| {
+            let (p, y) = (&xs[0], &xs[1]);
+            let gp = match p.requires_grad() {
+                true => {
+                    let den = p.mul(&p.neg()?.add_scalar(1.0)?)?;
+                    let den = den.clamp(1e-12, f64::INFINITY)?;
+                    Some(g.mul(&p.sub(y)?)?.div(&den)?)
+                }
+                false => None,
+            };
+            let gy = match y.requires_grad() {
+                true => {
+                    let (lp, l1p) = clamped_logs(p)?;
+                    Some(g.mul(&l1p.sub(&lp)?)?)
+                }
+                false => None,
+            };
+            Ok(vec![gp, gy])
+        },
+        &[p.clone(), y.clone()],
+    )?;
+    if let Some(w) = weight {
+        loss = loss.mul(w)?;
+    }
+    reduce(loss, r)
+}
+
+/// `log(p)` and `log(1 − p)`, each clamped below at −100 (PyTorch's BCE).
+fn clamped_logs(p: &Tensor) -> Result<(Tensor, Tensor)> {
     let lp = p.log()?.clamp(-100.0, f64::INFINITY)?;
     let l1p = p
         .neg()?
         .add_scalar(1.0)?
         .log()?
         .clamp(-100.0, f64::INFINITY)?;
-    let one_minus_y = y.neg()?.add_scalar(1.0)?;
-    let mut loss = y.mul(&lp)?.add(&one_minus_y.mul(&l1p)?)?.neg()?;
-    if let Some(w) = weight {
-        loss = loss.mul(w)?;
-    }
-    reduce(loss, r)
+    Ok((lp, l1p))
 }
 
 /// Binary cross entropy on logits, in the stable form
