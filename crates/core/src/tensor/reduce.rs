@@ -89,12 +89,13 @@ impl Tensor {
         self.mean(&[], false)
     }
 
-    /// Maximum over `dims` (torch.amax; gradient shared evenly among ties).
+    /// Maximum over `dims` (torch.amax; a NaN makes it NaN; the gradient is shared evenly
+    /// among ties).
     pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Max, dims, keepdim)
     }
 
-    /// Minimum over `dims` (torch.amin).
+    /// Minimum over `dims` (torch.amin; as [`Tensor::max`]).
     pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Min, dims, keepdim)
     }
@@ -235,7 +236,8 @@ impl Tensor {
         }
     }
 
-    /// Softmax over `dim`.
+    /// Softmax over `dim`. As in PyTorch, a row's max is subtracted whatever it is (a `+inf`
+    /// makes the row NaN) and an all `-inf` row gives NaN.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
         self.softmax_impl(dim, false)
     }
