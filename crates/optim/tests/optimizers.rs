@@ -239,10 +239,10 @@ fn gradient_clipping_with_a_nan_gradient_poisons_every_gradient_as_pytorch() {
     assert!(e.to_string().contains("NaN"), "{e}");
     assert_eq!(q.grad().unwrap().to_vec::<f32>().unwrap(), vec![3.0, 4.0]);
     grad(&p, vec![f32::INFINITY, 1.0]);
-    assert!(clip_grad_norm_with(&[p.clone()], 1.0, 2.0, true).is_err());
+    assert!(clip_grad_norm_with(std::slice::from_ref(&p), 1.0, 2.0, true).is_err());
     // Finite gradients clip as usual with the option on.
     grad(&p, vec![3.0, 4.0]);
-    let n = clip_grad_norm_with(&[p.clone()], 1.0, 2.0, true).unwrap();
+    let n = clip_grad_norm_with(std::slice::from_ref(&p), 1.0, 2.0, true).unwrap();
     assert!((n - 5.0).abs() < 1e-6);
     close(
         &p.grad().unwrap().to_vec::<f32>().unwrap(),
