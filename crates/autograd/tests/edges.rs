@@ -111,37 +111,26 @@ fn max_min_reductions_and_pooling_propagate_nan() {
 
 #[test]
 fn softmax_subtracts_an_infinite_max_and_only_all_neg_inf_rows_are_special() {
-    let x = leaf(&[0., INF], &[2]);
-    same("softmax([0, inf])", &x.softmax(0).unwrap(), &[NAN, NAN]);
-    same(
-        "log_softmax([0, inf])",
-        &x.log_softmax(0).unwrap(),
-        &[NAN, NAN],
-    );
-    same(
-        "logsumexp([0, inf])",
-        &x.logsumexp(&[0], false).unwrap(),
-        &[INF],
-    );
-    let x = t(&[f32::NEG_INFINITY, f32::NEG_INFINITY], &[2]);
-    same("softmax(-inf row)", &x.softmax(0).unwrap(), &[NAN, NAN]);
-    same(
-        "log_softmax(-inf row)",
-        &x.log_softmax(0).unwrap(),
-        &[NAN, NAN],
-    );
-    same(
-        "logsumexp(-inf row)",
-        &x.logsumexp(&[0], false).unwrap(),
-        &[f32::NEG_INFINITY],
-    );
-    let x = t(&[f32::NEG_INFINITY, 0.], &[2]);
-    same("softmax([-inf, 0])", &x.softmax(0).unwrap(), &[0., 1.]);
-    same(
-        "log_softmax([-inf, 0])",
-        &x.log_softmax(0).unwrap(),
-        &[f32::NEG_INFINITY, 0.],
-    );
+    let ninf = f32::NEG_INFINITY;
+    // (row, softmax, log_softmax, logsumexp)
+    for (row, sm, lsm, lse) in [
+        ([0., INF], [NAN, NAN], [NAN, NAN], INF),
+        ([ninf, ninf], [NAN, NAN], [NAN, NAN], ninf),
+        ([ninf, 0.], [0., 1.], [ninf, 0.], 0.),
+    ] {
+        let x = t(&row, &[2]);
+        same(&format!("softmax({row:?})"), &x.softmax(0).unwrap(), &sm);
+        same(
+            &format!("log_softmax({row:?})"),
+            &x.log_softmax(0).unwrap(),
+            &lsm,
+        );
+        same(
+            &format!("logsumexp({row:?})"),
+            &x.logsumexp(&[0], false).unwrap(),
+            &[lse],
+        );
+    }
     // f64 and a longer row take the generic (non-vectorised) path.
     let x = Tensor::from_vec(vec![0f64, 1., f64::INFINITY], [3], &Device::Cpu).unwrap();
     let y = x.softmax(0).unwrap().to_vec::<f64>().unwrap();

@@ -54,6 +54,15 @@ fn ilist(v: &Value, key: &str) -> Option<Vec<isize>> {
     })
 }
 
+/// A required list of sizes.
+fn ulist(v: &Value, key: &str, op: &str) -> Result<Vec<usize>> {
+    Ok(ilist(v, key)
+        .ok_or_else(|| Error::msg(format!("{op}: missing `{key}`")))?
+        .into_iter()
+        .map(|d| d as usize)
+        .collect())
+}
+
 fn reduction(v: &Value) -> Result<Reduction> {
     match v["reduction"].as_str().unwrap_or("mean") {
         "mean" => Ok(Reduction::Mean),
@@ -190,11 +199,7 @@ pub(super) fn forward(
         "softmax" => a.softmax(isize_of(m, "dim")?)?,
         "log_softmax" => a.log_softmax(isize_of(m, "dim")?)?,
         "transpose_reshape" => {
-            let shape: Vec<usize> = ilist(m, "shape")
-                .ok_or_else(|| Error::msg("transpose_reshape: missing `shape`"))?
-                .into_iter()
-                .map(|d| d as usize)
-                .collect();
+            let shape = ulist(m, "shape", op)?;
             a.transpose(isize_of(m, "dim0")?, isize_of(m, "dim1")?)?
                 .reshape(shape)?
         }
@@ -275,11 +280,7 @@ pub(super) fn forward(
             }
         }
         "layer_norm" => {
-            let shape: Vec<usize> = ilist(m, "normalized_shape")
-                .ok_or_else(|| Error::msg("layer_norm: missing `normalized_shape`"))?
-                .into_iter()
-                .map(|d| d as usize)
-                .collect();
+            let shape = ulist(m, "normalized_shape", op)?;
             F::layer_norm(
                 a,
                 &shape,
