@@ -7,7 +7,7 @@
 //! `grad<i>` are compared on the host with [`rel_err`] ≤ [`TOLERANCE`]: special values exactly
 //! (NaN where PyTorch has NaN, the same infinity), `max|a − b| / (max|b| + 1e-6)` elsewhere.
 //! Batch-norm cases also compare the running statistics after a training call. The ops a
-//! case may name are listed in [`ops`].
+//! case may name are listed in `parity/ops.rs`.
 
 mod ops;
 
