@@ -169,11 +169,16 @@ fn nll_rows(
     let c = logp.dims()[1];
     let w = check_weight(&o.weight, c, op)?;
     let (onehot, valid) = target_masks(t, c, o.ignore_index, logp.dtype(), op)?;
+    let target_class = onehot.cmp_scalar(0.0, CmpOp::Ne)?;
     let wrow = match &w {
         Some(w) => onehot.mul(w)?,
         None => onehot,
     };
-    let per = logp.mul(&wrow)?.sum(&[1], false)?.neg()?;
+    // Select the target's log-probability rather than multiply by the mask: a masked-out
+    // class with logit -inf (log-probability -inf) must give 0, not 0·(-inf) = NaN (PyTorch
+    // gathers too).
+    let picked = target_class.where_cond(&logp, &logp.scalar_like(0.0)?)?;
+    let per = picked.mul(&wrow)?.sum(&[1], false)?.neg()?;
     let wsum = wrow.sum_all()?;
     let out = match o.reduction {
         Reduction::None => per.reshape(rows.to_vec())?,

@@ -77,3 +77,34 @@ fn binary_cross_entropy_at_saturated_probabilities() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn cross_entropy_with_masked_out_minus_inf_logits() -> Result<()> {
+    // PyTorch: cross_entropy([[0, -inf], [-inf, 1]], [0, 1]) = 0 with gradient 0 (the -inf
+    // classes have probability 0); selecting by 0·(-inf) would make both NaN.
+    let d = Device::Cpu;
+    let ninf = f32::NEG_INFINITY;
+    let x = Tensor::from_vec(vec![0f32, ninf, ninf, 1.], [2, 2], &d)?.requires_grad_(true)?;
+    let t = Tensor::from_vec(vec![0i64, 1], [2], &d)?;
+    let loss = F::cross_entropy(&x, &t)?;
+    close(&[loss.item_f64()? as f32], &[0.0], 0.0);
+    loss.backward()?;
+    close(&x.grad().unwrap().to_vec::<f32>()?, &[0., 0., 0., 0.], 0.0);
+    // The same through nll_loss and with class weights and an ignored row.
+    let lp = x.detach().log_softmax(1)?;
+    let w = Tensor::from_vec(vec![2f32, 3.], [2], &d)?;
+    let o = mlfw_nn::CrossEntropyOptions {
+        weight: Some(w),
+        ignore_index: 1,
+        ..Default::default()
+    };
+    let l = F::nll_loss_with(&lp, &t, &o)?;
+    close(&[l.item_f64()? as f32], &[0.0], 0.0);
+    // A -inf at the target itself is an infinite loss, as in PyTorch.
+    let t = Tensor::from_vec(vec![1i64, 1], [2], &d)?;
+    assert_eq!(
+        F::cross_entropy(&x.detach(), &t)?.item_f64()?,
+        f64::INFINITY
+    );
+    Ok(())
+}
