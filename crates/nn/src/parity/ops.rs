@@ -128,7 +128,8 @@ pub(super) fn forward(
                 "matmul" => a.matmul(b)?,
                 "pow_tensor" => a.pow(b)?,
                 "mse_loss" => F::mse_loss(a, b, reduction(m)?)?,
-                "binary_cross_entropy" => F::binary_cross_entropy(a, b, None, reduction(m)?)?,
+                // An optional third input is the elementwise weight.
+                "binary_cross_entropy" => F::binary_cross_entropy(a, b, x.get(2), reduction(m)?)?,
                 _ => F::binary_cross_entropy_with_logits(a, b, None, None, reduction(m)?)?,
             }
         }
@@ -180,7 +181,7 @@ pub(super) fn forward(
         "min" => a.min(&dims(), keep)?,
         "var" => a.var(&dims(), m["unbiased"].as_bool().unwrap_or(true), keep)?,
         "std" => a.std(&dims(), m["unbiased"].as_bool().unwrap_or(true), keep)?,
-        "norm" => match m["p"].as_f64().unwrap_or(2.0) {
+        "norm" => match m["p"].as_f64().or(m["ord"].as_f64()).unwrap_or(2.0) {
             2.0 => a.norm(&dims(), keep)?,
             p => {
                 return Err(Error::msg(format!(
@@ -193,7 +194,18 @@ pub(super) fn forward(
             let ids = file
                 .require(&format!("{name}.indices"))?
                 .to_device(device)?;
-            let pad = m["padding_idx"].as_u64().map(|p| p as usize);
+            // PyTorch counts a negative padding_idx from the end of the table.
+            let rows = a.dims().first().copied().unwrap_or(0) as i64;
+            let pad = match m["padding_idx"].as_i64() {
+                Some(p) if p < 0 && p + rows >= 0 => Some((p + rows) as usize),
+                Some(p) if p >= 0 => Some(p as usize),
+                Some(p) => {
+                    return Err(Error::msg(format!(
+                        "embedding: padding_idx {p} out of range for {rows} rows"
+                    )))
+                }
+                None => None,
+            };
             F::embedding(a, &ids, pad)?
         }
         "softmax" => a.softmax(isize_of(m, "dim")?)?,
