@@ -9,11 +9,7 @@ fn every_fixture_case_matches_pytorch() {
         .join("../../tests/fixtures/torch-ref/ops.safetensors");
     let results = mlfw_nn::parity::run_file(&path, &Device::Cpu).unwrap();
     assert!(results.len() >= 50, "only {} cases", results.len());
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.to_string())
-        .collect();
+    let failed = mlfw_nn::parity::failures(&results);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
@@ -51,11 +47,7 @@ fn fixture_passes(file: &str, device: &Device) {
         .join(file);
     let results = mlfw_nn::parity::run_file(&path, device).unwrap();
     assert!(!results.is_empty(), "{file}: no cases");
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.to_string())
-        .collect();
+    let failed = mlfw_nn::parity::failures(&results);
     assert!(
         failed.is_empty(),
         "{file} on {device:?}:\n{}",

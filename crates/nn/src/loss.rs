@@ -177,7 +177,7 @@ fn nll_rows(
     // Select the target's log-probability rather than multiply by the mask: a masked-out
     // class with logit -inf (log-probability -inf) must give 0, not 0·(-inf) = NaN (PyTorch
     // gathers too).
-    let picked = target_class.where_cond(&logp, &logp.scalar_like(0.0)?)?;
+    let picked = target_class.where_cond(logp, &logp.scalar_like(0.0)?)?;
     let per = picked.mul(&wrow)?.sum(&[1], false)?.neg()?;
     let wsum = wrow.sum_all()?;
     let out = match o.reduction {

@@ -9,11 +9,7 @@ fn torch_ops_fixture_passes_on_cpu() {
         .join("../../tests/fixtures/torch-ref/ops.safetensors");
     let results = mlfw_nn::parity::run_file(&path, &Device::Cpu).unwrap();
     assert!(results.len() >= 50, "only {} cases", results.len());
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.to_string())
-        .collect();
+    let failed = mlfw_nn::parity::failures(&results);
     for r in &results {
         println!("{r}");
     }
@@ -172,10 +168,6 @@ fn runner_knows_other_ops_and_values_of_the_special_kinds() {
     let f = safetensors::load_bytes(&bytes, "mem", &d).unwrap();
     let results = mlfw_nn::parity::run(&f, &d).unwrap();
     assert_eq!(results.len(), cases.len());
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.to_string())
-        .collect();
+    let failed = mlfw_nn::parity::failures(&results);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -98,6 +98,15 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok(num / (den + 1e-6))
 }
 
+/// One line per failed case (its [`CaseResult`] display), for test messages.
+pub fn failures(results: &[CaseResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.to_string())
+        .collect()
+}
+
 /// Runs every case of the file at `path` on `device`.
 pub fn run_file(path: &Path, device: &Device) -> Result<Vec<CaseResult>> {
     let file = safetensors::load(path, &Device::Cpu)?;
