@@ -14,11 +14,13 @@ pub enum UnaryOp {
     Cos,
     Tanh,
     Sigmoid,
+    /// `max(x, 0)`, NaN kept.
     Relu,
     /// GELU with the exact erf form.
     GeluErf,
     /// GELU with the tanh approximation.
     GeluTanh,
+    /// -1, 0, 1; NaN kept.
     Sign,
     Recip,
     Square,

@@ -2,13 +2,45 @@
 //! of recorded core ops, so autograd differentiates it without custom rules; in-place
 //! updates of running statistics go through `Tensor::assign`, which is never recorded.
 
-use mlfw_core::{DType, Error, Generator, Result, Tensor};
+use mlfw_core::{CmpOp, DType, Error, Generator, Result, Tensor};
 
 pub use crate::loss::{
     binary_cross_entropy, binary_cross_entropy_with_logits, check_finite, cross_entropy,
     cross_entropy_with, l1_loss, mse_loss, nll_loss, nll_loss_with, smooth_l1_loss,
     CrossEntropyOptions, Reduction,
 };
+
+/// Rows of the table `weight [num, dim]` for the i64 indices `ids` (any shape) →
+/// `[..ids, dim]` (torch.nn.functional.embedding). Lookups of `padding_idx` read the row but
+/// never pass it a gradient, so the padding row does not train. Errors on a non-2-D table,
+/// non-int64 or out-of-range ids, or a `padding_idx` outside the table.
+pub fn embedding(weight: &Tensor, ids: &Tensor, padding_idx: Option<usize>) -> Result<Tensor> {
+    if ids.dtype() != DType::I64 {
+        return Err(Error::msg(format!(
+            "embedding: indices must be int64, got {} of shape {}",
+            ids.dtype(),
+            ids.shape()
+        )));
+    }
+    let out = weight.embedding(ids)?;
+    let Some(p) = padding_idx else {
+        return Ok(out);
+    };
+    let num = weight.dims()[0];
+    if p >= num {
+        return Err(Error::msg(format!(
+            "embedding: padding_idx {p} out of range for {num} rows"
+        )));
+    }
+    if !out.requires_grad() {
+        return Ok(out);
+    }
+    // Same values; the lookups of the padding row come from a detached copy (no gradient).
+    let mut mask_dims = ids.dims().to_vec();
+    mask_dims.push(1);
+    let pad = ids.cmp_scalar(p as f64, CmpOp::Eq)?.reshape(mask_dims)?;
+    pad.where_cond(&out.detach(), &out)
+}
 
 /// `x · wᵀ + b`: `x [.., in]`, `w [out, in]`, `b [out]` → `[.., out]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {

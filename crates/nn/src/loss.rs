@@ -169,11 +169,16 @@ fn nll_rows(
     let c = logp.dims()[1];
     let w = check_weight(&o.weight, c, op)?;
     let (onehot, valid) = target_masks(t, c, o.ignore_index, logp.dtype(), op)?;
+    let target_class = onehot.cmp_scalar(0.0, CmpOp::Ne)?;
     let wrow = match &w {
         Some(w) => onehot.mul(w)?,
         None => onehot,
     };
-    let per = logp.mul(&wrow)?.sum(&[1], false)?.neg()?;
+    // Select the target's log-probability rather than multiply by the mask: a masked-out
+    // class with logit -inf (log-probability -inf) must give 0, not 0·(-inf) = NaN (PyTorch
+    // gathers too).
+    let picked = target_class.where_cond(logp, &logp.scalar_like(0.0)?)?;
+    let per = picked.mul(&wrow)?.sum(&[1], false)?.neg()?;
     let wsum = wrow.sum_all()?;
     let out = match o.reduction {
         Reduction::None => per.reshape(rows.to_vec())?,
@@ -310,6 +315,10 @@ pub fn smooth_l1_loss(x: &Tensor, y: &Tensor, beta: f64, r: Reduction) -> Result
 
 /// Binary cross entropy of probabilities `p` and targets `y` (logs clamped at −100, as
 /// PyTorch), optionally weighted elementwise (`weight` broadcasts to the input).
+///
+/// The gradient is PyTorch's, `(p − y) / max(p·(1 − p), 1e-12)` for `p` and
+/// `log(1 − p) − log(p)` (clamped logs) for `y`, so saturated probabilities (0 or 1) give a
+/// large finite gradient instead of the NaN of differentiating the clamped logs.
 pub fn binary_cross_entropy(
     p: &Tensor,
     y: &Tensor,
@@ -317,18 +326,49 @@ pub fn binary_cross_entropy(
     r: Reduction,
 ) -> Result<Tensor> {
     same_shape(p, y, "binary_cross_entropy")?;
+    let mut loss = mlfw_autograd::custom_op(
+        "binary_cross_entropy",
+        |xs| {
+            let (lp, l1p) = clamped_logs(&xs[0])?;
+            let one_minus_y = xs[1].neg()?.add_scalar(1.0)?;
+            xs[1].mul(&lp)?.add(&one_minus_y.mul(&l1p)?)?.neg()
+        },
+        |xs, _, g| {
+            let (p, y) = (&xs[0], &xs[1]);
+            let gp = match p.requires_grad() {
+                true => {
+                    let den = p.mul(&p.neg()?.add_scalar(1.0)?)?;
+                    let den = den.clamp(1e-12, f64::INFINITY)?;
+                    Some(g.mul(&p.sub(y)?)?.div(&den)?)
+                }
+                false => None,
+            };
+            let gy = match y.requires_grad() {
+                true => {
+                    let (lp, l1p) = clamped_logs(p)?;
+                    Some(g.mul(&l1p.sub(&lp)?)?)
+                }
+                false => None,
+            };
+            Ok(vec![gp, gy])
+        },
+        &[p.clone(), y.clone()],
+    )?;
+    if let Some(w) = weight {
+        loss = loss.mul(w)?;
+    }
+    reduce(loss, r)
+}
+
+/// `log(p)` and `log(1 − p)`, each clamped below at −100 (PyTorch's BCE).
+fn clamped_logs(p: &Tensor) -> Result<(Tensor, Tensor)> {
     let lp = p.log()?.clamp(-100.0, f64::INFINITY)?;
     let l1p = p
         .neg()?
         .add_scalar(1.0)?
         .log()?
         .clamp(-100.0, f64::INFINITY)?;
-    let one_minus_y = y.neg()?.add_scalar(1.0)?;
-    let mut loss = y.mul(&lp)?.add(&one_minus_y.mul(&l1p)?)?.neg()?;
-    if let Some(w) = weight {
-        loss = loss.mul(w)?;
-    }
-    reduce(loss, r)
+    Ok((lp, l1p))
 }
 
 /// Binary cross entropy on logits, in the stable form

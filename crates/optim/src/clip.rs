@@ -5,8 +5,21 @@ use mlfw_core::{Error, Result, Tensor};
 /// Scales all gradients so their joint `norm_type`-norm is at most `max_norm` (coefficient
 /// `max_norm / (total + 1e-6)`, applied only when below 1, as PyTorch). `norm_type` may be
 /// `f64::INFINITY`. Returns the total norm before clipping. Parameters without a gradient
-/// are skipped.
+/// are skipped. A NaN anywhere makes the total NaN and, as in PyTorch, every gradient NaN
+/// (so the step is visibly poisoned rather than silently unclipped); use
+/// [`clip_grad_norm_with`] with `error_if_nonfinite` to get an error instead.
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f64, norm_type: f64) -> Result<f64> {
+    clip_grad_norm_with(params, max_norm, norm_type, false)
+}
+
+/// [`clip_grad_norm`] with PyTorch's `error_if_nonfinite`: when true, a NaN or infinite total
+/// norm is an error and the gradients are left untouched.
+pub fn clip_grad_norm_with(
+    params: &[Tensor],
+    max_norm: f64,
+    norm_type: f64,
+    error_if_nonfinite: bool,
+) -> Result<f64> {
     if norm_type <= 0.0 || norm_type.is_nan() {
         return Err(Error::msg(format!(
             "clip_grad_norm: norm_type must be > 0, got {norm_type}"
@@ -20,7 +33,9 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resul
     for g in &grads {
         let a = g.abs()?;
         if norm_type.is_infinite() {
-            total = total.max(a.max(&[], false)?.item_f64()?);
+            // NaN-propagating max (f64::max would drop a NaN).
+            let m = a.max(&[], false)?.item_f64()?;
+            total = if m > total || m.is_nan() { m } else { total };
         } else {
             let n = a.powf(norm_type)?.sum_all()?.item_f64()?;
             total += n;
@@ -29,8 +44,14 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resul
     if !norm_type.is_infinite() {
         total = total.powf(1.0 / norm_type);
     }
+    if error_if_nonfinite && !total.is_finite() {
+        return Err(Error::msg(format!(
+            "clip_grad_norm: the total norm of order {norm_type} of the gradients is {total}, \
+             so they cannot be clipped; pass error_if_nonfinite = false to clip anyway"
+        )));
+    }
     let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
+    if coef < 1.0 || coef.is_nan() {
         for p in params {
             if let Some(g) = p.grad() {
                 p.set_grad(Some(g.mul_scalar(coef)?));

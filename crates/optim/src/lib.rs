@@ -32,7 +32,7 @@ mod sgd;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW};
-pub use clip::{clip_grad_norm, clip_grad_value};
+pub use clip::{clip_grad_norm, clip_grad_norm_with, clip_grad_value};
 pub use grad_scaler::{GradScaler, GradScalerState};
 pub use optimizer::{Hyper, Optim, Optimizer, OptimizerState, ParamGroup};
 pub use rmsprop::{RmsProp, RmsPropConfig};

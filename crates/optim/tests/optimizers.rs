@@ -213,3 +213,40 @@ fn gradient_clipping() {
     );
     assert!(clip_grad_norm(&[p], 1.0, 0.0).is_err());
 }
+
+#[test]
+fn gradient_clipping_with_a_nan_gradient_poisons_every_gradient_as_pytorch() {
+    // PyTorch: grads [nan, 1] and [3, 4], max_norm 1 → total NaN, every gradient NaN.
+    let (p, q) = (leaf(vec![0.0, 0.0]), leaf(vec![0.0, 0.0]));
+    grad(&p, vec![f32::NAN, 1.0]);
+    grad(&q, vec![3.0, 4.0]);
+    let n = clip_grad_norm(&[p.clone(), q.clone()], 1.0, 2.0).unwrap();
+    assert!(n.is_nan());
+    for t in [&p, &q] {
+        let g = t.grad().unwrap().to_vec::<f32>().unwrap();
+        assert!(g.iter().all(|x| x.is_nan()), "{g:?}");
+    }
+    // The infinity norm too (a NaN-dropping max would have returned 4).
+    grad(&p, vec![f32::NAN, 1.0]);
+    grad(&q, vec![3.0, 4.0]);
+    let n = clip_grad_norm(&[q.clone(), p.clone()], 1.0, f64::INFINITY).unwrap();
+    assert!(n.is_nan());
+    assert!(q.grad().unwrap().to_vec::<f32>().unwrap()[0].is_nan());
+    // error_if_nonfinite: an error naming the norm, gradients untouched.
+    grad(&p, vec![f32::NAN, 1.0]);
+    grad(&q, vec![3.0, 4.0]);
+    let e = clip_grad_norm_with(&[p.clone(), q.clone()], 1.0, 2.0, true).unwrap_err();
+    assert!(e.to_string().contains("NaN"), "{e}");
+    assert_eq!(q.grad().unwrap().to_vec::<f32>().unwrap(), vec![3.0, 4.0]);
+    grad(&p, vec![f32::INFINITY, 1.0]);
+    assert!(clip_grad_norm_with(std::slice::from_ref(&p), 1.0, 2.0, true).is_err());
+    // Finite gradients clip as usual with the option on.
+    grad(&p, vec![3.0, 4.0]);
+    let n = clip_grad_norm_with(std::slice::from_ref(&p), 1.0, 2.0, true).unwrap();
+    assert!((n - 5.0).abs() < 1e-6);
+    close(
+        &p.grad().unwrap().to_vec::<f32>().unwrap(),
+        &[0.6, 0.8],
+        1e-6,
+    );
+}

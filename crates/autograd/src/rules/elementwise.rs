@@ -7,7 +7,8 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
     use UnaryOp as U;
     match op {
         U::Neg => g.neg(),
-        U::Abs => g.mul(&x.sign()?),
+        // PyTorch: g·sgn(x) with sgn(0) = sgn(NaN) = 0 (mlfw's sign(NaN) is NaN, so not x.sign()).
+        U::Abs => g.mul(&step(x, CmpOp::Gt, g)?.sub(&step(x, CmpOp::Lt, g)?)?),
         U::Exp => g.mul(y),
         U::Log => g.div(x),
         U::Sqrt => g.div(y)?.mul_scalar(0.5),
@@ -16,8 +17,10 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
         U::Cos => g.mul(&x.sin()?)?.neg(),
         U::Tanh => g.mul(&y.square()?.affine(-1.0, 1.0)?),
         U::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?),
-        // sign(y) is 1 where x > 0 and 0 elsewhere: two single passes, no mask buffers.
-        U::Relu => g.mul(&y.sign()?),
+        // PyTorch's threshold_backward: 0 where y <= 0, else g, so a NaN input passes g on.
+        U::Relu => y
+            .cmp_scalar(0.0, CmpOp::Le)?
+            .where_cond(&g.scalar_like(0.0)?, g),
         U::GeluErf => g.mul(&x.unary_op(U::GeluErfGrad)?),
         U::GeluTanh => g.mul(&x.unary_op(U::GeluTanhGrad)?),
         U::Sign => g.zeros_like(),
@@ -73,27 +76,46 @@ pub fn binary(
             (ga.clone(), ga.mul(y)?.neg()?)
         }
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            // PyTorch: the winner gets the gradient, ties split it evenly.
-            let cmp = if op == BinaryOp::Maximum {
-                CmpOp::Gt
+            // PyTorch: ties split the gradient evenly and only the loser gets none, so where
+            // either side is NaN (no order) both get all of it.
+            let (a_loses, b_loses) = if op == BinaryOp::Maximum {
+                (CmpOp::Lt, CmpOp::Gt)
             } else {
-                CmpOp::Lt
+                (CmpOp::Gt, CmpOp::Lt)
             };
-            let a_wins = a.cmp_op(b, cmp)?.to_dtype(g.dtype())?;
-            let tie = a
-                .cmp_op(b, CmpOp::Eq)?
-                .to_dtype(g.dtype())?
-                .mul_scalar(0.5)?;
-            let wa = a_wins.add(&tie)?;
-            let wb = wa.affine(-1.0, 1.0)?;
+            let half_tie = step_op(a, b, CmpOp::Eq, g)?.mul_scalar(0.5)?;
+            let wa = step_op(a, b, a_loses, g)?
+                .add(&half_tie)?
+                .affine(-1.0, 1.0)?;
+            let wb = step_op(a, b, b_loses, g)?
+                .add(&half_tie)?
+                .affine(-1.0, 1.0)?;
             (g.mul(&wa)?, g.mul(&wb)?)
         }
         BinaryOp::Pow => {
+            // PyTorch masks the singular points: no base gradient where the exponent is 0
+            // (0^-1 · 0 would be NaN), no exponent gradient where the base is 0 and the
+            // exponent >= 0 (0 · log 0 would be NaN).
+            let zero = g.scalar_like(0.0)?;
             let ga = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0)?)?)?;
+            let ga = b.cmp_scalar(0.0, CmpOp::Eq)?.where_cond(&zero, &ga)?;
             let gb = g.mul(y)?.mul(&a.log()?)?;
-            (ga, gb)
+            let base0 = a
+                .cmp_scalar(0.0, CmpOp::Eq)?
+                .mul(&b.cmp_scalar(0.0, CmpOp::Ge)?)?;
+            (ga, base0.where_cond(&zero, &gb)?)
         }
     })
+}
+
+/// `1` where `x op 0`, else `0`, in `like`'s dtype (a NaN compares false: 0).
+fn step(x: &Tensor, op: CmpOp, like: &Tensor) -> Result<Tensor> {
+    x.cmp_scalar(0.0, op)?.to_dtype(like.dtype())
+}
+
+/// `1` where `a op b`, else `0`, in `like`'s dtype.
+fn step_op(a: &Tensor, b: &Tensor, op: CmpOp, like: &Tensor) -> Result<Tensor> {
+    a.cmp_op(b, op)?.to_dtype(like.dtype())
 }
 
 /// Gradients of `where(c, t, f)` for `t` and `f`.

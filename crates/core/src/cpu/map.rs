@@ -203,7 +203,31 @@ where
     }
 }
 
-/// Maps triples (for `where`).
+/// One operand of [`map3`]: a broadcast scalar (every stride 0) read once, or a contiguous run.
+enum Operand<'a, T: Clone> {
+    Scalar(T),
+    Run(std::borrow::Cow<'a, [T]>),
+}
+
+impl<'a, T: Copy + Send + Sync> Operand<'a, T> {
+    fn new(v: &'a [T], l: &Layout) -> Self {
+        if l.elem_count() > 0 && l.strides().iter().all(|&s| s == 0) {
+            Operand::Scalar(v[l.offset()])
+        } else {
+            Operand::Run(contiguous_cow(v, l))
+        }
+    }
+    #[inline(always)]
+    fn at(&self, i: usize) -> T {
+        match self {
+            Operand::Scalar(x) => *x,
+            Operand::Run(r) => r[i],
+        }
+    }
+}
+
+/// Maps triples (for `where`), in parallel chunks when large; a broadcast scalar operand
+/// (such as the zero of a masked gradient) is read once instead of being expanded.
 pub(crate) fn map3<C, T, F>(
     c: &[C],
     cl: &Layout,
@@ -219,13 +243,33 @@ where
     F: Fn(C, T, T) -> T + Send + Sync,
 {
     let c = contiguous_cow(c, cl);
-    let a = contiguous_cow(a, al);
-    let b = contiguous_cow(b, bl);
-    c.iter()
-        .zip(a.iter())
-        .zip(b.iter())
-        .map(|((&c, &x), &y)| f(c, x, y))
-        .collect()
+    let (a, b) = (Operand::new(a, al), Operand::new(b, bl));
+    let n = c.len();
+    // SAFETY: each chunk writes all of its elements.
+    unsafe {
+        build_vec(n, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
+            let cs = &c[start..start + o.len()];
+            match (&a, &b) {
+                (Operand::Run(x), Operand::Run(y)) => {
+                    for (((o, &c), &x), &y) in
+                        o.iter_mut().zip(cs).zip(&x[start..]).zip(&y[start..])
+                    {
+                        o.write(f(c, x, y));
+                    }
+                }
+                (Operand::Scalar(x), Operand::Run(y)) => {
+                    for ((o, &c), &y) in o.iter_mut().zip(cs).zip(&y[start..]) {
+                        o.write(f(c, *x, y));
+                    }
+                }
+                _ => {
+                    for (k, (o, &c)) in o.iter_mut().zip(cs).enumerate() {
+                        o.write(f(c, a.at(start + k), b.at(start + k)));
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Casts the view to dtype `U`.
@@ -283,7 +327,14 @@ fn unary_float<T: FloatDType>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
         UnaryOp::Cos => map1(v, l, |x| x.cos()),
         UnaryOp::Tanh => map1(v, l, |x| x.tanh()),
         UnaryOp::Sigmoid => map1(v, l, sigmoid),
-        UnaryOp::Relu => map1(v, l, |x| if x > T::zero() { x } else { T::zero() }),
+        // NaN passes through (PyTorch); `x > 0 || x is NaN` still compiles to a compare + blend.
+        UnaryOp::Relu => map1(v, l, |x| {
+            if x > T::zero() || x.is_nan() {
+                x
+            } else {
+                T::zero()
+            }
+        }),
         UnaryOp::GeluErf => map1(v, l, |x| {
             let xf = x.to_f64();
             c(0.5 * xf * (1.0 + libm::erf(xf * std::f64::consts::FRAC_1_SQRT_2)))
@@ -304,6 +355,7 @@ fn unary_float<T: FloatDType>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
             c(0.5 * (1.0 + t)
                 + 0.5 * xf * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * xf * xf))
         }),
+        // sign(NaN) is NaN (NumPy/IEEE; PyTorch gives 0): see the README's list of differences.
         UnaryOp::Sign => map1(v, l, |x| {
             if x > T::zero() {
                 T::one()

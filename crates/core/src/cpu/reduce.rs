@@ -230,8 +230,10 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
         return out;
     }
     let f = |r: &mut [T]| {
+        // The row's max is subtracted whatever it is (a +inf max makes the row NaN, as in
+        // PyTorch); only an all -inf (or all NaN) row shifts by 0, giving NaN from 0/0.
         let m = r.iter().copied().fold(T::neg_infinity(), |a, b| a.max(b));
-        let m = if m.is_finite() { m } else { T::zero() };
+        let m = if m == T::neg_infinity() { T::zero() } else { m };
         if let Some(rf) = as_f32_mut(r) {
             softmax_row_f32(rf, m.to_f64() as f32, log);
             return;
@@ -254,7 +256,7 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
     out
 }
 
-/// One f32 (log-)softmax row with the vectorised exp; `m` is the row's (finite) max.
+/// One f32 (log-)softmax row with the vectorised exp; `m` is the row's max (or 0).
 fn softmax_row_f32(r: &mut [f32], m: f32, log: bool) {
     if log {
         thread_local! {

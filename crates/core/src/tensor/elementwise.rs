@@ -34,13 +34,13 @@ unary_fns! {
     tanh => UnaryOp::Tanh;
     /// Logistic sigmoid.
     sigmoid => UnaryOp::Sigmoid;
-    /// `max(x, 0)`.
+    /// `max(x, 0)`; NaN stays NaN (as PyTorch).
     relu => UnaryOp::Relu;
     /// GELU, exact (erf) form.
     gelu => UnaryOp::GeluErf;
     /// GELU, tanh approximation.
     gelu_tanh => UnaryOp::GeluTanh;
-    /// -1, 0 or 1.
+    /// -1, 0 or 1; NaN for NaN (PyTorch gives 0: a deliberate difference, see the README).
     sign => UnaryOp::Sign;
     /// `1/x`.
     recip => UnaryOp::Recip;
@@ -78,7 +78,7 @@ impl Tensor {
         self.unary_op(UnaryOp::Powf(e))
     }
 
-    /// Clamps into `[lo, hi]` (use infinities for one-sided clamps).
+    /// Clamps into `[lo, hi]` (use infinities for one-sided clamps); NaN stays NaN.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
         if lo > hi {
             return Err(Error::msg(format!(

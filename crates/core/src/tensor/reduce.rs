@@ -94,12 +94,13 @@ impl Tensor {
         self.mean(&[], false)
     }
 
-    /// Maximum over `dims` (torch.amax; gradient shared evenly among ties).
+    /// Maximum over `dims` (torch.amax; a NaN makes it NaN; the gradient is shared evenly
+    /// among ties).
     pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Max, dims, keepdim)
     }
 
-    /// Minimum over `dims` (torch.amin).
+    /// Minimum over `dims` (torch.amin; as [`Tensor::max`]).
     pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Min, dims, keepdim)
     }
@@ -114,14 +115,34 @@ impl Tensor {
         self.reduce_op(ReduceOp::ArgMin, &[dim], keepdim)
     }
 
-    /// `(values, indices)` of the maximum along `dim` (torch.max(dim)).
+    /// `(values, indices)` of the maximum along `dim` (torch.max(x, dim)): the index is the
+    /// first maximal one (a NaN counts as maximal) and the values' gradient goes entirely to it,
+    /// as in PyTorch (unlike [`Tensor::max`], which shares it among ties).
     pub fn max_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        Ok((self.max(&[dim], keepdim)?, self.argmax(dim, keepdim)?))
+        self.extreme_at_index(ReduceOp::ArgMax, dim, keepdim)
     }
 
-    /// `(values, indices)` of the minimum along `dim`.
+    /// `(values, indices)` of the minimum along `dim` (torch.min(x, dim)); see [`Tensor::max_dim`].
     pub fn min_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        Ok((self.min(&[dim], keepdim)?, self.argmin(dim, keepdim)?))
+        self.extreme_at_index(ReduceOp::ArgMin, dim, keepdim)
+    }
+
+    /// The values at the arg-max/min indices, read with `gather` so that the gradient is
+    /// routed to the returned index alone.
+    fn extreme_at_index(
+        &self,
+        op: ReduceOp,
+        dim: isize,
+        keepdim: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let idx = self.reduce_op(op, &[dim], true)?;
+        let vals = self.gather(&idx, dim)?;
+        if keepdim {
+            return Ok((vals, idx));
+        }
+        let d = resolve_dim(dim, self.rank(), "max/min")?;
+        let shape = self.reduced_shape(&[d], false);
+        Ok((vals.reshape(shape.clone())?, idx.reshape(shape)?))
     }
 
     /// Variance over `dims`; `unbiased` divides by n-1 (PyTorch's default).
@@ -136,9 +157,28 @@ impl Tensor {
             .mul_scalar(1.0 / (n as f64 - ddof as f64).max(0.0))
     }
 
-    /// Standard deviation over `dims`.
+    /// Standard deviation over `dims`; its gradient at a constant input (std 0) is 0, as
+    /// PyTorch defines it (not the NaN of `sqrt`'s infinite slope times zero).
     pub fn std(&self, dims: &[isize], unbiased: bool, keepdim: bool) -> Result<Tensor> {
-        self.var(dims, unbiased, keepdim)?.sqrt()
+        self.var(dims, unbiased, keepdim)?.sqrt_of_sum()
+    }
+
+    /// Euclidean (L2) norm over `dims` (empty = all), torch.linalg.vector_norm; its gradient
+    /// at an all-zero input is 0, as in PyTorch.
+    pub fn norm(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.square()?.sum(dims, keepdim)?.sqrt_of_sum()
+    }
+
+    /// `sqrt` of a non-negative sum (a variance, a sum of squares) whose gradient is 0 where
+    /// the sum is 0, the rule PyTorch applies to std and norm. Built from `where` so that the
+    /// zero points never reach `sqrt`'s rule: both branches stay differentiable and finite.
+    fn sqrt_of_sum(&self) -> Result<Tensor> {
+        if !self.requires_grad() {
+            return self.sqrt();
+        }
+        let zero = self.cmp_scalar(0.0, crate::params::CmpOp::Eq)?;
+        let safe = zero.where_cond(&self.ones_like()?, self)?;
+        zero.where_cond(&self.zeros_like()?, &safe.sqrt()?)
     }
 
     /// `log(sum(exp(x)))` over `dims`, computed stably.
@@ -204,7 +244,8 @@ impl Tensor {
         }
     }
 
-    /// Softmax over `dim`.
+    /// Softmax over `dim`. As in PyTorch, a row's max is subtracted whatever it is (a `+inf`
+    /// makes the row NaN) and an all `-inf` row gives NaN.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
         self.softmax_impl(dim, false)
     }

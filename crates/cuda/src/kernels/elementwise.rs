@@ -20,10 +20,10 @@ __device__ __forceinline__ T unary_op(int op, T tv, double p0, double p1) {
     case 7: r = m_cos(x); break;
     case 8: r = m_tanh(x); break;
     case 9: if (x >= (ACC)0) { r = (ACC)1 / ((ACC)1 + m_exp(-x)); } else { ACC e = m_exp(x); r = e / ((ACC)1 + e); } break;
-    case 10: r = x > (ACC)0 ? x : (ACC)0; break;
+    case 10: r = (x > (ACC)0 || x != x) ? x : (ACC)0; break;  // NaN passes through
     case 11: { double xf = (double)x; r = (ACC)(0.5 * xf * (1.0 + erf(xf * 0.70710678118654752440))); } break;
     case 12: { double xf = (double)x; r = (ACC)(0.5 * xf * (1.0 + tanh(SQRT_2_OVER_PI * (xf + GELU_C * xf * xf * xf)))); } break;
-    case 13: r = x > (ACC)0 ? (ACC)1 : (x < (ACC)0 ? (ACC)-1 : x * (ACC)0); break;
+    case 13: r = x > (ACC)0 ? (ACC)1 : (x < (ACC)0 ? (ACC)-1 : x * (ACC)0); break;  // sign(NaN) = NaN
     case 14: r = (ACC)1 / x; break;
     case 15: r = x * x; break;
     case 16: r = x > (ACC)0 ? x : x * (ACC)p0; break;

@@ -176,6 +176,11 @@ fn unary_kernels_match_cpu() {
         let f: Symbol<Unary> = unsafe { l.get(b"ew_unary") }.unwrap();
         let mut v = values(42, 1, 3.0);
         v[0] = f64::NAN;
+        if dt.is_float() {
+            v[1] = f64::INFINITY;
+            v[2] = f64::NEG_INFINITY;
+            v[3] = 0.0;
+        }
         if dt == DType::U8 {
             v.iter_mut().for_each(|x| *x = (x.abs() * 40.0).floor());
         }
@@ -219,20 +224,18 @@ fn binary_cmp_where_copy_kernels_match_cpu() {
         let fc: Symbol<Binary> = unsafe { l.get(b"ew_cmp") }.unwrap();
         let fw: Symbol<Where> = unsafe { l.get(b"ew_where") }.unwrap();
         let fcp: Symbol<Copy> = unsafe { l.get(b"ew_copy") }.unwrap();
-        let a = from_f64(
-            &values(120, 2, 4.0)
-                .iter()
-                .map(|x| x.round())
-                .collect::<Vec<_>>(),
-            dt,
-        );
-        let b = from_f64(
-            &values(5, 3, 4.0)
-                .iter()
-                .map(|x| x.round())
-                .collect::<Vec<_>>(),
-            dt,
-        );
+        let mut av: Vec<f64> = values(120, 2, 4.0).iter().map(|x| x.round()).collect();
+        if dt.is_float() {
+            av[0] = f64::NAN;
+            av[17] = f64::NAN;
+        }
+        let a = from_f64(&av, dt);
+        let mut bv: Vec<f64> = values(5, 3, 4.0).iter().map(|x| x.round()).collect();
+        if dt.is_float() {
+            // NaN on either side of maximum/minimum propagates (and compares false).
+            bv[1] = f64::NAN;
+        }
+        let b = from_f64(&bv, dt);
         let la = Layout::contiguous([4, 5, 6]);
         let lb = Layout::contiguous([5, 1])
             .broadcast_as(&[4, 5, 6].into())
@@ -407,7 +410,14 @@ fn reductions_and_softmax_match_cpu() {
         if dt.is_float() {
             let fsm: Symbol<unsafe extern "C" fn(u64, u64, i32, u64, Lay, u64)> =
                 unsafe { l.get(b"softmax_rows") }.unwrap();
-            let y = from_f64(&values(60, 6, 3.0), dt);
+            let mut yv = values(60, 6, 3.0);
+            // Rows are y[j*12 + r]: row 0 has a +inf (all NaN out), row 1 is all -inf (NaN),
+            // row 2 has a -inf (0 there), row 3 a NaN (all NaN).
+            yv[12] = f64::INFINITY;
+            (0..5).for_each(|j| yv[j * 12 + 1] = f64::NEG_INFINITY);
+            yv[24 + 2] = f64::NEG_INFINITY;
+            yv[36 + 3] = f64::NAN;
+            let y = from_f64(&yv, dt);
             let ly = Layout::contiguous([5, 12]).permute(&[1, 0]).unwrap(); // rows of 5, strided
             for log in [false, true] {
                 let want = cpu(BackendStorage::softmax(&y, &ly, log).unwrap());

@@ -86,7 +86,9 @@ extern "C" __global__ void reduce_arg(u64 rows, u64 inner, int is_min, const T* 
 }
 
 // (Log-)softmax over rows of length `row` (the last dim of lx); y contiguous.
-// Max ignores NaN (as Rust's f32::max); a non-finite max is replaced by 0. Sums in double.
+// Max ignores NaN (as Rust's f32::max); an all -inf (or all NaN) row shifts by 0 (so gives
+// NaN from 0/0), any other max is subtracted as is: a +inf max makes the row NaN, as in
+// PyTorch. Sums in double.
 extern "C" __global__ void softmax_rows(u64 rows, u64 row, int logm, const T* x, Lay lx, T* y) {
   __shared__ ACC smax[BS];
   __shared__ double ssum[BS];
@@ -101,7 +103,7 @@ extern "C" __global__ void softmax_rows(u64 rows, u64 row, int logm, const T* x,
       __syncthreads();
     }
     m = smax[0];
-    if (!(m - m == (ACC)0)) m = (ACC)0;  // not finite
+    if (m == ACC_NEG_INF) m = (ACC)0;
     double acc = 0.0;
     for (u64 j = threadIdx.x; j < row; j += BS) acc += (double)m_exp(lda(x[lidx(lx, base + j)]) - m);
     ssum[threadIdx.x] = acc;

@@ -11,3 +11,4 @@ mod matmul;
 mod optim;
 mod random;
 mod reduce;
+mod special;

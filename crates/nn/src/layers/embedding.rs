@@ -9,7 +9,7 @@ use mlfw_core::{DType, Device, Error, Generator, Result, Tensor};
 pub struct Embedding {
     /// `[num_embeddings, embedding_dim]`.
     pub weight: Tensor,
-    /// Row kept at zero at initialisation.
+    /// Row zeroed at initialisation that never receives a gradient (as PyTorch's).
     pub padding_idx: Option<usize>,
 }
 
@@ -71,7 +71,7 @@ impl Module for Embedding {
                 ids.shape()
             )));
         }
-        self.weight.embedding(ids)
+        crate::functional::embedding(&self.weight, ids, self.padding_idx)
     }
     fn visit_own(&self, f: &mut dyn FnMut(&str, &Tensor, TensorKind)) {
         f("weight", &self.weight, TensorKind::Parameter);

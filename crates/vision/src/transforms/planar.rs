@@ -47,7 +47,8 @@ impl Planar {
     }
 
     /// From an image: 8-bit gray, gray+alpha, RGB and RGBA keep their channels; other
-    /// formats (16-bit, float) are converted to 8-bit RGB(A) or gray first.
+    /// formats (16-bit, float) are converted to 8-bit RGB(A) or gray first, so 16-bit samples
+    /// are scaled (`v / 257`, rounded), not clipped as torchvision does (see the README).
     pub fn from_image(img: &DynamicImage) -> Planar {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (c, raw): (usize, Vec<u8>) = match img {

@@ -1,177 +1,14 @@
-//! Runs PyTorch reference cases (the `tests/fixtures/torch-ref/ops.safetensors` format) and
-//! reports how far mlfw's outputs and gradients are from PyTorch's.
-//!
-//! For each case `NAME` (metadata entry `NAME` = JSON with `op`, its parameters, `inputs` and
-//! `grads`), the inputs `NAME.in<i>` are moved to the device (those listed in `grads` require
-//! grad), the op runs forward, `sum(out * NAME.gout)` runs backward, and `out` and each
-//! `grad<i>` are compared on the host with `max|a − b| / (max|b| + 1e-6)` ≤ [`TOLERANCE`].
-//! Batch-norm cases also compare the running statistics after a training call.
+//! The ops a fixture case may name (metadata `op`), run forward from the case's inputs and
+//! parameters: those of `ops.safetensors` (see tests/fixtures/README.md) and of
+//! `special.safetensors`: `amax`/`amin` (over `dims`, ties share the gradient), `max`/`min`
+//! over one dim (torch.max(x, dim).values: the gradient goes to the returned index; over
+//! several or all dims they are `amax`/`amin`), `std`, `norm` (L2), `pow_tensor`, `clamp`,
+//! `hardtanh`, `relu6`, `sign`, `minimum`, `logsumexp`, `embedding`, `binary_cross_entropy`.
 
 use crate::functional::{self as F, CrossEntropyOptions, Reduction, RunningStats};
-use mlfw_autograd::Backward;
-use mlfw_core::safetensors::{self, SafeTensorsFile};
+use mlfw_core::safetensors::SafeTensorsFile;
 use mlfw_core::{Conv2dParams, Device, Error, Pool2dParams, Result, Tensor};
 use serde_json::Value;
-use std::path::Path;
-
-/// Largest accepted relative error per tensor.
-pub const TOLERANCE: f64 = 1e-4;
-
-/// The outcome of one case.
-#[derive(Debug, Clone)]
-pub struct CaseResult {
-    /// Case name.
-    pub name: String,
-    /// Op name from the metadata.
-    pub op: String,
-    /// Relative error of the output.
-    pub out_err: f64,
-    /// Relative error of each compared gradient, by input index.
-    pub grad_errs: Vec<(usize, f64)>,
-    /// Other compared tensors (e.g. `running_mean`), by name.
-    pub extra_errs: Vec<(String, f64)>,
-    /// True when every error is within [`TOLERANCE`] and nothing failed.
-    pub passed: bool,
-    /// Why the case could not run (unknown op, shape mismatch, kernel error).
-    pub error: Option<String>,
-}
-
-impl std::fmt::Display for CaseResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<24}", self.name)?;
-        if let Some(e) = &self.error {
-            return write!(f, "  FAIL ({e})");
-        }
-        write!(f, "  out={:.1e}", self.out_err)?;
-        for (i, e) in &self.grad_errs {
-            write!(f, " grad{i}={e:.1e}")?;
-        }
-        for (n, e) in &self.extra_errs {
-            write!(f, " {n}={e:.1e}")?;
-        }
-        f.write_str(if self.passed { " PASS" } else { " FAIL" })
-    }
-}
-
-/// `max|a − b| / (max|b| + 1e-6)`, both copied to the host as f64; errors on shape mismatch.
-pub fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
-    if a.dims() != b.dims() {
-        return Err(Error::msg(format!(
-            "shape {} differs from the reference {}",
-            a.shape(),
-            b.shape()
-        )));
-    }
-    let (av, bv) = (a.to_f64_vec()?, b.to_f64_vec()?);
-    let num = av
-        .iter()
-        .zip(&bv)
-        .map(|(x, y)| (x - y).abs())
-        .fold(
-            0.0,
-            |m: f64, d| if d.is_nan() { f64::NAN } else { m.max(d) },
-        );
-    let den = bv.iter().fold(0.0f64, |m, y| m.max(y.abs()));
-    Ok(num / (den + 1e-6))
-}
-
-/// Runs every case of the file at `path` on `device`.
-pub fn run_file(path: &Path, device: &Device) -> Result<Vec<CaseResult>> {
-    let file = safetensors::load(path, &Device::Cpu)?;
-    run(&file, device)
-}
-
-/// Runs every case of a loaded fixture file on `device`, sorted by name.
-pub fn run(file: &SafeTensorsFile, device: &Device) -> Result<Vec<CaseResult>> {
-    let mut cases: Vec<(String, Value)> = file
-        .metadata
-        .iter()
-        .filter_map(|(k, v)| {
-            let j: Value = serde_json::from_str(v).ok()?;
-            j.get("op")?;
-            Some((k.clone(), j))
-        })
-        .collect();
-    cases.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(cases
-        .into_iter()
-        .map(|(name, meta)| run_case(file, &name, &meta, device))
-        .collect())
-}
-
-fn run_case(file: &SafeTensorsFile, name: &str, meta: &Value, device: &Device) -> CaseResult {
-    let op = meta["op"].as_str().unwrap_or("?").to_string();
-    let mut r = CaseResult {
-        name: name.to_string(),
-        op: op.clone(),
-        out_err: f64::NAN,
-        grad_errs: vec![],
-        extra_errs: vec![],
-        passed: false,
-        error: None,
-    };
-    match case_errors(file, name, &op, meta, device, &mut r) {
-        Ok(()) => {
-            let errs = std::iter::once(r.out_err)
-                .chain(r.grad_errs.iter().map(|e| e.1))
-                .chain(r.extra_errs.iter().map(|e| e.1));
-            r.passed = errs.into_iter().all(|e| e <= TOLERANCE);
-        }
-        Err(e) => r.error = Some(e.to_string()),
-    }
-    r
-}
-
-fn case_errors(
-    file: &SafeTensorsFile,
-    name: &str,
-    op: &str,
-    meta: &Value,
-    device: &Device,
-    r: &mut CaseResult,
-) -> Result<()> {
-    let n_in = meta["inputs"].as_u64().unwrap_or(0) as usize;
-    let grads: Vec<usize> = meta["grads"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_u64())
-                .map(|v| v as usize)
-                .collect()
-        })
-        .unwrap_or_default();
-    let get = |s: &str| file.require(&format!("{name}.{s}"));
-    let mut inputs = Vec::with_capacity(n_in);
-    for i in 0..n_in {
-        let t = get(&format!("in{i}"))?.to_device(device)?.detach();
-        if grads.contains(&i) {
-            t.set_requires_grad(true)?;
-        }
-        inputs.push(t);
-    }
-    let mut extra = vec![];
-    let out = forward(file, name, op, meta, &inputs, device, &mut extra)?;
-    r.out_err = rel_err(&out.to_device(&Device::Cpu)?, get("out")?)?;
-    let gout = get("gout")?.to_device(device)?;
-    out.mul(&gout)?.sum_all()?.backward()?;
-    for &i in &grads {
-        let g = inputs
-            .get(i)
-            .and_then(|t| t.grad())
-            .ok_or_else(|| Error::msg(format!("input {i} received no gradient")))?;
-        r.grad_errs.push((
-            i,
-            rel_err(&g.to_device(&Device::Cpu)?, get(&format!("grad{i}"))?)?,
-        ));
-    }
-    for (n, t) in extra {
-        r.extra_errs.push((
-            n.clone(),
-            rel_err(&t.to_device(&Device::Cpu)?, get(&format!("{n}_after"))?)?,
-        ));
-    }
-    Ok(())
-}
 
 fn usize_of(v: &Value, key: &str) -> Result<usize> {
     v[key]
@@ -217,6 +54,15 @@ fn ilist(v: &Value, key: &str) -> Option<Vec<isize>> {
     })
 }
 
+/// A required list of sizes.
+fn ulist(v: &Value, key: &str, op: &str) -> Result<Vec<usize>> {
+    Ok(ilist(v, key)
+        .ok_or_else(|| Error::msg(format!("{op}: missing `{key}`")))?
+        .into_iter()
+        .map(|d| d as usize)
+        .collect())
+}
+
 fn reduction(v: &Value) -> Result<Reduction> {
     match v["reduction"].as_str().unwrap_or("mean") {
         "mean" => Ok(Reduction::Mean),
@@ -226,7 +72,7 @@ fn reduction(v: &Value) -> Result<Reduction> {
     }
 }
 
-fn forward(
+pub(super) fn forward(
     file: &SafeTensorsFile,
     name: &str,
     op: &str,
@@ -248,10 +94,25 @@ fn forward(
     let a = &x[0];
     let target =
         || -> Result<Tensor> { file.require(&format!("{name}.target"))?.to_device(device) };
-    let dims = || ilist(m, "dims").unwrap_or_default();
+    // `dims` (a list; null = all), or a single `dim` as torch.max(x, dim) is written.
+    let dims = || {
+        ilist(m, "dims")
+            .or_else(|| m["dim"].as_i64().map(|d| vec![d as isize]))
+            .unwrap_or_default()
+    };
     let keep = m["keepdim"].as_bool().unwrap_or(false);
     Ok(match op {
-        "add" | "sub" | "mul" | "div" | "maximum" | "matmul" | "mse_loss" | "bce_with_logits" => {
+        "add"
+        | "sub"
+        | "mul"
+        | "div"
+        | "maximum"
+        | "minimum"
+        | "matmul"
+        | "mse_loss"
+        | "bce_with_logits"
+        | "binary_cross_entropy"
+        | "pow_tensor" => {
             need(2)?;
             let b = &x[1];
             match op {
@@ -259,9 +120,16 @@ fn forward(
                 "sub" => a.sub(b)?,
                 "mul" => a.mul(b)?,
                 "div" => a.div(b)?,
+                // ops.safetensors writes maximum as where(x > y, x, y); with `elementwise`
+                // true it is torch.maximum (NaN-propagating, ties split the gradient).
+                "maximum" if m["elementwise"].as_bool().unwrap_or(false) => a.maximum(b)?,
                 "maximum" => a.gt(b)?.where_cond(a, b)?,
+                "minimum" => a.minimum(b)?,
                 "matmul" => a.matmul(b)?,
+                "pow_tensor" => a.pow(b)?,
                 "mse_loss" => F::mse_loss(a, b, reduction(m)?)?,
+                // An optional third input is the elementwise weight.
+                "binary_cross_entropy" => F::binary_cross_entropy(a, b, x.get(2), reduction(m)?)?,
                 _ => F::binary_cross_entropy_with_logits(a, b, None, None, reduction(m)?)?,
             }
         }
@@ -285,18 +153,65 @@ fn forward(
                 .as_f64()
                 .ok_or_else(|| Error::msg("pow: missing `exponent`"))?,
         )?,
+        "sign" => a.sign()?,
+        "clamp" | "hardtanh" => {
+            let (lo_key, hi_key, lo0, hi0) = match op {
+                "clamp" => ("min", "max", f64::NEG_INFINITY, f64::INFINITY),
+                _ => ("min_val", "max_val", -1.0, 1.0),
+            };
+            a.clamp(
+                m[lo_key].as_f64().unwrap_or(lo0),
+                m[hi_key].as_f64().unwrap_or(hi0),
+            )?
+        }
+        "relu6" => a.clamp(0.0, 6.0)?,
         "sum" => a.sum(&dims(), keep)?,
         "mean" => a.mean(&dims(), keep)?,
+        "amax" => a.max(&dims(), keep)?,
+        "amin" => a.min(&dims(), keep)?,
+        // torch.max(x, dim).values: the gradient goes to the returned index.
+        "max" | "min" if dims().len() == 1 => {
+            let d = dims()[0];
+            match op {
+                "max" => a.max_dim(d, keep)?.0,
+                _ => a.min_dim(d, keep)?.0,
+            }
+        }
         "max" => a.max(&dims(), keep)?,
+        "min" => a.min(&dims(), keep)?,
         "var" => a.var(&dims(), m["unbiased"].as_bool().unwrap_or(true), keep)?,
+        "std" => a.std(&dims(), m["unbiased"].as_bool().unwrap_or(true), keep)?,
+        "norm" => match m["p"].as_f64().or(m["ord"].as_f64()).unwrap_or(2.0) {
+            2.0 => a.norm(&dims(), keep)?,
+            p => {
+                return Err(Error::msg(format!(
+                    "norm: only p = 2 is supported, got {p}"
+                )))
+            }
+        },
+        "logsumexp" => a.logsumexp(&dims(), keep)?,
+        "embedding" => {
+            let ids = file
+                .require(&format!("{name}.indices"))?
+                .to_device(device)?;
+            // PyTorch counts a negative padding_idx from the end of the table.
+            let rows = a.dims().first().copied().unwrap_or(0) as i64;
+            let pad = match m["padding_idx"].as_i64() {
+                Some(p) if p < 0 && p + rows >= 0 => Some((p + rows) as usize),
+                Some(p) if p >= 0 => Some(p as usize),
+                Some(p) => {
+                    return Err(Error::msg(format!(
+                        "embedding: padding_idx {p} out of range for {rows} rows"
+                    )))
+                }
+                None => None,
+            };
+            F::embedding(a, &ids, pad)?
+        }
         "softmax" => a.softmax(isize_of(m, "dim")?)?,
         "log_softmax" => a.log_softmax(isize_of(m, "dim")?)?,
         "transpose_reshape" => {
-            let shape: Vec<usize> = ilist(m, "shape")
-                .ok_or_else(|| Error::msg("transpose_reshape: missing `shape`"))?
-                .into_iter()
-                .map(|d| d as usize)
-                .collect();
+            let shape = ulist(m, "shape", op)?;
             a.transpose(isize_of(m, "dim0")?, isize_of(m, "dim1")?)?
                 .reshape(shape)?
         }
@@ -377,11 +292,7 @@ fn forward(
             }
         }
         "layer_norm" => {
-            let shape: Vec<usize> = ilist(m, "normalized_shape")
-                .ok_or_else(|| Error::msg("layer_norm: missing `normalized_shape`"))?
-                .into_iter()
-                .map(|d| d as usize)
-                .collect();
+            let shape = ulist(m, "normalized_shape", op)?;
             F::layer_norm(
                 a,
                 &shape,
