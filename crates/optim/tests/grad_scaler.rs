@@ -2,7 +2,7 @@
 //! its state surviving a save and load.
 
 use mlfw_autograd::Backward;
-use mlfw_core::{DType, Device, Tensor};
+use mlfw_core::{Device, Tensor};
 use mlfw_optim::{GradScaler, GradScalerState, Optimizer, Sgd, SgdConfig};
 
 fn param(v: &[f32]) -> Tensor {
