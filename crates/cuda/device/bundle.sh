@@ -32,7 +32,7 @@ for x in examples/torch_parity examples/lenet_trace mlfw; do
   strip -o "$out/bin/$(basename "$x")" "target/$dir/$x"
 done
 mkdir -p "$out/fixtures"
-cp tests/fixtures/torch-ref/{ops,lenet5_init,lenet5_trace}.safetensors "$out/fixtures/"
+cp tests/fixtures/torch-ref/{ops,special,lenet5_init,lenet5_trace}.safetensors "$out/fixtures/"
 gzip -f "$out"/bin/*
 cp "$here/run.sh" "$out/run.sh"
 ls -la "$out/bin"

@@ -36,9 +36,21 @@ fx="$here/fixtures"
 if [ -x "$bin/torch_parity" ]; then
   timeout 120 "$bin/torch_parity" "$fx/ops.safetensors" --device cuda 2>&1 | tee "$out/torch_parity.log" | tail -3 || fails=$((fails + 1))
   timeout 120 "$bin/lenet_trace" "$fx" --device cuda 2>&1 | tee "$out/lenet_trace.log" | tail -9 || fails=$((fails + 1))
+  timeout 120 "$bin/torch_parity" "$fx/special.safetensors" --device cuda 2>&1 | tee "$out/special_parity.log" | tail -3 || fails=$((fails + 1))
   for b in 64 256; do
     timeout 60 "$bin/mlfw" bench --model lenet5 --batch-size "$b" --device cuda 2>&1 | tee -a "$out/lenet_bench.log"
   done
+  for amp in none bf16; do
+    timeout 120 "$bin/mlfw" bench --model resnet18_cifar --batch-size 256 --device cuda --amp "$amp" 2>&1 | tee -a "$out/resnet_bench.log"
+  done
+  echo "== mlfw train on cuda (mnist-mini, 10 epochs), resume, --amp bf16 =="
+  runs=/tmp/mlfw-runs; rm -rf "$runs"; export MLFW_HOME=/tmp/mlfw-home
+  timeout 300 "$bin/mlfw" train --model lenet5 --dataset mnist-mini --device cuda --epochs 10 --out "$runs/full" --json 2>&1 | tail -1 | tee "$out/train.log" || fails=$((fails + 1))
+  timeout 120 "$bin/mlfw" train --device cuda --epochs 2 --max-steps 50 --quiet --out "$runs/a" || fails=$((fails + 1))
+  timeout 120 "$bin/mlfw" train --device cuda --epochs 1 --max-steps 50 --quiet --out "$runs/b" || fails=$((fails + 1))
+  timeout 120 "$bin/mlfw" train --resume "$runs/b" --epochs 2 --quiet || fails=$((fails + 1))
+  if cmp -s "$runs/a/last.safetensors" "$runs/b/last.safetensors"; then echo "resume on cuda: bit-identical"; else echo "resume on cuda: DIFFERENT"; fails=$((fails + 1)); fi
+  timeout 120 "$bin/mlfw" train --device cuda --epochs 1 --amp bf16 --out "$runs/amp" --json 2>&1 | tail -1 | tee "$out/train_amp.log" || fails=$((fails + 1))
 fi
 echo "== bench =="
 timeout 240 "$bin/bench" $quick 2>&1 | tee "$out/bench.log"

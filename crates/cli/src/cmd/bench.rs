@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Print one JSON object (train_images_per_s, infer_images_per_s, peak_rss_mb).
     #[arg(long)]
     pub json: bool,
+    /// Mixed precision for the forward passes: none, bf16 or f16 (as `mlfw train --amp`).
+    #[arg(long, default_value = "none")]
+    pub amp: String,
 }
 
 /// The most timed or warm-up steps one bench may take.
@@ -75,9 +78,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
 
     let mut opt = Optim::new(model.parameters(), SgdConfig::new(0.01).momentum(0.9))?;
     model.train(true);
+    let amp = crate::run_dir::amp_dtype(&a.amp)?;
+    let autocast = || amp.map(mlfw_core::autocast::autocast).transpose();
     let train = time_steps(a.warmup, a.steps, || {
         opt.zero_grad();
-        let loss = F::cross_entropy(&model.forward(&x)?, &y)?;
+        let loss = {
+            let _amp = autocast()?;
+            F::cross_entropy(&model.forward(&x)?, &y)?
+        };
         loss.backward()?;
         opt.step()?;
         sync(&loss)
@@ -85,7 +93,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     model.train(false);
     let infer = {
         let _g = mlfw_autograd::no_grad();
-        time_steps(a.warmup, a.steps, || sync(&model.forward(&x)?))?
+        time_steps(a.warmup, a.steps, || {
+            let _amp = autocast()?;
+            sync(&model.forward(&x)?)
+        })?
     };
     let (train_ips, infer_ips) = (b as f64 / train, b as f64 / infer);
     let rss = peak_rss_mb();
