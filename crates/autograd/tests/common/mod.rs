@@ -5,7 +5,7 @@ use mlfw_autograd::{gradcheck, GradcheckOptions};
 use mlfw_core::{DType, Device, Generator, Result, Tensor};
 
 /// An f64 leaf whose n elements are a random shuffle of the grid -1 + 2(k + ½)/n:
-/// distinct, at least 2/n apart and never 0, so kinks (relu, abs, max, ties) stay far
+/// distinct, at least 2/n apart and never 0 when n is even (odd n holds one 0), so kinks stay far
 /// from the finite-difference steps.
 pub fn leaf(shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
