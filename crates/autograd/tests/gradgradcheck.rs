@@ -20,6 +20,7 @@ fn unary_ops() {
         ("tanh", UnaryOp::Tanh, &x),
         ("sigmoid", UnaryOp::Sigmoid, &x),
         ("gelu", UnaryOp::GeluErf, &x),
+        ("gelu_tanh", UnaryOp::GeluTanh, &x),
         ("recip", UnaryOp::Recip, &p),
         ("square", UnaryOp::Square, &x),
         ("powf", UnaryOp::Powf(2.5), &p),

@@ -274,10 +274,14 @@ fn bad_input_gives_errors_naming_the_problem() {
     assert!(a.reshape([4, 2]).is_err());
     assert!(a.permute(&[0, 0]).is_err());
     let i = Tensor::from_vec(vec![1i64, 2], [2], &D).unwrap();
-    assert!(msg(a
-        .add(&i.to_dtype(DType::F64).unwrap().reshape([2, 1]).unwrap())
-        .unwrap_err())
-    .contains("dtype"));
+    // Float dtypes promote (f32 + f64 is f64, as in PyTorch); integers and floats do not mix.
+    assert_eq!(
+        a.add(&i.to_dtype(DType::F64).unwrap().reshape([2, 1]).unwrap())
+            .unwrap()
+            .dtype(),
+        DType::F64
+    );
+    assert!(msg(a.add(&i.reshape([2, 1]).unwrap()).unwrap_err()).contains("dtype"));
     assert!(i.exp().is_err());
     assert!(msg(a
         .index_select(&Tensor::from_vec(vec![0i64, 5], [2], &D).unwrap(), 0)

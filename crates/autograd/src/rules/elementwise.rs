@@ -53,9 +53,21 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
                 .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt())?;
             g.mul(&phi.mul(&x2.affine(-1.0, 2.0)?)?)
         }
-        U::GeluTanhGrad => Err(mlfw_core::Error::msg(
-            "third derivatives of the tanh-approximated GELU are not supported",
-        )),
+        // gelu(x) = ½x(1 + t), t = tanh(u), u = c(x + kx³):
+        // gelu''(x) = (1 − t²)(u' + ½x(u'' − 2t·u'²)), u' = c(1 + 3kx²), u'' = 6ckx.
+        U::GeluTanhGrad => {
+            let (c, k) = ((2.0 / std::f64::consts::PI).sqrt(), 0.044_715);
+            let x2 = x.square()?;
+            let t = x.mul(&x2.affine(k, 1.0)?)?.mul_scalar(c)?.tanh()?;
+            let du = x2.affine(3.0 * c * k, c)?;
+            let ddu = x.mul_scalar(6.0 * c * k)?;
+            let inner = ddu.sub(&t.mul(&du.square()?)?.mul_scalar(2.0)?)?;
+            let d2 = t
+                .square()?
+                .affine(-1.0, 1.0)?
+                .mul(&du.add(&x.mul(&inner)?.mul_scalar(0.5)?)?)?;
+            g.mul(&d2)
+        }
     }
 }
 
