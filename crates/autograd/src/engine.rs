@@ -120,6 +120,7 @@ fn run(
                         None => g,
                     };
                     node.set_grad(Some(total));
+                    crate::hooks::run(&node);
                 }
             }
             OpState::Freed(name) => {

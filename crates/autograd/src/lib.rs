@@ -21,6 +21,7 @@ mod function;
 mod grad_mode;
 mod gradcheck;
 mod gradgradcheck;
+pub mod hooks;
 pub mod rules;
 
 pub use engine::{backward, backward_create_graph, grad, grad_with, Backward};

@@ -8,7 +8,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::prefetch::{Job, Prefetcher};
 use crate::rng::sample_seed;
-use crate::sampler::{epoch_order, num_batches};
+use crate::sampler::{epoch_order, num_batches, shard_order};
 
 /// Iterates a dataset in batches, like PyTorch's `DataLoader`.
 ///
@@ -41,6 +41,8 @@ pub struct DataLoader {
     num_workers: usize,
     prefetch: usize,
     epoch: AtomicU64,
+    /// `(rank, world)`: iterate only this replica's shard of each epoch.
+    shard: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for DataLoader {
@@ -74,6 +76,7 @@ impl DataLoader {
             num_workers: 0,
             prefetch: 2,
             epoch: AtomicU64::new(0),
+            shard: None,
         }
     }
 
@@ -125,9 +128,32 @@ impl DataLoader {
         self.epoch.load(Ordering::SeqCst)
     }
 
+    /// Iterates only shard `rank` of `world` of each epoch's order (PyTorch's
+    /// `DistributedSampler`: the shuffled order padded to a multiple of `world`, every
+    /// `world`-th index from `rank`), for data-parallel training. Errors: `rank >= world` or
+    /// `world == 0`.
+    pub fn shard(mut self, rank: usize, world: usize) -> Result<Self> {
+        if world == 0 || rank >= world {
+            return Err(Error::invalid(format!(
+                "DataLoader shard: rank {rank} is not below the world size {world}"
+            )));
+        }
+        self.shard = (world > 1).then_some((rank, world));
+        Ok(self)
+    }
+
+    /// Samples this loader visits per epoch (its shard's size when sharded).
+    fn samples(&self) -> usize {
+        let n = self.dataset.len();
+        match self.shard {
+            Some((_, w)) if n > 0 => n.div_ceil(w),
+            _ => n,
+        }
+    }
+
     /// Number of batches per epoch.
     pub fn len(&self) -> usize {
-        num_batches(self.dataset.len(), self.batch_size, self.drop_last)
+        num_batches(self.samples(), self.batch_size, self.drop_last)
     }
 
     /// Whether an epoch yields no batch.
@@ -155,8 +181,12 @@ impl DataLoader {
             return Batches::failed(Error::invalid("DataLoader batch_size must be at least 1"));
         }
         let len = self.dataset.len();
-        let count = num_batches(len, self.batch_size, self.drop_last);
-        let order = Arc::new(epoch_order(len, self.shuffle.then_some(self.seed), epoch));
+        let count = self.len();
+        let order = epoch_order(len, self.shuffle.then_some(self.seed), epoch);
+        let order = Arc::new(match self.shard {
+            Some((rank, world)) => shard_order(&order, rank, world),
+            None => order,
+        });
         let (dataset, bs, seed) = (Arc::clone(&self.dataset), self.batch_size, self.seed);
         let job: Job<Batch> = Arc::new(move |j| {
             let indices = &order[j * bs..((j + 1) * bs).min(order.len())];

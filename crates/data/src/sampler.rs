@@ -12,6 +12,21 @@ pub fn epoch_order(len: usize, shuffle: Option<u64>, epoch: u64) -> Vec<usize> {
     order
 }
 
+/// Rank `rank`'s share of `order` among `world` replicas, as PyTorch's `DistributedSampler`
+/// (drop_last = false): the order is padded by repeating its start to a multiple of `world`,
+/// then rank r takes positions r, r + world, r + 2·world, … Every rank gets the same count,
+/// and batch i of all ranks together is batch i of the padded order at `world` times the size.
+pub fn shard_order(order: &[usize], rank: usize, world: usize) -> Vec<usize> {
+    if world <= 1 || order.is_empty() {
+        return order.to_vec();
+    }
+    let total = order.len().div_ceil(world) * world;
+    (rank..total)
+        .step_by(world)
+        .map(|i| order[i % order.len()])
+        .collect()
+}
+
 /// Number of batches of `batch_size` from `len` samples; the short last batch counts unless
 /// `drop_last`. Returns 0 for `batch_size == 0`.
 pub fn num_batches(len: usize, batch_size: usize, drop_last: bool) -> usize {
@@ -42,6 +57,16 @@ mod tests {
         let mut s = a.clone();
         s.sort_unstable();
         assert_eq!(s, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shards_are_disjoint_padded_and_interleaved() {
+        let order: Vec<usize> = (10..17).collect();
+        assert_eq!(shard_order(&order, 0, 2), vec![10, 12, 14, 16]);
+        assert_eq!(shard_order(&order, 1, 2), vec![11, 13, 15, 10]);
+        assert_eq!(shard_order(&order, 0, 1), order);
+        let all: Vec<usize> = (0..3).flat_map(|r| shard_order(&order, r, 3)).collect();
+        assert_eq!(all.len(), 9);
     }
 
     #[test]

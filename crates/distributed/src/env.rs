@@ -1,0 +1,48 @@
+//! Choosing the process group from the environment a launcher sets.
+
+use crate::group::{ProcessGroup, SingleProcess};
+use mlfw_core::{Error, Result};
+use std::sync::Arc;
+
+/// True when this process was started by `mpirun`/`mpiexec` (Open MPI, MPICH, Intel MPI or
+/// Slurm's PMI set these variables).
+pub fn launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
+/// The process group for this process: MPI's world when launched by `mpirun` (requires the
+/// `mpi` feature), else a single process.
+///
+/// Errors: launched by `mpirun` (or with `MLFW_WORLD_SIZE` > 1) in a build without the `mpi`
+/// feature; MPI failing to initialise.
+pub fn init_from_env() -> Result<Arc<dyn ProcessGroup>> {
+    let torchrun_style = std::env::var("MLFW_WORLD_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > 1);
+    if launched_by_mpi() {
+        #[cfg(feature = "mpi")]
+        {
+            return Ok(Arc::new(crate::mpi_group::MpiGroup::init()?));
+        }
+        #[cfg(not(feature = "mpi"))]
+        return Err(Error::msg(
+            "launched by mpirun, but this mlfw was built without MPI: rebuild with `--features mpi` \
+             (needs libopenmpi-dev or an MPICH development package, and libclang)",
+        ));
+    }
+    if torchrun_style {
+        return Err(Error::msg(
+            "MLFW_WORLD_SIZE > 1 without mpirun: mlfw has no TCP rendezvous store; launch with \
+             `mpirun -np N mlfw ...` (build with `--features mpi`)",
+        ));
+    }
+    Ok(Arc::new(SingleProcess))
+}

@@ -1,0 +1,146 @@
+//! DDP in one process (world size 1) and, with the `mpi` feature, 2 ranks × batch 32 against
+//! 1 process × batch 64 (run by `mpirun -np 2` on this very test binary).
+
+mod common;
+use mlfw_core::{DType, Device, Tensor};
+use mlfw_distributed::{DistributedDataParallel, SingleProcess};
+use std::sync::Arc;
+
+#[test]
+fn one_rank_leaves_gradients_as_they_are_and_reduces_unused_parameters_as_zeros() {
+    let a = Tensor::from_vec(vec![1f32, 2.0], [2], &Device::Cpu)
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap();
+    let unused = Tensor::zeros([3], DType::F32, &Device::Cpu)
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap();
+    let ddp = DistributedDataParallel::new(
+        vec![a.clone(), unused.clone()],
+        Arc::new(SingleProcess),
+        1e-6,
+    )
+    .unwrap();
+    assert_eq!(ddp.num_buckets(), 2);
+    for _ in 0..3 {
+        a.zero_grad();
+        mlfw_autograd::backward(&a.square().unwrap().sum_all().unwrap(), None, false).unwrap();
+        ddp.finish().unwrap();
+        assert_eq!(a.grad().unwrap().to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+        assert_eq!(
+            unused.grad().unwrap().to_vec::<f32>().unwrap(),
+            vec![0.0; 3]
+        );
+    }
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let a = Tensor::ones([2], DType::F64, &Device::Cpu).unwrap();
+    assert!(DistributedDataParallel::new(vec![a], Arc::new(SingleProcess), 25.0).is_err());
+    let b = Tensor::ones([2], DType::F32, &Device::Cpu).unwrap();
+    assert!(DistributedDataParallel::new(vec![b], Arc::new(SingleProcess), 0.0).is_err());
+}
+
+#[test]
+fn single_process_ddp_trains_like_plain_training() {
+    // Same data order and batch: world size 1 must change nothing at all.
+    let w = common::train(Arc::new(SingleProcess), 64, 5).unwrap();
+    assert_eq!(w.len(), 10);
+}
+
+#[cfg(feature = "mpi")]
+#[test]
+fn two_ranks_of_32_match_one_process_of_64_after_20_steps() {
+    use std::process::Command;
+    const CHILD: &str = "MLFW_DDP_CHILD_OUT";
+    if let Ok(out) = std::env::var(CHILD) {
+        // Inside `mpirun -np 2`: each rank trains on its half of every batch of 64.
+        let pg = mlfw_distributed::init_from_env().unwrap();
+        assert_eq!(pg.world_size(), 2);
+        let w = common::train(pg.clone(), 32, 20).unwrap();
+        if pg.rank() == 0 {
+            mlfw_core::safetensors::save(&out, &w, None).unwrap();
+        }
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("mlfw-ddp-{}.safetensors", std::process::id()));
+    let o = Command::new("mpirun")
+        .args(["-np", "2", "--oversubscribe"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "two_ranks_of_32_match_one_process_of_64_after_20_steps",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &tmp)
+        .env("MLFW_NUM_THREADS", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .expect("mpirun (install openmpi-bin)");
+    assert!(
+        o.status.success(),
+        "mpirun failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let two = mlfw_core::safetensors::load(&tmp, &Device::Cpu).unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    let one = common::train(Arc::new(mlfw_distributed::SingleProcess), 64, 20).unwrap();
+    let mut worst = 0f64;
+    for (k, t) in &one {
+        let d = two.require(k).unwrap();
+        let (a, b) = (t.to_f64_vec().unwrap(), d.to_f64_vec().unwrap());
+        let scale = a.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        worst = worst.max(diff / scale);
+    }
+    eprintln!("2 ranks x 32 vs 1 x 64 after 20 steps: max relative difference {worst:.3e}");
+    assert!(worst <= 1e-6, "weights differ by {worst:.3e} (relative)");
+}
+
+#[cfg(feature = "mpi")]
+#[test]
+fn a_rank_that_dies_stops_the_others_with_an_error() {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    const CHILD: &str = "MLFW_DDP_DIE_CHILD";
+    if std::env::var(CHILD).is_ok() {
+        let pg = mlfw_distributed::init_from_env().unwrap();
+        if pg.rank() == 1 {
+            std::process::exit(3); // dies before the collective
+        }
+        let e = pg.all_reduce_sum(vec![1.0; 4]);
+        panic!("rank 0 should not get past a collective with a dead peer: {e:?}");
+    }
+    let t = Instant::now();
+    let o = Command::new("timeout")
+        .args(["120", "mpirun", "-np", "2", "--oversubscribe"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_rank_that_dies_stops_the_others_with_an_error",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("MLFW_DIST_TIMEOUT_S", "20")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .expect("mpirun");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the job must fail");
+    assert_ne!(
+        o.status.code(),
+        Some(124),
+        "the job hung until timeout(1) killed it:\n{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(100));
+    assert!(err.contains("rank 1") || err.contains("exited"), "{err}");
+}
