@@ -60,6 +60,12 @@ pub struct RunConfig {
     /// Mixed precision: `none`, `bf16` or `f16` (autocast; f16 adds dynamic loss scaling).
     #[serde(default = "amp_none")]
     pub amp: String,
+    /// Data-parallel over the ranks of `mpirun` (`--distributed`).
+    #[serde(default)]
+    pub distributed: bool,
+    /// Number of ranks the run trains on (1 unless distributed); a resume must match it.
+    #[serde(default = "one")]
+    pub world_size: usize,
     /// The run folder.
     pub out: PathBuf,
     /// mlfw version that created the run.
@@ -68,6 +74,10 @@ pub struct RunConfig {
     pub command: Vec<String>,
     /// Creation time (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
     pub created: String,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn amp_none() -> String {

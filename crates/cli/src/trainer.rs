@@ -81,6 +81,8 @@ pub struct Trainer {
     amp: Option<mlfw_core::DType>,
     /// The dynamic loss scaler of `--amp f16` runs.
     scaler: Option<GradScaler>,
+    /// Gradient averaging over the ranks of a `--distributed` run.
+    ddp: Option<mlfw_distributed::DistributedDataParallel>,
     /// The run folder's lock, held for the trainer's life.
     _lock: RunLock,
 }
@@ -91,7 +93,29 @@ impl Trainer {
     /// a run that stopped before its first checkpoint starts over from step 0. A fresh run
     /// creates and locks its folder. The folder is only written once everything has loaded,
     /// and stays locked until the trainer is dropped.
-    pub fn new(cfg: RunConfig, resume: Option<RunLock>, quiet: bool, json: bool) -> Result<Self> {
+    pub fn new(
+        mut cfg: RunConfig,
+        resume: Option<RunLock>,
+        quiet: bool,
+        json: bool,
+    ) -> Result<Self> {
+        let pg = match cfg.distributed {
+            true => Some(mlfw_distributed::init_from_env()?),
+            false => None,
+        };
+        if let Some(pg) = &pg {
+            let world = pg.world_size();
+            if resume.is_some() && cfg.world_size != world {
+                return Err(CliError::msg(format!(
+                    "{} was trained on {} ranks; resume it with `mpirun -np {} ... --resume`, \
+                     not on {world}",
+                    cfg.out.display(),
+                    cfg.world_size,
+                    cfg.world_size
+                )));
+            }
+            cfg.world_size = world;
+        }
         let dir = cfg.out.clone();
         let device = device::open(&cfg.device)?;
         let ckpt_path = dir.join(CHECKPOINT);
@@ -112,7 +136,10 @@ impl Trainer {
         }
         model.to_device(&device)?;
         model.train(true);
-        let train = spec.loader(Split::Train, cfg.batch_size, cfg.workers, cfg.seed)?;
+        let mut train = spec.loader(Split::Train, cfg.batch_size, cfg.workers, cfg.seed)?;
+        if let Some(pg) = &pg {
+            train = train.shard(pg.rank(), pg.world_size())?;
+        }
         let val = spec.loader(Split::Test, cfg.batch_size.max(500), cfg.workers, cfg.seed)?;
         let batch = |l: &DataLoader, b: usize| b.min(l.dataset().len());
         memory::check_model_batch(
@@ -184,6 +211,15 @@ impl Trainer {
             }
             _ => None,
         };
+        // After any restore: rank 0's weights are broadcast to every rank.
+        let ddp = match &pg {
+            Some(pg) => Some(mlfw_distributed::DistributedDataParallel::new(
+                model.parameters(),
+                pg.clone(),
+                25.0,
+            )?),
+            None => None,
+        };
         // Everything loaded: only now touch the run folder.
         let (lock, history) = match resume {
             Some(lock) => {
@@ -228,6 +264,7 @@ impl Trainer {
             first_step_s: None,
             amp,
             scaler,
+            ddp,
         })
     }
 
@@ -307,15 +344,24 @@ impl Trainer {
             self.cfg.num_classes,
         )?;
         let s = &self.state;
+        // Training metrics over all ranks (each saw its own shard).
+        let (loss_sum, correct, seen, steps) = match &self.ddp {
+            Some(d) => {
+                let pg = d.process_group();
+                let v = pg.all_reduce_sum_f64(vec![s.loss_sum, s.correct, s.seen as f64])?;
+                (v[0], v[1], v[2] as usize, s.step * pg.world_size())
+            }
+            None => (s.loss_sum, s.correct, s.seen, s.step),
+        };
         let row = EpochMetrics {
             epoch: e + 1,
-            train_loss: s.loss_sum / s.step.max(1) as f64,
-            train_acc: s.correct / s.seen.max(1) as f64,
+            train_loss: loss_sum / steps.max(1) as f64,
+            train_acc: correct / seen.max(1) as f64,
             val_loss: val.loss,
             val_acc: val.accuracy,
             lr: self.opt.lr(),
             time_s: s.seconds + t.elapsed().as_secs_f64(),
-            images_per_s: s.seen as f64 / s.seconds.max(1e-9),
+            images_per_s: seen as f64 / s.seconds.max(1e-9),
         };
         if let Some(sc) = self.sched.as_mut().filter(|s| !s.per_batch) {
             sc.scheduler.step(self.opt.as_mut())?;
@@ -383,16 +429,19 @@ impl Trainer {
                     self.dir.display()
                 )));
             }
+            match self.scaler.as_ref() {
+                Some(s) => s.scale(&loss)?.backward()?,
+                None => loss.backward()?,
+            }
+            if let Some(ddp) = &self.ddp {
+                ddp.finish()?;
+            }
             match self.scaler.as_mut() {
                 Some(s) => {
-                    s.scale(&loss)?.backward()?;
                     s.step(self.opt.as_mut(), &self.model.parameters())?;
                     s.update();
                 }
-                None => {
-                    loss.backward()?;
-                    self.opt.step()?;
-                }
+                None => self.opt.step()?,
             }
             if let Some(sc) = self.sched.as_mut().filter(|s| s.per_batch) {
                 sc.scheduler.step(self.opt.as_mut())?;

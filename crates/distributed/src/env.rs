@@ -17,6 +17,14 @@ pub fn launched_by_mpi() -> bool {
     .any(|v| std::env::var_os(v).is_some())
 }
 
+/// This process's rank as the launcher set it (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`,
+/// `PMIX_RANK`), read without initialising MPI; `None` outside `mpirun`.
+pub fn env_rank() -> Option<usize> {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
 /// The process group for this process: MPI's world when launched by `mpirun` (requires the
 /// `mpi` feature), else a single process.
 ///

@@ -31,7 +31,7 @@ mod group;
 mod mpi_group;
 
 pub use ddp::DistributedDataParallel;
-pub use env::{init_from_env, launched_by_mpi};
+pub use env::{env_rank, init_from_env, launched_by_mpi};
 pub use group::{ProcessGroup, SingleProcess};
 #[cfg(feature = "mpi")]
 pub use mpi_group::MpiGroup;

@@ -64,6 +64,10 @@ pub struct TrainArgs {
     /// master weights, loss and reductions; f16 adds a dynamic loss scaler).
     #[arg(long, default_value = "none")]
     pub amp: String,
+    /// Data-parallel training over the ranks of `mpirun -np N mlfw train ... --distributed`
+    /// (build with `--features mpi`): rank 0 writes the run folder; `--batch-size` is per rank.
+    #[arg(long)]
+    pub distributed: bool,
     /// Train at most this many steps per epoch (quick checks).
     #[arg(long)]
     pub max_steps: Option<usize>,
@@ -88,6 +92,9 @@ const RESUMABLE: [&str; 7] = [
 
 /// Runs `mlfw train`.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    if mlfw_distributed::env_rank().is_some_and(|r| r != 0) {
+        return run_follower(&args, matches);
+    }
     // Resuming: lock the folder before reading anything in it; a fresh run locks the folder
     // when it creates it.
     let (cfg, lock) = match &args.resume {
@@ -97,11 +104,57 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         }
         None => (fresh_config(&args)?, None),
     };
+    if mlfw_distributed::launched_by_mpi() && !cfg.distributed {
+        return Err(CliError::msg(
+            "launched by mpirun without --distributed: every rank would train alone into the \
+             same run folder; add --distributed (or run without mpirun)",
+        ));
+    }
     let mut trainer = Trainer::new(cfg, lock, args.quiet, args.json)?;
     let summary = trainer.run()?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     }
+    Ok(())
+}
+
+/// Ranks other than 0 of a distributed run train in a private copy of the run folder (a
+/// temporary folder removed at exit), so the real folder has exactly one writer, rank 0.
+fn run_follower(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
+    let scratch = tempfile::tempdir()
+        .map_err(|e| CliError::msg(format!("cannot create a scratch folder: {e}")))?;
+    let dir = scratch.path().join("run");
+    let (cfg, lock) = match &args.resume {
+        Some(real) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CliError::msg(format!("{}: {e}", dir.display())))?;
+            for f in [
+                run_dir::CONFIG,
+                run_dir::CHECKPOINT,
+                "metrics.csv",
+                "metrics.jsonl",
+            ] {
+                if real.join(f).is_file() {
+                    std::fs::copy(real.join(f), dir.join(f))
+                        .map_err(|e| CliError::msg(format!("{}: {e}", real.join(f).display())))?;
+                }
+            }
+            let lock = RunLock::acquire(&dir)?;
+            (resumed_config(args, matches, &dir)?, Some(lock))
+        }
+        None => {
+            let mut cfg = fresh_config(args)?;
+            cfg.out = dir;
+            (cfg, None)
+        }
+    };
+    if !cfg.distributed {
+        return Err(CliError::msg(
+            "launched by mpirun without --distributed: every rank would train alone into the \
+             same run folder; add --distributed (or run without mpirun)",
+        ));
+    }
+    Trainer::new(cfg, lock, true, false)?.run()?;
     Ok(())
 }
 
@@ -144,6 +197,8 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         num_classes: spec.info.num_classes,
         augment: spec.augmentation(),
         amp: a.amp.clone(),
+        distributed: a.distributed,
+        world_size: 1,
         out,
         mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
         command: std::env::args().collect(),
