@@ -13,6 +13,7 @@ mod evaluate;
 mod memory;
 mod metrics;
 mod models;
+mod onnx_model;
 mod optim;
 mod plot;
 mod progress;

@@ -1,0 +1,77 @@
+//! `--model path/to/model.onnx` for `mlfw eval` and `mlfw predict`: an ONNX file stands in
+//! for a zoo architecture plus its weights.
+
+use std::path::Path;
+
+use mlfw_core::Device;
+use mlfw_hub::onnx::{Dim, OnnxModel};
+use mlfw_nn::Module;
+use mlfw_vision::registry::ModelInfo;
+
+use crate::data::DataSpec;
+use crate::error::{CliError, Result};
+
+/// True when `model` names an ONNX file rather than a zoo architecture.
+pub fn is_onnx(model: &str) -> bool {
+    model.to_ascii_lowercase().ends_with(".onnx")
+}
+
+/// The error for a zoo model given neither `--weights` nor `--pretrained`.
+pub fn require_weights(model: &str, weights: bool, pretrained: bool) -> Result<()> {
+    if weights || pretrained || is_onnx(model) {
+        return Ok(());
+    }
+    Err(CliError::msg(
+        "the following required arguments were not provided: --weights <WEIGHTS> (or --pretrained; not needed when --model is an .onnx file)",
+    )
+    .with_code(2))
+}
+
+/// Loads the ONNX model at `path` (on the CPU) and sets `spec.input` to the `[C, H, W]` the
+/// file declares for its input (dims the file leaves symbolic keep the dataset's size).
+/// Returns the model and a description of where it came from.
+///
+/// Errors: the file failing to load (see [`OnnxModel::load`]); a model without exactly
+/// one 4-D (NCHW) image input; a declared channel count that differs from the dataset's.
+pub fn load(path: &str, spec: &mut DataSpec) -> Result<(Box<dyn Module>, String)> {
+    let m = OnnxModel::load(Path::new(path), &Device::Cpu)?;
+    let [input] = m.inputs() else {
+        return Err(CliError::msg(format!(
+            "{path}: an image model needs exactly one input, the file has {}",
+            m.inputs().len()
+        )));
+    };
+    if !input.dims.is_empty() && input.dims.len() != 4 {
+        return Err(CliError::msg(format!(
+            "{path}: input `{}` has {} dims; an image model takes [N, C, H, W]",
+            input.name,
+            input.dims.len()
+        )));
+    }
+    for (k, d) in input.dims.iter().skip(1).enumerate() {
+        if let Dim::Fixed(n) = d {
+            if k == 0 && *n != spec.input[0] {
+                return Err(CliError::msg(format!(
+                    "{path}: the model takes {n} channels, dataset `{}` has {}",
+                    spec.name, spec.input[0]
+                )));
+            }
+            spec.input[k] = *n;
+        }
+    }
+    Ok((Box::new(m), format!("onnx {path}")))
+}
+
+/// Predict metadata for an ONNX model fed `spec`'s images.
+pub fn predict_info(spec: &DataSpec) -> ModelInfo {
+    ModelInfo {
+        name: "onnx",
+        num_classes: spec.info.num_classes,
+        input_shape: spec.input,
+        mean: spec.info.mean.clone(),
+        std: spec.info.std.clone(),
+        any_size: false,
+        min_size: 1,
+        center_crop: false,
+    }
+}
