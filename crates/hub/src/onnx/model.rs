@@ -239,6 +239,18 @@ impl OnnxModel {
     }
 }
 
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("opset", &self.opset)
+            .field("nodes", &self.nodes.len())
+            .field("initializers", &self.initializers.len())
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .finish()
+    }
+}
+
 /// Every node's op must be one the importer runs, in the default domain.
 fn check_ops(graph: &GraphProto, opset: i64) -> Result<()> {
     for n in &graph.node {
