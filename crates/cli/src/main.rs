@@ -19,6 +19,7 @@ mod plot;
 mod progress;
 mod run_dir;
 mod run_lock;
+mod tensorboard_log;
 mod trainer;
 
 use std::process::ExitCode;
