@@ -11,6 +11,8 @@
 //! The protobuf messages are the official `onnx.proto` ones (field numbers and types) as
 //! prost structs, checked in (`proto.rs`): no `protoc` at build time.
 
+mod export;
+mod export_build;
 mod model;
 mod node;
 mod ops;
@@ -18,6 +20,7 @@ mod ops_shape;
 pub mod proto;
 mod tensor;
 
+pub use export::{export_graph, export_module, save_graph, EXPORT_OPSET};
 pub use model::{Dim, OnnxModel, ValueSpec};
 pub use ops::SUPPORTED as SUPPORTED_OPS;
 pub use tensor::{dtype_of, from_tensor, onnx_type_of, to_tensor};

@@ -9,51 +9,18 @@ use super::node::NodeCtx;
 use super::ops_shape;
 
 /// The operators (default domain) the importer runs.
+#[rustfmt::skip]
 pub const SUPPORTED: &[&str] = &[
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Sqrt",
-    "Exp",
-    "Log",
-    "Erf",
-    "Relu",
-    "LeakyRelu",
-    "Sigmoid",
-    "Tanh",
-    "Gelu",
-    "Softmax",
-    "LogSoftmax",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "BatchNormalization",
-    "LayerNormalization",
-    "Flatten",
-    "Reshape",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Concat",
-    "Slice",
-    "Gather",
-    "Shape",
-    "Constant",
-    "ConstantOfShape",
-    "Identity",
-    "Dropout",
-    "ReduceMean",
-    "ReduceSum",
-    "Clip",
+    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf",
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Softmax", "LogSoftmax", "MaxPool",
+    "AveragePool", "GlobalAveragePool", "BatchNormalization", "LayerNormalization", "Flatten",
+    "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Slice", "Gather", "Shape",
+    "Constant", "ConstantOfShape", "Identity", "Dropout", "ReduceMean", "ReduceSum", "Clip",
     "Cast",
-    "Neg",
-    "Abs",
-    "Reciprocal",
+    // Beyond the list: what mlfw's own exporter may write.
+    "Neg", "Abs", "Reciprocal", "Sin", "Cos", "Sign", "Max", "Min", "Where", "Equal", "Less",
+    "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "ReduceMax", "ReduceMin", "ArgMax",
+    "ArgMin", "Expand", "GatherElements",
 ];
 
 /// Evaluates one node.
@@ -72,6 +39,30 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
         "Neg" => one(x()?.unary_op(UnaryOp::Neg)?),
         "Abs" => one(x()?.unary_op(UnaryOp::Abs)?),
         "Reciprocal" => one(x()?.unary_op(UnaryOp::Recip)?),
+        "Sin" => one(x()?.sin()?),
+        "Cos" => one(x()?.cos()?),
+        "Sign" => one(x()?.sign()?),
+        "Max" | "Min" => one(max_min(c)?),
+        "Where" => one(x()?.where_cond(c.input(1)?, c.input(2)?)?),
+        "Equal" => one(x()?.eq(c.input(1)?)?),
+        "Less" => one(x()?.lt(c.input(1)?)?),
+        "LessOrEqual" => one(x()?.le(c.input(1)?)?),
+        "Greater" => one(x()?.gt(c.input(1)?)?),
+        "GreaterOrEqual" => one(x()?.ge(c.input(1)?)?),
+        "Not" => one(x()?.cmp_scalar(0.0, mlfw_core::CmpOp::Eq)?),
+        "ArgMax" | "ArgMin" => {
+            let x = x()?;
+            if c.int("select_last_index", 0) != 0 {
+                return Err(c.err("select_last_index = 1 is not supported"));
+            }
+            let axis = c.axis(c.int("axis", 0), x.rank())? as isize;
+            let keep = c.int("keepdims", 1) != 0;
+            one(if c.node.op_type == "ArgMax" {
+                x.argmax(axis, keep)?
+            } else {
+                x.argmin(axis, keep)?
+            })
+        }
         "Erf" => one(erf(x()?)?),
         "Relu" => one(x()?.unary_op(UnaryOp::Relu)?),
         "LeakyRelu" => one(x()?.leaky_relu(c.float("alpha", 0.01) as f64)?),
@@ -101,7 +92,7 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
         }
         "BatchNormalization" => one(batch_norm(c)?),
         "LayerNormalization" => layer_norm(c),
-        "ReduceMean" | "ReduceSum" => one(reduce(c)?),
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => one(reduce(c)?),
         _ => ops_shape::eval(c),
     }
 }
@@ -178,6 +169,19 @@ fn clip(c: &NodeCtx) -> Result<Tensor> {
         )
     };
     x.clamp(lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY))
+}
+
+/// Elementwise max or min of any number of inputs (broadcasting).
+fn max_min(c: &NodeCtx) -> Result<Tensor> {
+    let mut y = c.input(0)?.clone();
+    for k in 1..c.inputs.len() {
+        y = if c.node.op_type == "Max" {
+            y.maximum(c.input(k)?)?
+        } else {
+            y.minimum(c.input(k)?)?
+        };
+    }
+    Ok(y)
 }
 
 fn dropout(c: &NodeCtx) -> Result<Vec<Tensor>> {
@@ -383,9 +387,10 @@ fn reduce(c: &NodeCtx) -> Result<Tensor> {
         _ if c.int("noop_with_empty_axes", 0) != 0 => return Ok(x.clone()),
         _ => (0..x.rank() as isize).collect(),
     };
-    if c.node.op_type == "ReduceSum" {
-        x.sum(&dims, keep)
-    } else {
-        x.mean(&dims, keep)
+    match c.node.op_type.as_str() {
+        "ReduceSum" => x.sum(&dims, keep),
+        "ReduceMax" => x.max(&dims, keep),
+        "ReduceMin" => x.min(&dims, keep),
+        _ => x.mean(&dims, keep),
     }
 }

@@ -45,6 +45,12 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
             one(Tensor::cat(&xs, axis as isize)?)
         }
         "Slice" => one(slice(c)?),
+        "Expand" => one(expand(c)?),
+        "GatherElements" => {
+            let x = c.input(0)?;
+            let axis = c.axis(c.int("axis", 0), x.rank())?;
+            one(x.gather(&c.input(1)?.to_dtype(DType::I64)?, axis as isize)?)
+        }
         "Gather" => one(gather(c)?),
         "Shape" => {
             let x = c.input(0)?;
@@ -247,4 +253,26 @@ fn gather(c: &NodeCtx) -> Result<Tensor> {
     dims.extend_from_slice(ids.dims());
     dims.extend_from_slice(&x.dims()[axis + 1..]);
     picked.reshape(dims)
+}
+
+/// Expand: numpy broadcasting of the input with the target shape (either may be larger).
+fn expand(c: &NodeCtx) -> Result<Tensor> {
+    let x = c.input(0)?;
+    let shape = c.ints_input(1)?.ok_or_else(|| c.err("shape is required"))?;
+    let rank = x.rank().max(shape.len());
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            let a = (i + x.rank()).checked_sub(rank).map_or(1, |k| x.dims()[k]);
+            let b = (i + shape.len())
+                .checked_sub(rank)
+                .map_or(1, |k| shape[k].max(0) as usize);
+            match (a, b) {
+                (a, 1) => Ok(a),
+                (1, b) => Ok(b),
+                (a, b) if a == b => Ok(a),
+                (a, b) => Err(c.err(format!("cannot broadcast dim {a} to {b}"))),
+            }
+        })
+        .collect::<Result<_>>()?;
+    x.broadcast_to(dims)
 }
