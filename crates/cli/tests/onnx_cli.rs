@@ -45,3 +45,49 @@ fn eval_and_predict_an_onnx_file() {
     let err = fails(&["eval", "--model", bad.to_str().unwrap()]);
     assert!(err.contains("bad.onnx"), "{err}");
 }
+
+#[test]
+fn export_writes_an_onnx_file_that_evaluates_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("lenet5.onnx");
+    let w = fixtures().join("torch-ref/lenet5_mnist_mini.safetensors");
+    let w = w.to_str().unwrap();
+    let msg = ok(&[
+        "export",
+        "--model",
+        "lenet5",
+        "--weights",
+        w,
+        "--format",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        msg.contains("opset 17") && msg.contains("[N, 1, 28, 28]"),
+        "{msg}"
+    );
+    let a = ok(&["eval", "--model", out.to_str().unwrap(), "--json"]);
+    let b = ok(&["eval", "--weights", w, "--json"]);
+    assert_eq!(accuracy(&a), accuracy(&b));
+    let err = fails(&[
+        "export",
+        "--weights",
+        w,
+        "--format",
+        "tflite",
+        "-o",
+        "x.tflite",
+    ]);
+    assert!(err.contains("supported: onnx"), "{err}");
+    let err = fails(&[
+        "export",
+        "--model",
+        "mlp",
+        "--weights",
+        w,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("fc1"), "{err}");
+}
