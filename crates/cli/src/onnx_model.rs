@@ -62,6 +62,24 @@ pub fn load(path: &str, spec: &mut DataSpec) -> Result<(Box<dyn Module>, String)
     Ok((Box::new(m), format!("onnx {path}")))
 }
 
+/// The model `eval`/`predict` run: the ONNX file `model_arg` (setting `spec.input` from it),
+/// or zoo model `name` with `weights` (or the hub's pretrained ones). Returns the model (on
+/// the CPU) and where it came from.
+///
+/// Errors: as [`load`] and [`crate::models::load`].
+pub fn load_any(
+    model_arg: &str,
+    name: &str,
+    spec: &mut DataSpec,
+    weights: Option<&Path>,
+) -> Result<(Box<dyn Module>, String)> {
+    if is_onnx(model_arg) {
+        load(model_arg, spec)
+    } else {
+        crate::models::load(name, spec.input, spec.info.num_classes, weights)
+    }
+}
+
 /// Predict metadata for an ONNX model fed `spec`'s images.
 pub fn predict_info(spec: &DataSpec) -> ModelInfo {
     ModelInfo {

@@ -1,19 +1,12 @@
 //! ONNX export: every zoo model, captured with a symbolic batch and written as ONNX,
 //! loads back through the importer and gives the eager model's logits at other batch sizes.
 
+mod onnx_common;
+
 use mlfw_core::{DType, Device, Tensor};
 use mlfw_hub::onnx::{export_module, Dim, OnnxModel, EXPORT_OPSET};
 use mlfw_vision::registry::{build_model, ModelConfig, MODEL_NAMES};
-
-fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.dims(), want.dims());
-    let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
-    let scale = w.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    g.iter()
-        .zip(&w)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs()))
-        / scale
-}
+use onnx_common::rel_err;
 
 #[test]
 fn every_zoo_model_round_trips() {

@@ -1,6 +1,8 @@
 //! ONNX import: PyTorch's and onnxruntime's outputs reproduced for the fixtures; malformed
 //! files, unsupported ops and hostile external data are clear errors.
 
+mod onnx_common;
+
 use std::path::{Path, PathBuf};
 
 use mlfw_core::{DType, Device, Tensor};
@@ -9,23 +11,13 @@ use mlfw_hub::onnx::proto::{
     ValueInfoProto,
 };
 use mlfw_hub::onnx::OnnxModel;
+use onnx_common::rel_err;
 use prost::Message;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/onnx")
         .join(name)
-}
-
-/// Largest `|got − want|` over the largest `|want|`.
-fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.dims(), want.dims());
-    let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
-    let scale = w.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    g.iter()
-        .zip(&w)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs()))
-        / scale
 }
 
 #[test]
@@ -220,4 +212,20 @@ fn external_data_is_read_from_the_models_folder_only() {
     let lying = model_with(add, vec![external("weights.bin", 0, 1 << 40)]);
     let e = load_err(&lying, Some(dir.path()));
     assert!(e.contains("declares"), "{e}");
+}
+
+#[test]
+fn a_huge_constant_of_shape_is_refused() {
+    let shape = TensorProto {
+        name: "s".into(),
+        dims: vec![3],
+        data_type: 7,
+        int64_data: vec![1 << 30, 1 << 30, 1 << 20],
+        ..Default::default()
+    };
+    let m = model_with(node("ConstantOfShape", &["s"]), vec![shape]);
+    let m = OnnxModel::from_bytes(&m.encode_to_vec(), None, &Device::Cpu).unwrap();
+    let x = Tensor::zeros([1], DType::F32, &Device::Cpu).unwrap();
+    let e = m.run(&[x]).unwrap_err().to_string();
+    assert!(e.contains("ConstantOfShape") && e.contains("memory"), "{e}");
 }

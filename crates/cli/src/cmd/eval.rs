@@ -61,16 +61,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let split: Split = a.split.parse()?;
     let mut spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
     let device = device::open(&a.device)?;
-    let (mut model, source) = if onnx {
-        onnx_model::load(&a.model, &mut spec)?
-    } else {
-        models::load(
-            model_name,
-            spec.input,
-            spec.info.num_classes,
-            a.weights.as_deref(),
-        )?
-    };
+    let (mut model, source) =
+        onnx_model::load_any(&a.model, model_name, &mut spec, a.weights.as_deref())?;
     model.to_device(&device)?;
     let loader = spec.loader(split, a.batch_size.max(1), a.workers, 0)?;
     let batch = a.batch_size.min(loader.dataset().len());

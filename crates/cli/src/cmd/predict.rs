@@ -52,16 +52,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
     };
     let mut spec = DataSpec::new(&a.dataset, name, None)?;
     let device = device::open(&a.device)?;
-    let (mut model, _) = if onnx {
-        onnx_model::load(&a.model, &mut spec)?
-    } else {
-        models::load(
-            name,
-            spec.input,
-            spec.info.num_classes,
-            a.weights.as_deref(),
-        )?
-    };
+    let (mut model, _) = onnx_model::load_any(&a.model, name, &mut spec, a.weights.as_deref())?;
     model.to_device(&device)?;
     model.train(false);
     let info = if onnx {

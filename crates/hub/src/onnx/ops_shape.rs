@@ -88,6 +88,14 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
                 Some(v) => (v.to_f64_vec()?.first().copied().unwrap_or(0.0), v.dtype()),
                 None => (0.0, DType::F32),
             };
+            // The shape comes from the file: check it fits before allocating.
+            let bytes = shape
+                .iter()
+                .try_fold(dtype.size_in_bytes() as u64, |n, &d| {
+                    n.checked_mul(d as u64)
+                });
+            mlfw_data::memory::check_fits(bytes, "ConstantOfShape", "the model asks for too much")
+                .map_err(|e| c.err(e))?;
             one(Tensor::full(value, shape, dtype, &c.device)?)
         }
         other => Err(Error::msg(format!(
