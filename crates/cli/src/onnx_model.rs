@@ -16,15 +16,21 @@ pub fn is_onnx(model: &str) -> bool {
     model.to_ascii_lowercase().ends_with(".onnx")
 }
 
-/// The error for a zoo model given neither `--weights` nor `--pretrained`.
-pub fn require_weights(model: &str, weights: bool, pretrained: bool) -> Result<()> {
-    if weights || pretrained || is_onnx(model) {
-        return Ok(());
+/// Resolves `--model`: `"onnx"` for an ONNX file, else the zoo model's canonical name, which
+/// then needs `--weights` or `--pretrained`.
+///
+/// Errors: an unknown zoo model; a zoo model given neither weights nor `--pretrained`.
+pub fn resolve(model: &str, weights: bool, pretrained: bool) -> Result<&'static str> {
+    if is_onnx(model) {
+        return Ok("onnx");
     }
-    Err(CliError::msg(
-        "the following required arguments were not provided: --weights <WEIGHTS> (or --pretrained; not needed when --model is an .onnx file)",
-    )
-    .with_code(2))
+    if !weights && !pretrained {
+        return Err(CliError::msg(
+            "the following required arguments were not provided: --weights <WEIGHTS> (or --pretrained; not needed when --model is an .onnx file)",
+        )
+        .with_code(2));
+    }
+    crate::models::canonical(model)
 }
 
 /// Loads the ONNX model at `path` (on the CPU) and sets `spec.input` to the `[C, H, W]` the

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::data::{DataSpec, Normalize};
 use crate::error::Result;
 use crate::evaluate::{evaluate, EvalResult};
-use crate::{device, models, onnx_model};
+use crate::{device, onnx_model};
 
 /// Arguments of `mlfw eval`.
 #[derive(Args, Debug)]
@@ -51,13 +51,7 @@ pub struct EvalArgs {
 
 /// Runs `mlfw eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
-    onnx_model::require_weights(&a.model, a.weights.is_some(), a.pretrained)?;
-    let onnx = onnx_model::is_onnx(&a.model);
-    let model_name = if onnx {
-        "onnx"
-    } else {
-        models::canonical(&a.model)?
-    };
+    let model_name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let split: Split = a.split.parse()?;
     let mut spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
     let device = device::open(&a.device)?;

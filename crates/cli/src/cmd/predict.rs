@@ -43,13 +43,8 @@ pub struct PredictArgs {
 
 /// Runs `mlfw predict`.
 pub fn run(a: PredictArgs) -> Result<()> {
-    onnx_model::require_weights(&a.model, a.weights.is_some(), a.pretrained)?;
+    let name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let onnx = onnx_model::is_onnx(&a.model);
-    let name = if onnx {
-        "onnx"
-    } else {
-        models::canonical(&a.model)?
-    };
     let mut spec = DataSpec::new(&a.dataset, name, None)?;
     let device = device::open(&a.device)?;
     let (mut model, _) = onnx_model::load_any(&a.model, name, &mut spec, a.weights.as_deref())?;
