@@ -4,9 +4,11 @@
 mod onnx_common;
 
 use mlfw_core::{DType, Device, Tensor};
+use mlfw_hub::onnx::proto::ModelProto;
 use mlfw_hub::onnx::{export_module, Dim, OnnxModel, EXPORT_OPSET};
 use mlfw_vision::registry::{build_model, ModelConfig, MODEL_NAMES};
-use onnx_common::rel_err;
+use onnx_common::{check_onnx_rules, rel_err};
+use prost::Message;
 
 #[test]
 fn every_zoo_model_round_trips() {
@@ -26,6 +28,8 @@ fn every_zoo_model_round_trips() {
         let x = Tensor::randn(0.0, 1.0, [2, c, h, w], DType::F32, &Device::Cpu).unwrap();
         export_module(model.as_ref(), &x, &path).unwrap_or_else(|e| panic!("{name}: {e}"));
 
+        let proto = ModelProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
+        check_onnx_rules(&proto).unwrap_or_else(|e| panic!("{name}: {e}"));
         let m = OnnxModel::load(&path, &Device::Cpu).unwrap();
         assert_eq!(m.opset(), EXPORT_OPSET);
         let input = &m.inputs()[0];

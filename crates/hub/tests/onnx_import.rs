@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use mlfw_core::{DType, Device, Tensor};
 use mlfw_hub::onnx::proto::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
-    ValueInfoProto,
+    TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 use mlfw_hub::onnx::OnnxModel;
 use onnx_common::rel_err;
@@ -228,4 +228,35 @@ fn a_huge_constant_of_shape_is_refused() {
     let x = Tensor::zeros([1], DType::F32, &Device::Cpu).unwrap();
     let e = m.run(&[x]).unwrap_err().to_string();
     assert!(e.contains("ConstantOfShape") && e.contains("memory"), "{e}");
+}
+
+#[test]
+fn the_rules_check_catches_an_unsorted_graph() {
+    let mut m = model_with(node("Relu", &["t"]), vec![]);
+    let g = m.graph.as_mut().unwrap();
+    g.node.push(NodeProto {
+        op_type: "Relu".into(),
+        name: "late".into(),
+        input: vec!["x".into()],
+        output: vec!["t".into()],
+        ..Default::default()
+    });
+    for v in g.input.iter_mut().chain(g.output.iter_mut()) {
+        v.r#type = Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: 1,
+                shape: Some(Default::default()),
+            }),
+            ..Default::default()
+        });
+    }
+    let e = onnx_common::check_onnx_rules(&m).unwrap_err();
+    assert!(e.contains("topologically"), "{e}");
+    // The importer refuses it too, naming the node.
+    let model = OnnxModel::from_bytes(&m.encode_to_vec(), None, &Device::Cpu).unwrap();
+    let e = model
+        .run(&[Tensor::zeros([1], DType::F32, &Device::Cpu).unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("my_Relu") && e.contains("before"), "{e}");
 }
