@@ -52,6 +52,8 @@ pub struct OnnxModel {
     outputs: Vec<ValueSpec>,
     opset: i64,
     device: Device,
+    /// For each node, the values last read by it (freed after it runs).
+    frees: Vec<Vec<String>>,
 }
 
 impl OnnxModel {
@@ -114,7 +116,9 @@ impl OnnxModel {
             .map(spec)
             .collect::<Result<_>>()?;
         let outputs = graph.output.iter().map(spec).collect::<Result<_>>()?;
+        let frees = last_reads(graph);
         Ok(OnnxModel {
+            frees,
             nodes: graph.node.clone(),
             initializers,
             inputs,
@@ -168,7 +172,7 @@ impl OnnxModel {
             values.insert(&s.name, x.clone());
         }
         let device = inputs.first().map_or(self.device, |x| x.device());
-        for node in &self.nodes {
+        for (node, frees) in self.nodes.iter().zip(&self.frees) {
             let ins = node
                 .input
                 .iter()
@@ -206,6 +210,9 @@ impl OnnxModel {
                 }
                 let v = v.ok_or_else(|| ctx.err(format!("output `{name}` is not produced")))?;
                 values.insert(name, v);
+            }
+            for f in frees {
+                values.remove(f.as_str());
             }
         }
         self.outputs
@@ -249,6 +256,24 @@ impl std::fmt::Debug for OnnxModel {
             .field("outputs", &self.outputs)
             .finish()
     }
+}
+
+/// For each node, the values it is the last to read (graph outputs are never freed), so a
+/// run keeps only live intermediates.
+fn last_reads(graph: &GraphProto) -> Vec<Vec<String>> {
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (k, n) in graph.node.iter().enumerate() {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            last.insert(i, k);
+        }
+    }
+    let mut frees = vec![Vec::new(); graph.node.len()];
+    for (name, k) in last {
+        if !graph.output.iter().any(|o| o.name == name) {
+            frees[k].push(name.to_string());
+        }
+    }
+    frees
 }
 
 /// Every node's op must be one the importer runs, in the default domain.

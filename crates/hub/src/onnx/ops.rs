@@ -100,19 +100,15 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
 /// `x ^ e`; a scalar exponent uses the unary kernel (exact for 2, 0.5, …).
 fn pow(x: &Tensor, e: &Tensor) -> Result<Tensor> {
     if e.elem_count() == 1 && e.rank() <= x.rank() {
-        let v = e.to_dtype(DType::F64)?.flatten_all_f64()?;
+        let v = first_f64(e)?;
         return x.powf(v);
     }
     x.pow(&e.to_dtype(x.dtype())?)
 }
 
-trait ScalarF64 {
-    fn flatten_all_f64(&self) -> Result<f64>;
-}
-impl ScalarF64 for Tensor {
-    fn flatten_all_f64(&self) -> Result<f64> {
-        Ok(self.to_f64_vec()?.first().copied().unwrap_or(0.0))
-    }
+/// The first element of `t` as f64 (scalar operands such as Clip's bounds).
+fn first_f64(t: &Tensor) -> Result<f64> {
+    Ok(t.to_f64_vec()?.first().copied().unwrap_or(0.0))
 }
 
 /// The error function from mlfw's elementwise ops: `sign(x)·(1 − erfc(|x|))` with the
@@ -159,8 +155,7 @@ fn softmax(c: &NodeCtx) -> Result<Tensor> {
 fn clip(c: &NodeCtx) -> Result<Tensor> {
     let x = c.input(0)?;
     let (lo, hi) = if c.opset >= 11 {
-        let v =
-            |k| -> Result<Option<f64>> { c.opt_input(k).map(|t| t.flatten_all_f64()).transpose() };
+        let v = |k| -> Result<Option<f64>> { c.opt_input(k).map(first_f64).transpose() };
         (v(1)?, v(2)?)
     } else {
         (
@@ -188,7 +183,7 @@ fn dropout(c: &NodeCtx) -> Result<Vec<Tensor>> {
     let x = c.input(0)?;
     if c.int("training_mode", 0) != 0
         || c.opt_input(2)
-            .is_some_and(|t| t.flatten_all_f64().unwrap_or(0.0) != 0.0)
+            .is_some_and(|t| first_f64(t).unwrap_or(0.0) != 0.0)
     {
         return Err(c.err("training mode is not supported (inference only)"));
     }
