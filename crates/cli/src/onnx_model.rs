@@ -19,9 +19,16 @@ pub fn is_onnx(model: &str) -> bool {
 /// Resolves `--model`: `"onnx"` for an ONNX file, else the zoo model's canonical name, which
 /// then needs `--weights` or `--pretrained`.
 ///
-/// Errors: an unknown zoo model; a zoo model given neither weights nor `--pretrained`.
+/// Errors: an unknown zoo model; a zoo model given neither weights nor `--pretrained`; an
+/// ONNX file given either.
 pub fn resolve(model: &str, weights: bool, pretrained: bool) -> Result<&'static str> {
     if is_onnx(model) {
+        if weights || pretrained {
+            return Err(CliError::msg(format!(
+                "{model} holds its own weights: --weights and --pretrained do not apply to an .onnx model"
+            ))
+            .with_code(2));
+        }
         return Ok("onnx");
     }
     if !weights && !pretrained {

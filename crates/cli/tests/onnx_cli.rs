@@ -38,6 +38,8 @@ fn eval_and_predict_an_onnx_file() {
     };
     assert_eq!(top(&a), top(&b));
 
+    let err = fails(&["eval", "--model", onnx, "--pretrained"]);
+    assert!(err.contains("holds its own weights"), "{err}");
     let err = fails(&["eval", "--model", "lenet5"]);
     assert!(err.contains("--weights"), "{err}");
     let bad = tmp.path().join("bad.onnx");
