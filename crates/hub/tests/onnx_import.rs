@@ -260,3 +260,30 @@ fn the_rules_check_catches_an_unsorted_graph() {
         .to_string();
     assert!(e.contains("my_Relu") && e.contains("before"), "{e}");
 }
+
+#[test]
+fn corrupted_files_never_panic() {
+    let bytes = std::fs::read(fixture("resnet_small.onnx")).unwrap();
+    let x = Tensor::zeros([1, 3, 32, 32], DType::F32, &Device::Cpu).unwrap();
+    // Flip bits in the graph's nodes and attributes (the file's start), and anywhere.
+    let mut state = 12345u64;
+    for k in 0..800 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let span = if k % 4 == 0 {
+            bytes.len()
+        } else {
+            4096.min(bytes.len())
+        };
+        let pos = (state >> 33) as usize % span;
+        let mut b = bytes.clone();
+        b[pos] ^= 1 << ((state >> 29) & 7);
+        let r = std::panic::catch_unwind(|| {
+            if let Ok(m) = OnnxModel::from_bytes(&b, None, &Device::Cpu) {
+                let _ = m.run(std::slice::from_ref(&x));
+            }
+        });
+        assert!(r.is_ok(), "panic with byte {pos} flipped");
+    }
+}
