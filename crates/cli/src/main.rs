@@ -13,11 +13,13 @@ mod evaluate;
 mod memory;
 mod metrics;
 mod models;
+mod onnx_model;
 mod optim;
 mod plot;
 mod progress;
 mod run_dir;
 mod run_lock;
+mod tensorboard_log;
 mod trainer;
 
 use std::process::ExitCode;
@@ -54,6 +56,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Print a model's captured graph (inference, or the training step with --train).
     Graph(cmd::graph::GraphArgs),
+    /// Write a model with its weights as an ONNX file (opset 17, dynamic batch).
+    Export(cmd::export::ExportArgs),
 }
 
 #[global_allocator]
@@ -75,6 +79,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
         Command::Hub(c) => cmd::hub::run(c),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Graph(a) => cmd::graph::run(a),
+        Command::Export(a) => cmd::export::run(a),
     }
 }
 

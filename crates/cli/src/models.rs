@@ -56,6 +56,14 @@ pub fn default_input(model: &str) -> [usize; 3] {
     info(model, None, 10).map_or([1, 28, 28], |i| i.input_shape)
 }
 
+/// The `[C, H, W]` given as `--input`, or the model's usual input.
+pub fn input_or_default(model: &str, input: Option<&[usize]>) -> [usize; 3] {
+    match input {
+        Some(&[c, h, w]) => [c, h, w],
+        _ => default_input(model),
+    }
+}
+
 /// Builds `model` (canonical name) for `input` images and `num_classes` classes on the CPU,
 /// initialised from the global generator.
 pub fn build(model: &str, input: [usize; 3], num_classes: usize) -> Result<Box<dyn Module>> {

@@ -28,6 +28,7 @@ use crate::optim::{self, Schedule};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
 use crate::run_lock::RunLock;
+use crate::tensorboard_log::RunLog;
 use crate::{device, memory, models, plot};
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
@@ -85,6 +86,10 @@ pub struct Trainer {
     ddp: Option<mlfw_distributed::DistributedDataParallel>,
     /// The run folder's lock, held for the trainer's life.
     _lock: RunLock,
+    /// Whether to write a TensorBoard event file (`--no-tensorboard` turns it off).
+    tensorboard: bool,
+    /// The event file, open while [`Trainer::run`] trains.
+    tb: Option<RunLog>,
 }
 
 impl Trainer {
@@ -265,7 +270,14 @@ impl Trainer {
             amp,
             scaler,
             ddp,
+            tensorboard: true,
+            tb: None,
         })
+    }
+
+    /// Turns the run folder's TensorBoard event file on or off (on by default).
+    pub fn set_tensorboard(&mut self, on: bool) {
+        self.tensorboard = on;
     }
 
     /// Trains the remaining epochs, then draws the curves; returns the summary.
@@ -294,6 +306,9 @@ impl Trainer {
                 "the run already finished {} epochs; pass --epochs N to train longer",
                 self.state.epoch
             ));
+        }
+        if self.tensorboard && self.tb.is_none() && self.state.epoch < self.cfg.epochs {
+            self.tb = Some(RunLog::open(&self.dir)?);
         }
         while self.state.epoch < self.cfg.epochs {
             self.epoch()?;
@@ -367,6 +382,9 @@ impl Trainer {
             sc.scheduler.step(self.opt.as_mut())?;
         }
         metrics::append(&self.dir, &row)?;
+        if let Some(tb) = self.tb.as_mut() {
+            tb.epoch(&row, self.model.as_ref())?;
+        }
         self.history.push(row.clone());
         if row.val_acc > self.state.best_acc {
             self.state.best_acc = row.val_acc;
@@ -459,6 +477,10 @@ impl Trainer {
             s.seconds = seconds0 + t.elapsed().as_secs_f64();
             if self.first_step_s.is_none() {
                 self.first_step_s = Some(crate::START.elapsed().as_secs_f64());
+            }
+            if let Some(tb) = self.tb.as_mut() {
+                let acc = correct / n.max(1) as f64;
+                tb.step(s.global_step, lv, acc, self.opt.lr(), &batch.images)?;
             }
             bar.step(s.step, lv, n);
             if self.stop.load(Ordering::SeqCst) {

@@ -33,6 +33,7 @@ pub mod export;
 pub mod index;
 pub mod load;
 pub mod lock;
+pub mod onnx;
 mod options;
 pub mod pull;
 pub mod source;

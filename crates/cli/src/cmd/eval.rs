@@ -10,20 +10,18 @@ use serde_json::json;
 use crate::data::{DataSpec, Normalize};
 use crate::error::Result;
 use crate::evaluate::{evaluate, EvalResult};
-use crate::{device, models};
+use crate::{device, onnx_model};
 
 /// Arguments of `mlfw eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn,
+    /// or an ONNX file (`path/to/model.onnx`, weights included).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights to evaluate (safetensors with PyTorch keys, e.g. a run's best.safetensors).
-    #[arg(
-        long,
-        required_unless_present = "pretrained",
-        conflicts_with = "pretrained"
-    )]
+    /// Required unless --pretrained, or --model is an .onnx file.
+    #[arg(long, conflicts_with = "pretrained")]
     pub weights: Option<PathBuf>,
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
@@ -53,16 +51,12 @@ pub struct EvalArgs {
 
 /// Runs `mlfw eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
-    let model_name = models::canonical(&a.model)?;
+    let model_name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let split: Split = a.split.parse()?;
-    let spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
+    let mut spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
     let device = device::open(&a.device)?;
-    let (mut model, source) = models::load(
-        model_name,
-        spec.input,
-        spec.info.num_classes,
-        a.weights.as_deref(),
-    )?;
+    let (mut model, source) =
+        onnx_model::load_any(&a.model, model_name, &mut spec, a.weights.as_deref())?;
     model.to_device(&device)?;
     let loader = spec.loader(split, a.batch_size.max(1), a.workers, 0)?;
     let batch = a.batch_size.min(loader.dataset().len());

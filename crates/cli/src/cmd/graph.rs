@@ -35,10 +35,7 @@ pub struct GraphArgs {
 /// Runs `mlfw graph`.
 pub fn run(a: GraphArgs) -> Result<()> {
     let name = models::canonical(&a.model)?;
-    let input = match a.input.as_deref() {
-        Some(&[c, h, w]) => [c, h, w],
-        _ => models::default_input(name),
-    };
+    let input = models::input_or_default(name, a.input.as_deref());
     if a.num_classes == 0 {
         return Err(CliError::msg("--num-classes must be at least 1"));
     }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::data::DataSpec;
 use crate::error::Result;
-use crate::{device, models};
+use crate::{device, models, onnx_model};
 
 /// Arguments of `mlfw predict`.
 #[derive(Args, Debug)]
@@ -16,15 +16,13 @@ pub struct PredictArgs {
     /// Image files (PNG, JPEG).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn,
+    /// or an ONNX file (`path/to/model.onnx`, weights included).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights (safetensors with PyTorch keys, e.g. a run's best.safetensors).
-    #[arg(
-        long,
-        required_unless_present = "pretrained",
-        conflicts_with = "pretrained"
-    )]
+    /// Required unless --pretrained, or --model is an .onnx file.
+    #[arg(long, conflicts_with = "pretrained")]
     pub weights: Option<PathBuf>,
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
@@ -45,24 +43,24 @@ pub struct PredictArgs {
 
 /// Runs `mlfw predict`.
 pub fn run(a: PredictArgs) -> Result<()> {
-    let name = models::canonical(&a.model)?;
-    let spec = DataSpec::new(&a.dataset, name, None)?;
+    let name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
+    let onnx = onnx_model::is_onnx(&a.model);
+    let mut spec = DataSpec::new(&a.dataset, name, None)?;
     let device = device::open(&a.device)?;
-    let (mut model, _) = models::load(
-        name,
-        spec.input,
-        spec.info.num_classes,
-        a.weights.as_deref(),
-    )?;
+    let (mut model, _) = onnx_model::load_any(&a.model, name, &mut spec, a.weights.as_deref())?;
     model.to_device(&device)?;
     model.train(false);
-    let info = models::predict_info(
-        name,
-        spec.input,
-        spec.info.num_classes,
-        &spec.info.mean,
-        &spec.info.std,
-    )?;
+    let info = if onnx {
+        onnx_model::predict_info(&spec)
+    } else {
+        models::predict_info(
+            name,
+            spec.input,
+            spec.info.num_classes,
+            &spec.info.mean,
+            &spec.info.std,
+        )?
+    };
     let x = predict::load_images(&a.images, &info)?.to(&device)?;
     let classes = &spec.info.classes;
     let preds = predict::predict_batch(model.as_ref(), &x, &info, a.topk, Some(classes))?;

@@ -77,10 +77,13 @@ pub struct TrainArgs {
     /// Print one JSON summary on stdout at the end, and nothing else there.
     #[arg(long)]
     pub json: bool,
+    /// Do not write a TensorBoard event file (`events.out.tfevents.*`) in the run folder.
+    #[arg(long)]
+    pub no_tensorboard: bool,
 }
 
 /// Settings that may change when resuming; every other one is the run's.
-const RESUMABLE: [&str; 7] = [
+const RESUMABLE: [&str; 8] = [
     "epochs",
     "device",
     "workers",
@@ -88,6 +91,7 @@ const RESUMABLE: [&str; 7] = [
     "data_dir",
     "quiet",
     "json",
+    "no_tensorboard",
 ];
 
 /// Runs `mlfw train`.
@@ -111,6 +115,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         ));
     }
     let mut trainer = Trainer::new(cfg, lock, args.quiet, args.json)?;
+    trainer.set_tensorboard(!args.no_tensorboard);
     let summary = trainer.run()?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -221,7 +226,8 @@ fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Resul
     if !fixed.is_empty() {
         return Err(CliError::msg(format!(
             "{} cannot change when resuming (the run keeps its config.json); \
-             allowed: --epochs, --device, --workers, --max-steps, --data-dir, --quiet, --json",
+             allowed: --epochs, --device, --workers, --max-steps, --data-dir, --quiet, --json, \
+             --no-tensorboard",
             fixed.join(", ")
         )));
     }

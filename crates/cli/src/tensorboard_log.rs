@@ -1,0 +1,84 @@
+//! The TensorBoard event file of an `mlfw train` run folder: scalars per step and per
+//! epoch, histograms of every parameter and its gradient per epoch, one image grid of a
+//! training batch, and the run's config as text. Flushed every epoch.
+
+use std::path::Path;
+
+use mlfw_core::Tensor;
+use mlfw_nn::Module;
+use mlfw_tensorboard::{make_grid, SummaryWriter};
+
+use crate::error::Result;
+use crate::metrics::EpochMetrics;
+use crate::run_dir::CONFIG;
+
+/// A run's event-file writer.
+pub struct RunLog {
+    w: SummaryWriter,
+    batch_logged: bool,
+}
+
+impl RunLog {
+    /// Opens a new event file in the run folder `dir` and logs its `config.json` as text.
+    ///
+    /// Errors: creating the file.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut w = SummaryWriter::new(dir)?;
+        if let Ok(cfg) = std::fs::read_to_string(dir.join(CONFIG)) {
+            // Indented: Markdown shows it as a code block.
+            let text: String = cfg.lines().map(|l| format!("    {l}\n")).collect();
+            w.add_text("config", &text, 0)?;
+        }
+        w.flush()?;
+        Ok(RunLog {
+            w,
+            batch_logged: false,
+        })
+    }
+
+    /// Logs one training step: its loss, batch accuracy and learning rate; the first time,
+    /// also a grid of the batch's (unnormalized) images.
+    ///
+    /// Errors: writing the file.
+    pub fn step(&mut self, step: u64, loss: f64, acc: f64, lr: f64, images: &Tensor) -> Result<()> {
+        self.w.add_scalars(
+            &[("step/loss", loss), ("step/accuracy", acc), ("step/lr", lr)],
+            step,
+        )?;
+        if !self.batch_logged {
+            self.batch_logged = true;
+            let n = images.dims().first().copied().unwrap_or(0).min(64);
+            if n > 0 {
+                let grid = make_grid(&images.narrow(0, 0, n)?, 8)?;
+                self.w.add_image("train/batch", &grid, step)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs an epoch's metrics and the histograms of `model`'s parameters and gradients
+    /// (step = the epoch number), then flushes.
+    ///
+    /// Errors: reading a tensor; writing the file.
+    pub fn epoch(&mut self, row: &EpochMetrics, model: &dyn Module) -> Result<()> {
+        let e = row.epoch as u64;
+        self.w.add_scalars(
+            &[
+                ("epoch/train_loss", row.train_loss),
+                ("epoch/train_accuracy", row.train_acc),
+                ("epoch/val_loss", row.val_loss),
+                ("epoch/val_accuracy", row.val_acc),
+                ("epoch/lr", row.lr),
+                ("epoch/images_per_s", row.images_per_s),
+            ],
+            e,
+        )?;
+        for (name, p) in model.named_parameters() {
+            self.w.add_histogram(&format!("params/{name}"), &p, e)?;
+            if let Some(g) = p.grad() {
+                self.w.add_histogram(&format!("grads/{name}"), &g, e)?;
+            }
+        }
+        Ok(self.w.flush()?)
+    }
+}
