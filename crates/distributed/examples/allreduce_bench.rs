@@ -33,7 +33,11 @@ fn main() -> Result<()> {
         times.sort_by(|a, b| a.total_cmp(b));
         let t = times[reps / 2];
         if pg.rank() == 0 {
-            println!("{bytes:>10}  {:>12.1}  {:>10.2}", t * 1e6, bytes as f64 / t / 1e9);
+            println!(
+                "{bytes:>10}  {:>12.1}  {:>10.2}",
+                t * 1e6,
+                bytes as f64 / t / 1e9
+            );
         }
         bytes *= 4;
     }

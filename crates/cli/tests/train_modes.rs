@@ -1,5 +1,5 @@
-//! `mlfw train --amp`: bf16 and f16 runs train, f16 checkpoints carry the loss scaler and
-//! resume bit-identically, bad values are refused.
+//! `mlfw train --amp` (bf16 and f16 runs train, f16 checkpoints carry the loss scaler and
+//! resume bit-identically, bad values are refused) and `--distributed` outside mpirun.
 
 mod common;
 use common::{fails, ok, strs, train_args};
@@ -59,4 +59,16 @@ fn unknown_amp_values_are_refused() {
     )));
     assert!(err.contains("valid values: none, bf16, f16"), "{err}");
     assert!(!tmp.path().join("x").exists(), "nothing written");
+}
+
+#[test]
+fn distributed_without_mpirun_is_one_rank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("d");
+    ok(&strs(&train_args(&out, "1", "5", &["--distributed"])));
+    let cfg = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(
+        cfg.contains("\"distributed\": true") && cfg.contains("\"world_size\": 1"),
+        "{cfg}"
+    );
 }
