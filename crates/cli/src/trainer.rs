@@ -104,8 +104,10 @@ impl Trainer {
         quiet: bool,
         json: bool,
     ) -> Result<Self> {
+        let dir = cfg.out.clone();
+        let device = device::open(&cfg.device)?;
         let pg = match cfg.distributed {
-            true => Some(mlfw_distributed::init_from_env()?),
+            true => Some(mlfw_distributed::init_for(&device)?),
             false => None,
         };
         if let Some(pg) = &pg {
@@ -121,8 +123,6 @@ impl Trainer {
             }
             cfg.world_size = world;
         }
-        let dir = cfg.out.clone();
-        let device = device::open(&cfg.device)?;
         let ckpt_path = dir.join(CHECKPOINT);
         let never_checkpointed = resume.is_some()
             && matches!(std::fs::symlink_metadata(&ckpt_path),

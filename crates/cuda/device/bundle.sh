@@ -20,6 +20,11 @@ cargo test -p mlfw-cuda "${flag[@]}" --tests --no-run 2>&1 | tee "$out/build.log
     name="$(basename "$exe")"
     strip -o "$out/bin/test-${name%-*}" "$exe"
   done
+# The NCCL process group (world size 1 on one GPU).
+cargo test -p mlfw-distributed --features nccl "${flag[@]}" --test nccl --no-run 2>&1 | tee -a "$out/build.log" |
+  sed -n 's/.*Executable tests\/.*(\(.*\))$/\1/p' | while read -r exe; do
+    strip -o "$out/bin/test-nccl" "$exe"
+  done
 cargo build -p mlfw-cuda "${flag[@]}" --example bench
 dir="$( [ "$profile" = dev ] && echo debug || echo "$profile")"
 strip -o "$out/bin/bench" "target/$dir/examples/bench"

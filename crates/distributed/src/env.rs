@@ -25,6 +25,41 @@ pub fn env_rank() -> Option<usize> {
         .find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
+/// The process group for training on `device`: NCCL for a CUDA device when built with the
+/// `nccl` feature (rank and world size from the launcher's environment, rank 0's id through
+/// the file `MLFW_NCCL_ID_FILE`, required when there is more than one rank), else
+/// [`init_from_env`].
+///
+/// Errors: as [`init_from_env`]; NCCL missing or failing; no `MLFW_NCCL_ID_FILE` for several
+/// GPU ranks.
+pub fn init_for(device: &mlfw_core::Device) -> Result<Arc<dyn ProcessGroup>> {
+    #[cfg(feature = "nccl")]
+    if let mlfw_core::Device::Cuda(ordinal) = device {
+        let world = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MLFW_WORLD_SIZE"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+            .unwrap_or(1);
+        let rank = env_rank()
+            .or_else(|| std::env::var("MLFW_RANK").ok()?.parse().ok())
+            .unwrap_or(0);
+        let id_file = match std::env::var_os("MLFW_NCCL_ID_FILE") {
+            Some(f) => std::path::PathBuf::from(f),
+            None if world == 1 => std::env::temp_dir().join(format!("mlfw-nccl-{}", std::process::id())),
+            None => {
+                return Err(Error::msg(
+                    "NCCL with several ranks needs MLFW_NCCL_ID_FILE: a path on a filesystem every rank sees",
+                ))
+            }
+        };
+        let timeout = std::time::Duration::from_secs(600);
+        return Ok(Arc::new(crate::NcclGroup::new(
+            *ordinal, rank, world, &id_file, timeout,
+        )?));
+    }
+    let _ = device;
+    init_from_env()
+}
+
 /// The process group for this process: MPI's world when launched by `mpirun` (requires the
 /// `mpi` feature), else a single process.
 ///

@@ -29,9 +29,13 @@ mod env;
 mod group;
 #[cfg(feature = "mpi")]
 mod mpi_group;
+#[cfg(feature = "nccl")]
+mod nccl_group;
 
 pub use ddp::DistributedDataParallel;
-pub use env::{env_rank, init_from_env, launched_by_mpi};
+pub use env::{env_rank, init_for, init_from_env, launched_by_mpi};
 pub use group::{ProcessGroup, SingleProcess};
 #[cfg(feature = "mpi")]
 pub use mpi_group::MpiGroup;
+#[cfg(feature = "nccl")]
+pub use nccl_group::NcclGroup;
