@@ -7,6 +7,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+/// A bucket index and its flattened gradients, for the reducer thread.
+type Job = (usize, Vec<f32>);
+
 /// Per-step progress of the buckets, shared by the hooks, the reducer thread and `finish`.
 #[derive(Default)]
 struct State {
@@ -54,7 +57,7 @@ pub struct DistributedDataParallel {
     params: Vec<Tensor>,
     buckets: Arc<Vec<Bucket>>,
     shared: Arc<Shared>,
-    jobs: Mutex<Option<Sender<(usize, Vec<f32>)>>>,
+    jobs: Mutex<Option<Sender<Job>>>,
     reducer: Option<JoinHandle<()>>,
     _hooks: Vec<HookHandle>,
 }
@@ -66,7 +69,7 @@ impl DistributedDataParallel {
     /// Errors: a parameter that is not f32; `bucket_cap_mb` not positive; the broadcast
     /// failing.
     pub fn new(params: Vec<Tensor>, pg: Arc<dyn ProcessGroup>, bucket_cap_mb: f64) -> Result<Self> {
-        if !(bucket_cap_mb > 0.0) {
+        if bucket_cap_mb.is_nan() || bucket_cap_mb <= 0.0 {
             return Err(Error::msg(format!(
                 "DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}"
             )));
@@ -93,7 +96,7 @@ impl DistributedDataParallel {
             }),
             done: Condvar::new(),
         });
-        let (tx, rx) = channel::<(usize, Vec<f32>)>();
+        let (tx, rx) = channel::<Job>();
         let reducer = {
             let (pg, shared) = (pg.clone(), shared.clone());
             std::thread::Builder::new()

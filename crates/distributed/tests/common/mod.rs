@@ -4,7 +4,7 @@
 use mlfw_core::{Device, Result, Tensor};
 use mlfw_data::{DataLoader, MnistMini};
 use mlfw_distributed::{DistributedDataParallel, ProcessGroup};
-use mlfw_nn::{functional as F, Module};
+use mlfw_nn::functional as F;
 use mlfw_optim::{Optimizer, Sgd, SgdConfig};
 use mlfw_vision::registry::{build_model, ModelConfig};
 use std::sync::Arc;
