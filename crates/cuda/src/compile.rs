@@ -22,21 +22,11 @@ pub const PER_DTYPE_MODULES: [&str; 7] = [
     "random",
 ];
 
-const ALL_DTYPES: [DType; 7] = [
-    DType::U8,
-    DType::Bool,
-    DType::I64,
-    DType::F16,
-    DType::BF16,
-    DType::F32,
-    DType::F64,
-];
-
 /// Every module variant a device may compile: `(module, dtype)` (51 in all).
 pub fn module_variants() -> Vec<(&'static str, Option<DType>)> {
     let mut v = vec![("cast", None), ("fill", None)];
     for m in PER_DTYPE_MODULES {
-        for dt in ALL_DTYPES {
+        for dt in crate::kernels::ALL {
             v.push((m, Some(dt)));
         }
     }

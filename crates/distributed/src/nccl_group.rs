@@ -88,6 +88,24 @@ impl NcclGroup {
     }
 }
 
+impl NcclGroup {
+    /// Sum over ranks: copy to the GPU, all-reduce in place, copy back.
+    fn sum<T: cudarc::driver::DeviceRepr + cudarc::nccl::NcclType>(
+        &self,
+        buf: Vec<T>,
+    ) -> Result<Vec<T>> {
+        self.with_comm(|c| {
+            let mut d = self
+                .stream
+                .clone_htod(&buf)
+                .map_err(|e| nccl_err("copy", e))?;
+            c.all_reduce_in_place(&mut d, &ReduceOp::Sum)
+                .map_err(|e| nccl_err("all_reduce", e))?;
+            self.stream.clone_dtoh(&d).map_err(|e| nccl_err("copy", e))
+        })
+    }
+}
+
 /// Reads rank 0's 128-byte unique id from `path`, polling until it appears.
 fn wait_for_id(path: &Path, timeout: Duration) -> Result<[std::ffi::c_char; 128]> {
     let start = Instant::now();
@@ -123,26 +141,10 @@ impl ProcessGroup for NcclGroup {
         "nccl"
     }
     fn all_reduce_sum(&self, buf: Vec<f32>) -> Result<Vec<f32>> {
-        self.with_comm(|c| {
-            let mut d = self
-                .stream
-                .clone_htod(&buf)
-                .map_err(|e| nccl_err("copy", e))?;
-            c.all_reduce_in_place(&mut d, &ReduceOp::Sum)
-                .map_err(|e| nccl_err("all_reduce", e))?;
-            self.stream.clone_dtoh(&d).map_err(|e| nccl_err("copy", e))
-        })
+        self.sum(buf)
     }
     fn all_reduce_sum_f64(&self, buf: Vec<f64>) -> Result<Vec<f64>> {
-        self.with_comm(|c| {
-            let mut d = self
-                .stream
-                .clone_htod(&buf)
-                .map_err(|e| nccl_err("copy", e))?;
-            c.all_reduce_in_place(&mut d, &ReduceOp::Sum)
-                .map_err(|e| nccl_err("all_reduce", e))?;
-            self.stream.clone_dtoh(&d).map_err(|e| nccl_err("copy", e))
-        })
+        self.sum(buf)
     }
     fn broadcast(&self, buf: Vec<f32>, root: usize) -> Result<Vec<f32>> {
         self.with_comm(|c| {

@@ -111,7 +111,8 @@ pub fn prelude(dt: DType) -> String {
     p
 }
 
-const ALL: [DType; 7] = [
+/// Every dtype a kernel module is compiled for.
+pub const ALL: [DType; 7] = [
     DType::U8,
     DType::Bool,
     DType::I64,
@@ -182,15 +183,7 @@ mod tests {
     /// that braces balance (a cheap guard against editing slips).
     #[test]
     fn sources_assemble_and_balance() {
-        let modules = [
-            "elementwise",
-            "reduce",
-            "index",
-            "pool",
-            "conv",
-            "optim",
-            "random",
-        ];
+        let modules = crate::compile::PER_DTYPE_MODULES;
         for dt in ALL {
             for m in modules {
                 let s = source(m, Some(dt)).unwrap();

@@ -80,15 +80,7 @@ fn cast_name(a: DType, b: DType) -> &'static str {
     // Kernel names must be 'static for the function cache; there are only 49 of them.
     static NAMES: std::sync::OnceLock<std::collections::HashMap<(DType, DType), &'static str>> =
         std::sync::OnceLock::new();
-    let all = [
-        DType::U8,
-        DType::Bool,
-        DType::I64,
-        DType::F16,
-        DType::BF16,
-        DType::F32,
-        DType::F64,
-    ];
+    let all = crate::kernels::ALL;
     NAMES.get_or_init(|| {
         let mut m = std::collections::HashMap::new();
         for x in all {
