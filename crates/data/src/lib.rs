@@ -28,6 +28,7 @@ pub mod registry;
 pub mod resources;
 pub mod rng;
 pub mod sampler;
+pub mod subset;
 pub mod transform;
 
 pub use cifar::{Cifar10, Cifar100, Cifar100Labels};
@@ -45,4 +46,5 @@ pub use mini::MnistMini;
 pub use mnist::{FashionMnist, Kmnist, Mnist, MnistVariant};
 pub use registry::{dataset_info, dataset_names, load_by_name, LoadOptions, DATASET_NAMES};
 pub use rng::Rng;
+pub use subset::{stratified_split, Subset};
 pub use transform::Transform;
