@@ -13,7 +13,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct FolderOptions {
     /// Fraction of each class held out for validation when the folder has no `train/` and
-    /// `val/` sub-folders (e.g. 0.1). Required then; ignored otherwise.
+    /// `val/` sub-folders (e.g. 0.1); without it such a folder has no validation set.
+    /// Ignored for `train/` + `val/` folders.
     pub val_split: Option<f64>,
     /// Seed of the split.
     pub seed: u64,
@@ -28,12 +29,40 @@ pub struct FolderSplits {
     pub classes: Vec<String>,
     /// The training samples (with the training transform).
     pub train: Arc<dyn Dataset>,
-    /// The validation samples (with the evaluation transform).
-    pub val: Arc<dyn Dataset>,
+    /// The validation samples (with the evaluation transform); `None` for a flat folder
+    /// opened without `val_split` (see [`FolderSplits::val`]).
+    pub val: Option<Arc<dyn Dataset>>,
     /// Files left out by `skip_bad_images`, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
-    /// `"train/ and val/"` or `"val-split 0.1 (seed 0)"`: where the two sets came from.
+    /// `"train/ and val/"`, `"val-split 0.1 (seed 0)"` or `"no validation set"`: where the
+    /// two sets came from.
     pub layout: String,
+    root: PathBuf,
+}
+
+impl std::fmt::Debug for FolderSplits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FolderSplits")
+            .field("root", &self.root)
+            .field("classes", &self.classes)
+            .field("train", &self.train.len())
+            .field("val", &self.val.as_ref().map(|v| v.len()))
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
+impl FolderSplits {
+    /// The validation set. Errors (naming the folder and the flag to pass) for a flat folder
+    /// opened without `val_split`.
+    pub fn val(&self) -> Result<&Arc<dyn Dataset>> {
+        self.val.as_ref().ok_or_else(|| Error::File {
+            path: self.root.display().to_string(),
+            msg: "has no train/ and val/ sub-folders; pass --val-split F (e.g. 0.1) to hold \
+                  out a fraction of each class for validation"
+                .into(),
+        })
+    }
 }
 
 /// The ImageNet evaluation preprocessing at `size`: resize the shorter side to
@@ -69,9 +98,9 @@ fn open(dir: &Path, opts: &FolderOptions) -> Result<ImageFolder> {
 /// images in; the result is turned into an f32 `[3, H, W]` tensor in `[0, 1]`).
 ///
 /// Layouts: `root/train/<class>/…` with `root/val/<class>/…` (the same classes), or
-/// `root/<class>/…` with `opts.val_split`. Errors (naming the folder): not a folder, no class
-/// sub-folder, a class without (readable) images, `train/` and `val/` with different classes,
-/// a flat layout without `val_split`, a split fraction outside `(0, 1)`.
+/// `root/<class>/…` split by `opts.val_split` (all of it for training without one). Errors
+/// (naming the folder): not a folder, no class sub-folder, a class without (readable) images,
+/// `train/` and `val/` with different classes, a split fraction outside `(0, 1)`.
 pub fn open_folder_splits(
     root: &Path,
     opts: &FolderOptions,
@@ -104,20 +133,23 @@ pub fn open_folder_splits(
         return Ok(FolderSplits {
             classes: t.classes().to_vec(),
             train: Arc::new(t.with_transform(train)),
-            val: Arc::new(v.with_transform(eval)),
+            val: Some(Arc::new(v.with_transform(eval))),
             skipped,
             layout: "train/ and val/".into(),
+            root: root.to_path_buf(),
         });
     }
-    let fraction = opts.val_split.ok_or_else(|| {
-        file_err(
-            root,
-            "has no train/ and val/ sub-folders; pass --val-split F (e.g. 0.1) to hold out \
-             a fraction of each class for validation"
-                .into(),
-        )
-    })?;
     let all = open(root, opts)?;
+    let Some(fraction) = opts.val_split else {
+        return Ok(FolderSplits {
+            classes: all.classes().to_vec(),
+            skipped: all.skipped().to_vec(),
+            train: Arc::new(all.with_transform(train)),
+            val: None,
+            layout: "no validation set".into(),
+            root: root.to_path_buf(),
+        });
+    };
     let labels: Vec<i64> = all.samples().iter().map(|(_, l)| *l).collect();
     let (ti, vi) = stratified_split(&labels, fraction, opts.seed)?;
     if ti.is_empty() || vi.is_empty() {
@@ -135,8 +167,9 @@ pub fn open_folder_splits(
     Ok(FolderSplits {
         classes: all.classes().to_vec(),
         train: Arc::new(Subset::new(t, ti)?),
-        val: Arc::new(Subset::new(v, vi)?),
+        val: Some(Arc::new(Subset::new(v, vi)?)),
         skipped: all.skipped().to_vec(),
         layout: format!("val-split {fraction} (seed {})", opts.seed),
+        root: root.to_path_buf(),
     })
 }

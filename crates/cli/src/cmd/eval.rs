@@ -7,7 +7,7 @@ use clap::Args;
 use mlfw_data::Split;
 use serde_json::json;
 
-use crate::data::{DataSpec, Normalize};
+use crate::data::{DataSpec, FolderArgs, Normalize};
 use crate::error::Result;
 use crate::evaluate::{evaluate, EvalResult};
 use crate::{device, models};
@@ -15,7 +15,8 @@ use crate::{device, models};
 /// Arguments of `mlfw eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights to evaluate (safetensors with PyTorch keys, e.g. a run's best.safetensors).
@@ -28,7 +29,8 @@ pub struct EvalArgs {
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
     pub pretrained: bool,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake.
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake,
+    /// or folder:PATH (split test: PATH/val/ or the --val-split part).
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
     /// Folder holding the dataset's files (no download).
@@ -46,6 +48,12 @@ pub struct EvalArgs {
     /// Data-loading worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Folder-dataset options.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+    /// Seed of a folder dataset's --val-split (the training run's --seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Print one JSON object (accuracy, loss, per-class accuracy, confusion matrix).
     #[arg(long)]
     pub json: bool,
@@ -55,7 +63,13 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> Result<()> {
     let model_name = models::canonical(&a.model)?;
     let split: Split = a.split.parse()?;
-    let spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
+    let spec = DataSpec::open(
+        &a.dataset,
+        model_name,
+        a.data_dir.clone(),
+        &a.folder.options(a.seed),
+        a.folder.image_size,
+    )?;
     let device = device::open(&a.device)?;
     let (mut model, source) = models::load(
         model_name,
@@ -85,7 +99,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "classes": spec.info.classes,
             "model": model_name,
             "weights": source,
-            "dataset": spec.name,
+            "dataset": spec.config_name(),
             "split": split.to_string(),
         });
         println!("{v}");
@@ -98,7 +112,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
 fn print_report(r: &EvalResult, spec: &DataSpec, model: &str, source: &str, split: Split) {
     println!(
         "{model} ({source}) on {} {split}, {} images: accuracy {:.4}, loss {:.4}",
-        spec.name, r.samples, r.accuracy, r.loss
+        spec.config_name(),
+        r.samples,
+        r.accuracy,
+        r.loss
     );
     let classes = &spec.info.classes;
     if classes.len() > 20 {

@@ -6,7 +6,7 @@ use clap::Args;
 use mlfw_vision::predict;
 use serde_json::json;
 
-use crate::data::DataSpec;
+use crate::data::{DataSpec, FolderArgs};
 use crate::error::Result;
 use crate::{device, models};
 
@@ -16,7 +16,8 @@ pub struct PredictArgs {
     /// Image files (PNG, JPEG).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights (safetensors with PyTorch keys, e.g. a run's best.safetensors).
@@ -29,7 +30,8 @@ pub struct PredictArgs {
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
     pub pretrained: bool,
-    /// Dataset the weights were trained on (class names, input size, normalization).
+    /// Dataset the weights were trained on (class names, input size, normalization); for
+    /// folder:PATH the class names are its sub-folders'.
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
     /// How many classes to show per image.
@@ -38,6 +40,9 @@ pub struct PredictArgs {
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Folder-dataset options.
+    #[command(flatten)]
+    pub folder: FolderArgs,
     /// Print one JSON object per image.
     #[arg(long)]
     pub json: bool,
@@ -46,7 +51,13 @@ pub struct PredictArgs {
 /// Runs `mlfw predict`.
 pub fn run(a: PredictArgs) -> Result<()> {
     let name = models::canonical(&a.model)?;
-    let spec = DataSpec::new(&a.dataset, name, None)?;
+    let spec = DataSpec::open(
+        &a.dataset,
+        name,
+        None,
+        &a.folder.options(0),
+        a.folder.image_size,
+    )?;
     let device = device::open(&a.device)?;
     let (mut model, _) = models::load(
         name,
