@@ -36,6 +36,7 @@ pub mod lock;
 mod options;
 pub mod pull;
 pub mod source;
+pub mod timm;
 
 pub use cache::CachedModel;
 pub use catalog::{info, list, rm, Info, ListItem, Listing};

@@ -20,4 +20,5 @@ pub mod parity_second_order;
 pub mod pixel_budget;
 pub mod predict;
 pub mod registry;
+pub mod timm_keys;
 pub mod transfer;
