@@ -85,28 +85,35 @@ pub fn load(
             Ok((m, path.display().to_string()))
         }
         None => {
-            let from = load_pretrained(m.as_ref(), model, num_classes, false)?;
+            let from = load_pretrained(m.as_ref(), model, None, num_classes, false)?;
             Ok((m, from))
         }
     }
 }
 
-/// Loads the hub's pretrained weights for `model` (the entry named after it, pulled on first
-/// use) into `m`, built for `num_classes`. Weights with another class count keep every layer
+/// Loads the hub's pretrained weights for `model` (the entry `spec`, default the one named
+/// after the model; pulled on first use) into `m`, built for `num_classes`. Weights with another class count keep every layer
 /// but the classifier head when `replace_head` (the head stays freshly initialised: fine-tuning),
 /// and are an error otherwise. Returns where the weights came from, for the console.
 ///
-/// Errors: those of the hub (not found, checksum, network); weights that do not fit the
-/// architecture; a class-count mismatch without `replace_head`.
+/// Errors: those of the hub (not found, checksum, network); an entry of another
+/// architecture; weights that do not fit; a class-count mismatch without `replace_head`.
 pub fn load_pretrained(
     m: &dyn Module,
     model: &str,
+    spec: Option<&str>,
     num_classes: usize,
     replace_head: bool,
 ) -> Result<String> {
     let opts = mlfw_hub::HubOptions::from_env();
-    let w = mlfw_hub::load_weights_with(model, &opts, &Device::Cpu)?;
+    let w = mlfw_hub::load_weights_with(spec.unwrap_or(model), &opts, &Device::Cpu)?;
     let id = w.entry.id();
+    if w.entry.architecture.model != model {
+        return Err(CliError::msg(format!(
+            "the hub entry `{id}` holds a {}, not a {model}",
+            w.entry.architecture.model
+        )));
+    }
     let have = w.entry.architecture.num_classes;
     let misfit = |e: mlfw_core::Error| {
         CliError::msg(e).context(format!(

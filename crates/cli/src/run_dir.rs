@@ -64,6 +64,10 @@ pub struct RunConfig {
     /// count differs).
     #[serde(default)]
     pub pretrained: bool,
+    /// The hub entry of `pretrained` when not the model's name (`NAME[@VERSION]` or a
+    /// registry address).
+    #[serde(default)]
+    pub hub_model: Option<String>,
     /// Frozen parameters: `none`, or `backbone` (all but the classifier head).
     #[serde(default = "freeze_none")]
     pub freeze: String,

@@ -110,6 +110,7 @@ impl Trainer {
             (None, true) => Some(models::load_pretrained(
                 model.as_ref(),
                 &cfg.model,
+                cfg.hub_model.as_deref(),
                 cfg.num_classes,
                 true,
             )?),

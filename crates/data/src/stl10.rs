@@ -90,7 +90,7 @@ impl Stl10 {
 
 /// Images from `x` (column-major planes) and labels 1..=10 from `y`; `name` for messages.
 fn build(x: &[u8], y: &[u8], name: &str) -> Result<ImageDataset> {
-    if x.len() % IMAGE_BYTES != 0 || x.len() / IMAGE_BYTES != y.len() {
+    if !x.len().is_multiple_of(IMAGE_BYTES) || x.len() / IMAGE_BYTES != y.len() {
         return Err(Error::format(
             name,
             format!(

@@ -27,7 +27,7 @@ fn finite_steps_unscale_and_grow_after_the_interval() {
         let loss = s.scale(&w.sum_all().unwrap()).unwrap();
         assert_eq!(loss.item::<f32>().unwrap(), 1024.0 * (3.0 - i as f32));
         loss.backward().unwrap();
-        assert!(s.step(&mut opt, &[w.clone()]).unwrap());
+        assert!(s.step(&mut opt, std::slice::from_ref(&w)).unwrap());
         assert_eq!(
             w.grad().unwrap().to_vec::<f32>().unwrap(),
             vec![1.0, 1.0],
@@ -49,7 +49,7 @@ fn a_step_with_inf_or_nan_gradients_is_skipped_and_the_scale_backs_off() {
         w.set_grad(Some(
             Tensor::from_vec(vec![bad, 1.0], [2], &Device::Cpu).unwrap(),
         ));
-        assert!(!s.step(&mut opt, &[w.clone()]).unwrap());
+        assert!(!s.step(&mut opt, std::slice::from_ref(&w)).unwrap());
         s.update();
         assert_eq!(
             w.to_vec::<f32>().unwrap(),
@@ -101,6 +101,6 @@ fn state_round_trips_through_json_and_bad_settings_are_errors() {
     }
     let w = param(&[1.0]);
     let mut s = GradScaler::new();
-    s.unscale_(&[w.clone()]).unwrap();
+    s.unscale_(std::slice::from_ref(&w)).unwrap();
     assert!(s.unscale_(&[w]).is_err(), "unscale_ twice in one step");
 }

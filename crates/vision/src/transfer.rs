@@ -66,11 +66,11 @@ pub fn load_backbone(
     Ok(report)
 }
 
-/// `m`'s parameters split into `(head, backbone)`, each `(key, tensor)` in state-dict order.
-pub fn split_parameters(
-    m: &dyn Module,
-    head: &str,
-) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+/// Named parameters, `(key, tensor)` in state-dict order.
+pub type NamedParams = Vec<(String, Tensor)>;
+
+/// `m`'s parameters split into `(head, backbone)`, each in state-dict order.
+pub fn split_parameters(m: &dyn Module, head: &str) -> (NamedParams, NamedParams) {
     m.named_parameters()
         .into_iter()
         .partition(|(k, _)| is_under(k, head))

@@ -3,7 +3,6 @@
 //! formula weights (`<model>_formula_io.safetensors`, 2×3×64×64 inputs).
 
 use mlfw_core::{safetensors, Device};
-use mlfw_nn::Module;
 use mlfw_vision::parity::{self, max_rel_error};
 use mlfw_vision::registry::{build_model, ModelConfig};
 

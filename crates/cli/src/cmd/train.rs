@@ -29,6 +29,10 @@ pub struct TrainArgs {
     /// (freshly initialised) when the dataset's class count differs from the weights'.
     #[arg(long)]
     pub pretrained: bool,
+    /// The hub entry --pretrained loads: NAME[@VERSION], or a single-model registry address
+    /// such as hf://timm/resnet18.a1_in1k [default: the model's name].
+    #[arg(long, value_name = "SPEC", requires = "pretrained")]
+    pub hub_model: Option<String>,
     /// Number of classes; must match the dataset's (a check for folder datasets).
     #[arg(long)]
     pub num_classes: Option<usize>,
@@ -187,6 +191,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         augment: spec.augmentation(),
         amp: a.amp.clone(),
         pretrained: a.pretrained,
+        hub_model: a.hub_model.clone(),
         freeze: a.freeze.trim().to_ascii_lowercase(),
         lr_backbone: a.lr_backbone,
         val_split: a.folder.val_split,
