@@ -20,7 +20,8 @@ pub struct TrainArgs {
     /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake,
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-<split>
+    /// (byclass, bymerge, balanced, letters, digits, mnist), cifar10, cifar100, svhn, stl10, fake,
     /// or folder:PATH (PATH/train/<class>/ and PATH/val/<class>/ images, or PATH/<class>/
     /// with --val-split).
     #[arg(long, default_value = "mnist-mini")]
