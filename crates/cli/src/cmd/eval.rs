@@ -29,7 +29,7 @@ pub struct EvalArgs {
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
     pub pretrained: bool,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-<split>
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-SPLIT
     /// (byclass, bymerge, balanced, letters, digits, mnist), cifar10, cifar100, svhn, stl10, fake,
     /// or folder:PATH (split test: PATH/val/ or the --val-split part).
     #[arg(long, default_value = "mnist-mini")]

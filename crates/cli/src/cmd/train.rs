@@ -20,9 +20,9 @@ pub struct TrainArgs {
     /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-<split>
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-SPLIT
     /// (byclass, bymerge, balanced, letters, digits, mnist), cifar10, cifar100, svhn, stl10, fake,
-    /// or folder:PATH (PATH/train/<class>/ and PATH/val/<class>/ images, or PATH/<class>/
+    /// or folder:PATH (PATH/train/CLASS/ and PATH/val/CLASS/ images, or PATH/CLASS/
     /// with --val-split).
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// (freshly initialised) when the dataset's class count differs from the weights'.
     #[arg(long)]
     pub pretrained: bool,
-    /// The hub entry --pretrained loads: NAME[@VERSION], or a single-model registry address
+    /// The hub entry --pretrained loads: NAME or NAME@VERSION, or a single-model registry address
     /// such as hf://timm/resnet18.a1_in1k [default: the model's name].
     #[arg(long, value_name = "SPEC", requires = "pretrained")]
     pub hub_model: Option<String>,
