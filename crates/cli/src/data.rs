@@ -83,11 +83,16 @@ impl DataSpec {
         if let Some(root) = folder_path(dataset) {
             return Self::folder(root, model, folder, image_size);
         }
-        if image_size.is_some() {
-            return Err(CliError::msg(
-                "--image-size applies to --dataset folder:PATH only (the other datasets \
-                 have their own size)",
-            ));
+        let flags = [
+            ("--image-size", image_size.is_some()),
+            ("--val-split", folder.val_split.is_some()),
+            ("--skip-bad-images", folder.skip_bad_images),
+        ];
+        if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {
+            return Err(CliError::msg(format!(
+                "{flag} applies to --dataset folder:PATH only ({dataset} has its own sizes \
+                 and splits)"
+            )));
         }
         let name = mlfw_data::registry::canonical_name(dataset)?;
         let info = mlfw_data::dataset_info(name)?;
@@ -116,6 +121,12 @@ impl DataSpec {
         }
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let splits = open_folder_splits(&root, opts, train_transform(size), eval_transform(size))?;
+        if opts.val_split.is_some() && splits.layout == "train/ and val/" {
+            eprintln!(
+                "warning: {} has train/ and val/ sub-folders: --val-split is not used",
+                root.display()
+            );
+        }
         let info = DatasetInfo {
             name: format!("folder:{}", root.display()),
             num_classes: splits.classes.len(),
