@@ -1,19 +1,62 @@
 //! Datasets as the commands use them: metadata, the model's input size, normalization (done on
 //! the device, per batch) and training augmentation (done per sample in loader workers).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mlfw_core::{Device, Tensor};
 use mlfw_data::{load_by_name, DataLoader, Dataset, DatasetInfo, ImageDataset, LoadOptions, Split};
+use mlfw_vision::folder_splits::{
+    eval_transform, open_folder_splits, train_transform, FolderOptions, FolderSplits,
+};
 use mlfw_vision::transforms::{Compose, RandomCrop, RandomHorizontalFlip, Resize};
 
 use crate::error::{CliError, Result};
 use crate::models;
 
+/// The name `--dataset folder:PATH` gives a folder dataset (its path is in the spec).
+pub const FOLDER: &str = "folder";
+
+/// The folder of a `folder:PATH` (or `imagefolder:PATH`) dataset argument.
+pub fn folder_path(dataset: &str) -> Option<&Path> {
+    dataset
+        .strip_prefix("folder:")
+        .or_else(|| dataset.strip_prefix("imagefolder:"))
+        .map(Path::new)
+}
+
+/// The flags of a `folder:PATH` dataset (shared by train, eval and predict).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FolderArgs {
+    /// Fraction of each class of a folder:PATH dataset held out for validation (seeded by
+    /// --seed), when PATH has no train/ and val/ sub-folders.
+    #[arg(long)]
+    pub val_split: Option<f64>,
+    /// Leave unreadable images of a folder dataset out (each named in a warning) instead of
+    /// stopping with an error naming the file.
+    #[arg(long)]
+    pub skip_bad_images: bool,
+    /// Image size of a folder dataset: shorter side resized to size/0.875, centre crop
+    /// size x size [default: the model's, 224 for the ImageNet models].
+    #[arg(long)]
+    pub image_size: Option<usize>,
+}
+
+impl FolderArgs {
+    /// The folder options with the split seeded by `seed`.
+    pub fn options(&self, seed: u64) -> FolderOptions {
+        FolderOptions {
+            val_split: self.val_split,
+            seed,
+            skip_bad_images: self.skip_bad_images,
+        }
+    }
+}
+
 /// A dataset prepared for a model.
 #[derive(Debug, Clone)]
 pub struct DataSpec {
-    /// Canonical dataset name.
+    /// Canonical dataset name ([`FOLDER`] for `folder:PATH`).
     pub name: &'static str,
     /// Its metadata (classes, image shape, mean/std).
     pub info: DatasetInfo,
@@ -21,11 +64,36 @@ pub struct DataSpec {
     pub input: [usize; 3],
     /// Folder holding the files (`--data-dir`), if given.
     pub data_dir: Option<PathBuf>,
+    /// The opened image folder of a `folder:PATH` dataset.
+    pub folder: Option<Arc<FolderSplits>>,
 }
 
 impl DataSpec {
-    /// The spec of `dataset` for `model` (canonical names).
-    pub fn new(dataset: &str, model: &str, data_dir: Option<PathBuf>) -> Result<Self> {
+    /// The spec of `dataset` for `model` (canonical names). The options of a `folder:PATH`
+    /// dataset say how to split and read it, and the image size (default: the model's, 224 for the ImageNet models), which the
+    /// ImageNet preprocessing crops to after resizing the shorter side to `size / 0.875`.
+    /// Normalization uses the model's mean and std (ImageNet's for the pretrained models).
+    pub fn open(
+        dataset: &str,
+        model: &str,
+        data_dir: Option<PathBuf>,
+        folder: &FolderOptions,
+        image_size: Option<usize>,
+    ) -> Result<Self> {
+        if let Some(root) = folder_path(dataset) {
+            return Self::folder(root, model, folder, image_size);
+        }
+        let flags = [
+            ("--image-size", image_size.is_some()),
+            ("--val-split", folder.val_split.is_some()),
+            ("--skip-bad-images", folder.skip_bad_images),
+        ];
+        if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {
+            return Err(CliError::msg(format!(
+                "{flag} applies to --dataset folder:PATH only ({dataset} has its own sizes \
+                 and splits)"
+            )));
+        }
         let name = mlfw_data::registry::canonical_name(dataset)?;
         let info = mlfw_data::dataset_info(name)?;
         let input = models::input_shape(model, info.image_shape());
@@ -34,12 +102,89 @@ impl DataSpec {
             info,
             input,
             data_dir,
+            folder: None,
         })
+    }
+
+    fn folder(root: &Path, model: &str, opts: &FolderOptions, size: Option<usize>) -> Result<Self> {
+        let mi = models::model_metadata(model, 3)?;
+        let size = size.unwrap_or(mi.input_shape[1]);
+        if size < mi.min_size || (!mi.any_size && size != mi.input_shape[1]) {
+            return Err(CliError::msg(format!(
+                "--image-size {size}: {model} takes {}",
+                if mi.any_size {
+                    format!("images of at least {0}x{0}", mi.min_size)
+                } else {
+                    format!("{0}x{0} images only", mi.input_shape[1])
+                }
+            )));
+        }
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        let splits = open_folder_splits(&root, opts, train_transform(size), eval_transform(size))?;
+        if opts.val_split.is_some() && splits.layout == "train/ and val/" {
+            eprintln!(
+                "warning: {} has train/ and val/ sub-folders: --val-split is not used",
+                root.display()
+            );
+        }
+        let info = DatasetInfo {
+            name: format!("folder:{}", root.display()),
+            num_classes: splits.classes.len(),
+            channels: 3,
+            height: size,
+            width: size,
+            mean: mi.mean.clone(),
+            std: mi.std.clone(),
+            train_len: splits.train.len(),
+            test_len: splits.val.as_ref().map_or(0, |v| v.len()),
+            classes: splits.classes.clone(),
+        };
+        Ok(DataSpec {
+            name: FOLDER,
+            info,
+            input: [3, size, size],
+            data_dir: None,
+            folder: Some(Arc::new(splits)),
+        })
+    }
+
+    /// The spec of a run's dataset, as its settings describe it (folder datasets: the split,
+    /// seed, bad-image policy and image size it was made with).
+    pub fn for_run(cfg: &crate::run_dir::RunConfig) -> Result<Self> {
+        let folder = FolderOptions {
+            val_split: cfg.val_split,
+            seed: cfg.seed,
+            skip_bad_images: cfg.skip_bad_images,
+        };
+        let size = folder_path(&cfg.dataset).map(|_| cfg.input_shape[1]);
+        Self::open(
+            &cfg.dataset,
+            &cfg.model,
+            cfg.data_dir.clone(),
+            &folder,
+            size,
+        )
+    }
+
+    /// The dataset as a run's `config.json` records it: the canonical name, or `folder:PATH`
+    /// with the absolute path.
+    pub fn config_name(&self) -> String {
+        match &self.folder {
+            Some(_) => self.info.name.clone(),
+            None => self.name.to_string(),
+        }
     }
 
     /// Names of the training augmentation for this dataset (CIFAR: crop with padding 4, flip).
     pub fn augmentation(&self) -> Vec<String> {
-        if self.name.starts_with("cifar") {
+        if self.folder.is_some() {
+            let s = self.input[1];
+            vec![
+                format!("Resize({})", (s as f64 / 0.875).round()),
+                format!("CenterCrop({s}x{s})"),
+                "RandomHorizontalFlip(p=0.5)".to_string(),
+            ]
+        } else if self.name.starts_with("cifar") {
             let [_, h, w] = self.input;
             vec![
                 format!("RandomCrop({h}x{w}, padding=4)"),
@@ -81,11 +226,15 @@ impl DataSpec {
         seed: u64,
     ) -> Result<DataLoader> {
         let train = split.is_train();
-        let ds = self.load(split, train)?;
+        let ds: Arc<dyn Dataset> = match &self.folder {
+            Some(f) if train => Arc::clone(&f.train),
+            Some(f) => Arc::clone(f.val()?),
+            None => Arc::new(self.load(split, train)?),
+        };
         // Each worker keeps 2 batches queued and builds a third; the consumer holds one.
         let in_flight = 3 * workers.max(1) + 1;
         check_batches_fit(batch_size.min(ds.len()), self.input, in_flight)?;
-        let loader = DataLoader::new(ds)
+        let loader = DataLoader::from_arc(ds)
             .batch_size(batch_size)
             .num_workers(workers);
         Ok(if train {
@@ -150,12 +299,20 @@ mod tests {
 
     #[test]
     fn images_are_resized_to_the_model_input() {
-        let spec = DataSpec::new("fake", "resnet18", None).unwrap();
+        let spec =
+            DataSpec::open("fake", "resnet18", None, &FolderOptions::default(), None).unwrap();
         assert_eq!(spec.input, [1, 32, 32]);
         assert!(spec.augmentation().is_empty());
         let ds = spec.load(Split::Test, false).unwrap();
         assert_eq!(ds.get(0).unwrap().image.dims(), &[1, 32, 32]);
-        let cifar = DataSpec::new("cifar10", "resnet18_cifar", None).unwrap();
+        let cifar = DataSpec::open(
+            "cifar10",
+            "resnet18_cifar",
+            None,
+            &FolderOptions::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(cifar.augmentation().len(), 2);
     }
 

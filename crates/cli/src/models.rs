@@ -6,6 +6,7 @@ use std::path::Path;
 use mlfw_core::Device;
 use mlfw_nn::Module;
 use mlfw_vision::registry::{build_model, model_info, ModelConfig, ModelInfo, MODEL_NAMES};
+use mlfw_vision::transfer;
 
 use crate::error::{CliError, Result};
 
@@ -36,6 +37,11 @@ fn info(model: &str, channels: Option<usize>, num_classes: usize) -> Result<Mode
         ..ModelConfig::new(num_classes)
     };
     Ok(model_info(model, &cfg)?)
+}
+
+/// The vision registry's metadata of `model` with `channels` input channels.
+pub fn model_metadata(model: &str, channels: usize) -> Result<ModelInfo> {
+    info(model, Some(channels), 10)
 }
 
 /// The `[C, H, W]` input `model` is fed for dataset images of shape `data`: the dataset's own
@@ -87,12 +93,59 @@ pub fn load(
             Ok((m, path.display().to_string()))
         }
         None => {
-            let opts = mlfw_hub::HubOptions::from_env();
-            let w = mlfw_hub::load_into(m.as_ref(), model, &opts, &Device::Cpu)?;
-            let from = format!("pretrained {}", w.entry.id());
+            let from = load_pretrained(m.as_ref(), model, None, num_classes, false)?;
             Ok((m, from))
         }
     }
+}
+
+/// Loads the hub's pretrained weights for `model` (the entry `spec`, default the one named
+/// after the model; pulled on first use) into `m`, built for `num_classes`. Weights with another class count keep every layer
+/// but the classifier head when `replace_head` (the head stays freshly initialised: fine-tuning),
+/// and are an error otherwise. Returns where the weights came from, for the console.
+///
+/// Errors: those of the hub (not found, checksum, network); an entry of another
+/// architecture; weights that do not fit; a class-count mismatch without `replace_head`.
+pub fn load_pretrained(
+    m: &dyn Module,
+    model: &str,
+    spec: Option<&str>,
+    num_classes: usize,
+    replace_head: bool,
+) -> Result<String> {
+    let opts = mlfw_hub::HubOptions::from_env();
+    let w = mlfw_hub::load_weights_with(spec.unwrap_or(model), &opts, &Device::Cpu)?;
+    let id = w.entry.id();
+    if w.entry.architecture.model != model {
+        return Err(CliError::msg(format!(
+            "the hub entry `{id}` holds a {}, not a {model}",
+            w.entry.architecture.model
+        )));
+    }
+    let have = w.entry.architecture.num_classes;
+    let misfit = |e: mlfw_core::Error| {
+        CliError::msg(e).context(format!(
+            "pretrained weights {} of `{id}` (architecture `{}`)",
+            w.weights_path.display(),
+            w.entry.architecture.model
+        ))
+    };
+    if have == num_classes {
+        m.load_state_dict(&w.state_dict, true).map_err(misfit)?;
+        return Ok(format!("pretrained {id}"));
+    }
+    if !replace_head {
+        return Err(CliError::msg(format!(
+            "the pretrained weights `{id}` classify {have} classes, but {num_classes} are needed \
+             here; a new classifier head must be trained first: mlfw train --model {model} \
+             --pretrained --dataset ... --num-classes {num_classes}"
+        )));
+    }
+    let head = transfer::head_prefix(m)?;
+    transfer::load_backbone(m, &w.state_dict, &head).map_err(misfit)?;
+    Ok(format!(
+        "pretrained {id}, with a new {num_classes}-class head `{head}` (the weights have {have} classes)"
+    ))
 }
 
 /// The vision registry's metadata of `model` for `input` images, normalized with `mean`/`std`

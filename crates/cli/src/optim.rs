@@ -58,39 +58,51 @@ pub fn default_weight_decay(optimizer: &str) -> f64 {
     }
 }
 
-/// Builds optimizer `name` over `params`.
-pub fn build_optimizer(
+/// One group per `(params, lr)`, in order, sharing momentum and weight decay.
+fn groups<H: mlfw_optim::Hyper>(
+    groups: Vec<(Vec<Tensor>, f64)>,
+    config: impl Fn(f64) -> H,
+) -> Result<Optim<H>> {
+    let mut it = groups.into_iter();
+    let (params, lr) = it
+        .next()
+        .ok_or_else(|| CliError::msg("no parameter to optimize"))?;
+    let mut o = Optim::new(params, config(lr))?;
+    for (params, lr) in it {
+        o.add_param_group(params, config(lr))?;
+    }
+    Ok(o)
+}
+
+/// Builds optimizer `name` with parameter groups `(params, lr)` (per-group learning rates,
+/// e.g. a fine-tuned backbone slower than its new head); schedules scale every group's rate.
+pub fn build_optimizer_groups(
     name: &str,
-    params: Vec<Tensor>,
-    lr: f64,
+    params: Vec<(Vec<Tensor>, f64)>,
     momentum: f64,
     weight_decay: f64,
 ) -> Result<Box<dyn Optimizer>> {
     Ok(match optimizer_name(name)? {
-        "sgd" => Box::new(Optim::new(
-            params,
+        "sgd" => Box::new(groups(params, |lr| {
             SgdConfig::new(lr)
                 .momentum(momentum)
-                .weight_decay(weight_decay),
-        )?),
-        "adam" => Box::new(Optim::new(
-            params,
+                .weight_decay(weight_decay)
+        })?),
+        "adam" => Box::new(groups(params, |lr| {
             AdamConfig::new(lr)
                 .betas(momentum, 0.999)
-                .weight_decay(weight_decay),
-        )?),
-        "adamw" => Box::new(Optim::new(
-            params,
+                .weight_decay(weight_decay)
+        })?),
+        "adamw" => Box::new(groups(params, |lr| {
             AdamConfig::adamw(lr)
                 .betas(momentum, 0.999)
-                .weight_decay(weight_decay),
-        )?),
-        _ => Box::new(Optim::new(
-            params,
+                .weight_decay(weight_decay)
+        })?),
+        _ => Box::new(groups(params, |lr| {
             RmsPropConfig::new(lr)
                 .momentum(momentum)
-                .weight_decay(weight_decay),
-        )?),
+                .weight_decay(weight_decay)
+        })?),
     })
 }
 

@@ -66,6 +66,26 @@ pub struct RunConfig {
     /// Number of ranks the run trains on (1 unless distributed); a resume must match it.
     #[serde(default = "one")]
     pub world_size: usize,
+    /// Started from the hub's pretrained weights for `model` (head replaced when the class
+    /// count differs).
+    #[serde(default)]
+    pub pretrained: bool,
+    /// The hub entry of `pretrained` when not the model's name (`NAME[@VERSION]` or a
+    /// registry address).
+    #[serde(default)]
+    pub hub_model: Option<String>,
+    /// Frozen parameters: `none`, or `backbone` (all but the classifier head).
+    #[serde(default = "freeze_none")]
+    pub freeze: String,
+    /// Learning rate of the backbone when it differs from the head's `lr`.
+    #[serde(default)]
+    pub lr_backbone: Option<f64>,
+    /// Fraction of each class held out for validation (flat `folder:PATH` datasets).
+    #[serde(default)]
+    pub val_split: Option<f64>,
+    /// Unreadable images of a folder dataset are left out instead of stopping the run.
+    #[serde(default)]
+    pub skip_bad_images: bool,
     /// The run folder.
     pub out: PathBuf,
     /// mlfw version that created the run.
@@ -83,6 +103,13 @@ fn one() -> usize {
 fn amp_none() -> String {
     "none".into()
 }
+
+fn freeze_none() -> String {
+    "none".into()
+}
+
+/// Every `--freeze` value.
+pub const FREEZE_NAMES: [&str; 2] = ["none", "backbone"];
 
 /// The autocast dtype of an `--amp` value. Errors: anything but none, bf16, f16.
 pub fn amp_dtype(amp: &str) -> Result<Option<mlfw_core::DType>> {
@@ -102,13 +129,16 @@ impl RunConfig {
     /// >= 0, one mean and one positive std per input channel.
     pub fn validate(&self) -> Result<()> {
         amp_dtype(&self.amp)?;
-        const FLAGS: [&str; 6] = [
+        const FLAGS: [&str; 9] = [
             "epochs",
             "batch_size",
             "max_steps",
             "lr",
             "momentum",
             "weight_decay",
+            "freeze",
+            "lr_backbone",
+            "val_split",
         ];
         let bad = |field: &str, msg: String| {
             let flag = if FLAGS.contains(&field) {
@@ -142,6 +172,38 @@ impl RunConfig {
                 "weight_decay",
                 format!("is {}; must be a finite value >= 0", self.weight_decay),
             );
+        }
+        if !FREEZE_NAMES.contains(&self.freeze.as_str()) {
+            return bad(
+                "freeze",
+                format!(
+                    "is `{}`; valid values: {}",
+                    self.freeze,
+                    FREEZE_NAMES.join(", ")
+                ),
+            );
+        }
+        if let Some(lr) = self.lr_backbone {
+            if !(lr.is_finite() && lr > 0.0) {
+                return bad(
+                    "lr_backbone",
+                    format!("is {lr}; must be a finite value > 0"),
+                );
+            }
+            if self.freeze == "backbone" {
+                return bad(
+                    "lr_backbone",
+                    "is set, but --freeze backbone trains no backbone parameter".into(),
+                );
+            }
+        }
+        if let Some(f) = self.val_split {
+            if !(f > 0.0 && f < 1.0) {
+                return bad(
+                    "val_split",
+                    format!("is {f}; must lie strictly between 0 and 1"),
+                );
+            }
         }
         let [c, h, w] = self.input_shape;
         if c == 0 || h == 0 || w == 0 {

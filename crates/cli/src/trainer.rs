@@ -30,6 +30,7 @@ use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
 use crate::run_lock::RunLock;
 use crate::tensorboard_log::RunLog;
 use crate::{device, memory, models, plot};
+use mlfw_vision::transfer;
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -131,9 +132,19 @@ impl Trainer {
             Some(_) if !never_checkpointed => Some(checkpoint::load(&ckpt_path)?),
             _ => None,
         };
-        let spec = DataSpec::new(&cfg.dataset, &cfg.model, cfg.data_dir.clone())?;
+        let spec = DataSpec::for_run(&cfg)?;
         mlfw_core::manual_seed(cfg.seed);
         let mut model = models::build(&cfg.model, cfg.input_shape, cfg.num_classes)?;
+        let pretrained = match (&ckpt, cfg.pretrained) {
+            (None, true) => Some(models::load_pretrained(
+                model.as_ref(),
+                &cfg.model,
+                cfg.hub_model.as_deref(),
+                cfg.num_classes,
+                true,
+            )?),
+            _ => None,
+        };
         if let Some(c) = &ckpt {
             model
                 .load_state_dict(&c.model, true)
@@ -141,6 +152,10 @@ impl Trainer {
         }
         model.to_device(&device)?;
         model.train(true);
+        let head = transfer::head_prefix(model.as_ref())?;
+        if cfg.freeze == "backbone" {
+            transfer::freeze_backbone(model.as_ref(), &head)?;
+        }
         let mut train = spec.loader(Split::Train, cfg.batch_size, cfg.workers, cfg.seed)?;
         if let Some(pg) = &pg {
             train = train.shard(pg.rank(), pg.world_size())?;
@@ -162,26 +177,15 @@ impl Trainer {
             &device,
         )?;
         let steps_per_epoch = train.len().min(cfg.max_steps.unwrap_or(usize::MAX));
-        let mut opt = optim::build_optimizer(
-            &cfg.optimizer,
-            model.parameters(),
-            cfg.lr,
-            cfg.momentum,
-            cfg.weight_decay,
-        )?;
+        let (groups, names) = param_groups(model.as_ref(), &head, &cfg);
+        let mut opt =
+            optim::build_optimizer_groups(&cfg.optimizer, groups, cfg.momentum, cfg.weight_decay)?;
         let mut sched =
             optim::build_scheduler(&cfg.scheduler, opt.as_mut(), cfg.epochs, steps_per_epoch)?;
         let state = match &ckpt {
-            Some(c) => {
-                let names: Vec<String> = model
-                    .named_parameters()
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .collect();
-                checkpoint_check::check(c, &cfg, &names, steps_per_epoch)
-                    .and_then(|()| restore(c, opt.as_mut(), sched.as_mut(), &device))
-                    .map_err(|e| e.context(ckpt_path.display()))?
-            }
+            Some(c) => checkpoint_check::check(c, &cfg, &names, steps_per_epoch)
+                .and_then(|()| restore(c, opt.as_mut(), sched.as_mut(), &device))
+                .map_err(|e| e.context(ckpt_path.display()))?,
             None => Progress {
                 epoch: 0,
                 step: 0,
@@ -243,6 +247,12 @@ impl Trainer {
         };
         run_dir::write_config(&dir, &cfg)?;
         let console = Console::new(quiet, json);
+        if let Some(p) = pretrained {
+            console.line(format!("starting from {p}"));
+        }
+        if cfg.freeze == "backbone" {
+            console.line(format!("backbone frozen: training only `{head}`"));
+        }
         if never_checkpointed {
             console.line(format!(
                 "{} has no checkpoint yet (the run stopped before its first one): \
@@ -548,6 +558,31 @@ fn restore(
     }
     with_global(|g| *g = Generator::from_state(c.progress.rng));
     Ok(c.progress.clone())
+}
+
+/// The optimizer's parameter groups `(params, lr)` and the parameters' names in optimizer
+/// order: the head alone with `--freeze backbone`; head (`lr`) then backbone (`lr_backbone`)
+/// with `--lr-backbone`; otherwise every parameter in one group.
+fn param_groups(
+    model: &dyn Module,
+    head: &str,
+    cfg: &RunConfig,
+) -> (Vec<(Vec<mlfw_core::Tensor>, f64)>, Vec<String>) {
+    let (h, b) = transfer::split_parameters(model, head);
+    let sets = match (cfg.freeze.as_str(), cfg.lr_backbone) {
+        ("backbone", _) => vec![(h, cfg.lr)],
+        (_, Some(lb)) => vec![(h, cfg.lr), (b, lb)],
+        _ => vec![(model.named_parameters(), cfg.lr)],
+    };
+    let names = sets
+        .iter()
+        .flat_map(|(ps, _)| ps.iter().map(|(n, _)| n.clone()))
+        .collect();
+    let groups = sets
+        .into_iter()
+        .map(|(ps, lr)| (ps.into_iter().map(|(_, t)| t).collect(), lr))
+        .collect();
+    (groups, names)
 }
 
 /// Removes `path`; a missing file is fine.

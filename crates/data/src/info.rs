@@ -97,7 +97,7 @@ fn strs(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-fn gray(
+pub(crate) fn gray(
     name: &str,
     mean: f32,
     std: f32,
@@ -119,7 +119,7 @@ fn gray(
     }
 }
 
-const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+pub(crate) const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// MNIST: 60,000/10,000 28x28 digits; mean 0.1307, std 0.3081.
 pub fn mnist_info() -> DatasetInfo {

@@ -1,5 +1,6 @@
-//! Datasets by name: `mnist-mini`, `mnist`, `fashion-mnist`, `kmnist`, `cifar10`, `cifar100`,
-//! `fake`, as the `mlfw` command line names them.
+//! Datasets by name: `mnist-mini`, `mnist`, `fashion-mnist`, `kmnist`, `qmnist`,
+//! `emnist-<split>` (byclass, bymerge, balanced, letters, digits, mnist), `cifar10`,
+//! `cifar100`, `svhn`, `stl10`, `fake`, as the `mlfw` command line names them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use crate::cifar::{Cifar10, Cifar100, Cifar100Labels};
 use crate::collate::ImageFormat;
 use crate::download::DownloadOptions;
+use crate::emnist::Emnist;
 use crate::error::{Error, Result};
 use crate::fake::FakeData;
 use crate::home::data_root;
@@ -14,17 +16,30 @@ use crate::image_dataset::ImageDataset;
 use crate::info::{cifar100_info, cifar10_info, fake_info, DatasetInfo, Split};
 use crate::mini::MnistMini;
 use crate::mnist::MnistVariant;
+use crate::qmnist::Qmnist;
+use crate::resources::{EMNIST_SOURCE, QMNIST_SOURCE, STL10_SOURCE, SVHN_SOURCE};
 use crate::rng::derive_seed;
+use crate::stl10::Stl10;
+use crate::svhn::Svhn;
 use crate::transform::Transform;
 
 /// Every dataset name the registry knows, in display order.
-pub const DATASET_NAMES: [&str; 7] = [
+pub const DATASET_NAMES: [&str; 16] = [
     "mnist-mini",
     "mnist",
     "fashion-mnist",
     "kmnist",
+    "qmnist",
+    "emnist-byclass",
+    "emnist-bymerge",
+    "emnist-balanced",
+    "emnist-letters",
+    "emnist-digits",
+    "emnist-mnist",
     "cifar10",
     "cifar100",
+    "svhn",
+    "stl10",
     "fake",
 ];
 
@@ -43,6 +58,7 @@ pub fn canonical_name(name: &str) -> Result<&'static str> {
         "cifar-100" => "cifar100",
         "mnistmini" => "mnist-mini",
         "fakedata" | "fake-data" => "fake",
+        "stl-10" => "stl10",
         other => other,
     };
     DATASET_NAMES
@@ -72,6 +88,10 @@ pub fn dataset_info(name: &str) -> Result<DatasetInfo> {
         "cifar10" => cifar10_info(),
         "cifar100" => cifar100_info(false),
         "fake" => fake_info([1, 28, 28], 10, FAKE_TRAIN_LEN, FAKE_TEST_LEN),
+        "qmnist" => crate::qmnist::qmnist_info(),
+        "svhn" => crate::svhn::svhn_info(),
+        "stl10" => crate::stl10::stl10_info(),
+        n if n.starts_with("emnist-") => crate::emnist::emnist_info(&n[7..])?,
         n => mnist_variant(n)
             .map(MnistVariant::info)
             .unwrap_or_else(crate::info::mnist_info),
@@ -192,6 +212,8 @@ pub fn load_by_name(name: &str, split: Split, opts: &LoadOptions) -> Result<Imag
     let root = opts.root.clone().unwrap_or_else(data_root);
     let mirrors = opts.mirrors.as_deref();
     let dl = &opts.download_options;
+    let fetch = opts.download.then_some((mirrors, dl));
+    let split_name = if train { "train" } else { "test" };
     let ds = match (name, &opts.data_dir) {
         ("mnist-mini", _) => MnistMini::new(train)?,
         ("fake", _) => {
@@ -209,6 +231,16 @@ pub fn load_by_name(name: &str, split: Split, opts: &LoadOptions) -> Result<Imag
             Cifar100::download(&root, train, opts.cifar100_labels, mirrors, dl)?
         }
         ("cifar100", None) => Cifar100::new(&root, train, opts.cifar100_labels)?,
+        ("qmnist", Some(dir)) => Qmnist::from_dir(dir, train)?,
+        ("qmnist", None) => Qmnist::load(&root, train, &QMNIST_SOURCE, fetch)?,
+        ("svhn", Some(dir)) => Svhn::from_dir(dir, split_name)?,
+        ("svhn", None) => Svhn::load(&root, split_name, &SVHN_SOURCE, fetch)?,
+        ("stl10", Some(dir)) => Stl10::from_dir(dir, train)?,
+        ("stl10", None) => Stl10::load(&root, train, &STL10_SOURCE, fetch)?,
+        (n, Some(dir)) if n.starts_with("emnist-") => Emnist::from_dir(dir, &n[7..], train)?,
+        (n, None) if n.starts_with("emnist-") => {
+            Emnist::load(&root, &n[7..], train, &EMNIST_SOURCE, fetch)?
+        }
         (n, dir) => {
             let v =
                 mnist_variant(n).ok_or_else(|| Error::invalid(format!("no loader for `{n}`")))?;

@@ -117,7 +117,84 @@ pub const CIFAR100_SOURCE: Source = Source {
     )],
 };
 
+/// QMNIST (torchvision's URLs and digests; the `nist` set is not included).
+pub const QMNIST_SOURCE: Source = Source {
+    mirrors: &["https://raw.githubusercontent.com/facebookresearch/qmnist/master/"],
+    files: &[
+        f(
+            "qmnist-train-images-idx3-ubyte.gz",
+            "ed72d4157d28c017586c42bc6afe6370",
+        ),
+        f(
+            "qmnist-train-labels-idx2-int.gz",
+            "0058f8dd561b90ffdd0f734c6a30e5e4",
+        ),
+        f(
+            "qmnist-test-images-idx3-ubyte.gz",
+            "1394631089c404de565df7b7aeaf9412",
+        ),
+        f(
+            "qmnist-test-labels-idx2-int.gz",
+            "5b5b05890a5e13444e108efe57b788aa",
+        ),
+    ],
+};
+
+/// EMNIST: one zip archive (`gzip/emnist-<split>-{train,test}-*.gz` inside).
+pub const EMNIST_SOURCE: Source = Source {
+    mirrors: &["https://biometrics.nist.gov/cs_links/EMNIST/"],
+    files: &[f("gzip.zip", "58c8d27c78d21e728a6bc7b3cc06412e")],
+};
+
+/// SVHN, cropped digits (`.mat` files, MATLAB v5).
+pub const SVHN_SOURCE: Source = Source {
+    mirrors: &["http://ufldl.stanford.edu/housenumbers/"],
+    files: &[
+        f("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+        f("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
+        f("extra_32x32.mat", "a93ce644f1a588dc4d68dda5feec44a7"),
+    ],
+};
+
+/// STL-10, binary version.
+pub const STL10_SOURCE: Source = Source {
+    mirrors: &["http://ai.stanford.edu/~acoates/stl10/"],
+    files: &[f("stl10_binary.tar.gz", "91f7769df0f17e558f3565bffb0c7dfb")],
+};
+
 impl Source {
+    /// The paths of `names` in `dir`, downloading the missing ones first when `download` (from
+    /// `mirrors`, or the official ones when `None`). Errors: [`Error::MissingFiles`] for
+    /// `dataset`, listing the exact paths and why downloading did not help.
+    pub fn fetch(
+        &self,
+        dataset: &str,
+        names: &[&str],
+        dir: &Path,
+        download: Option<(Option<&[String]>, &DownloadOptions)>,
+    ) -> Result<Vec<PathBuf>> {
+        let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        let missing = |reason: String| Error::MissingFiles {
+            dataset: dataset.to_string(),
+            expected: paths.clone(),
+            reason,
+        };
+        for (name, path) in names.iter().zip(&paths) {
+            if path.is_file() {
+                continue;
+            }
+            let Some((mirrors, opts)) = download else {
+                return Err(missing("download disabled".into()));
+            };
+            let res = match mirrors {
+                Some(m) => self.download_from(m, name, dir, opts),
+                None => self.download(name, dir, opts),
+            };
+            res.map_err(|e| missing(format!("download failed: {e}")))?;
+        }
+        Ok(paths)
+    }
+
     /// The published file called `name`, if any.
     pub fn file(&self, name: &str) -> Option<&RemoteFile> {
         self.files.iter().find(|f| f.name == name)

@@ -11,8 +11,17 @@ fn names_are_listed_and_resolve() {
             "mnist",
             "fashion-mnist",
             "kmnist",
+            "qmnist",
+            "emnist-byclass",
+            "emnist-bymerge",
+            "emnist-balanced",
+            "emnist-letters",
+            "emnist-digits",
+            "emnist-mnist",
             "cifar10",
             "cifar100",
+            "svhn",
+            "stl10",
             "fake"
         ]
     );

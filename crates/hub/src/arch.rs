@@ -59,6 +59,7 @@ pub fn check_weights(entry: &Entry, path: &std::path::Path) -> Result<()> {
         build_model(&arch.model, &cfg).map_err(|e| at("architecture.model", &e))?;
     model.eval();
     let weights = mlfw_core::safetensors::load(path, &Device::Cpu)?.into_map();
+    let weights = crate::timm::apply_key_map(entry, weights)?;
     model
         .load_state_dict(&weights, true)
         .map_err(|e| at("architecture", &e))?;

@@ -126,6 +126,7 @@ impl RunConfig {
                 std,
             },
             files: Vec::new(),
+            key_map: None,
             metrics: Vec::new(),
             license: self.license.clone().unwrap_or_else(|| "unknown".into()),
             trained_by: None,

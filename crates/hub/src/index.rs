@@ -62,6 +62,10 @@ pub struct Entry {
     /// The exact command that produced the weights (`mlfw train --model lenet5 ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_command: Option<String>,
+    /// How the file's tensor names map to the zoo's: absent (already the zoo's, PyTorch's
+    /// names) or `timm` (a `timm/*` release, renamed on load; see [`crate::timm`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_map: Option<String>,
 }
 
 /// The zoo architecture an entry's weights belong to.
@@ -229,6 +233,12 @@ impl Entry {
         }
         if self.architecture.num_classes == 0 {
             return Err(bad("architecture.num_classes", "must be at least 1".into()));
+        }
+        if let Some(m) = self.key_map.as_deref().filter(|m| *m != "timm") {
+            return Err(bad(
+                "key_map",
+                format!("is `{m}`; the only key map is `timm`"),
+            ));
         }
         if self.architecture.input_shape.len() != 3 || self.architecture.input_shape.contains(&0) {
             return Err(bad(

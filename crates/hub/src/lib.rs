@@ -37,6 +37,7 @@ pub mod onnx;
 mod options;
 pub mod pull;
 pub mod source;
+pub mod timm;
 
 pub use cache::CachedModel;
 pub use catalog::{info, list, rm, Info, ListItem, Listing};

@@ -119,11 +119,12 @@ pub fn load_weights_with(spec: &str, opts: &HubOptions, device: &Device) -> Resu
     model.verify()?;
     let path = model.weights_path()?;
     let file = mlfw_core::safetensors::load(&path, device)?;
+    let state_dict = crate::timm::apply_key_map(&model.entry, file.into_map())?;
     Ok(Pretrained {
         preprocessing: model.entry.preprocessing.clone(),
         entry: model.entry,
         weights_path: path,
-        state_dict: file.into_map(),
+        state_dict,
     })
 }
 

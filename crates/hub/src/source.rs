@@ -274,8 +274,8 @@ pub(crate) fn fetch_text(url: &str, ctx: &Ctx) -> Result<String> {
 }
 
 /// An index for a Hugging Face repo without `index.json`: `config.json` (the run-folder
-/// convention, see [`RunConfig`]) plus `model.safetensors`, whose sha256 and size come
-/// from the Hub API's LFS metadata.
+/// convention, see [`RunConfig`], or timm's, see [`crate::timm`]) plus `model.safetensors`,
+/// whose sha256 and size come from the Hub API's LFS metadata.
 fn hf_fallback(repo: &str, revision: &str, ctx: &Ctx) -> Result<Index> {
     let config_url = hf_file_url(&ctx.hf_endpoint, repo, revision, "config.json");
     let config_text = fetch_text(&config_url, ctx).map_err(|e| {
@@ -283,7 +283,6 @@ fn hf_fallback(repo: &str, revision: &str, ctx: &Ctx) -> Result<Index> {
             "hf://{repo}@{revision} has no mlfw index.json and no config.json: {e}"
         ))
     })?;
-    let config = RunConfig::parse(&config_text, &config_url)?;
     let api_url = hf_api_url(&ctx.hf_endpoint, repo, revision);
     let api: serde_json::Value = serde_json::from_str(&fetch_text(&api_url, ctx)?)
         .map_err(|e| Error::index(&api_url, "", format!("not valid JSON: {e}")))?;
@@ -322,8 +321,16 @@ fn hf_fallback(repo: &str, revision: &str, ctx: &Ctx) -> Result<Index> {
             }
         })
         .collect();
+    let version = version.trim_start_matches(['.', '-']);
     let mut entry: Entry =
-        config.to_entry(&name, version.trim_start_matches(['.', '-']), &config_url)?;
+        match crate::timm::entry_from_config(&config_text, &config_url, &name, version)? {
+            Some(timm) => timm,
+            None => RunConfig::parse(&config_text, &config_url)?.to_entry(
+                &name,
+                version,
+                &config_url,
+            )?,
+        };
     entry.files = vec![FileEntry {
         name: "model.safetensors".into(),
         url: "model.safetensors".into(),

@@ -1,6 +1,6 @@
 //! Building models by name (for the CLI and the hub), with what each expects as input.
 
-use crate::models::{LeNet5, Mlp, ResNet, Vgg};
+use crate::models::{EfficientNet, LeNet5, Mlp, MobileNetV2, ResNet, Vgg};
 use mlfw_core::{Device, Error, Result};
 use mlfw_nn::Module;
 
@@ -12,7 +12,10 @@ pub const MODEL_NAMES: &[&str] = &[
     "resnet18_cifar",
     "resnet34",
     "resnet34_cifar",
+    "resnet50",
     "vgg11_bn",
+    "mobilenet_v2",
+    "efficientnet_b0",
 ];
 
 const MNIST_MEAN: f32 = 0.1307;
@@ -148,7 +151,10 @@ pub fn build_model(name: &str, cfg: &ModelConfig) -> Result<(Box<dyn Module>, Mo
         "resnet34" => Box::new(ResNet::resnet34(k, c, d)?),
         "resnet18_cifar" => Box::new(ResNet::resnet18_cifar(k, c, d)?),
         "resnet34_cifar" => Box::new(ResNet::resnet34_cifar(k, c, d)?),
+        "resnet50" => Box::new(ResNet::resnet50(k, c, d)?),
         "vgg11_bn" => Box::new(Vgg::vgg11_bn(k, c, d)?),
+        "mobilenet_v2" => Box::new(MobileNetV2::new(k, c, d)?),
+        "efficientnet_b0" => Box::new(EfficientNet::b0(k, c, d)?),
         other => return Err(unknown(other)),
     };
     Ok((model, info))

@@ -83,12 +83,12 @@ fn registry_builds_every_model_and_rejects_unknown_names() -> mlfw_core::Result<
             "{name}"
         );
     }
-    let e = build_model("resnet50", &ModelConfig::default())
+    let e = build_model("resnet152", &ModelConfig::default())
         .err()
         .unwrap()
         .to_string();
     assert!(
-        e.contains("unknown model `resnet50`") && e.contains("resnet18_cifar"),
+        e.contains("unknown model `resnet152`") && e.contains("resnet18_cifar"),
         "{e}"
     );
     let info = model_info("LeNet5", &ModelConfig::new(10).in_channels(3))?;

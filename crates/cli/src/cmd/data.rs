@@ -32,7 +32,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
 
 fn list() -> Result<()> {
     println!(
-        "{:<14} {:>7} {:>7} {:>7}  {:<9} notes",
+        "{:<16} {:>7} {:>7} {:>7}  {:<9} notes",
         "name", "classes", "train", "test", "image"
     );
     for name in DATASET_NAMES {
@@ -43,7 +43,7 @@ fn list() -> Result<()> {
             _ => "downloaded on first use",
         };
         println!(
-            "{:<14} {:>7} {:>7} {:>7}  {:<9} {note}",
+            "{:<16} {:>7} {:>7} {:>7}  {:<9} {note}",
             name,
             i.num_classes,
             i.train_len,

@@ -7,7 +7,7 @@ use clap::Args;
 use mlfw_data::Split;
 use serde_json::json;
 
-use crate::data::{DataSpec, Normalize};
+use crate::data::{DataSpec, FolderArgs, Normalize};
 use crate::error::Result;
 use crate::evaluate::{evaluate, EvalResult};
 use crate::{device, onnx_model};
@@ -15,8 +15,9 @@ use crate::{device, onnx_model};
 /// Arguments of `mlfw eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn,
-    /// or an ONNX file (`path/to/model.onnx`, weights included).
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, or an ONNX file
+    /// (`path/to/model.onnx`, weights included).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights to evaluate (safetensors with PyTorch keys, e.g. a run's best.safetensors).
@@ -26,7 +27,9 @@ pub struct EvalArgs {
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
     pub pretrained: bool,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake.
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-SPLIT
+    /// (byclass, bymerge, balanced, letters, digits, mnist), cifar10, cifar100, svhn, stl10, fake,
+    /// or folder:PATH (split test: PATH/val/ or the --val-split part).
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
     /// Folder holding the dataset's files (no download).
@@ -44,6 +47,12 @@ pub struct EvalArgs {
     /// Data-loading worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Folder-dataset options.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+    /// Seed of a folder dataset's --val-split (the training run's --seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Print one JSON object (accuracy, loss, per-class accuracy, confusion matrix).
     #[arg(long)]
     pub json: bool,
@@ -53,7 +62,13 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> Result<()> {
     let model_name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let split: Split = a.split.parse()?;
-    let mut spec = DataSpec::new(&a.dataset, model_name, a.data_dir.clone())?;
+    let mut spec = DataSpec::open(
+        &a.dataset,
+        model_name,
+        a.data_dir.clone(),
+        &a.folder.options(a.seed),
+        a.folder.image_size,
+    )?;
     let device = device::open(&a.device)?;
     let (mut model, source) =
         onnx_model::load_any(&a.model, model_name, &mut spec, a.weights.as_deref())?;
@@ -79,7 +94,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "classes": spec.info.classes,
             "model": model_name,
             "weights": source,
-            "dataset": spec.name,
+            "dataset": spec.config_name(),
             "split": split.to_string(),
         });
         println!("{v}");
@@ -92,7 +107,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
 fn print_report(r: &EvalResult, spec: &DataSpec, model: &str, source: &str, split: Split) {
     println!(
         "{model} ({source}) on {} {split}, {} images: accuracy {:.4}, loss {:.4}",
-        spec.name, r.samples, r.accuracy, r.loss
+        spec.config_name(),
+        r.samples,
+        r.accuracy,
+        r.loss
     );
     let classes = &spec.info.classes;
     if classes.len() > 20 {

@@ -6,7 +6,7 @@ use clap::Args;
 use mlfw_vision::predict;
 use serde_json::json;
 
-use crate::data::DataSpec;
+use crate::data::{DataSpec, FolderArgs};
 use crate::error::Result;
 use crate::{device, models, onnx_model};
 
@@ -16,8 +16,9 @@ pub struct PredictArgs {
     /// Image files (PNG, JPEG).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn,
-    /// or an ONNX file (`path/to/model.onnx`, weights included).
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, or an ONNX file
+    /// (`path/to/model.onnx`, weights included).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights (safetensors with PyTorch keys, e.g. a run's best.safetensors).
@@ -27,7 +28,8 @@ pub struct PredictArgs {
     /// Use the hub's pretrained weights for the model.
     #[arg(long)]
     pub pretrained: bool,
-    /// Dataset the weights were trained on (class names, input size, normalization).
+    /// Dataset the weights were trained on (class names, input size, normalization); for
+    /// folder:PATH the class names are its sub-folders'.
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
     /// How many classes to show per image.
@@ -36,6 +38,9 @@ pub struct PredictArgs {
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Folder-dataset options.
+    #[command(flatten)]
+    pub folder: FolderArgs,
     /// Print one JSON object per image.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +50,13 @@ pub struct PredictArgs {
 pub fn run(a: PredictArgs) -> Result<()> {
     let name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let onnx = onnx_model::is_onnx(&a.model);
-    let mut spec = DataSpec::new(&a.dataset, name, None)?;
+    let mut spec = DataSpec::open(
+        &a.dataset,
+        name,
+        None,
+        &a.folder.options(0),
+        a.folder.image_size,
+    )?;
     let device = device::open(&a.device)?;
     let (mut model, _) = onnx_model::load_any(&a.model, name, &mut spec, a.weights.as_deref())?;
     model.to_device(&device)?;

@@ -6,21 +6,47 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 
+use crate::data::{DataSpec, FolderArgs};
 use crate::error::{CliError, Result};
 use crate::run_dir::{self, RunConfig};
 use crate::run_lock::RunLock;
 use crate::trainer::Trainer;
-use crate::{data::DataSpec, models, optim};
+use crate::{models, optim};
 
 /// Arguments of `mlfw train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake.
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-SPLIT
+    /// (byclass, bymerge, balanced, letters, digits, mnist), cifar10, cifar100, svhn, stl10, fake,
+    /// or folder:PATH (PATH/train/CLASS/ and PATH/val/CLASS/ images, or PATH/CLASS/
+    /// with --val-split).
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
+    /// Start from the hub's pretrained weights for --model; the classifier head is replaced
+    /// (freshly initialised) when the dataset's class count differs from the weights'.
+    #[arg(long)]
+    pub pretrained: bool,
+    /// The hub entry --pretrained loads: NAME or NAME@VERSION, or a single-model registry address
+    /// such as hf://timm/resnet18.a1_in1k [default: the model's name].
+    #[arg(long, value_name = "SPEC", requires = "pretrained")]
+    pub hub_model: Option<String>,
+    /// Number of classes; must match the dataset's (a check for folder datasets).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Freeze parameters: none, or backbone (train only the classifier head; no gradients
+    /// are computed for the frozen ones).
+    #[arg(long, default_value = "none")]
+    pub freeze: String,
+    /// Learning rate of the backbone (the head uses --lr).
+    #[arg(long)]
+    pub lr_backbone: Option<f64>,
+    /// Folder-dataset options.
+    #[command(flatten)]
+    pub folder: FolderArgs,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -167,7 +193,28 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
     let model = models::canonical(&a.model)?;
     let optimizer = optim::optimizer_name(&a.optimizer)?;
     let scheduler = optim::scheduler_name(&a.scheduler)?;
-    let spec = DataSpec::new(&a.dataset, model, a.data_dir.clone())?;
+    let folder = a.folder.options(a.seed);
+    let spec = DataSpec::open(
+        &a.dataset,
+        model,
+        a.data_dir.clone(),
+        &folder,
+        a.folder.image_size,
+    )?;
+    if let Some(n) = a.num_classes {
+        if n != spec.info.num_classes {
+            return Err(CliError::msg(format!(
+                "--num-classes {n}, but {} has {} classes{}",
+                spec.info.name,
+                spec.info.num_classes,
+                if spec.folder.is_some() {
+                    format!(" ({})", spec.info.classes.join(", "))
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    }
     if a.batch_size == 0 || a.epochs == 0 {
         return Err(CliError::msg(
             "--epochs and --batch-size must be at least 1",
@@ -179,7 +226,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         .unwrap_or_else(|| run_dir::default_dir(model, spec.name));
     let cfg = RunConfig {
         model: model.to_string(),
-        dataset: spec.name.to_string(),
+        dataset: spec.config_name(),
         device: a.device.clone(),
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -204,6 +251,12 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
         amp: a.amp.clone(),
         distributed: a.distributed,
         world_size: 1,
+        pretrained: a.pretrained,
+        hub_model: a.hub_model.clone(),
+        freeze: a.freeze.trim().to_ascii_lowercase(),
+        lr_backbone: a.lr_backbone,
+        val_split: a.folder.val_split,
+        skip_bad_images: a.folder.skip_bad_images,
         out,
         mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
         command: std::env::args().collect(),

@@ -227,7 +227,7 @@ fn im2col<T: Copy + Default>(x: &[T], col: &mut [T], rs: usize, g: &Geom) {
                 let dst = &mut col[row * rs..row * rs + g.np()];
                 let (lo, hi) = valid_range(g.ow, sw, j * dw, pw, g.w);
                 // Zero only what no input reaches: whole rows outside [rlo, rhi), row edges.
-                if lo == hi {
+                if lo == hi || rlo >= rhi {
                     dst.fill(zero);
                     continue;
                 }

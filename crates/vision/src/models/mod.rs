@@ -5,14 +5,23 @@
 //! |---|---|---|
 //! | [`LeNet5`] | `[N, C, 28, 28]` | `conv1`, `conv2`, `fc1`..`fc3` |
 //! | [`Mlp`] | `[N, ...]` flattened to `in_features` | `fc1`..`fcK` |
-//! | [`ResNet`] (18, 34, CIFAR variants) | `[N, C, H, W]`, any size ≥ 32 (CIFAR: ≥ 8) | torchvision's |
+//! | [`ResNet`] (18, 34, 50, CIFAR variants) | `[N, C, H, W]`, any size ≥ 32 (CIFAR: ≥ 8) | torchvision's |
+//! | [`MobileNetV2`] | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.1` |
+//! | [`EfficientNet`] (B0) | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.1` |
 //! | [`Vgg`] (11 with BatchNorm) | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.N` |
 
+pub mod blocks;
+mod bottleneck;
+mod efficientnet;
 mod lenet;
+mod mobilenet;
 mod resnet;
 mod vgg;
 
+pub use bottleneck::Bottleneck;
+pub use efficientnet::{EfficientNet, MbConv};
 pub use lenet::{LeNet5, Mlp};
+pub use mobilenet::{InvertedResidual, MobileNetV2};
 pub use resnet::{BasicBlock, ResNet};
 pub use vgg::Vgg;
 

@@ -1,12 +1,12 @@
-//! ResNet-18/34 with torchvision's layout and keys, plus the CIFAR stem variant.
+//! ResNet-18/34/50 with torchvision's layout and keys, plus the CIFAR stem variant.
 
-use super::check_input;
+use super::{check_input, Bottleneck};
 use mlfw_core::{Device, Error, Pool2dParams, Result, Tensor};
 use mlfw_nn::init::{self, FanMode, Nonlinearity};
 use mlfw_nn::{BatchNorm2d, Conv2d, Conv2dConfig, Linear, Module, Sequential};
 
 /// A conv without bias, initialised as torchvision (Kaiming normal, fan_out, ReLU).
-fn conv(
+pub(super) fn conv(
     c_in: usize,
     c_out: usize,
     k: usize,
@@ -94,22 +94,23 @@ impl Module for BasicBlock {
     }
 }
 
-/// torchvision's ResNet with basic blocks: `conv1 → bn1 → relu → maxpool → layer1..4 →
-/// avgpool → fc`. The CIFAR variant uses a 3×3 stride-1 `conv1` and no max-pool (same keys).
+/// torchvision's ResNet with basic or bottleneck blocks: `conv1 → bn1 → relu → maxpool →
+/// layer1..4 → avgpool → fc`. The CIFAR variant uses a 3×3 stride-1 `conv1` and no max-pool
+/// (same keys).
 pub struct ResNet {
     /// Stem conv: 7×7 stride 2 (ImageNet) or 3×3 stride 1 (CIFAR), no bias.
     pub conv1: Conv2d,
     /// Stem BatchNorm.
     pub bn1: BatchNorm2d,
-    /// 64 channels.
+    /// 64 channels (×4 with bottlenecks).
     pub layer1: Sequential,
-    /// 128 channels, stride 2.
+    /// 128 channels (×4), stride 2.
     pub layer2: Sequential,
-    /// 256 channels, stride 2.
+    /// 256 channels (×4), stride 2.
     pub layer3: Sequential,
-    /// 512 channels, stride 2.
+    /// 512 channels (×4), stride 2.
     pub layer4: Sequential,
-    /// `Linear(512, num_classes)`.
+    /// `Linear(512, num_classes)` (`Linear(2048, ..)` with bottlenecks).
     pub fc: Linear,
     maxpool: bool,
 }
@@ -119,6 +120,27 @@ impl ResNet {
     /// ResNet-34: `[3, 4, 6, 3]`); `cifar` selects the 3×3 stem without max-pool.
     pub fn new(
         blocks: [usize; 4],
+        num_classes: usize,
+        in_channels: usize,
+        cifar: bool,
+        d: &Device,
+    ) -> Result<Self> {
+        Self::build(blocks, false, num_classes, in_channels, cifar, d)
+    }
+
+    /// A ResNet with `blocks[i]` [`Bottleneck`] blocks in stage `i` (ResNet-50: `[3, 4, 6, 3]`).
+    pub fn with_bottlenecks(
+        blocks: [usize; 4],
+        num_classes: usize,
+        in_channels: usize,
+        d: &Device,
+    ) -> Result<Self> {
+        Self::build(blocks, true, num_classes, in_channels, false, d)
+    }
+
+    fn build(
+        blocks: [usize; 4],
+        bottleneck: bool,
         num_classes: usize,
         in_channels: usize,
         cifar: bool,
@@ -136,13 +158,18 @@ impl ResNet {
         };
         let mut c_in = 64;
         let mut stages = Vec::new();
+        let expansion = if bottleneck { Bottleneck::EXPANSION } else { 1 };
         for (i, &n) in blocks.iter().enumerate() {
-            let c_out = 64 << i;
+            let width = 64 << i;
             let mut s = Sequential::new();
             for b in 0..n {
                 let stride = if b == 0 && i > 0 { 2 } else { 1 };
-                s = s.append(BasicBlock::new(c_in, c_out, stride, d)?);
-                c_in = c_out;
+                s = if bottleneck {
+                    s.append(Bottleneck::new(c_in, width, stride, d)?)
+                } else {
+                    s.append(BasicBlock::new(c_in, width, stride, d)?)
+                };
+                c_in = width * expansion;
             }
             stages.push(s);
         }
@@ -155,7 +182,7 @@ impl ResNet {
             layer2: next()?,
             layer3: next()?,
             layer4: next()?,
-            fc: Linear::new(512, num_classes, true, d)?,
+            fc: Linear::new(512 * expansion, num_classes, true, d)?,
             maxpool: !cifar,
         })
     }
@@ -170,6 +197,11 @@ impl ResNet {
         Self::new([3, 4, 6, 3], num_classes, in_channels, false, d)
     }
 
+    /// torchvision's `resnet50(num_classes)` (bottleneck blocks `[3, 4, 6, 3]`).
+    pub fn resnet50(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
+        Self::with_bottlenecks([3, 4, 6, 3], num_classes, in_channels, d)
+    }
+
     /// ResNet-18 with the CIFAR stem (3×3 stride-1 conv1, no max-pool) for 32×32 images.
     pub fn resnet18_cifar(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::new([2, 2, 2, 2], num_classes, in_channels, true, d)
@@ -180,7 +212,7 @@ impl ResNet {
         Self::new([3, 4, 6, 3], num_classes, in_channels, true, d)
     }
 
-    /// The backbone's output before `fc`: `[N, 512]`.
+    /// The backbone's output before `fc`: `[N, 512]` (`[N, 2048]` with bottlenecks).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let min = if self.maxpool { 32 } else { 8 };
         check_input(x, "ResNet", self.conv1.in_channels(), min, None)?;
