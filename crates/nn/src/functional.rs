@@ -4,11 +4,15 @@
 
 use mlfw_core::{DType, Error, Generator, Result, Tensor};
 
+pub use crate::attention::{
+    generate_square_subsequent_mask, pad_sequence, scaled_dot_product_attention,
+};
 pub use crate::loss::{
     binary_cross_entropy, binary_cross_entropy_with_logits, check_finite, cross_entropy,
     cross_entropy_with, l1_loss, mse_loss, nll_loss, nll_loss_with, smooth_l1_loss,
     CrossEntropyOptions, Reduction,
 };
+pub use crate::recurrent::{recurrent, RecurrentOutput};
 
 /// `x · wᵀ + b`: `x [.., in]`, `w [out, in]`, `b [out]` → `[.., out]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
