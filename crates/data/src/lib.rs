@@ -5,6 +5,8 @@
 //! - [`DataLoader`] batches, shuffles reproducibly per epoch, and prefetches on worker threads.
 //! - Built-in datasets: [`MnistMini`] (embedded, offline), [`Mnist`], [`FashionMnist`],
 //!   [`Kmnist`], [`Cifar10`], [`Cifar100`], [`FakeData`]; by name with [`load_by_name`].
+//! - Character-level text: [`TextDataset`] (the embedded `tinyshakespeare`, or any UTF-8
+//!   file), [`CharVocab`], random-window language-model batches.
 //! - [`download::download_file`]: mirrors, resume, checksums, atomic rename.
 
 pub mod cifar;
@@ -27,6 +29,7 @@ pub mod registry;
 pub mod resources;
 pub mod rng;
 pub mod sampler;
+pub mod text;
 pub mod transform;
 
 pub use cifar::{Cifar10, Cifar100, Cifar100Labels};
@@ -44,4 +47,5 @@ pub use mini::MnistMini;
 pub use mnist::{FashionMnist, Kmnist, Mnist, MnistVariant};
 pub use registry::{dataset_info, dataset_names, load_by_name, LoadOptions, DATASET_NAMES};
 pub use rng::Rng;
+pub use text::{is_text_dataset, text_by_name, CharVocab, TextDataset};
 pub use transform::Transform;
