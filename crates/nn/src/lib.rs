@@ -22,6 +22,7 @@ pub mod attention;
 pub mod functional;
 pub mod init;
 mod layers;
+pub mod lm;
 mod loss;
 mod loss_modules;
 mod module;
