@@ -9,6 +9,8 @@ mod data;
 mod device;
 mod error;
 mod evaluate;
+mod lm_bench;
+mod lm_train;
 mod metrics;
 mod models;
 mod optim;
@@ -51,6 +53,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Print a model's captured graph (inference, or the training step with --train).
     Graph(cmd::graph::GraphArgs),
+    /// Sample text from a trained language model (char-lstm, gpt-mini).
+    Generate(cmd::generate::GenerateArgs),
 }
 
 /// When the process started (for the start-up time in `train --json`).
@@ -69,6 +73,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
         Command::Hub(c) => cmd::hub::run(c),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Graph(a) => cmd::graph::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
     }
 }
 

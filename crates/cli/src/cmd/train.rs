@@ -14,10 +14,12 @@ use crate::{data::DataSpec, models, optim};
 /// Arguments of `mlfw train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn;
+    /// language models char-lstm, gpt-mini (Adam 2e-3, batch 32, clip 1.0 by default).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake.
+    /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, cifar10, cifar100, fake;
+    /// text: tinyshakespeare (built in), text:FILE.
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
     /// Device: cpu, cuda or cuda:N.
@@ -59,7 +61,8 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
-    /// Train at most this many steps per epoch (quick checks).
+    /// Train at most this many steps per epoch (quick checks); language models: steps per
+    /// epoch [default: 100].
     #[arg(long)]
     pub max_steps: Option<usize>,
     /// Print nothing but errors.
@@ -83,6 +86,13 @@ const RESUMABLE: [&str; 7] = [
 
 /// Runs `mlfw train`.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    if crate::lm_train::wanted(&args) {
+        let summary = crate::lm_train::run(&args, matches)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        return Ok(());
+    }
     let (cfg, resume) = match &args.resume {
         Some(dir) => (resumed_config(&args, matches, dir)?, true),
         None => (fresh_config(&args)?, false),
