@@ -28,6 +28,7 @@ mod loss_modules;
 mod module;
 pub mod parity;
 pub mod recurrent;
+mod recurrent_fused;
 pub mod seq_parity;
 pub mod state_dict;
 pub mod trace;

@@ -267,3 +267,51 @@ fn bad_inputs_are_clear_errors() {
     );
     assert!(MultiheadAttention::new(6, 4, true, true, &dev).is_err());
 }
+
+#[test]
+fn fused_lstm_matches_composed_to_second_order() {
+    // Float32 on the CPU takes the fused op; float64 the composed ops. Both must agree on
+    // the output, the gradient and (through create_graph) the gradient of the gradient.
+    let m32 = Lstm::new_with(
+        RnnConfig::new(3, 4).num_layers(2).bidirectional(true),
+        &Device::Cpu,
+        &mut Generator::new(1),
+    )
+    .unwrap();
+    let mut m64 = m32.clone();
+    to_f64(&mut m64);
+    let x64 = leaf(&[5, 2, 3], 9);
+    let x32 = x64
+        .to_dtype(DType::F32)
+        .unwrap()
+        .detach()
+        .requires_grad_(true)
+        .unwrap();
+    let run = |m: &Lstm, x: &Tensor| -> Vec<Vec<f64>> {
+        let (y, (h, c)) = m.forward_with(x, None).unwrap();
+        let loss = y
+            .square()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .add(&h.add(&c).unwrap().sum_all().unwrap())
+            .unwrap();
+        let gx = mlfw_autograd::grad_with(&loss, &[x.clone()], None, true).unwrap()[0]
+            .clone()
+            .unwrap();
+        let s = gx.square().unwrap().sum_all().unwrap();
+        let gxx = mlfw_autograd::grad(&s, &[x.clone()], None).unwrap()[0]
+            .clone()
+            .unwrap();
+        [y, gx, gxx]
+            .iter()
+            .map(|t| t.to_f64_vec().unwrap())
+            .collect()
+    };
+    let (a, b) = (run(&m32, &x32), run(&m64, &x64));
+    for (what, (u, v)) in ["out", "grad", "grad of grad"].iter().zip(a.iter().zip(&b)) {
+        let scale = v.iter().fold(0f64, |m, x| m.max(x.abs())) + 1e-6;
+        let err = u.iter().zip(v).fold(0f64, |m, (p, q)| m.max((p - q).abs())) / scale;
+        assert!(err < 1e-4, "{what}: rel err {err}");
+    }
+}
