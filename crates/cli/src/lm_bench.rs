@@ -15,7 +15,14 @@ use crate::error::Result;
 use crate::lm_train::{lm_loss, CLIP, SEQ_LEN};
 
 /// Benchmarks language model `name` (canonical) with `batch` windows per step.
-pub fn run(name: &str, batch: usize, steps: usize, warmup: usize, device: &Device, as_json: bool) -> Result<()> {
+pub fn run(
+    name: &str,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    device: &Device,
+    as_json: bool,
+) -> Result<()> {
     let data = TextDataset::tinyshakespeare()?;
     mlfw_core::manual_seed(0);
     let mut model = build_lm(name, data.vocab.len(), &Device::Cpu)?;
@@ -76,8 +83,18 @@ pub fn run(name: &str, batch: usize, steps: usize, warmup: usize, device: &Devic
             "{name} on {device}, batch {batch} x {SEQ_LEN} characters, median of {steps} steps after {warmup} warm-up"
         );
         println!("{:<10} {:>12} {:>12}", "", "ms/step", "tokens/s");
-        println!("{:<10} {:>12.2} {:>12.0}", "train", train * 1e3, tokens / train);
-        println!("{:<10} {:>12.2} {:>12.0}", "inference", infer * 1e3, tokens / infer);
+        println!(
+            "{:<10} {:>12.2} {:>12.0}",
+            "train",
+            train * 1e3,
+            tokens / train
+        );
+        println!(
+            "{:<10} {:>12.2} {:>12.0}",
+            "inference",
+            infer * 1e3,
+            tokens / infer
+        );
         match rss {
             Some(mb) => println!("peak RSS   {mb:.1} MB"),
             None => println!("peak RSS   unknown (no /proc/self/status)"),

@@ -18,8 +18,8 @@ use mlfw_autograd::Backward;
 use mlfw_core::random::with_global;
 use mlfw_core::{Device, Generator, Tensor};
 use mlfw_data::{text_by_name, CharVocab, Rng, TextDataset};
-use mlfw_nn::lm::{build_lm, LanguageModel};
 use mlfw_nn::functional as F;
+use mlfw_nn::lm::{build_lm, LanguageModel};
 use mlfw_optim::Optimizer;
 
 use crate::checkpoint::{self, Progress};
@@ -46,8 +46,13 @@ pub const VOCAB: &str = "vocab.json";
 /// (or, resuming, a run folder of a language model).
 pub fn wanted(args: &TrainArgs) -> bool {
     match &args.resume {
-        Some(dir) => run_dir::read_config(dir).is_ok_and(|c| mlfw_nn::lm::lm_canonical(&c.model).is_some()),
-        None => mlfw_nn::lm::lm_canonical(&args.model).is_some() || mlfw_data::is_text_dataset(&args.dataset),
+        Some(dir) => {
+            run_dir::read_config(dir).is_ok_and(|c| mlfw_nn::lm::lm_canonical(&c.model).is_some())
+        }
+        None => {
+            mlfw_nn::lm::lm_canonical(&args.model).is_some()
+                || mlfw_data::is_text_dataset(&args.dataset)
+        }
     }
 }
 
@@ -82,22 +87,44 @@ pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
                 )));
             }
             let data = text_by_name(&args.dataset)?;
-            let optimizer = if given("optimizer") { optim::optimizer_name(&args.optimizer)? } else { "adam" };
-            let batch_size = if given("batch_size") { args.batch_size } else { 32 };
+            let optimizer = if given("optimizer") {
+                optim::optimizer_name(&args.optimizer)?
+            } else {
+                "adam"
+            };
+            let batch_size = if given("batch_size") {
+                args.batch_size
+            } else {
+                32
+            };
             if batch_size == 0 || args.epochs == 0 || args.max_steps == Some(0) {
-                return Err(CliError::msg("--epochs, --batch-size and --max-steps must be at least 1"));
+                return Err(CliError::msg(
+                    "--epochs, --batch-size and --max-steps must be at least 1",
+                ));
             }
-            let dataset = if args.dataset.starts_with("text:") { args.dataset.clone() } else { "tinyshakespeare".into() };
+            let dataset = if args.dataset.starts_with("text:") {
+                args.dataset.clone()
+            } else {
+                "tinyshakespeare".into()
+            };
             let cfg = RunConfig {
                 model: model.to_string(),
                 dataset: dataset.clone(),
                 device: args.device.clone(),
                 epochs: args.epochs,
                 batch_size,
-                lr: args.lr.unwrap_or(if optimizer == "adam" { 2e-3 } else { optim::default_lr(optimizer) }),
+                lr: args.lr.unwrap_or(if optimizer == "adam" {
+                    2e-3
+                } else {
+                    optim::default_lr(optimizer)
+                }),
                 optimizer: optimizer.to_string(),
-                momentum: args.momentum.unwrap_or_else(|| optim::default_momentum(optimizer)),
-                weight_decay: args.weight_decay.unwrap_or_else(|| optim::default_weight_decay(optimizer)),
+                momentum: args
+                    .momentum
+                    .unwrap_or_else(|| optim::default_momentum(optimizer)),
+                weight_decay: args
+                    .weight_decay
+                    .unwrap_or_else(|| optim::default_weight_decay(optimizer)),
                 scheduler: optim::scheduler_name(&args.scheduler)?.to_string(),
                 seed: args.seed,
                 workers: args.workers,
@@ -109,7 +136,10 @@ pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
                 num_classes: data.vocab.len(),
                 augment: vec![],
                 out: args.out.clone().unwrap_or_else(|| {
-                    run_dir::default_dir(model, dataset.strip_prefix("text:").map_or(&dataset, |_| "text"))
+                    run_dir::default_dir(
+                        model,
+                        dataset.strip_prefix("text:").map_or(&dataset, |_| "text"),
+                    )
                 }),
                 mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
                 command: std::env::args().collect(),
@@ -139,10 +169,16 @@ fn check_vocab(dir: &Path, vocab: &CharVocab) -> Result<()> {
 pub fn read_vocab(dir: &Path) -> Result<CharVocab> {
     let path = dir.join(VOCAB);
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        CliError::msg(format!("{}: {e} (is {} a language-model run folder?)", path.display(), dir.display()))
+        CliError::msg(format!(
+            "{}: {e} (is {} a language-model run folder?)",
+            path.display(),
+            dir.display()
+        ))
     })?;
-    let s: String = serde_json::from_str(&text).map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?;
-    Ok(CharVocab::from_chars(s.chars().collect()).map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?)
+    let s: String = serde_json::from_str(&text)
+        .map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?;
+    Ok(CharVocab::from_chars(s.chars().collect())
+        .map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?)
 }
 
 /// The seed of the windows of global step `step`.
@@ -153,11 +189,19 @@ fn step_seed(seed: u64, step: u64) -> u64 {
 /// Cross-entropy of next-token logits `[B, T, V]` against targets `[B, T]`.
 pub fn lm_loss(logits: &Tensor, y: &Tensor) -> mlfw_core::Result<Tensor> {
     let v = logits.dims()[2];
-    F::cross_entropy(&logits.reshape([y.elem_count(), v])?, &y.reshape([y.elem_count()])?)
+    F::cross_entropy(
+        &logits.reshape([y.elem_count(), v])?,
+        &y.reshape([y.elem_count()])?,
+    )
 }
 
 /// Mean validation loss and next-character accuracy over [`VAL_BATCHES`] fixed batches.
-pub fn validate(model: &mut dyn LanguageModel, data: &TextDataset, batch: usize, device: &Device) -> Result<(f64, f64)> {
+pub fn validate(
+    model: &mut dyn LanguageModel,
+    data: &TextDataset,
+    batch: usize,
+    device: &Device,
+) -> Result<(f64, f64)> {
     model.train(false);
     let _g = mlfw_autograd::no_grad();
     let mut rng = Rng::new(1234);
@@ -187,10 +231,20 @@ struct LmTrainer {
 }
 
 impl LmTrainer {
-    fn new(cfg: RunConfig, data: TextDataset, resume: bool, quiet: bool, json: bool) -> Result<Self> {
+    fn new(
+        cfg: RunConfig,
+        data: TextDataset,
+        resume: bool,
+        quiet: bool,
+        json: bool,
+    ) -> Result<Self> {
         let dir = cfg.out.clone();
         let device = device::open(&cfg.device)?;
-        let ckpt = if resume { Some(checkpoint::load(&dir.join(CHECKPOINT))?) } else { None };
+        let ckpt = if resume {
+            Some(checkpoint::load(&dir.join(CHECKPOINT))?)
+        } else {
+            None
+        };
         mlfw_core::manual_seed(cfg.seed);
         let mut model = build_lm(&cfg.model, data.vocab.len(), &Device::Cpu)?;
         if let Some(c) = &ckpt {
@@ -200,7 +254,13 @@ impl LmTrainer {
         }
         model.to_device(&device)?;
         model.train(true);
-        let mut opt = optim::build_optimizer(&cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)?;
+        let mut opt = optim::build_optimizer(
+            &cfg.optimizer,
+            model.parameters(),
+            cfg.lr,
+            cfg.momentum,
+            cfg.weight_decay,
+        )?;
         let state = match &ckpt {
             Some(c) => {
                 let mut st = c.optimizer.clone();
@@ -277,7 +337,10 @@ impl LmTrainer {
         if !self.history.is_empty() {
             plot::write_curves(&self.dir, &[(run_name(&self.dir), self.history.clone())])?;
         }
-        let last = self.history.last().ok_or_else(|| CliError::msg("no epoch finished"))?;
+        let last = self
+            .history
+            .last()
+            .ok_or_else(|| CliError::msg("no epoch finished"))?;
         self.console.line(format!(
             "done: val loss {:.4} (perplexity {:.2}), best {:.4}, weights in {}",
             last.val_loss,
@@ -303,7 +366,11 @@ impl LmTrainer {
     fn epoch(&mut self) -> Result<()> {
         let e = self.state.epoch;
         let total = self.steps_per_epoch();
-        let mut bar = self.console.epoch(format!("epoch {}/{}", e + 1, self.cfg.epochs), total, self.state.step);
+        let mut bar = self.console.epoch(
+            format!("epoch {}/{}", e + 1, self.cfg.epochs),
+            total,
+            self.state.step,
+        );
         let (t, seconds0) = (Instant::now(), self.state.seconds);
         let params = self.model.parameters();
         let (b, seed) = (self.cfg.batch_size, self.cfg.seed);
@@ -373,7 +440,13 @@ impl LmTrainer {
         };
         self.state.rng = with_global(|g| g.state());
         self.model.save(&self.dir.join(LAST))?;
-        checkpoint::save(&self.dir.join(CHECKPOINT), self.model.as_ref(), &self.opt.state_dict()?, None, &self.state)?;
+        checkpoint::save(
+            &self.dir.join(CHECKPOINT),
+            self.model.as_ref(),
+            &self.opt.state_dict()?,
+            None,
+            &self.state,
+        )?;
         self.console.line(format!(
             "epoch {}/{}  train loss {:.4}  val loss {:.4} (perplexity {:.2}) acc {:.4}  {:.1}s  {:.0} tokens/s",
             row.epoch,
@@ -404,10 +477,17 @@ fn append_perplexity(dir: &Path, r: &EpochMetrics) -> Result<()> {
     if fresh {
         writeln!(f, "epoch,train_perplexity,val_perplexity")?;
     }
-    writeln!(f, "{},{:.4},{:.4}", r.epoch, r.train_loss.exp(), r.val_loss.exp())?;
+    writeln!(
+        f,
+        "{},{:.4},{:.4}",
+        r.epoch,
+        r.train_loss.exp(),
+        r.val_loss.exp()
+    )?;
     Ok(())
 }
 
 fn run_name(dir: &Path) -> String {
-    dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into())
+    dir.file_name()
+        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into())
 }

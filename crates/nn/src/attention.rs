@@ -73,7 +73,8 @@ pub(crate) fn attention(
         )));
     }
     let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
-    let mut scores = q.matmul(&k.transpose(-2, -1)?)?.mul_scalar(scale)?;
+    // Scaling q (smaller than the scores) saves a scores-sized tensor per call.
+    let mut scores = q.mul_scalar(scale)?.matmul(&k.transpose(-2, -1)?)?;
     if let Some(b) = bias {
         if b.dtype() != scores.dtype() {
             return Err(Error::msg(format!(

@@ -49,7 +49,13 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         None => a
             .weights
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
+            })
             .unwrap_or_else(|| PathBuf::from(".")),
     };
     let vocab = read_vocab(&dir)?;
@@ -65,7 +71,14 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     if prompt.is_empty() {
         return Err(CliError::msg("--prompt must not be empty"));
     }
-    let ids = generate(m.as_ref(), &prompt, a.tokens, a.temperature, a.top_k, a.seed)?;
+    let ids = generate(
+        m.as_ref(),
+        &prompt,
+        a.tokens,
+        a.temperature,
+        a.top_k,
+        a.seed,
+    )?;
     let text = vocab.decode(&ids)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}{}", a.prompt, text)?;
