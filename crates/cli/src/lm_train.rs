@@ -177,8 +177,8 @@ pub fn read_vocab(dir: &Path) -> Result<CharVocab> {
     })?;
     let s: String = serde_json::from_str(&text)
         .map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?;
-    Ok(CharVocab::from_chars(s.chars().collect())
-        .map_err(|e| CliError::msg(format!("{}: {e}", path.display())))?)
+    CharVocab::from_chars(s.chars().collect())
+        .map_err(|e| CliError::msg(format!("{}: {e}", path.display())))
 }
 
 /// The seed of the windows of global step `step`.

@@ -57,7 +57,11 @@ impl std::fmt::Display for SeqCase {
             worst.0,
             if self.passed() { "PASS" } else { "FAIL" }
         )?;
-        for (n, e) in self.errs.iter().filter(|(_, e)| !(*e <= TOLERANCE)) {
+        for (n, e) in self
+            .errs
+            .iter()
+            .filter(|(_, e)| e.is_nan() || *e > TOLERANCE)
+        {
             write!(f, "\n    {n}: {e:.2e}")?;
         }
         Ok(())

@@ -214,7 +214,7 @@ fn cells_match_layers() {
             .step(&x.select(0, t).unwrap(), st.as_ref().map(|(h, c)| (h, c)))
             .unwrap();
         let d = h
-            .sub(&out.select(0, t as isize).unwrap())
+            .sub(&out.select(0, t).unwrap())
             .unwrap()
             .abs()
             .unwrap()
@@ -296,11 +296,11 @@ fn fused_lstm_matches_composed_to_second_order() {
             .unwrap()
             .add(&h.add(&c).unwrap().sum_all().unwrap())
             .unwrap();
-        let gx = mlfw_autograd::grad_with(&loss, &[x.clone()], None, true).unwrap()[0]
+        let gx = mlfw_autograd::grad_with(&loss, std::slice::from_ref(x), None, true).unwrap()[0]
             .clone()
             .unwrap();
         let s = gx.square().unwrap().sum_all().unwrap();
-        let gxx = mlfw_autograd::grad(&s, &[x.clone()], None).unwrap()[0]
+        let gxx = mlfw_autograd::grad(&s, std::slice::from_ref(x), None).unwrap()[0]
             .clone()
             .unwrap();
         [y, gx, gxx]

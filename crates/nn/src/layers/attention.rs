@@ -89,7 +89,7 @@ impl MultiheadAttention {
         device: &Device,
         mut g: Option<&mut Generator>,
     ) -> Result<Self> {
-        if heads == 0 || e == 0 || e % heads != 0 {
+        if heads == 0 || e == 0 || !e.is_multiple_of(heads) {
             return Err(Error::msg(format!(
                 "MultiheadAttention: embed_dim {e} must be a positive multiple of num_heads {heads}"
             )));

@@ -104,8 +104,6 @@ fn attend(
     mask: Option<&Tensor>,
     kpm: Option<&Tensor>,
     is_causal: bool,
-    p: f64,
-    training: bool,
 ) -> Result<Tensor> {
     let args = AttnArgs {
         key_padding_mask: kpm,
@@ -115,7 +113,8 @@ fn attend(
         is_causal,
     };
     let y = m.forward_with(q, kv, kv, args)?.0;
-    functional::dropout(&y, p, training, None)
+    // The layer's dropout after attention has the attention's probability and mode.
+    functional::dropout(&y, m.dropout, m.is_training(), None)
 }
 
 /// One encoder block: self-attention then feed-forward, each with a residual connection and
@@ -162,19 +161,8 @@ impl TransformerEncoderLayer {
         key_padding_mask: Option<&Tensor>,
         is_causal: bool,
     ) -> Result<Tensor> {
-        let (p, tr) = (self.cfg.dropout, self.training);
-        let sa = |x: &Tensor| {
-            attend(
-                &self.self_attn,
-                x,
-                x,
-                mask,
-                key_padding_mask,
-                is_causal,
-                p,
-                tr,
-            )
-        };
+        let tr = self.training;
+        let sa = |x: &Tensor| attend(&self.self_attn, x, x, mask, key_padding_mask, is_causal);
         if self.cfg.norm_first {
             let x = src.add(&sa(&self.norm1.forward(src)?)?)?;
             x.add(&self.ff.run(&self.norm2.forward(&x)?, tr)?)
@@ -241,7 +229,7 @@ impl TransformerDecoderLayer {
         memory: &Tensor,
         m: DecoderMasks<'_>,
     ) -> Result<Tensor> {
-        let (p, tr) = (self.cfg.dropout, self.training);
+        let tr = self.training;
         let sa = |x: &Tensor| {
             attend(
                 &self.self_attn,
@@ -250,8 +238,6 @@ impl TransformerDecoderLayer {
                 m.tgt_mask,
                 m.tgt_key_padding_mask,
                 m.tgt_is_causal,
-                p,
-                tr,
             )
         };
         let ca = |x: &Tensor| {
@@ -262,8 +248,6 @@ impl TransformerDecoderLayer {
                 m.memory_mask,
                 m.memory_key_padding_mask,
                 false,
-                p,
-                tr,
             )
         };
         if self.cfg.norm_first {
