@@ -94,28 +94,33 @@ impl Function for LstmSeq {
         };
         let hs = g4 / 4;
         let xg = inputs[0].to_vec::<f32>()?;
-        let w = &inputs[3];
-        let mut h = inputs[1].contiguous()?;
+        // W_hh [4H, H] times hᵀ [H, B]: gemm's fast orientation for a small batch.
+        let w = inputs[3].t()?.contiguous()?;
+        let mut ht = inputs[1].t()?.contiguous()?;
         let mut c = inputs[2].to_vec::<f32>()?;
         let (bh, bg) = (b * hs, b * g4);
         let mut out = vec![0f32; (t_len + 1) * bh];
         let mut acts = vec![0f32; t_len * bg];
         let mut cs = vec![0f32; t_len * bh];
+        let mut hnext_t = vec![0f32; bh];
         for t in self.order(t_len) {
-            let hp = h.matmul(w)?.to_vec::<f32>()?;
+            let hp = w.matmul(&ht)?.to_vec::<f32>()?; // [4H, B]
             let a = &mut acts[t * bg..(t + 1) * bg];
             let x = &xg[t * bg..(t + 1) * bg];
             let ho = &mut out[t * bh..(t + 1) * bh];
             for r in 0..b {
                 let (row, hr) = (r * g4, r * hs);
+                let pre = |k: usize, j: usize| x[row + k * hs + j] + hp[(k * hs + j) * b + r];
                 for j in 0..hs {
-                    let gi = sigmoid(x[row + j] + hp[row + j]);
-                    let gf = sigmoid(x[row + hs + j] + hp[row + hs + j]);
-                    let gg = tanh(x[row + 2 * hs + j] + hp[row + 2 * hs + j]);
-                    let go = sigmoid(x[row + 3 * hs + j] + hp[row + 3 * hs + j]);
+                    let gi = sigmoid(pre(0, j));
+                    let gf = sigmoid(pre(1, j));
+                    let gg = tanh(pre(2, j));
+                    let go = sigmoid(pre(3, j));
                     let cn = gf * c[hr + j] + gi * gg;
                     c[hr + j] = cn;
-                    ho[hr + j] = go * tanh(cn);
+                    let hn = go * tanh(cn);
+                    ho[hr + j] = hn;
+                    hnext_t[j * b + r] = hn;
                     a[row + j] = gi;
                     a[row + hs + j] = gf;
                     a[row + 2 * hs + j] = gg;
@@ -123,7 +128,7 @@ impl Function for LstmSeq {
                 }
             }
             cs[t * bh..(t + 1) * bh].copy_from_slice(&c);
-            h = Tensor::from_slice(&out[t * bh..(t + 1) * bh], [b, hs], &Device::Cpu)?;
+            ht = Tensor::from_slice(&hnext_t, [hs, b], &Device::Cpu)?;
         }
         out[t_len * bh..].copy_from_slice(&c);
         *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(Saved { acts, cs });
@@ -152,7 +157,7 @@ impl Function for LstmSeq {
         let hout = output.to_vec::<f32>()?;
         let h0 = inputs[1].to_vec::<f32>()?;
         let c0 = inputs[2].to_vec::<f32>()?;
-        let w_t = inputs[3].t()?; // [4H, H]
+        let w = inputs[3].t()?.contiguous()?; // W_hh [4H, H], contiguous for gemm
         let order = self.order(t_len);
         let mut dxg = vec![0f32; t_len * bg];
         // h_{t-1} for each t (in time order), for W_hh's gradient.
@@ -191,7 +196,7 @@ impl Function for LstmSeq {
                 }
             }
             let dg = Tensor::from_slice(&d[..], [b, g4], &Device::Cpu)?;
-            dh_next = dg.matmul(&w_t)?.to_vec::<f32>()?;
+            dh_next = dg.matmul(&w)?.to_vec::<f32>()?;
         }
         let dxg = Tensor::from_vec(dxg, [t_len, b, g4], &Device::Cpu)?;
         let hprev = Tensor::from_vec(hprev, [t_len * b, hs], &Device::Cpu)?;
