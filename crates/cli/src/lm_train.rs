@@ -16,7 +16,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use mlfw_autograd::Backward;
 use mlfw_core::random::with_global;
-use mlfw_core::{Device, Generator, Tensor};
+use mlfw_core::{Device, Tensor};
 use mlfw_data::{text_by_name, CharVocab, Rng, TextDataset};
 use mlfw_nn::functional as F;
 use mlfw_nn::lm::{build_lm, LanguageModel};
@@ -262,15 +262,8 @@ impl LmTrainer {
             cfg.weight_decay,
         )?;
         let state = match &ckpt {
-            Some(c) => {
-                let mut st = c.optimizer.clone();
-                for (_, t) in st.tensors.iter_mut() {
-                    *t = t.to(&device)?;
-                }
-                opt.load_state_dict(&st)?;
-                with_global(|g| *g = Generator::from_state(c.progress.rng));
-                c.progress.clone()
-            }
+            Some(c) => crate::trainer::restore(c, opt.as_mut(), None, &device)
+                .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
             None => Progress {
                 epoch: 0,
                 step: 0,

@@ -300,6 +300,23 @@ fn clones<M: Module + Clone>(m: &M, n: usize) -> Result<Vec<M>> {
         .collect()
 }
 
+/// Runs `f` through every layer, then the optional final norm.
+fn run_stack<L>(
+    layers: &[L],
+    norm: Option<&LayerNorm>,
+    x: &Tensor,
+    f: impl Fn(&L, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let mut x = x.clone();
+    for l in layers {
+        x = f(l, &x)?;
+    }
+    match norm {
+        Some(n) => n.forward(&x),
+        None => Ok(x),
+    }
+}
+
 impl TransformerEncoder {
     /// `num_layers` copies of `layer` (identical initial weights, as PyTorch).
     pub fn new(
@@ -321,14 +338,9 @@ impl TransformerEncoder {
         key_padding_mask: Option<&Tensor>,
         is_causal: bool,
     ) -> Result<Tensor> {
-        let mut x = src.clone();
-        for l in &self.layers {
-            x = l.forward_with(&x, mask, key_padding_mask, is_causal)?;
-        }
-        match &self.norm {
-            Some(n) => n.forward(&x),
-            None => Ok(x),
-        }
+        run_stack(&self.layers, self.norm.as_ref(), src, |l, x| {
+            l.forward_with(x, mask, key_padding_mask, is_causal)
+        })
     }
 }
 
@@ -352,14 +364,9 @@ impl TransformerDecoder {
         memory: &Tensor,
         m: DecoderMasks<'_>,
     ) -> Result<Tensor> {
-        let mut x = tgt.clone();
-        for l in &self.layers {
-            x = l.forward_with(&x, memory, m)?;
-        }
-        match &self.norm {
-            Some(n) => n.forward(&x),
-            None => Ok(x),
-        }
+        run_stack(&self.layers, self.norm.as_ref(), tgt, |l, x| {
+            l.forward_with(x, memory, m)
+        })
     }
 }
 
