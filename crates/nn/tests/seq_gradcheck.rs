@@ -192,6 +192,15 @@ fn cells_gradcheck() {
     let mut rnn = RnnCell::new_with(3, 2, false, &Device::Cpu, &mut g).unwrap();
     to_f64(&mut rnn);
     check("RnnCell", |t| rnn.step(&t[0], None), &[leaf(&[3], 6)]);
+    let mut relu = RnnCell::new_with(3, 2, true, &Device::Cpu, &mut g)
+        .unwrap()
+        .relu();
+    to_f64(&mut relu);
+    check(
+        "RnnCell relu",
+        |t| relu.step(&t[0], Some(&t[1])),
+        &[leaf(&[2, 3], 7), leaf(&[2, 2], 8)],
+    );
 }
 
 #[test]

@@ -164,7 +164,8 @@ macro_rules! cell_module {
 }
 
 cell_module!(
-    /// One tanh RNN step (`nn.RNNCell`): `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`.
+    /// One tanh RNN step (`nn.RNNCell`): `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)` (relu with
+    /// [`RnnCell::relu`]).
     /// `x [batch, in]` or `[in]` → `h' [batch, hidden]` or `[hidden]`.
     RnnCell,
     RnnMode::RnnTanh
@@ -181,6 +182,12 @@ cell_module!(
 );
 
 impl RnnCell {
+    /// The same cell with `nonlinearity='relu'`.
+    pub fn relu(mut self) -> Self {
+        self.0.mode = RnnMode::RnnRelu;
+        self
+    }
+
     /// `h' ` from `x` and `hx [batch, hidden]` (zeros when absent).
     pub fn step(&self, x: &Tensor, hx: Option<&Tensor>) -> Result<Tensor> {
         Ok(self.0.step(x, hx, None)?.0)
