@@ -10,6 +10,8 @@ mod data;
 mod device;
 mod error;
 mod evaluate;
+mod lm_bench;
+mod lm_train;
 mod memory;
 mod metrics;
 mod models;
@@ -60,6 +62,8 @@ enum Command {
     Graph(cmd::graph::GraphArgs),
     /// Write a model with its weights as an ONNX file (opset 17, dynamic batch).
     Export(cmd::export::ExportArgs),
+    /// Sample text from a trained language model (char-lstm, gpt-mini).
+    Generate(cmd::generate::GenerateArgs),
 }
 
 #[global_allocator]
@@ -82,6 +86,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Graph(a) => cmd::graph::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
     }
 }
 

@@ -540,7 +540,7 @@ impl Trainer {
 }
 
 /// Restores optimizer, scheduler and global RNG from a checkpoint; returns its progress.
-fn restore(
+pub(crate) fn restore(
     c: &checkpoint::Checkpoint,
     opt: &mut dyn Optimizer,
     sched: Option<&mut Schedule>,

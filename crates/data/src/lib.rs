@@ -5,6 +5,8 @@
 //! - [`DataLoader`] batches, shuffles reproducibly per epoch, and prefetches on worker threads.
 //! - Built-in datasets: [`MnistMini`] (embedded, offline), [`Mnist`], [`FashionMnist`],
 //!   [`Kmnist`], [`Cifar10`], [`Cifar100`], [`FakeData`]; by name with [`load_by_name`].
+//! - Character-level text: [`TextDataset`] (the embedded `tinyshakespeare`, or any UTF-8
+//!   file), [`CharVocab`], random-window language-model batches.
 //! - [`download::download_file`]: mirrors, resume, checksums, atomic rename.
 
 pub mod cifar;
@@ -34,6 +36,7 @@ pub mod sampler;
 pub mod stl10;
 pub mod subset;
 pub mod svhn;
+pub mod text;
 pub mod transform;
 pub mod zip;
 
@@ -57,4 +60,5 @@ pub use rng::Rng;
 pub use stl10::Stl10;
 pub use subset::{stratified_split, Subset};
 pub use svhn::Svhn;
+pub use text::{is_text_dataset, text_by_name, CharVocab, TextDataset};
 pub use transform::Transform;

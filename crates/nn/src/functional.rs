@@ -4,11 +4,15 @@
 
 use mlfw_core::{CmpOp, DType, Error, Generator, Result, Tensor};
 
+pub use crate::attention::{
+    generate_square_subsequent_mask, pad_sequence, scaled_dot_product_attention,
+};
 pub use crate::loss::{
     binary_cross_entropy, binary_cross_entropy_with_logits, check_finite, cross_entropy,
     cross_entropy_with, l1_loss, mse_loss, nll_loss, nll_loss_with, smooth_l1_loss,
     CrossEntropyOptions, Reduction,
 };
+pub use crate::recurrent::{recurrent, RecurrentOutput};
 
 /// Rows of the table `weight [num, dim]` for the i64 indices `ids` (any shape) →
 /// `[..ids, dim]` (torch.nn.functional.embedding). Lookups of `padding_idx` read the row but

@@ -18,13 +18,18 @@
 
 #![warn(missing_docs)]
 
+pub mod attention;
 pub mod functional;
 pub mod init;
 mod layers;
+pub mod lm;
 mod loss;
 mod loss_modules;
 mod module;
 pub mod parity;
+pub mod recurrent;
+mod recurrent_fused;
+pub mod seq_parity;
 pub mod state_dict;
 pub mod trace;
 
@@ -34,6 +39,7 @@ pub use loss_modules::{
     BceLoss, BceWithLogitsLoss, CrossEntropyLoss, L1Loss, MseLoss, NllLoss, SmoothL1Loss,
 };
 pub use module::{join, param, Module, TensorKind};
+pub use recurrent::{RnnConfig, RnnMode};
 pub use state_dict::LoadReport;
 pub use trace::{trace_module, trace_train_step};
 

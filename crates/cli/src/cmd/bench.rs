@@ -16,12 +16,13 @@ use crate::{device, models};
 /// Arguments of `mlfw bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn;
+    /// language models char-lstm, gpt-mini (tokens/s on tinyshakespeare).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Images per step.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
+    /// Images per step [default: 64; language models: 32 windows of 128 characters].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -34,7 +35,8 @@ pub struct BenchArgs {
     /// Input shape C,H,W [default: the model's usual input, 1,28,28 for lenet5 and mlp].
     #[arg(long, value_delimiter = ',', num_args = 3)]
     pub input: Option<Vec<usize>>,
-    /// Print one JSON object (train_images_per_s, infer_images_per_s, peak_rss_mb).
+    /// Print one JSON object (train_images_per_s, infer_images_per_s, peak_rss_mb; language
+    /// models: train_tokens_per_s, infer_tokens_per_s).
     #[arg(long)]
     pub json: bool,
     /// Mixed precision for the forward passes: none, bf16 or f16 (as `mlfw train --amp`).
@@ -47,8 +49,7 @@ const MAX_STEPS: usize = 1_000_000;
 
 /// Runs `mlfw bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
-    let name = models::canonical(&a.model)?;
-    if a.batch_size == 0 || a.steps == 0 {
+    if a.batch_size == Some(0) || a.steps == 0 {
         return Err(CliError::msg("--batch-size and --steps must be at least 1"));
     }
     if a.steps > MAX_STEPS || a.warmup > MAX_STEPS {
@@ -56,17 +57,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "--steps and --warmup may be at most {MAX_STEPS}"
         )));
     }
+    if let Some(lm) = mlfw_nn::lm::lm_canonical(&a.model) {
+        let device = device::open(&a.device)?;
+        let b = a.batch_size.unwrap_or(32);
+        return crate::lm_bench::run(lm, b, a.steps, a.warmup, &device, a.json);
+    }
+    let name = models::canonical(&a.model)?;
     let input = match a.input.as_deref() {
         Some(&[c, h, w]) => [c, h, w],
         _ => models::default_input(name),
     };
-    crate::data::check_batches_fit(a.batch_size, input, 1)?;
+    let b = a.batch_size.unwrap_or(64);
+    crate::data::check_batches_fit(b, input, 1)?;
     let device = device::open(&a.device)?;
     mlfw_core::manual_seed(0);
     let mut model = models::build(name, input, 10)?;
     model.to_device(&device)?;
-    crate::memory::check_model_batch(model.as_mut(), input, a.batch_size, true, &device)?;
-    let b = a.batch_size;
+    crate::memory::check_model_batch(model.as_mut(), input, b, true, &device)?;
     let x = Tensor::randn(
         0.0,
         1.0,
@@ -159,7 +166,7 @@ fn time_steps(warmup: usize, steps: usize, mut f: impl FnMut() -> Result<()>) ->
 }
 
 /// Peak resident set size (VmHWM) in MB, where `/proc` has it.
-fn peak_rss_mb() -> Option<f64> {
+pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -51,6 +51,10 @@ fn list() -> Result<()> {
             format!("{}x{}x{}", i.channels, i.height, i.width),
         );
     }
+    println!(
+        "{:<14} {:>7} {:>7} {:>7}  {:<9} built in, works offline; also text:FILE",
+        "tinyshakespeare", 65, 1_003_854, 111_540, "chars"
+    );
     println!("data root: {}", mlfw_data::data_root().display());
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod generate;
 pub mod graph;
 pub mod hub;
 pub mod plot;

@@ -17,13 +17,14 @@ use crate::{models, optim};
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
-    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0.
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0; language models char-lstm, gpt-mini
+    /// (Adam 2e-3, batch 32, clip 1.0 by default).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Dataset: mnist-mini (built in), mnist, fashion-mnist, kmnist, qmnist, emnist-SPLIT
     /// (byclass, bymerge, balanced, letters, digits, mnist), cifar10, cifar100, svhn, stl10, fake,
     /// or folder:PATH (PATH/train/CLASS/ and PATH/val/CLASS/ images, or PATH/CLASS/
-    /// with --val-split).
+    /// with --val-split); text: tinyshakespeare (built in), text:FILE.
     #[arg(long, default_value = "mnist-mini")]
     pub dataset: String,
     /// Start from the hub's pretrained weights for --model; the classifier head is replaced
@@ -94,7 +95,8 @@ pub struct TrainArgs {
     /// (build with `--features mpi`): rank 0 writes the run folder; `--batch-size` is per rank.
     #[arg(long)]
     pub distributed: bool,
-    /// Train at most this many steps per epoch (quick checks).
+    /// Train at most this many steps per epoch (quick checks); language models: steps per
+    /// epoch [default: 100].
     #[arg(long)]
     pub max_steps: Option<usize>,
     /// Print nothing but errors.
@@ -122,6 +124,13 @@ const RESUMABLE: [&str; 8] = [
 
 /// Runs `mlfw train`.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    if crate::lm_train::wanted(&args) {
+        let summary = crate::lm_train::run(&args, matches)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        return Ok(());
+    }
     if mlfw_distributed::env_rank().is_some_and(|r| r != 0) {
         return run_follower(&args, matches);
     }

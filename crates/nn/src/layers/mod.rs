@@ -2,24 +2,35 @@
 //! shapes, default initialisation and state-dict keys.
 
 mod activation;
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
 mod linear;
 mod norm;
 mod pool;
+mod rnn;
+mod rnn_cell;
 mod sequential;
+mod transformer;
 
 pub use activation::{
     Flatten, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Tanh,
 };
+pub use attention::{AttnArgs, MultiheadAttention};
 pub use conv::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use rnn::{Gru, Lstm, Rnn};
+pub use rnn_cell::{GruCell, LstmCell, RnnCell};
 pub use sequential::Sequential;
+pub use transformer::{
+    DecoderMasks, FfActivation, TransformerConfig, TransformerDecoder, TransformerDecoderLayer,
+    TransformerEncoder, TransformerEncoderLayer,
+};
 
 use crate::TensorKind;
 use mlfw_core::Tensor;

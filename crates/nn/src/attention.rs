@@ -1,0 +1,235 @@
+//! Attention as functional ops (`torch.nn.functional.scaled_dot_product_attention`), the mask
+//! helpers the attention modules share, and `pad_sequence`.
+
+use crate::functional;
+use mlfw_core::{DType, Device, Error, Result, Tensor};
+
+/// Softmax attention `softmax(q·kᵀ·scale + mask)·v` (PyTorch's `scaled_dot_product_attention`).
+///
+/// `q [.., L, E]`, `k [.., S, E]`, `v [.., S, Ev]` (batch dims broadcast) → `[.., L, Ev]`.
+/// `attn_mask` broadcasts to `[.., L, S]`: a **bool** mask says which positions *may* attend
+/// (true = take part, as PyTorch's function; the modules' masks are the opposite, see
+/// [`crate::MultiheadAttention`]), a float mask is added to the scores. `is_causal` masks
+/// the upper triangle (and then `attn_mask` must be absent). `scale` defaults to `1/√E`.
+/// `dropout_p` applies dropout to the weights (global generator). Rows where every key is
+/// masked give NaN, as PyTorch.
+pub fn scaled_dot_product_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    attn_mask: Option<&Tensor>,
+    dropout_p: f64,
+    is_causal: bool,
+    scale: Option<f64>,
+) -> Result<Tensor> {
+    if q.rank() < 2 || k.rank() < 2 || v.rank() < 2 {
+        return Err(Error::msg(format!(
+            "scaled_dot_product_attention: query, key and value need at least 2 dims, got {}, {} and {}",
+            q.shape(),
+            k.shape(),
+            v.shape()
+        )));
+    }
+    let (l, s) = (q.dims()[q.rank() - 2], k.dims()[k.rank() - 2]);
+    let bias = match (attn_mask, is_causal) {
+        (Some(_), true) => {
+            return Err(Error::msg(
+                "scaled_dot_product_attention: pass either attn_mask or is_causal, not both",
+            ))
+        }
+        (None, true) => Some(causal_bias(l, s, q.dtype(), &q.device())?),
+        (Some(m), false) => {
+            let m = if m.dtype() == DType::Bool {
+                m.where_cond(&q.scalar_like(0.0)?, &q.scalar_like(f64::NEG_INFINITY)?)?
+            } else {
+                m.clone()
+            };
+            Some(m)
+        }
+        (None, false) => None,
+    };
+    Ok(attention(q, k, v, bias.as_ref(), dropout_p, true, scale)?.0)
+}
+
+/// `softmax(q·kᵀ·scale + bias)·v` and the weights; `bias` is an additive float mask that
+/// broadcasts to the scores. Shape errors name both shapes.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    dropout_p: f64,
+    training: bool,
+    scale: Option<f64>,
+) -> Result<(Tensor, Tensor)> {
+    let e = q.dims()[q.rank() - 1];
+    if k.dims()[k.rank() - 1] != e || k.dims()[k.rank() - 2] != v.dims()[v.rank() - 2] {
+        return Err(Error::msg(format!(
+            "attention: query {} and key {} must share the last dim, key {} and value {} the sequence dim",
+            q.shape(),
+            k.shape(),
+            k.shape(),
+            v.shape()
+        )));
+    }
+    let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
+    // Scaling q (smaller than the scores) saves a scores-sized tensor per call.
+    let mut scores = q.mul_scalar(scale)?.matmul(&k.transpose(-2, -1)?)?;
+    if let Some(b) = bias {
+        if b.dtype() != scores.dtype() {
+            return Err(Error::msg(format!(
+                "attention: a float mask must have the query's dtype {}, got {}",
+                scores.dtype(),
+                b.dtype()
+            )));
+        }
+        scores = scores.add(b).map_err(|err| {
+            Error::msg(format!(
+                "attention: attn_mask of shape {} does not broadcast to the scores {} ({err})",
+                b.shape(),
+                scores.shape()
+            ))
+        })?;
+    }
+    let w = scores.softmax(-1)?;
+    let w = functional::dropout(&w, dropout_p, training, None)?;
+    Ok((w.matmul(v)?, w))
+}
+
+/// The additive causal mask `[l, s]`: 0 on and below the diagonal, −inf above.
+pub fn causal_bias(l: usize, s: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let v: Vec<f64> = (0..l)
+        .flat_map(|i| (0..s).map(move |j| if j > i { f64::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(v, [l, s], device)?.to_dtype(dtype)
+}
+
+/// PyTorch's `Transformer.generate_square_subsequent_mask(n)`: a float `[n, n]` mask,
+/// −inf above the diagonal, 0 elsewhere.
+pub fn generate_square_subsequent_mask(n: usize, device: &Device) -> Result<Tensor> {
+    causal_bias(n, n, DType::F32, device)
+}
+
+/// A module-style mask (bool: true = *not* allowed; float: added) as an additive float
+/// mask of `dtype`, after checking its shape is one of `shapes`. `what` names the argument.
+pub(crate) fn additive_mask(
+    mask: &Tensor,
+    dtype: DType,
+    shapes: &[Vec<usize>],
+    what: &str,
+) -> Result<Tensor> {
+    if !shapes.iter().any(|s| s.as_slice() == mask.dims()) {
+        let list: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
+        return Err(Error::msg(format!(
+            "{what} must have shape {}, got {}",
+            list.join(" or "),
+            mask.shape()
+        )));
+    }
+    match mask.dtype() {
+        DType::Bool => {
+            let zero = Tensor::zeros([], dtype, &mask.device())?;
+            mask.where_cond(&zero.full_like(f64::NEG_INFINITY)?, &zero)
+        }
+        d if d == dtype => Ok(mask.clone()),
+        d => Err(Error::msg(format!(
+            "{what} must be bool or {dtype} (the input's dtype), got {d}"
+        ))),
+    }
+}
+
+/// Pads variable-length sequences `[len_i, *]` to one tensor (PyTorch's
+/// `nn.utils.rnn.pad_sequence`): `[max_len, n, *]`, or `[n, max_len, *]` with `batch_first`.
+/// Errors when the list is empty or the trailing dims differ.
+pub fn pad_sequence(seqs: &[Tensor], batch_first: bool, padding_value: f64) -> Result<Tensor> {
+    let first = seqs
+        .first()
+        .ok_or_else(|| Error::msg("pad_sequence: expected at least one sequence"))?;
+    if first.rank() == 0 {
+        return Err(Error::msg("pad_sequence: sequences need at least 1 dim"));
+    }
+    let tail = first.dims()[1..].to_vec();
+    let max_len = seqs
+        .iter()
+        .map(|s| s.dims().first().copied().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let mut padded = Vec::with_capacity(seqs.len());
+    for (i, s) in seqs.iter().enumerate() {
+        if s.rank() == 0 || s.dims()[1..] != tail[..] {
+            return Err(Error::msg(format!(
+                "pad_sequence: sequence {i} has shape {}, expected [len, {}]",
+                s.shape(),
+                tail.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let n = s.dims()[0];
+        let p = if n < max_len {
+            let mut shape = vec![max_len - n];
+            shape.extend(&tail);
+            let pad = Tensor::full(padding_value, shape, s.dtype(), &s.device())?;
+            Tensor::cat(&[s.clone(), pad], 0)?
+        } else {
+            s.clone()
+        };
+        padded.push(p);
+    }
+    Tensor::stack(&padded, if batch_first { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdpa_masks_and_padding() {
+        let dev = Device::Cpu;
+        let q = Tensor::randn(0.0, 1.0, [2, 3, 4], DType::F32, &dev).unwrap();
+        let causal = scaled_dot_product_attention(&q, &q, &q, None, 0.0, true, None).unwrap();
+        let allowed = Tensor::from_vec(
+            vec![true, false, false, true, true, false, true, true, true],
+            [3, 3],
+            &dev,
+        )
+        .unwrap();
+        let masked =
+            scaled_dot_product_attention(&q, &q, &q, Some(&allowed), 0.0, false, None).unwrap();
+        let d: f32 = causal.sub(&masked).unwrap().abs().unwrap().max_all_f32();
+        assert!(d < 1e-6);
+        // First row attends to itself only.
+        let r0 = causal
+            .narrow(1, 0, 1)
+            .unwrap()
+            .sub(&q.narrow(1, 0, 1).unwrap())
+            .unwrap();
+        assert!(r0.abs().unwrap().max_all_f32() < 1e-6);
+        let e = additive_mask(&allowed, DType::F32, &[vec![2, 3]], "attn_mask").unwrap_err();
+        assert!(e.to_string().contains("[2, 3]") && e.to_string().contains("[3, 3]"));
+        let p = pad_sequence(
+            &[
+                Tensor::ones([2, 3], DType::F32, &dev).unwrap(),
+                Tensor::ones([4, 3], DType::F32, &dev).unwrap(),
+            ],
+            true,
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(p.dims(), &[2, 4, 3]);
+        assert_eq!(p.sum_all().unwrap().item::<f32>().unwrap(), 18.0);
+    }
+
+    trait MaxAll {
+        fn max_all_f32(&self) -> f32;
+    }
+    impl MaxAll for Tensor {
+        fn max_all_f32(&self) -> f32 {
+            self.to_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .fold(0.0, f32::max)
+        }
+    }
+}
