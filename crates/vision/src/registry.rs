@@ -1,6 +1,6 @@
 //! Building models by name (for the CLI and the hub), with what each expects as input.
 
-use crate::models::{EfficientNet, LeNet5, Mlp, MobileNetV2, ResNet, Vgg};
+use crate::models::{EfficientNet, LeNet5, Mlp, MobileNetV2, ResNet, Vgg, VisionTransformer};
 use mlfw_core::{Device, Error, Result};
 use mlfw_nn::Module;
 
@@ -16,6 +16,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "vgg11_bn",
     "mobilenet_v2",
     "efficientnet_b0",
+    "vit_b_16",
 ];
 
 const MNIST_MEAN: f32 = 0.1307;
@@ -117,6 +118,8 @@ pub fn model_info(name: &str, cfg: &ModelConfig) -> Result<ModelInfo> {
             "lenet5" | "mlp" => (1, 28, &[MNIST_MEAN], &[MNIST_STD], false, 28, false),
             "resnet18_cifar" | "resnet34_cifar" => (3, 32, &CIFAR_MEAN, &CIFAR_STD, true, 8, false),
             "resnet18" | "resnet34" => (3, 224, &IMAGENET_MEAN, &IMAGENET_STD, true, 32, true),
+            // Position embeddings for 14×14 patches: exactly 224×224.
+            "vit_b_16" => (3, 224, &IMAGENET_MEAN, &IMAGENET_STD, false, 224, true),
             _ => (3, 224, &IMAGENET_MEAN, &IMAGENET_STD, true, 32, true),
         };
     let c = cfg.in_channels.unwrap_or(c0);
@@ -155,6 +158,7 @@ pub fn build_model(name: &str, cfg: &ModelConfig) -> Result<(Box<dyn Module>, Mo
         "vgg11_bn" => Box::new(Vgg::vgg11_bn(k, c, d)?),
         "mobilenet_v2" => Box::new(MobileNetV2::new(k, c, d)?),
         "efficientnet_b0" => Box::new(EfficientNet::b0(k, c, d)?),
+        "vit_b_16" => Box::new(VisionTransformer::vit_b_16(k, c, d)?),
         other => return Err(unknown(other)),
     };
     Ok((model, info))

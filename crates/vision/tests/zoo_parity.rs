@@ -57,12 +57,18 @@ fn efficientnet_b0_matches_torchvision() -> mlfw_core::Result<()> {
 }
 
 #[test]
+fn vit_b_16_matches_torchvision() -> mlfw_core::Result<()> {
+    check("vit_b_16")
+}
+
+#[test]
 fn parameter_counts_match_torchvision() -> mlfw_core::Result<()> {
     // torchvision's counts at 1000 classes.
     for (name, want) in [
         ("resnet50", 25_557_032),
         ("mobilenet_v2", 3_504_872),
         ("efficientnet_b0", 5_288_548),
+        ("vit_b_16", 86_567_656),
     ] {
         let (m, _) = build_model(name, &ModelConfig::new(1000))?;
         assert_eq!(m.num_parameters(), want, "{name}");

@@ -8,6 +8,7 @@
 //! | [`ResNet`] (18, 34, 50, CIFAR variants) | `[N, C, H, W]`, any size ≥ 32 (CIFAR: ≥ 8) | torchvision's |
 //! | [`MobileNetV2`] | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.1` |
 //! | [`EfficientNet`] (B0) | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.1` |
+//! | [`VisionTransformer`] (B/16) | `[N, C, 224, 224]` | `conv_proj`, `class_token`, `encoder.*`, `heads.head` |
 //! | [`Vgg`] (11 with BatchNorm) | `[N, C, H, W]`, H, W ≥ 32 | `features.N`, `classifier.N` |
 
 pub mod blocks;
@@ -17,6 +18,7 @@ mod lenet;
 mod mobilenet;
 mod resnet;
 mod vgg;
+mod vit;
 
 pub use bottleneck::Bottleneck;
 pub use efficientnet::{EfficientNet, MbConv};
@@ -24,6 +26,7 @@ pub use lenet::{LeNet5, Mlp};
 pub use mobilenet::{InvertedResidual, MobileNetV2};
 pub use resnet::{BasicBlock, ResNet};
 pub use vgg::Vgg;
+pub use vit::{Encoder, EncoderBlock, EncoderLayers, Heads, VisionTransformer};
 
 use mlfw_core::{Error, Result, Tensor};
 
