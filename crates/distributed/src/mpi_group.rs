@@ -86,11 +86,16 @@ fn serve(rx: Receiver<Req>, ready: Sender<std::result::Result<(usize, usize), St
     };
     let world = universe.world();
     let _ = ready.send(Ok((world.rank() as usize, world.size() as usize)));
+    // The receive buffer of the last f32 sum is kept and reused: a fresh one per call would
+    // cost a page fault per 4 KiB (tens of ms for 64 MB); the caller's buffer becomes the next.
+    let mut spare: Vec<f32> = Vec::new();
     while let Ok(req) = rx.recv() {
         match req {
             Req::SumF32(buf, back) => {
-                let mut out = vec![0f32; buf.len()];
+                let mut out = std::mem::take(&mut spare);
+                out.resize(buf.len(), 0.0);
                 world.all_reduce_into(&buf[..], &mut out[..], SystemOperation::sum());
+                spare = buf;
                 let _ = back.send(out);
             }
             Req::SumF64(buf, back) => {
