@@ -166,7 +166,7 @@ impl VisionTransformer {
         in_channels: usize,
         d: &Device,
     ) -> Result<Self> {
-        if num_classes == 0 || in_channels == 0 || patch == 0 || image % patch != 0 {
+        if num_classes == 0 || in_channels == 0 || patch == 0 || !image.is_multiple_of(patch) {
             return Err(Error::msg(format!(
                 "VisionTransformer: need positive classes ({num_classes}) and channels \
                  ({in_channels}), and an image size {image} divisible by the patch {patch}"
