@@ -28,6 +28,7 @@ use crate::error::{CliError, Result};
 use crate::metrics::{self, EpochMetrics};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
+use crate::run_lock::RunLock;
 use crate::trainer::Summary;
 use crate::{device, optim, plot};
 
@@ -59,8 +60,11 @@ pub fn wanted(args: &TrainArgs) -> bool {
 /// Runs `mlfw train` for a language model (fresh, or resumed from `args.resume`).
 pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let (cfg, data, resume) = match &args.resume {
+    // Resuming: lock the folder (for the whole run) before reading anything in it; a fresh
+    // run locks it when it creates it.
+    let (cfg, data, lock) = match &args.resume {
         Some(dir) => {
+            let lock = RunLock::acquire(dir)?;
             let mut cfg = run_dir::read_config(dir)?;
             cfg.out = dir.clone();
             if given("epochs") {
@@ -71,7 +75,7 @@ pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
             }
             let data = text_by_name(&cfg.dataset)?;
             check_vocab(dir, &data.vocab)?;
-            (cfg, data, true)
+            (cfg, data, Some(lock))
         }
         None => {
             let model = mlfw_nn::lm::lm_canonical(&args.model).ok_or_else(|| {
@@ -154,10 +158,10 @@ pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
                 command: std::env::args().collect(),
                 created: run_dir::timestamp(),
             };
-            (cfg, data, false)
+            (cfg, data, None)
         }
     };
-    LmTrainer::new(cfg, data, resume, args.quiet, args.json)?.run()
+    LmTrainer::new(cfg, data, lock, args.quiet, args.json)?.run()
 }
 
 /// Errors when the run folder's vocabulary differs from the corpus's.
@@ -237,16 +241,19 @@ struct LmTrainer {
     history: Vec<EpochMetrics>,
     console: Console,
     first_step_s: Option<f64>,
+    /// The run folder's lock, held for the trainer's life.
+    _lock: RunLock,
 }
 
 impl LmTrainer {
     fn new(
         cfg: RunConfig,
         data: TextDataset,
-        resume: bool,
+        lock: Option<RunLock>,
         quiet: bool,
         json: bool,
     ) -> Result<Self> {
+        let resume = lock.is_some();
         let dir = cfg.out.clone();
         let device = device::open(&cfg.device)?;
         let ckpt = if resume {
@@ -285,17 +292,17 @@ impl LmTrainer {
                 loader_seed: cfg.seed,
             },
         };
-        let history = if resume {
+        let (lock, history) = if let Some(lock) = lock {
             let mut rows = metrics::read(&dir)?;
             rows.truncate(state.epoch);
             metrics::rewrite(&dir, &rows)?;
-            rows
+            (lock, rows)
         } else {
-            run_dir::create(&dir)?;
+            let lock = run_dir::create(&dir)?;
             let chars: String = data.vocab.chars().iter().collect();
             let text = serde_json::to_string(&chars)? + "\n";
             mlfw_core::safetensors::write_atomic(dir.join(VOCAB), text.as_bytes())?;
-            vec![]
+            (lock, vec![])
         };
         run_dir::write_config(&dir, &cfg)?;
         Ok(LmTrainer {
@@ -309,6 +316,7 @@ impl LmTrainer {
             history,
             console: Console::new(quiet, json),
             first_step_s: None,
+            _lock: lock,
         })
     }
 
