@@ -42,6 +42,25 @@ pub struct Progress {
     pub loader_seed: u64,
 }
 
+impl Progress {
+    /// The start of a run: nothing done, best score `best` (a value every real score beats),
+    /// the global generator's current state, the loader seeded with `seed`.
+    pub fn start(best: f64, seed: u64) -> Self {
+        Progress {
+            epoch: 0,
+            step: 0,
+            global_step: 0,
+            loss_sum: 0.0,
+            correct: 0.0,
+            seen: 0,
+            seconds: 0.0,
+            best_acc: best,
+            rng: mlfw_core::random::with_global(|g| g.state()),
+            loader_seed: seed,
+        }
+    }
+}
+
 /// A checkpoint in memory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {

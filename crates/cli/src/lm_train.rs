@@ -279,18 +279,7 @@ impl LmTrainer {
         let state = match &ckpt {
             Some(c) => crate::trainer::restore(c, opt.as_mut(), None, &device)
                 .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
-            None => Progress {
-                epoch: 0,
-                step: 0,
-                global_step: 0,
-                loss_sum: 0.0,
-                correct: 0.0,
-                seen: 0,
-                seconds: 0.0,
-                best_acc: -1e30,
-                rng: with_global(|g| g.state()),
-                loader_seed: cfg.seed,
-            },
+            None => Progress::start(-1e30, cfg.seed),
         };
         let (lock, history) = if let Some(lock) = lock {
             let mut rows = metrics::read(&dir)?;

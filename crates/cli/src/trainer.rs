@@ -186,18 +186,7 @@ impl Trainer {
             Some(c) => checkpoint_check::check(c, &cfg, &names, steps_per_epoch)
                 .and_then(|()| restore(c, opt.as_mut(), sched.as_mut(), &device))
                 .map_err(|e| e.context(ckpt_path.display()))?,
-            None => Progress {
-                epoch: 0,
-                step: 0,
-                global_step: 0,
-                loss_sum: 0.0,
-                correct: 0.0,
-                seen: 0,
-                seconds: 0.0,
-                best_acc: -1.0,
-                rng: with_global(|g| g.state()),
-                loader_seed: cfg.seed,
-            },
+            None => Progress::start(-1.0, cfg.seed),
         };
         let amp = run_dir::amp_dtype(&cfg.amp)?;
         let scaler = match (amp, ckpt.as_ref().and_then(|c| c.scaler)) {

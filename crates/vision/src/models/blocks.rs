@@ -158,6 +158,19 @@ impl Module for StochasticDepth {
     }
 }
 
+/// The end of a residual block: `relu(h + shortcut)`, the shortcut being `x` or, when the
+/// block changes shape, `downsample(x)` (torchvision's BasicBlock and Bottleneck).
+pub(crate) fn residual_relu(
+    h: &Tensor,
+    x: &Tensor,
+    downsample: Option<&Sequential>,
+) -> Result<Tensor> {
+    match downsample {
+        Some(ds) => h.add(&ds.forward(x)?)?.relu(),
+        None => h.add(x)?.relu(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,11 +64,7 @@ impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
         let h = self.bn2.forward(&self.conv2.forward(&h)?)?;
-        let short = match &self.downsample {
-            Some(ds) => ds.forward(x)?,
-            None => x.clone(),
-        };
-        h.add(&short)?.relu()
+        super::blocks::residual_relu(&h, x, self.downsample.as_ref())
     }
     fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
         f("conv1", &self.conv1);
