@@ -30,30 +30,80 @@ pub fn scaled_dot_product_attention(
             v.shape()
         )));
     }
-    let (l, s) = (q.dims()[q.rank() - 2], k.dims()[k.rank() - 2]);
-    let bias = match (attn_mask, is_causal) {
+    let bias;
+    let mask = match (attn_mask, is_causal) {
         (Some(_), true) => {
             return Err(Error::msg(
                 "scaled_dot_product_attention: pass either attn_mask or is_causal, not both",
             ))
         }
-        (None, true) => Some(causal_bias(l, s, q.dtype(), &q.device())?),
+        (None, true) => Mask::Causal,
         (Some(m), false) => {
-            let m = if m.dtype() == DType::Bool {
+            bias = if m.dtype() == DType::Bool {
                 m.where_cond(&q.scalar_like(0.0)?, &q.scalar_like(f64::NEG_INFINITY)?)?
             } else {
                 m.clone()
             };
-            Some(m)
+            Mask::Bias(&bias)
         }
-        (None, false) => None,
+        (None, false) => Mask::None,
     };
-    Ok(attention(q, k, v, bias.as_ref(), dropout_p, true, scale)?.0)
+    Ok(attention(q, k, v, mask, dropout_p, true, scale, false)?.0)
 }
 
-/// `softmax(q·kᵀ·scale + bias)·v` and the weights; `bias` is an additive float mask that
-/// broadcasts to the scores. Shape errors name both shapes.
+/// The mask of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mask<'a> {
+    /// Every query sees every key.
+    None,
+    /// Query row `i` sees keys `0..=i` (PyTorch's `is_causal`).
+    Causal,
+    /// An additive float mask broadcasting to the scores `[.., L, S]`.
+    Bias(&'a Tensor),
+}
+
+/// `softmax(q·kᵀ·scale + mask)·v`, and the weights when `need_weights`. Float32 CPU calls
+/// without weights, dropout or an additive mask run as one fused op
+/// ([`crate::fused::attention`]: no `[.., L, S]` tensor is kept); the rest as composed ops.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Mask<'_>,
+    dropout_p: f64,
+    training: bool,
+    scale: Option<f64>,
+    need_weights: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let dropout = dropout_p > 0.0 && training;
+    let plain = matches!(mask, Mask::None | Mask::Causal);
+    if !need_weights && !dropout && plain && crate::fused::attention::fused_ok(q, k, v) {
+        let e = q.dims()[q.rank() - 1];
+        let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
+        let causal = matches!(mask, Mask::Causal);
+        return Ok((
+            crate::fused::attention::fused_attention(q, k, v, causal, scale)?,
+            None,
+        ));
+    }
+    let causal;
+    let bias = match mask {
+        Mask::None => None,
+        Mask::Causal => {
+            let (l, s) = (q.dims()[q.rank() - 2], k.dims()[k.rank() - 2]);
+            causal = causal_bias(l, s, q.dtype(), &q.device())?;
+            Some(&causal)
+        }
+        Mask::Bias(b) => Some(b),
+    };
+    let (o, w) = composed(q, k, v, bias, dropout_p, training, scale)?;
+    Ok((o, Some(w)))
+}
+
+/// `softmax(q·kᵀ·scale + bias)·v` and the weights, as composed (differentiable) ops; `bias`
+/// is an additive float mask that broadcasts to the scores. Shape errors name both shapes.
+pub(crate) fn composed(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,

@@ -222,6 +222,22 @@ pub fn layer_norm(
             }
         }
     }
+    if crate::fused::layer_norm::fused_ok(x, weight, bias) {
+        return crate::fused::layer_norm::layer_norm(x, normalized_shape, weight, bias, eps);
+    }
+    layer_norm_composed(x, normalized_shape, weight, bias, eps)
+}
+
+/// [`layer_norm`] as composed ops (any dtype and device; differentiable to any order).
+/// Arguments already checked.
+pub(crate) fn layer_norm_composed(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let k = normalized_shape.len();
     let dims: Vec<isize> = (1..=k as isize).map(|i| -i).collect();
     let mean = x.mean(&dims, true)?;
     let xc = x.sub(&mean)?;

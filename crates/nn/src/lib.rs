@@ -20,6 +20,7 @@
 
 pub mod attention;
 pub mod functional;
+mod fused;
 pub mod init;
 mod layers;
 pub mod lm;
@@ -28,7 +29,6 @@ mod loss_modules;
 mod module;
 pub mod parity;
 pub mod recurrent;
-mod recurrent_fused;
 pub mod seq_parity;
 pub mod state_dict;
 pub mod trace;

@@ -336,8 +336,8 @@ pub(crate) fn run_direction(
     let xp = xp.reshape([t_len, b, g])?;
     let w_hh_t = w.w_hh.t()?.contiguous()?;
     if let (RnnMode::Lstm, Some(c0)) = (mode, &c) {
-        if crate::recurrent_fused::fused_ok(&[&xp, &h, c0, &w_hh_t]) {
-            let (out, h_n, c_n) = crate::recurrent_fused::lstm_seq(&xp, &h, c0, &w_hh_t, reverse)?;
+        if crate::fused::lstm::fused_ok(&[&xp, &h, c0, &w_hh_t]) {
+            let (out, h_n, c_n) = crate::fused::lstm::lstm_seq(&xp, &h, c0, &w_hh_t, reverse)?;
             return Ok((out, h_n, Some(c_n)));
         }
     }

@@ -16,6 +16,7 @@ mod vexp;
 
 pub use alloc::tune_allocator;
 pub use storage::CpuStorage;
+pub use vexp::exp_shifted_sum;
 
 use crate::backend::{Backend, BackendStorage, Storage};
 use crate::params::*;

@@ -47,8 +47,9 @@ pub(crate) fn exp_f32(src: &[f32]) -> Vec<f32> {
     }
 }
 
-/// Replaces every element of `x` by `exp(x − shift)` and returns their sum (in f64).
-pub(crate) fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f64 {
+/// Replaces every element of `x` by `exp(x − shift)` and returns their sum (in f64): the
+/// inner pass of a softmax. AVX-512F when the CPU has it (within 2 ulp), else `f32::exp`.
+pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f64 {
     if usable() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F was detected.

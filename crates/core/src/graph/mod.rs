@@ -24,6 +24,13 @@ mod simplify;
 pub(crate) mod tape;
 
 pub use capture::Capture;
+
+/// True while a [`Capture`] records ops on this thread. Layers with a fused hand-written
+/// kernel (custom autograd ops, which a graph cannot replay) take their composed path then,
+/// so the graph holds core ops only.
+pub fn is_capturing() -> bool {
+    tape::active()
+}
 pub use simplify::SimplifyStats;
 
 use crate::op::Op;

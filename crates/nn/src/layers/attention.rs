@@ -1,7 +1,7 @@
 //! Multi-head attention (PyTorch's `nn.MultiheadAttention`).
 
 use super::{visit_opt, visit_opt_mut};
-use crate::attention::{additive_mask, attention, causal_bias};
+use crate::attention::{additive_mask, attention, causal_bias, Mask};
 use crate::{functional, init, param, Linear, Module, TensorKind};
 use mlfw_core::{DType, Device, Error, Generator, Result, Tensor};
 
@@ -200,7 +200,21 @@ impl MultiheadAttention {
         let heads = |t: &Tensor, len: usize| t.reshape([n, len, h, hd])?.permute(&[0, 2, 1, 3]);
         let (q, k, v) = (heads(&q, l)?, heads(&k, s)?, heads(&v, s)?);
         let bias = self.merged_mask(&args, n, l, s, batched, q.dtype(), &q.device())?;
-        let (o, w) = attention(&q, &k, &v, bias.as_ref(), self.dropout, self.training, None)?;
+        let mask = match &bias {
+            Some(b) => Mask::Bias(b),
+            None if args.is_causal && args.attn_mask.is_none() => Mask::Causal,
+            None => Mask::None,
+        };
+        let (o, w) = attention(
+            &q,
+            &k,
+            &v,
+            mask,
+            self.dropout,
+            self.training,
+            None,
+            args.need_weights,
+        )?;
         let o = o.permute(&[0, 2, 1, 3])?.reshape([n, l, e])?;
         let o = self.out_proj.forward(&o)?;
         let o = match (batched, self.batch_first) {
@@ -208,7 +222,7 @@ impl MultiheadAttention {
             (true, true) => o,
             (true, false) => o.transpose(0, 1)?,
         };
-        let w = if args.need_weights {
+        let w = if let (true, Some(w)) = (args.need_weights, w) {
             let w = if args.average_attn_weights {
                 w.mean(&[1], false)?
             } else {
@@ -249,6 +263,8 @@ impl MultiheadAttention {
                     m
                 })
             }
+            // Alone, the causal mask is applied by `attention` itself (no mask tensor).
+            (None, true) if args.key_padding_mask.is_none() => None,
             (None, true) => Some(causal_bias(l, s, dtype, device)?),
             (None, false) => None,
         };

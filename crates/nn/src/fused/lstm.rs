@@ -13,7 +13,7 @@
 
 use crate::recurrent::{cell_step, RnnMode};
 use mlfw_autograd::Function;
-use mlfw_core::{DType, Device, Error, Result, Tensor};
+use mlfw_core::{Device, Error, Result, Tensor};
 use std::sync::Mutex;
 
 /// Activations the backward needs.
@@ -30,10 +30,9 @@ pub(crate) struct LstmSeq {
     saved: Mutex<Option<Saved>>,
 }
 
-/// Whether the fused op applies: float32 tensors on the CPU.
+/// Whether the fused op applies (see [`super::usable`]).
 pub(crate) fn fused_ok(ts: &[&Tensor]) -> bool {
-    ts.iter()
-        .all(|t| t.dtype() == DType::F32 && t.device() == Device::Cpu)
+    super::usable(ts)
 }
 
 /// Runs the fused op; returns the outputs `[T, B, H]`, `h_n` and `c_n`.
