@@ -61,12 +61,19 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
             w.shape()
         )));
     }
+    if let Some(b) = b {
+        if b.dims() != [out_f] {
+            return Err(Error::msg(format!(
+                "linear: bias must have shape [{out_f}], got {}",
+                b.shape()
+            )));
+        }
+        if crate::fused::linear::fused_ok(x, w, Some(b)) {
+            return crate::fused::linear::linear(x, w, b);
+        }
+    }
     let y = x.matmul(&w.t()?)?;
     match b {
-        Some(b) if b.dims() != [out_f] => Err(Error::msg(format!(
-            "linear: bias must have shape [{out_f}], got {}",
-            b.shape()
-        ))),
         // Under autocast the bias joins the product's 16-bit dtype (PyTorch's linear is one op).
         Some(b) if mlfw_core::autocast::autocast_dtype().is_some() => {
             y.add(&b.to_dtype(y.dtype())?)

@@ -1,6 +1,7 @@
 //! Fused float32 CPU kernels for layers whose composed form is slow or memory-hungry, each a
 //! custom autograd op with a hand-written backward (cuDNN/oneDNN style): attention
-//! ([`attention`]), layer normalisation ([`layer_norm`]) and the LSTM sequence ([`lstm`]).
+//! ([`attention`]), layer normalisation ([`layer_norm`]), linear layers with their bias
+//! ([`linear`]) and the LSTM sequence ([`lstm`]).
 //!
 //! Each applies only to float32 CPU tensors and never while a graph is being captured
 //! ([`mlfw_core::graph::is_capturing`]): a graph holds core ops only, so it can be replayed,
@@ -9,6 +10,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod layer_norm;
+pub(crate) mod linear;
 pub(crate) mod lstm;
 
 use mlfw_core::{CpuStorage, DType, Device, Result, Tensor};
