@@ -168,3 +168,31 @@ fn batchnorm1d_momentum_none_is_cumulative() {
     // cumulative average of batch means 1 and 3 (starting from 0 with factor 1): 2
     assert!((bn.running_mean.as_ref().unwrap().item::<f32>().unwrap() - 2.0).abs() < 1e-6);
 }
+
+/// MultiheadAttention's fused self-attention path (no weights asked) gives the composed
+/// path's output (weights asked), causal or not, batch-first or not.
+#[test]
+fn mha_fused_path_matches_composed() {
+    for (batch_first, causal) in [(true, true), (false, false)] {
+        let mha = MultiheadAttention::new(16, 4, true, batch_first, &Device::Cpu).unwrap();
+        let x = Tensor::randn(0.0, 1.0, [3, 7, 16], DType::F32, &Device::Cpu).unwrap();
+        let args = |need_weights| AttnArgs {
+            need_weights,
+            is_causal: causal,
+            ..Default::default()
+        };
+        let (fused, w) = mha.forward_with(&x, &x, &x, args(false)).unwrap();
+        let (plain, _) = mha.forward_with(&x, &x, &x, args(true)).unwrap();
+        assert!(w.is_none());
+        let (a, b) = (
+            fused.to_vec::<f32>().unwrap(),
+            plain.to_vec::<f32>().unwrap(),
+        );
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(d < 1e-5, "batch_first={batch_first} causal={causal}: {d}");
+    }
+}

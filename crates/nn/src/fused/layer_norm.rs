@@ -44,6 +44,22 @@ pub(crate) fn layer_norm(
     mlfw_autograd::apply(f, &inputs)
 }
 
+/// `Σ f(x)` over 16 float32 lanes (vectorised; pairwise-like rounding, as PyTorch's CPU
+/// reductions), then the lanes added.
+fn lanes_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f(v);
+    }
+    acc.iter().sum()
+}
+
 struct LayerNorm {
     /// Elements per row (the product of `shape`).
     d: usize,
@@ -109,8 +125,8 @@ impl mlfw_autograd::Function for LayerNorm {
             };
             for r in r0..r1 {
                 let xr = &x[r * d..(r + 1) * d];
-                let m = (xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64) as f32;
-                let var = xr.iter().map(|&v| ((v - m) as f64).powi(2)).sum::<f64>() / d as f64;
+                let m = lanes_sum(xr, |v| v) / d as f32;
+                let var = lanes_sum(xr, |v| (v - m) * (v - m)) as f64 / d as f64;
                 let s = (1.0 / (var + self.eps).sqrt()) as f32;
                 ms[r - r0] = m;
                 rs[r - r0] = s;

@@ -9,6 +9,7 @@
 //! `MLFW_FUSED=0` turns them all off (for comparisons).
 
 pub(crate) mod attention;
+mod attention_kernel;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod lstm;
@@ -46,6 +47,11 @@ unsafe impl Sync for Out {}
 impl Out {
     pub(crate) fn new(v: &mut [f32]) -> Self {
         Out(v.as_mut_ptr())
+    }
+
+    /// The address of element `i` (for raw writes by the task that owns it).
+    pub(crate) fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
     }
 
     /// `len` elements from `start`, for the one task that owns them.

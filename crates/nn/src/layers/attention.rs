@@ -180,6 +180,15 @@ impl MultiheadAttention {
         }
         let (q, k, v) = if self_attn {
             let qkv = functional::linear(&q, &self.in_proj_weight, self.in_proj_bias.as_ref())?;
+            // Plain (or causal) self-attention without weights or dropout: the fused kernel
+            // reads the packed projection and writes [N, L, E] (no per-head copies).
+            let plain = args.attn_mask.is_none() && args.key_padding_mask.is_none();
+            let dropout = self.dropout > 0.0 && self.training;
+            if plain && !dropout && !args.need_weights && crate::fused::usable(&[&qkv]) {
+                let o =
+                    crate::fused::attention::fused_self_attention(&qkv, h, args.is_causal, None)?;
+                return Ok((self.finish(self.out_proj.forward(&o)?, batched)?, None));
+            }
             (
                 qkv.narrow(2, 0, e)?,
                 qkv.narrow(2, e, e)?,
@@ -216,12 +225,7 @@ impl MultiheadAttention {
             args.need_weights,
         )?;
         let o = o.permute(&[0, 2, 1, 3])?.reshape([n, l, e])?;
-        let o = self.out_proj.forward(&o)?;
-        let o = match (batched, self.batch_first) {
-            (false, _) => o.squeeze(0)?,
-            (true, true) => o,
-            (true, false) => o.transpose(0, 1)?,
-        };
+        let o = self.finish(self.out_proj.forward(&o)?, batched)?;
         let w = if let (true, Some(w)) = (args.need_weights, w) {
             let w = if args.average_attn_weights {
                 w.mean(&[1], false)?
@@ -233,6 +237,15 @@ impl MultiheadAttention {
             None
         };
         Ok((o, w))
+    }
+
+    /// The output `[N, L, E]` back in the caller's layout (unbatched or sequence-first).
+    fn finish(&self, o: Tensor, batched: bool) -> Result<Tensor> {
+        match (batched, self.batch_first) {
+            (false, _) => o.squeeze(0),
+            (true, true) => Ok(o),
+            (true, false) => o.transpose(0, 1),
+        }
     }
 
     /// The key-padding and attention masks merged into one additive mask broadcasting to
