@@ -65,6 +65,8 @@ impl Module for Gelu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.approximate {
             x.gelu_tanh()
+        } else if crate::fused::gelu::fused_ok(x) {
+            crate::fused::gelu::gelu(x)
         } else {
             x.gelu()
         }

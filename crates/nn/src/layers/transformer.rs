@@ -77,6 +77,7 @@ impl FeedForward {
         let y = self.linear1.forward(x)?;
         let y = match self.activation {
             FfActivation::Relu => y.relu()?,
+            FfActivation::Gelu if crate::fused::gelu::fused_ok(&y) => crate::fused::gelu::gelu(&y)?,
             FfActivation::Gelu => y.gelu()?,
         };
         let y = functional::dropout(&y, self.dropout, training, None)?;
