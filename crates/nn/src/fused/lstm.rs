@@ -11,18 +11,12 @@
 //! Under `create_graph` the backward falls back to the composed ops (so gradients stay
 //! differentiable): it re-runs [`crate::recurrent::run_direction_composed`] and differentiates it.
 
+use super::f32s;
+use super::lstm_kernel::{self as kernel, Dims, Saved};
 use crate::recurrent::{cell_step, RnnMode};
 use mlfw_autograd::Function;
 use mlfw_core::{Device, Error, Result, Tensor};
 use std::sync::Mutex;
-
-/// Activations the backward needs.
-struct Saved {
-    /// `[T, B, 4H]`: i, f, g, o after their nonlinearities, in time order.
-    acts: Vec<f32>,
-    /// `[T, B, H]`: c_t in time order.
-    cs: Vec<f32>,
-}
 
 /// One LSTM layer-direction over a whole sequence.
 pub(crate) struct LstmSeq {
@@ -62,16 +56,6 @@ pub(crate) fn lstm_seq(
     ))
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `tanh` through one `exp` (libm's `tanhf` goes through the slower `expm1f`); absolute
-/// error below 1e-7, exact limits ±1.
-fn tanh(x: f32) -> f32 {
-    1.0 - 2.0 / ((2.0 * x).exp() + 1.0)
-}
-
 impl LstmSeq {
     fn order(&self, t_len: usize) -> Vec<usize> {
         if self.reverse {
@@ -91,47 +75,17 @@ impl Function for LstmSeq {
         let [t_len, b, g4] = *inputs[0].dims() else {
             return Err(Error::msg("lstm_seq: expected xg [T, B, 4H]"));
         };
-        let hs = g4 / 4;
-        let xg = inputs[0].to_vec::<f32>()?;
-        // W_hh [4H, H] times hᵀ [H, B]: gemm's fast orientation for a small batch.
-        let w = inputs[3].t()?.contiguous()?;
-        let mut ht = inputs[1].t()?.contiguous()?;
-        let mut c = inputs[2].to_vec::<f32>()?;
-        let (bh, bg) = (b * hs, b * g4);
-        let mut out = vec![0f32; (t_len + 1) * bh];
-        let mut acts = vec![0f32; t_len * bg];
-        let mut cs = vec![0f32; t_len * bh];
-        let mut hnext_t = vec![0f32; bh];
-        for t in self.order(t_len) {
-            let hp = w.matmul(&ht)?.to_vec::<f32>()?; // [4H, B]
-            let a = &mut acts[t * bg..(t + 1) * bg];
-            let x = &xg[t * bg..(t + 1) * bg];
-            let ho = &mut out[t * bh..(t + 1) * bh];
-            for r in 0..b {
-                let (row, hr) = (r * g4, r * hs);
-                let pre = |k: usize, j: usize| x[row + k * hs + j] + hp[(k * hs + j) * b + r];
-                for j in 0..hs {
-                    let gi = sigmoid(pre(0, j));
-                    let gf = sigmoid(pre(1, j));
-                    let gg = tanh(pre(2, j));
-                    let go = sigmoid(pre(3, j));
-                    let cn = gf * c[hr + j] + gi * gg;
-                    c[hr + j] = cn;
-                    let hn = go * tanh(cn);
-                    ho[hr + j] = hn;
-                    hnext_t[j * b + r] = hn;
-                    a[row + j] = gi;
-                    a[row + hs + j] = gf;
-                    a[row + 2 * hs + j] = gg;
-                    a[row + 3 * hs + j] = go;
-                }
-            }
-            cs[t * bh..(t + 1) * bh].copy_from_slice(&c);
-            ht = Tensor::from_slice(&hnext_t, [hs, b], &Device::Cpu)?;
-        }
-        out[t_len * bh..].copy_from_slice(&c);
-        *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(Saved { acts, cs });
-        Tensor::from_vec(out, [t_len + 1, b, hs], &Device::Cpu)
+        let d = Dims {
+            t: t_len,
+            b,
+            h: g4 / 4,
+        };
+        let xg = f32s(&inputs[0])?;
+        let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
+        let wt = f32s(&inputs[3])?;
+        let (out, saved) = kernel::forward(d, &self.order(t_len), &xg, (&h0, &c0), &wt);
+        *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+        Tensor::from_vec(out, [t_len + 1, b, d.h], &Device::Cpu)
     }
 
     fn backward(
@@ -144,66 +98,31 @@ impl Function for LstmSeq {
             return composed_backward(inputs, grad, self.reverse);
         }
         let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(Saved { acts, cs }) = saved.as_ref() else {
+        let Some(saved) = saved.as_ref() else {
             return Err(Error::msg("lstm_seq: backward without a forward"));
         };
         let [t_len, b, g4] = *inputs[0].dims() else {
             return Err(Error::msg("lstm_seq: expected xg [T, B, 4H]"));
         };
-        let hs = g4 / 4;
-        let (bh, bg) = (b * hs, b * g4);
-        let gout = grad.to_vec::<f32>()?;
-        let hout = output.to_vec::<f32>()?;
-        let h0 = inputs[1].to_vec::<f32>()?;
-        let c0 = inputs[2].to_vec::<f32>()?;
-        let w = inputs[3].t()?.contiguous()?; // W_hh [4H, H], contiguous for gemm
+        let d = Dims {
+            t: t_len,
+            b,
+            h: g4 / 4,
+        };
+        let (gout, hout) = (f32s(&grad.contiguous()?)?, f32s(output)?);
+        let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
+        let wt = f32s(&inputs[3])?;
         let order = self.order(t_len);
-        let mut dxg = vec![0f32; t_len * bg];
-        // h_{t-1} for each t (in time order), for W_hh's gradient.
-        let mut hprev = vec![0f32; t_len * bh];
-        let mut dh_next = vec![0f32; bh];
-        let mut dc = gout[t_len * bh..].to_vec();
-        for (k, &t) in order.iter().enumerate().rev() {
-            let (c_prev, h_prev): (&[f32], &[f32]) = if k == 0 {
-                (&c0, &h0)
-            } else {
-                let p = order[k - 1];
-                (&cs[p * bh..(p + 1) * bh], &hout[p * bh..(p + 1) * bh])
-            };
-            hprev[t * bh..(t + 1) * bh].copy_from_slice(h_prev);
-            let a = &acts[t * bg..(t + 1) * bg];
-            let ct = &cs[t * bh..(t + 1) * bh];
-            let gh = &gout[t * bh..(t + 1) * bh];
-            let d = &mut dxg[t * bg..(t + 1) * bg];
-            for r in 0..b {
-                let (row, hr) = (r * g4, r * hs);
-                for j in 0..hs {
-                    let (gi, gf, gg, go) = (
-                        a[row + j],
-                        a[row + hs + j],
-                        a[row + 2 * hs + j],
-                        a[row + 3 * hs + j],
-                    );
-                    let dh = gh[hr + j] + dh_next[hr + j];
-                    let tc = tanh(ct[hr + j]);
-                    let dct = dc[hr + j] + dh * go * (1.0 - tc * tc);
-                    d[row + j] = dct * gg * gi * (1.0 - gi);
-                    d[row + hs + j] = dct * c_prev[hr + j] * gf * (1.0 - gf);
-                    d[row + 2 * hs + j] = dct * gi * (1.0 - gg * gg);
-                    d[row + 3 * hs + j] = dh * tc * go * (1.0 - go);
-                    dc[hr + j] = dct * gf;
-                }
-            }
-            let dg = Tensor::from_slice(&d[..], [b, g4], &Device::Cpu)?;
-            dh_next = dg.matmul(&w)?.to_vec::<f32>()?;
-        }
-        let dxg = Tensor::from_vec(dxg, [t_len, b, g4], &Device::Cpu)?;
-        let hprev = Tensor::from_vec(hprev, [t_len * b, hs], &Device::Cpu)?;
+        let (dxg, dh0, dc0, hprev) =
+            kernel::backward(d, &order, (&gout, &hout), (&h0, &c0), &wt, saved);
+        let dev = Device::Cpu;
+        let dxg = Tensor::from_vec(dxg, [t_len, b, g4], &dev)?;
+        let hprev = Tensor::from_vec(hprev, [t_len * b, d.h], &dev)?;
         let dw = hprev.t()?.matmul(&dxg.reshape([t_len * b, g4])?)?;
         Ok(vec![
             Some(dxg),
-            Some(Tensor::from_vec(dh_next, [b, hs], &Device::Cpu)?),
-            Some(Tensor::from_vec(dc, [b, hs], &Device::Cpu)?),
+            Some(Tensor::from_vec(dh0, [b, d.h], &dev)?),
+            Some(Tensor::from_vec(dc0, [b, d.h], &dev)?),
             Some(dw),
         ])
     }
@@ -241,4 +160,76 @@ fn composed_backward(
     let out = Tensor::stack(&all, 0)?;
     let gs = mlfw_autograd::grad_with(&out, inputs, Some(grad), true)?;
     Ok(gs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlfw_core::{DType, Generator};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let mut g = Generator::new(seed);
+        Tensor::randn_with(0.0, 1.0, shape, DType::F32, &Device::Cpu, &mut g)
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// The fused op against the composed cell steps: outputs, final states and the four
+    /// gradients, both directions, hidden sizes split over threads unevenly.
+    #[test]
+    fn fused_matches_composed() {
+        for (t, b, h, reverse) in [(5, 3, 70, false), (4, 2, 20, true), (1, 1, 3, false)] {
+            let xg = rand(&[t, b, 4 * h], 1);
+            let (h0, c0) = (rand(&[b, h], 2), rand(&[b, h], 3));
+            let w = rand(&[h, 4 * h], 4).mul_scalar(0.3).unwrap();
+            let (out, h_n, c_n) = lstm_seq(&xg, &h0, &c0, &w, reverse).unwrap();
+            let (mut hs, mut cs) = (h0.clone(), c0.clone());
+            let mut outs = vec![None; t];
+            for step in 0..t {
+                let i = if reverse { t - 1 - step } else { step };
+                let xi = xg.select(0, i as isize).unwrap();
+                let (nh, nc) = cell_step(RnnMode::Lstm, &xi, &hs, Some(&cs), &w, None).unwrap();
+                hs = nh;
+                cs = nc.unwrap();
+                outs[i] = Some(hs.clone());
+            }
+            let outs: Vec<Tensor> = outs.into_iter().flatten().collect();
+            let plain = Tensor::stack(&outs, 0).unwrap();
+            assert!(max_diff(&out, &plain) < 1e-5);
+            assert!(max_diff(&h_n, &hs) < 1e-5 && max_diff(&c_n, &cs) < 1e-5);
+            let lf = out
+                .square()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .add(&c_n.sum_all().unwrap())
+                .unwrap();
+            let lp = plain
+                .square()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .add(&cs.sum_all().unwrap())
+                .unwrap();
+            let inputs = [xg.clone(), h0.clone(), c0.clone(), w.clone()];
+            let gf = mlfw_autograd::grad(&lf, &inputs, None).unwrap();
+            let gp = mlfw_autograd::grad(&lp, &inputs, None).unwrap();
+            for (i, (a, b)) in gf.iter().zip(&gp).enumerate() {
+                let d = max_diff(a.as_ref().unwrap(), b.as_ref().unwrap());
+                assert!(
+                    d < 1e-4,
+                    "t={t} h={h} reverse={reverse}: grad {i} differs by {d}"
+                );
+            }
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub(crate) mod gelu;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod lstm;
+mod lstm_kernel;
 
 use mlfw_core::{CpuStorage, DType, Device, Result, Tensor};
 
