@@ -69,6 +69,18 @@ fn exp_in_place(x: &mut [f32]) {
     mlfw_core::cpu::exp_shifted_sum(x, 0.0);
 }
 
+/// `W_hh [4H, H]` row-major from `wt = W_hhᵀ [H, 4H]`.
+fn w_hh(wt: &[f32], h: usize) -> Vec<f32> {
+    let g4 = 4 * h;
+    let mut w = vec![0f32; g4 * h];
+    for (j, row) in wt.chunks_exact(g4).enumerate() {
+        for (p, &v) in row.iter().enumerate() {
+            w[p * h + j] = v;
+        }
+    }
+    w
+}
+
 /// The unit blocks: `(start, len)` per thread, multiples of 16 where possible.
 fn blocks(h: usize) -> Vec<(usize, usize)> {
     let parts = parallel::num_threads().min(h.div_ceil(32)).max(1);
@@ -104,6 +116,7 @@ pub(crate) fn forward(
         Out::new(&mut c),
     );
     let units = blocks(h);
+    let w = w_hh(wt, h);
     for (k, &t) in order.iter().enumerate() {
         let (po, pa, pc, pt, pstate) = ptrs;
         // SAFETY: the previous step's row of `out` is complete (the fork-join before) and
@@ -115,28 +128,32 @@ pub(crate) fn forward(
         };
         parallel::run(units.len(), |u| {
             let (j0, nu) = units[u];
-            let mut z = vec![0f32; 4 * b * nu];
-            // Recurrent part of gate q for units j0..j0+nu: z[q] = h_prev · W_hhᵀ[:, q·H + j0..].
+            // Recurrent part of gate q for units j0..j0+nu, transposed (gemm's fast
+            // orientation: many rows, few columns): rec[q] = W_hh[q·H + j0.., :] · h_prevᵀ.
+            let mut rec = vec![0f32; 4 * nu * b];
             for q in 0..4 {
-                // SAFETY: z[q] is b×nu and ours; hprev is b×h; wt is h×4h.
+                // SAFETY: rec[q] is nu×b and ours; w is 4h×h; hprev is b×h.
                 unsafe {
                     mm(
-                        (b, nu, h),
-                        (z.as_mut_ptr().add(q * b * nu), nu),
-                        (hprev.as_ptr(), h, 1),
-                        (wt.as_ptr().add(q * h + j0), g4, 1),
+                        (nu, b, h),
+                        (rec.as_mut_ptr().add(q * nu * b), b),
+                        (w.as_ptr().add((q * h + j0) * h), h, 1),
+                        (hprev.as_ptr(), 1, h),
                         false,
                     )
                 }
             }
-            // Pre-activations, negated (×2 for the tanh gate), then e^(·).
+            // Pre-activations (row-major per gate: z[q][r][j]), negated (×2 for the tanh
+            // gate), then e^(·).
+            let mut z = vec![0f32; 4 * b * nu];
             for q in 0..4 {
                 let k2 = if q == 2 { -2.0 } else { -1.0 };
+                let rq = &rec[q * nu * b..(q + 1) * nu * b];
                 for r in 0..b {
                     let x = &xg[t * bg + r * g4 + q * h + j0..][..nu];
                     let zr = &mut z[(q * b + r) * nu..][..nu];
-                    for (zv, &xv) in zr.iter_mut().zip(x) {
-                        *zv = k2 * (*zv + xv);
+                    for (j, (zv, &xv)) in zr.iter_mut().zip(x).enumerate() {
+                        *zv = k2 * (rq[j * b + r] + xv);
                     }
                 }
             }
@@ -217,21 +234,27 @@ pub(crate) fn backward(
         parallel::run(units.len(), |u| {
             let (j0, nu) = units[u];
             // dh for units j0..: the output's gradient plus dG[later]·W_hh[:, j0..].
-            let mut dh = vec![0f32; b * nu];
-            for r in 0..b {
-                dh[r * nu..(r + 1) * nu].copy_from_slice(&gout[t * bh + r * h + j0..][..nu]);
-            }
+            // Transposed (units × batch), gemm's fast orientation: dhᵀ = W_hh[:, j0..]ᵀ·dGᵀ,
+            // where W_hh[:, j]ᵀ is row j of wt.
+            let mut dht = vec![0f32; nu * b];
             if let Some(l) = later {
                 // SAFETY: dG[later] is complete (the fork-join before) and read-only now;
-                // dh is b×nu and ours; W_hh[p, j] = wt[j·4H + p].
+                // dht is nu×b and ours; wt is h×4h.
                 unsafe {
                     mm(
-                        (b, nu, g4),
-                        (dh.as_mut_ptr(), nu),
-                        (pg.at(l * bg), g4, 1),
-                        (wt.as_ptr().add(j0 * g4), 1, g4),
-                        true,
+                        (nu, b, g4),
+                        (dht.as_mut_ptr(), b),
+                        (wt.as_ptr().add(j0 * g4), g4, 1),
+                        (pg.at(l * bg), 1, g4),
+                        false,
                     )
+                }
+            }
+            let mut dh = vec![0f32; b * nu];
+            for r in 0..b {
+                let g = &gout[t * bh + r * h + j0..][..nu];
+                for (j, (o, &gv)) in dh[r * nu..(r + 1) * nu].iter_mut().zip(g).enumerate() {
+                    *o = gv + dht[j * b + r];
                 }
             }
             for r in 0..b {
@@ -264,7 +287,7 @@ pub(crate) fn backward(
     if let Some(&first) = order.first() {
         parallel::run(units.len(), |u| {
             let (j0, nu) = units[u];
-            // SAFETY: dxg is complete; columns j0..j0+nu of dh0 belong to this task.
+            // SAFETY: dxg is complete; columns j0..j0+nu of dh0 belong to this task; wt is h×4h.
             unsafe {
                 mm(
                     (b, nu, g4),
