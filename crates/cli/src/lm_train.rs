@@ -25,11 +25,11 @@ use mlfw_optim::Optimizer;
 use crate::checkpoint::{self, Progress};
 use crate::cmd::train::TrainArgs;
 use crate::error::{CliError, Result};
+use crate::learner::Summary;
 use crate::metrics::{self, EpochMetrics};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
 use crate::run_lock::RunLock;
-use crate::trainer::Summary;
 use crate::{device, optim, plot};
 
 /// Characters per training window.
@@ -277,7 +277,7 @@ impl LmTrainer {
             cfg.weight_decay,
         )?;
         let state = match &ckpt {
-            Some(c) => crate::trainer::restore(c, opt.as_mut(), None, &device)
+            Some(c) => crate::learner::restore(c, opt.as_mut(), None, &device)
                 .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
             None => Progress::start(-1e30, cfg.seed),
         };
