@@ -91,8 +91,28 @@ pub trait Hyper: Clone + Serialize + DeserializeOwned {
     fn validate(&self) -> Result<()>;
     /// Names and initial values of the per-parameter state buffers.
     fn buffers(&self) -> Vec<(&'static str, f64)>;
-    /// The update for a parameter's `step`-th step (counted from 1).
-    fn update(&self, step: u64) -> OptimUpdate;
+    /// The fused in-place update for a parameter's `step`-th step (counted from 1), when the
+    /// optimizer has one in core's [`OptimUpdate`] set (one kernel per parameter: the fast
+    /// path of SGD, Adam, AdamW, RMSprop and Adagrad). `None` (the default) means
+    /// [`Hyper::apply`] writes the step as tensor expressions instead.
+    fn update(&self, _step: u64) -> Option<OptimUpdate> {
+        None
+    }
+    /// Updates parameter `p` (and its state buffers `bufs`, in [`Hyper::buffers`] order) in
+    /// place for its `step`-th step. The default runs the fused kernel of [`Hyper::update`]; a
+    /// new optimizer overrides this with tensor expressions (see `nadam.rs`) and needs no
+    /// change in core or CUDA. It runs without gradient recording.
+    ///
+    /// Errors: no fused update and no override; a tensor op failing (shape, device).
+    fn apply(&self, step: u64, p: &Tensor, grad: &Tensor, bufs: &[Tensor]) -> Result<()> {
+        match self.update(step) {
+            Some(u) => p.optim_update(grad, bufs, &u),
+            None => Err(Error::msg(format!(
+                "{}: neither a fused update nor Hyper::apply is implemented",
+                Self::NAME
+            ))),
+        }
+    }
 }
 
 /// One group of parameters sharing hyper-parameters.
@@ -200,10 +220,10 @@ impl<H: Hyper> Optimizer for Optim<H> {
                     )));
                 }
                 st.step += 1;
-                p.optim_update(&grad, &st.bufs, &g.config.update(st.step))
-                    .map_err(|e| {
-                        e.context(format!("{} step, group {gi} parameter {pi}", H::NAME))
-                    })?;
+                let _no_grad = mlfw_autograd::no_grad();
+                g.config.apply(st.step, p, &grad, &st.bufs).map_err(|e| {
+                    e.context(format!("{} step, group {gi} parameter {pi}", H::NAME))
+                })?;
             }
         }
         Ok(())
