@@ -26,6 +26,7 @@
 
 pub mod checkpoint;
 pub mod checkpoint_check;
+pub mod clock;
 pub mod cmd;
 pub mod data;
 pub mod device;

@@ -2,7 +2,7 @@
 
 use mlfw_core::{DType, Device, Tensor};
 
-use crate::dataset::Sample;
+use crate::sample::Sample;
 use crate::error::{Error, Result};
 
 /// A batch of samples, as the loader yields it.
