@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use mlfw_core::Tensor;
-
 use crate::collate::{collate, Batch};
-pub use crate::sample::Sample;
 use crate::error::Result;
 use crate::info::DatasetInfo;
 use crate::rng::sample_seed;
+pub use crate::sample::Sample;
 
 /// A finite, indexable collection of samples that worker threads can share.
 ///
