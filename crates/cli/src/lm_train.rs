@@ -310,15 +310,7 @@ impl LmTrainer {
             self.state.best_acc = -val_loss;
             self.model.save(&self.dir.join(BEST))?;
         }
-        self.state = Progress {
-            epoch: e + 1,
-            step: 0,
-            loss_sum: 0.0,
-            correct: 0.0,
-            seen: 0,
-            seconds: 0.0,
-            ..self.state.clone()
-        };
+        self.state = self.state.next_epoch();
         self.state.rng = with_global(|g| g.state());
         self.model.save(&self.dir.join(LAST))?;
         checkpoint::save(

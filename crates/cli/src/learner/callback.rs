@@ -1,4 +1,5 @@
-//! Callbacks: code that runs at the start of a fit, after every step and after every epoch,
+//! Callbacks: code that runs at the start of a fit, after every step, on every validation
+//! batch and after every epoch,
 //! and may end the run early ([`EarlyStopping`]). The TensorBoard event file is one
 //! ([`crate::tensorboard_log::TensorBoard`]); progress display, metrics files and checkpoints
 //! are the learner's own.
@@ -57,6 +58,14 @@ pub trait Callback {
     ///
     /// Errors: end the fit (no checkpoint is written).
     fn on_step_end(&mut self, _step: &StepEnd<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// After each validation batch, with the model's output and the targets (both on the
+    /// model's device, no gradients): the place to accumulate a metric of your own (top-5
+    /// accuracy, F1, a confusion matrix) and report it in [`Callback::on_epoch_end`].
+    ///
+    /// Errors: end the fit.
+    fn on_val_batch(&mut self, _output: &Tensor, _target: &Tensor) -> Result<()> {
         Ok(())
     }
     /// After an epoch's validation and metrics, before its checkpoint is written.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use mlfw_core::random::with_global;
 
 use super::{Control, FitStart, Learner, Step, StepEnd, Summary, INTERRUPTED};
-use crate::checkpoint::{self, Progress};
+use crate::checkpoint;
 use crate::error::{CliError, Result};
 use crate::metrics::{self, EpochMetrics};
 use crate::run_dir::{BEST, CHECKPOINT, LAST};
@@ -144,15 +144,7 @@ impl Learner {
                 self.model.save(&r.dir.join(BEST))?;
             }
         }
-        self.state = Progress {
-            epoch: e + 1,
-            step: 0,
-            loss_sum: 0.0,
-            correct: 0.0,
-            seen: 0,
-            seconds: 0.0,
-            ..self.state.clone()
-        };
+        self.state = self.state.next_epoch();
         self.save()?;
         self.console.line(format!(
             "epoch {}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  lr {:.3e}  {:.1}s  {:.0} img/s",
@@ -182,6 +174,9 @@ impl Learner {
             let y = batch.labels.to(&self.device)?;
             loss_sum += (self.loss)(&out, &y)?.item_f64()? * n as f64;
             correct += out.argmax(1, false)?.count_eq(&y)?;
+            for cb in &mut self.callbacks {
+                cb.on_val_batch(&out, &y)?;
+            }
             samples += n;
         }
         self.model.train(true);

@@ -121,7 +121,7 @@ impl Learner {
             .parameters()
             .first()
             .map_or(Device::Cpu, |p| p.device());
-        let dev = device.clone();
+        let dev = device;
         Learner {
             lr: optimizer.lr(),
             model,
