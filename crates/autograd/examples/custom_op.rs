@@ -30,7 +30,7 @@ fn main() -> Result<()> {
     let x = Tensor::randn(0.0, 1.0, [3, 4], DType::F64, &Device::Cpu)?.requires_grad_(true)?;
 
     // Used like any op: the result records it, backward calls our rule.
-    let y = apply(Softplus { wrong: false }, &[x.clone()])?;
+    let y = apply(Softplus { wrong: false }, std::slice::from_ref(&x))?;
     y.sum_all()?.backward()?;
     println!(
         "d sum(softplus(x)) / dx = {}",
@@ -40,7 +40,7 @@ fn main() -> Result<()> {
     for wrong in [false, true] {
         let report = gradcheck(
             |xs| apply(Softplus { wrong }, xs),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             GradcheckOptions::default(),
         )?;
         let r = &report.inputs[0];

@@ -37,9 +37,10 @@ impl Dataset for Circle {
         self.points.len()
     }
     fn get(&self, index: usize) -> mlfw_data::Result<Sample> {
-        let p = self.points.get(index).ok_or_else(|| {
-            mlfw_data::Error::invalid(format!("Circle: no point {index}"))
-        })?;
+        let p = self
+            .points
+            .get(index)
+            .ok_or_else(|| mlfw_data::Error::invalid(format!("Circle: no point {index}")))?;
         Ok(Sample {
             image: Tensor::from_vec(p.to_vec(), [2], &Device::Cpu)?,
             label: (p[0] * p[0] + p[1] * p[1] < 1.0) as i64,
@@ -84,7 +85,9 @@ fn learner(steps: Rc<Cell<usize>>) -> mlfw_cli::error::Result<Learner> {
         }
         Ok(StepOutput { output, loss: lv })
     };
-    let train = DataLoader::new(Circle::new(256, 0)?).batch_size(32).shuffle(1);
+    let train = DataLoader::new(Circle::new(256, 0)?)
+        .batch_size(32)
+        .shuffle(1);
     let val = DataLoader::new(Circle::new(128, 1)?).batch_size(128);
     Ok(Learner::new(Box::new(model), Box::new(opt), train, val)
         .scheduler(sched, true)
@@ -96,14 +99,8 @@ fn main() -> mlfw_cli::error::Result<()> {
     let dir = std::env::temp_dir().join(format!("mlfw-train-mlp-{}", std::process::id()));
     let steps = Rc::new(Cell::new(0));
     // 5 epochs of 8 steps, then a second learner resumes the run folder to 10 epochs.
-    let first = learner(Rc::clone(&steps))?
-        .epochs(5)
-        .run_dir(&dir)?
-        .fit()?;
-    let summary = learner(Rc::clone(&steps))?
-        .epochs(10)
-        .resume(&dir)?
-        .fit()?;
+    let first = learner(Rc::clone(&steps))?.epochs(5).run_dir(&dir)?.fit()?;
+    let summary = learner(Rc::clone(&steps))?.epochs(10).resume(&dir)?.fit()?;
     println!(
         "accuracy {:.3} after 5 epochs, {:.3} after resuming to 10 ({} steps, {} in this process); run folder {}",
         first.accuracy,

@@ -111,14 +111,22 @@ fn early_stopping_and_callbacks_end_the_fit() {
     // A metric of one's own over the validation batches (32 images per epoch).
     struct CountVal(Rc<Cell<usize>>);
     impl Callback for CountVal {
-        fn on_val_batch(&mut self, out: &mlfw_core::Tensor, y: &mlfw_core::Tensor) -> mlfw_cli::error::Result<()> {
+        fn on_val_batch(
+            &mut self,
+            out: &mlfw_core::Tensor,
+            y: &mlfw_core::Tensor,
+        ) -> mlfw_cli::error::Result<()> {
             assert_eq!(out.dims()[0], y.dims()[0]);
             self.0.set(self.0.get() + y.dims()[0]);
             Ok(())
         }
     }
     let seen = Rc::new(Cell::new(0));
-    learner().epochs(2).callback(CountVal(Rc::clone(&seen))).fit().unwrap();
+    learner()
+        .epochs(2)
+        .callback(CountVal(Rc::clone(&seen)))
+        .fit()
+        .unwrap();
     assert_eq!(seen.get(), 64);
     // Patience 1 with a min_delta no loss change can beat: stops after the second epoch.
     let mut l = learner()
