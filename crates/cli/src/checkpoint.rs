@@ -59,6 +59,20 @@ impl Progress {
             loader_seed: seed,
         }
     }
+
+    /// The start of the epoch after this one: epoch counter advanced, the per-epoch sums
+    /// cleared; best score, step count, RNG and loader seed kept.
+    pub fn next_epoch(&self) -> Self {
+        Progress {
+            epoch: self.epoch + 1,
+            step: 0,
+            loss_sum: 0.0,
+            correct: 0.0,
+            seen: 0,
+            seconds: 0.0,
+            ..self.clone()
+        }
+    }
 }
 
 /// A checkpoint in memory.
@@ -86,6 +100,8 @@ struct Meta {
 }
 
 /// Writes a checkpoint of `model`, `optimizer`, `scheduler` and `progress` to `path`, atomically.
+///
+/// Errors: a tensor that cannot be copied to the host; the file cannot be written.
 pub fn save(
     path: &Path,
     model: &dyn Module,

@@ -62,7 +62,7 @@ pub fn run(
         ts[ts.len() / 2]
     };
     let tokens = (batch * SEQ_LEN) as f64;
-    let rss = crate::cmd::bench::peak_rss_mb();
+    let rss = crate::memory::peak_rss_mb();
     if as_json {
         let v = json!({
             "model": name,

@@ -1,4 +1,4 @@
-//! `mlfw train` for the language models (`char-lstm`, `gpt-mini`) on text corpora
+//! The language-model trainer behind `mlfw train` (its flags are read in `cmd/train.rs`) for the language models (`char-lstm`, `gpt-mini`) on text corpora
 //! (`tinyshakespeare`, `text:FILE`).
 //!
 //! The run folder has the image trainer's layout — `config.json`, `metrics.csv`/`.jsonl`,
@@ -12,24 +12,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::parser::ValueSource;
-use clap::ArgMatches;
 use mlfw_autograd::Backward;
 use mlfw_core::random::with_global;
 use mlfw_core::{Device, Tensor};
-use mlfw_data::{text_by_name, CharVocab, Rng, TextDataset};
+use mlfw_data::{CharVocab, Rng, TextDataset};
 use mlfw_nn::functional as F;
 use mlfw_nn::lm::{build_lm, LanguageModel};
 use mlfw_optim::Optimizer;
 
 use crate::checkpoint::{self, Progress};
-use crate::cmd::train::TrainArgs;
 use crate::error::{CliError, Result};
+use crate::learner::Summary;
 use crate::metrics::{self, EpochMetrics};
 use crate::progress::Console;
 use crate::run_dir::{self, RunConfig, BEST, CHECKPOINT, LAST};
 use crate::run_lock::RunLock;
-use crate::trainer::Summary;
 use crate::{device, optim, plot};
 
 /// Characters per training window.
@@ -43,129 +40,8 @@ pub const CLIP: f64 = 1.0;
 /// The vocabulary file of a text run folder.
 pub const VOCAB: &str = "vocab.json";
 
-/// Whether `train` should run the language-model trainer: a language model or a text corpus
-/// (or, resuming, a run folder of a language model).
-pub fn wanted(args: &TrainArgs) -> bool {
-    match &args.resume {
-        Some(dir) => {
-            run_dir::read_config(dir).is_ok_and(|c| mlfw_nn::lm::lm_canonical(&c.model).is_some())
-        }
-        None => {
-            mlfw_nn::lm::lm_canonical(&args.model).is_some()
-                || mlfw_data::is_text_dataset(&args.dataset)
-        }
-    }
-}
-
-/// Runs `mlfw train` for a language model (fresh, or resumed from `args.resume`).
-pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
-    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    // Resuming: lock the folder (for the whole run) before reading anything in it; a fresh
-    // run locks it when it creates it.
-    let (cfg, data, lock) = match &args.resume {
-        Some(dir) => {
-            let lock = RunLock::acquire(dir)?;
-            let mut cfg = run_dir::read_config(dir)?;
-            cfg.out = dir.clone();
-            if given("epochs") {
-                cfg.epochs = args.epochs;
-            }
-            if given("device") {
-                cfg.device = args.device.clone();
-            }
-            let data = text_by_name(&cfg.dataset)?;
-            check_vocab(dir, &data.vocab)?;
-            (cfg, data, Some(lock))
-        }
-        None => {
-            let model = mlfw_nn::lm::lm_canonical(&args.model).ok_or_else(|| {
-                CliError::msg(format!(
-                    "{} is a text dataset: train a language model on it (--model char-lstm or gpt-mini), got `{}`",
-                    args.dataset, args.model
-                ))
-            })?;
-            if !mlfw_data::is_text_dataset(&args.dataset) {
-                return Err(CliError::msg(format!(
-                    "{model} is a language model: train it on a text dataset (--dataset tinyshakespeare or text:FILE), got `{}`",
-                    args.dataset
-                )));
-            }
-            let data = text_by_name(&args.dataset)?;
-            let optimizer = if given("optimizer") {
-                optim::optimizer_name(&args.optimizer)?
-            } else {
-                "adam"
-            };
-            let batch_size = if given("batch_size") {
-                args.batch_size
-            } else {
-                32
-            };
-            if batch_size == 0 || args.epochs == 0 || args.max_steps == Some(0) {
-                return Err(CliError::msg(
-                    "--epochs, --batch-size and --max-steps must be at least 1",
-                ));
-            }
-            let dataset = if args.dataset.starts_with("text:") {
-                args.dataset.clone()
-            } else {
-                "tinyshakespeare".into()
-            };
-            let cfg = RunConfig {
-                model: model.to_string(),
-                dataset: dataset.clone(),
-                device: args.device.clone(),
-                epochs: args.epochs,
-                batch_size,
-                lr: args.lr.unwrap_or(if optimizer == "adam" {
-                    2e-3
-                } else {
-                    optim::default_lr(optimizer)
-                }),
-                optimizer: optimizer.to_string(),
-                momentum: args
-                    .momentum
-                    .unwrap_or_else(|| optim::default_momentum(optimizer)),
-                weight_decay: args
-                    .weight_decay
-                    .unwrap_or_else(|| optim::default_weight_decay(optimizer)),
-                scheduler: optim::scheduler_name(&args.scheduler)?.to_string(),
-                seed: args.seed,
-                workers: args.workers,
-                data_dir: None,
-                max_steps: Some(args.max_steps.unwrap_or(EPOCH_STEPS)),
-                mean: vec![],
-                std: vec![],
-                input_shape: [1, SEQ_LEN, 1],
-                num_classes: data.vocab.len(),
-                augment: vec![],
-                amp: "none".into(),
-                distributed: false,
-                world_size: 1,
-                pretrained: false,
-                hub_model: None,
-                freeze: "none".into(),
-                lr_backbone: None,
-                val_split: None,
-                skip_bad_images: false,
-                out: args.out.clone().unwrap_or_else(|| {
-                    run_dir::default_dir(
-                        model,
-                        dataset.strip_prefix("text:").map_or(&dataset, |_| "text"),
-                    )
-                }),
-                mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
-                command: std::env::args().collect(),
-                created: run_dir::timestamp(),
-            };
-            (cfg, data, None)
-        }
-    };
-    LmTrainer::new(cfg, data, lock, args.quiet, args.json)?.run()
-}
-
 /// Errors when the run folder's vocabulary differs from the corpus's.
-fn check_vocab(dir: &Path, vocab: &CharVocab) -> Result<()> {
+pub fn check_vocab(dir: &Path, vocab: &CharVocab) -> Result<()> {
     let saved = read_vocab(dir)?;
     if saved != *vocab {
         return Err(CliError::msg(format!(
@@ -230,7 +106,7 @@ pub fn validate(
     Ok((loss / VAL_BATCHES as f64, correct / n as f64))
 }
 
-struct LmTrainer {
+pub struct LmTrainer {
     cfg: RunConfig,
     dir: PathBuf,
     device: Device,
@@ -246,7 +122,11 @@ struct LmTrainer {
 }
 
 impl LmTrainer {
-    fn new(
+    /// Sets up the run of `cfg` on corpus `data` (resuming when `resume` holds the folder's
+    /// lock); the folder is written only once everything has loaded.
+    ///
+    /// Errors: device, model, optimizer or checkpoint that cannot be set up.
+    pub fn new(
         cfg: RunConfig,
         data: TextDataset,
         lock: Option<RunLock>,
@@ -277,7 +157,7 @@ impl LmTrainer {
             cfg.weight_decay,
         )?;
         let state = match &ckpt {
-            Some(c) => crate::trainer::restore(c, opt.as_mut(), None, &device)
+            Some(c) => crate::learner::restore(c, opt.as_mut(), None, &device)
                 .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
             None => Progress::start(-1e30, cfg.seed),
         };
@@ -313,7 +193,10 @@ impl LmTrainer {
         self.cfg.max_steps.unwrap_or(EPOCH_STEPS)
     }
 
-    fn run(&mut self) -> Result<Summary> {
+    /// Trains the remaining epochs; returns the summary.
+    ///
+    /// Errors: divergence, Ctrl-C (exit status 130 after a checkpoint), file errors.
+    pub fn run(&mut self) -> Result<Summary> {
         let c = &self.cfg;
         self.console.line(format!(
             "{} on {} ({} parameters, {} characters, {} train / {} val) on {}, {} epochs of {} steps x {} windows of {SEQ_LEN} -> {}",
@@ -427,15 +310,7 @@ impl LmTrainer {
             self.state.best_acc = -val_loss;
             self.model.save(&self.dir.join(BEST))?;
         }
-        self.state = Progress {
-            epoch: e + 1,
-            step: 0,
-            loss_sum: 0.0,
-            correct: 0.0,
-            seen: 0,
-            seconds: 0.0,
-            ..self.state.clone()
-        };
+        self.state = self.state.next_epoch();
         self.state.rng = with_global(|g| g.state());
         self.model.save(&self.dir.join(LAST))?;
         checkpoint::save(

@@ -1,34 +1,14 @@
 //! `mlfw`: train, evaluate and run image classifiers from the command line.
 //!
-//! `main` only parses arguments and dispatches; each subcommand lives in `cmd/`. Errors are
+//! `main` only parses arguments and dispatches; each subcommand lives in the library's `cmd/`,
+//! and training runs go through [`mlfw_cli::learner::Learner`]. Errors are
 //! printed as `error: ...` and turned into a non-zero exit status, never a panic.
-
-mod checkpoint;
-mod checkpoint_check;
-mod cmd;
-mod data;
-mod device;
-mod error;
-mod evaluate;
-mod lm_bench;
-mod lm_train;
-mod memory;
-mod metrics;
-mod models;
-mod onnx_model;
-mod optim;
-mod plot;
-mod progress;
-mod run_dir;
-mod run_lock;
-mod tensorboard_log;
-mod trainer;
 
 use std::process::ExitCode;
 use std::sync::LazyLock;
-use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use mlfw_cli::{cmd, error, memory, START};
 
 /// Deep learning in Rust: train, evaluate and run image classifiers.
 #[derive(Parser, Debug)]
@@ -68,9 +48,6 @@ enum Command {
 
 #[global_allocator]
 static ALLOC: memory::CountingAlloc = memory::CountingAlloc;
-
-/// When the process started (for the start-up time in `train --json`).
-pub static START: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn run(cli: Cli, matches: &clap::ArgMatches) -> error::Result<()> {
     match cli.command {

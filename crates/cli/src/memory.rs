@@ -114,6 +114,14 @@ pub fn check_model_batch(
         .map_err(|e| CliError::msg(e.to_string()))
 }
 
+/// Peak resident set size (VmHWM) in MB, where `/proc` has it.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,7 @@ impl RunLock {
             std::process::id(),
             hostname(),
             std::env::args().collect::<Vec<_>>().join(" "),
-            crate::run_dir::timestamp()
+            crate::clock::timestamp()
         );
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;

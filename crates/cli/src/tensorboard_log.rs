@@ -9,6 +9,7 @@ use mlfw_nn::Module;
 use mlfw_tensorboard::{make_grid, SummaryWriter};
 
 use crate::error::Result;
+use crate::learner::{Callback, Control, FitStart, StepEnd};
 use crate::metrics::EpochMetrics;
 use crate::run_dir::CONFIG;
 
@@ -80,5 +81,43 @@ impl RunLog {
             }
         }
         Ok(self.w.flush()?)
+    }
+}
+
+/// The TensorBoard callback of a [`crate::learner::Learner`]: opens a new event file in the run
+/// folder when a fit that has epochs left starts (nothing without a run folder), logs every
+/// step and epoch.
+#[derive(Default)]
+pub struct TensorBoard {
+    log: Option<RunLog>,
+}
+
+impl TensorBoard {
+    /// A callback that opens its event file when the fit starts.
+    pub fn new() -> Self {
+        TensorBoard::default()
+    }
+}
+
+impl Callback for TensorBoard {
+    fn on_fit_start(&mut self, start: &FitStart<'_>) -> Result<()> {
+        if let (None, Some(dir), true) = (&self.log, start.run_dir, start.epoch < start.epochs) {
+            self.log = Some(RunLog::open(dir)?);
+        }
+        Ok(())
+    }
+
+    fn on_step_end(&mut self, s: &StepEnd<'_>) -> Result<()> {
+        match self.log.as_mut() {
+            Some(log) => log.step(s.global_step, s.loss, s.accuracy, s.lr, s.images),
+            None => Ok(()),
+        }
+    }
+
+    fn on_epoch_end(&mut self, row: &EpochMetrics, model: &dyn Module) -> Result<Control> {
+        if let Some(log) = self.log.as_mut() {
+            log.epoch(row, model)?;
+        }
+        Ok(Control::Continue)
     }
 }

@@ -293,6 +293,10 @@ pub fn map<R: Send>(tasks: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     out.into_iter().flatten().collect()
 }
 
+/// Elements above which an elementwise CPU kernel (map, reduction, gather, pooling) is split
+/// across threads.
+pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
+
 /// Chunk length that splits `len` items into about four tasks per thread, each of at least
 /// `min` items (one task when `len < 2 * min`).
 pub fn chunk_len(len: usize, min: usize) -> usize {

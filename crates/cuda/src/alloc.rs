@@ -5,42 +5,25 @@
 //! `cuMemFreeAsync` on the same stream when the last tensor using them is dropped.
 //!
 //! By default a pool hands memory back to the driver at every synchronisation, so a training
-//! step would allocate from the driver again each time. [`configure_pool`] sets the pool's
+//! step would allocate from the driver again each time. Opening a device ([`crate::context`]) sets the pool's
 //! release threshold to "never" (`CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = u64::MAX`): freed memory
 //! stays in the pool and a steady training step (same shapes each step) is served entirely
 //! from it, as with PyTorch's caching allocator. Memory held by the pool is still reused
 //! across shapes; [`trim`] gives unused memory back to the driver.
 
-use crate::device::CudaDevice;
+use crate::context::CudaDevice;
 use crate::error::Wrap;
-use cudarc::driver::{result, sys, CudaContext, CudaSlice};
+use cudarc::driver::{result, sys, CudaSlice};
 use mlfw_core::{Error, Result};
-use std::sync::Arc;
-
-/// Keeps freed memory in the device's default pool instead of returning it to the driver.
-pub(crate) fn configure_pool(ctx: &Arc<CudaContext>) -> Result<()> {
-    if !ctx.has_async_alloc() {
-        return Ok(()); // plain cuMemAlloc: nothing to configure
-    }
-    ctx.bind_to_thread().w("binding the context")?;
-    // SAFETY: the device handle comes from a live context; the attribute takes a u64.
-    unsafe {
-        let pool =
-            result::device::get_default_mem_pool(ctx.cu_device()).w("getting the memory pool")?;
-        let mut threshold: u64 = u64::MAX;
-        result::mem_pool::set_attribute(
-            pool,
-            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-            &mut threshold as *mut u64 as *mut std::ffi::c_void,
-        )
-        .w("setting the memory pool release threshold")?;
-    }
-    Ok(())
-}
 
 /// Returns memory the pool holds but no tensor uses to the driver (keeping `keep_bytes`).
+/// A device that has not been opened holds no memory: nothing to do.
+///
+/// Errors: the driver failing to trim the pool.
 pub fn trim(ordinal: usize, keep_bytes: usize) -> Result<()> {
-    let d = crate::device::open(ordinal)?;
+    let Some(d) = CudaDevice::opened(ordinal)? else {
+        return Ok(());
+    };
     if !d.ctx.has_async_alloc() {
         return Ok(());
     }

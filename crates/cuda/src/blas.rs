@@ -2,16 +2,13 @@
 //! in place by choosing the op flag and leading dimension from their strides; only operands
 //! whose strides cuBLAS cannot express (e.g. a broadcast matrix dim) are copied first.
 
-use crate::device::{lock, CudaDevice};
+use crate::buffer::CudaStorage;
+use crate::context::CudaDevice;
 use crate::error::Wrap;
-use crate::storage::CudaStorage;
 use cudarc::cublas::{result as cublas, sys, CudaBlas};
 use mlfw_core::params::MatmulDims;
 use mlfw_core::{DType, Error, Layout, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The cuBLAS handle type kept per device.
-pub(crate) type Blas = CudaBlas;
 
 static ALLOW_TF32: AtomicBool = AtomicBool::new(false);
 
@@ -118,43 +115,42 @@ pub(crate) fn gemm(
             &beta32 as *const f32 as *const std::ffi::c_void,
         )
     };
-    let mut guard = lock(&dev.blas)?;
-    if guard.is_none() {
-        *guard = Some(CudaBlas::new(dev.stream.clone()).w("creating the cuBLAS handle")?);
-    }
-    let handle = *guard.as_ref().expect("set above").handle();
-    dev.ctx.bind_to_thread().w("binding the context")?;
-    // SAFETY: pointers are live device buffers covering every index implied by the sizes,
-    // leading dims and batch strides (checked by the callers' layouts); alpha/beta are host
-    // scalars of the compute type; the handle is bound to this device's stream.
-    unsafe {
-        cublas::gemm_strided_batched_ex(
-            handle,
-            op(tb),
-            op(ta),
-            int(n, "n")?,
-            int(m, "m")?,
-            int(k, "k")?,
-            alpha_p,
-            b.ptr as *const std::ffi::c_void,
-            dtype,
-            int(ldb, "ldb")?,
-            b.bs as i64,
-            a.ptr as *const std::ffi::c_void,
-            dtype,
-            int(lda, "lda")?,
-            a.bs as i64,
-            beta_p,
-            c as *mut std::ffi::c_void,
-            dtype,
-            int(ldc, "ldc")?,
-            c_bs as i64,
-            int(batch, "batch")?,
-            compute,
-            sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-        )
-    }
-    .w("cublasGemmStridedBatchedEx")
+    let init = || CudaBlas::new(dev.stream.clone()).w("creating the cuBLAS handle");
+    dev.with_handle(init, |blas: &mut CudaBlas| {
+        let handle = *blas.handle();
+        dev.ctx.bind_to_thread().w("binding the context")?;
+        // SAFETY: pointers are live device buffers covering every index implied by the sizes,
+        // leading dims and batch strides (checked by the callers' layouts); alpha/beta are host
+        // scalars of the compute type; the handle is bound to this device's stream.
+        unsafe {
+            cublas::gemm_strided_batched_ex(
+                handle,
+                op(tb),
+                op(ta),
+                int(n, "n")?,
+                int(m, "m")?,
+                int(k, "k")?,
+                alpha_p,
+                b.ptr as *const std::ffi::c_void,
+                dtype,
+                int(ldb, "ldb")?,
+                b.bs as i64,
+                a.ptr as *const std::ffi::c_void,
+                dtype,
+                int(lda, "lda")?,
+                a.bs as i64,
+                beta_p,
+                c as *mut std::ffi::c_void,
+                dtype,
+                int(ldc, "ldc")?,
+                c_bs as i64,
+                int(batch, "batch")?,
+                compute,
+                sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .w("cublasGemmStridedBatchedEx")
+    })
 }
 
 /// `[b, m, k] x [b, k, n] -> [b, m, n]` for any strides.

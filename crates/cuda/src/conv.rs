@@ -2,9 +2,9 @@
 //! im2col/col2im kernels plus cuBLAS.
 
 use crate::blas::{gemm, Mat};
+use crate::buffer::CudaStorage;
 use crate::cudnn::{self, Bufs, Pass};
 use crate::ops::{cfg_1d, contiguous, elementwise::copy_layout, launch};
-use crate::storage::CudaStorage;
 use cudarc::driver::DeviceRepr;
 use mlfw_core::params::Conv2dParams;
 use mlfw_core::{Error, Layout, Result};

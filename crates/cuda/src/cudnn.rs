@@ -2,7 +2,7 @@
 //! The algorithm for each (pass, dtype, shapes, geometry, math mode) is picked once with
 //! cuDNN's heuristics (`cudnnGet*Algorithm_v7`) and cached; workspaces come from the pool.
 
-use crate::device::{lock, CudaDevice};
+use crate::context::CudaDevice;
 use crate::error::Wrap;
 use cudarc::cudnn::{result as dnn, sys};
 use mlfw_core::params::Conv2dParams;
@@ -55,7 +55,7 @@ pub(crate) struct Dnn {
     algos: HashMap<Key, Algo>,
 }
 
-// SAFETY: the handle is only used under the device's `dnn` mutex, one thread at a time.
+// SAFETY: the handle is only used under the device's handle lock, one thread at a time.
 unsafe impl Send for Dnn {}
 
 impl Drop for Dnn {
@@ -137,21 +137,34 @@ pub(crate) fn run(
     p: &Conv2dParams,
     bufs: Bufs,
 ) -> Result<()> {
-    let ty = data_type(dt)?;
-    let (x4, w4, y4) = (i32s(xd)?, i32s(wd)?, i32s(yd)?);
-    let tf32 = dt == DType::F32 && cudnn_allow_tf32();
-    let mut guard = lock(&dev.dnn)?;
     dev.ctx.bind_to_thread().w("binding the context")?;
-    if guard.is_none() {
+    let init = || {
         let handle = dnn::create_handle().w("creating the cuDNN handle")?;
         // SAFETY: fresh handle; the stream outlives it (both owned by the device).
         unsafe { dnn::set_stream(handle, dev.stream.cu_stream() as _) }.w("cudnnSetStream")?;
-        *guard = Some(Dnn {
+        Ok(Dnn {
             handle,
             algos: HashMap::new(),
-        });
-    }
-    let d = guard.as_mut().expect("set above");
+        })
+    };
+    dev.with_handle(init, |d: &mut Dnn| {
+        run_on(dev, d, pass, dt, [xd, wd, yd], p, bufs)
+    })
+}
+
+/// [`run`] with the device's cuDNN handle `d` (locked by the caller).
+fn run_on(
+    dev: &CudaDevice,
+    d: &mut Dnn,
+    pass: Pass,
+    dt: DType,
+    [xd, wd, yd]: [[usize; 4]; 3],
+    p: &Conv2dParams,
+    bufs: Bufs,
+) -> Result<()> {
+    let ty = data_type(dt)?;
+    let (x4, w4, y4) = (i32s(xd)?, i32s(wd)?, i32s(yd)?);
+    let tf32 = dt == DType::F32 && cudnn_allow_tf32();
     let h = d.handle;
     let fmt = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
     // SAFETY (whole block): descriptors are created and set before use and destroyed on drop;

@@ -19,7 +19,9 @@
 
 pub mod alloc;
 mod blas;
+mod buffer;
 pub mod compile;
+mod context;
 mod conv;
 mod cudnn;
 mod device;
@@ -30,7 +32,7 @@ mod ops;
 mod storage;
 
 pub use blas::{allow_tf32, set_allow_tf32};
+pub use buffer::CudaStorage;
 pub use conv::set_use_cudnn;
 pub use cudnn::{cudnn_allow_tf32, set_cudnn_allow_tf32};
 pub use device::{device, device_info, is_available, parse_device, probe};
-pub use storage::CudaStorage;

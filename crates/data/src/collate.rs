@@ -2,8 +2,8 @@
 
 use mlfw_core::{DType, Device, Tensor};
 
-use crate::dataset::Sample;
 use crate::error::{Error, Result};
+use crate::sample::Sample;
 
 /// A batch of samples, as the loader yields it.
 #[derive(Debug, Clone)]

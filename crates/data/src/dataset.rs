@@ -2,22 +2,11 @@
 
 use std::sync::Arc;
 
-use mlfw_core::Tensor;
-
 use crate::collate::{collate, Batch};
 use crate::error::Result;
 use crate::info::DatasetInfo;
 use crate::rng::sample_seed;
-
-/// One example: an image tensor and its class label.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    /// The image, `[C, H, W]`: f32 in `[0, 1]` by default, u8 with [`crate::ImageFormat::U8`],
-    /// or whatever the dataset's transform produced.
-    pub image: Tensor,
-    /// The class label, in `0..num_classes`.
-    pub label: i64,
-}
+pub use crate::sample::Sample;
 
 /// A finite, indexable collection of samples that worker threads can share.
 ///

@@ -32,6 +32,7 @@ pub mod qmnist;
 pub mod registry;
 pub mod resources;
 pub mod rng;
+mod sample;
 pub mod sampler;
 pub mod stl10;
 pub mod subset;

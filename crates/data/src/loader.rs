@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use mlfw_core::Device;
+
 use crate::collate::Batch;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -32,6 +34,9 @@ use crate::sampler::{epoch_order, num_batches, shard_order};
 /// number of workers. With `num_workers(n > 0)`, `n` threads call the dataset's `get` (and so
 /// its transform) and keep up to `prefetch` batches each queued ahead; batches still arrive in
 /// order. With 0 workers (the default) everything runs in the caller.
+///
+/// [`to_device`](Self::to_device) delivers batches on a device: the host→device copy runs in
+/// the worker threads, overlapped with the consumer's work on the previous batch.
 pub struct DataLoader {
     dataset: Arc<dyn Dataset>,
     batch_size: usize,
@@ -43,6 +48,8 @@ pub struct DataLoader {
     epoch: AtomicU64,
     /// `(rank, world)`: iterate only this replica's shard of each epoch.
     shard: Option<(usize, usize)>,
+    /// Where batches are delivered.
+    device: Device,
 }
 
 impl std::fmt::Debug for DataLoader {
@@ -55,6 +62,7 @@ impl std::fmt::Debug for DataLoader {
             .field("drop_last", &self.drop_last)
             .field("num_workers", &self.num_workers)
             .field("epoch", &self.epoch())
+            .field("device", &self.device)
             .finish()
     }
 }
@@ -77,6 +85,7 @@ impl DataLoader {
             prefetch: 2,
             epoch: AtomicU64::new(0),
             shard: None,
+            device: Device::Cpu,
         }
     }
 
@@ -116,6 +125,21 @@ impl DataLoader {
     pub fn prefetch(mut self, batches_per_worker: usize) -> Self {
         self.prefetch = batches_per_worker.max(1);
         self
+    }
+
+    /// Delivers every batch (images and labels) on `device` (default: the CPU). The copy is
+    /// made where the batch is built: in the worker threads when there are any, so it overlaps
+    /// with the consumer's work on the previous batch (PyTorch's `pin_memory` + non-blocking
+    /// copy; the host staging buffers here are ordinary, not page-locked, memory). An
+    /// unavailable device comes out as an error in place of each batch.
+    pub fn to_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The device batches are delivered on.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Sets the epoch the next [`iter`](Self::iter) runs (to resume training mid-way).
@@ -188,13 +212,22 @@ impl DataLoader {
             None => order,
         });
         let (dataset, bs, seed) = (Arc::clone(&self.dataset), self.batch_size, self.seed);
+        let device = self.device;
         let job: Job<Batch> = Arc::new(move |j| {
             let indices = &order[j * bs..((j + 1) * bs).min(order.len())];
             let seeds: Vec<u64> = indices
                 .iter()
                 .map(|&i| sample_seed(seed, epoch, i))
                 .collect();
-            dataset.get_batch(indices, &seeds)
+            let batch = dataset.get_batch(indices, &seeds)?;
+            match device {
+                Device::Cpu => Ok(batch),
+                d => Ok(Batch {
+                    images: batch.images.to(&d)?,
+                    labels: batch.labels.to(&d)?,
+                    indices: batch.indices,
+                }),
+            }
         });
         match Prefetcher::new(count, self.num_workers, self.prefetch, job) {
             Ok(p) => Batches {

@@ -248,3 +248,58 @@ fn fake_data_is_deterministic_and_configurable() {
     assert_eq!(set.len(), 5);
     assert_eq!(set.label(2), Some(sa.label));
 }
+
+/// The same epoch, delivered on `device` by 2 workers, equals the CPU's batches.
+fn delivers_on(device: Device) {
+    let cpu = DataLoader::new(FakeData::mnist_like(10, 0))
+        .batch_size(4)
+        .shuffle(5)
+        .num_workers(2);
+    let dev = DataLoader::new(FakeData::mnist_like(10, 0))
+        .batch_size(4)
+        .shuffle(5)
+        .num_workers(2)
+        .to_device(device);
+    assert_eq!(dev.device(), device);
+    let mut n = 0;
+    for (a, b) in cpu.iter_epoch(1).zip(dev.iter_epoch(1)) {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(b.images.device(), device);
+        assert_eq!(b.labels.device(), device);
+        assert_eq!(a.indices, b.indices);
+        let host = |t: &Tensor| t.to(&Device::Cpu).unwrap();
+        assert_eq!(
+            a.images.to_vec::<f32>().unwrap(),
+            host(&b.images).to_vec::<f32>().unwrap()
+        );
+        assert_eq!(
+            a.labels.to_vec::<i64>().unwrap(),
+            host(&b.labels).to_vec::<i64>().unwrap()
+        );
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn batches_are_delivered_on_the_chosen_device() {
+    delivers_on(Device::Cpu);
+    match mlfw_cuda::device(0) {
+        Ok(d) => delivers_on(d),
+        Err(e) => println!("skipping the CUDA half: CUDA not available ({e})"),
+    }
+}
+
+#[test]
+fn an_unavailable_device_is_an_error_per_batch_not_a_panic() {
+    if mlfw_cuda::device(7).is_ok() {
+        println!("skipping: a CUDA device 7 exists here");
+        return;
+    }
+    let loader = DataLoader::new(FakeData::mnist_like(5, 0))
+        .batch_size(2)
+        .to_device(Device::Cuda(7));
+    let results: Vec<_> = loader.iter_epoch(0).collect();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r.is_err()));
+}

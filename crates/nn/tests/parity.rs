@@ -1,4 +1,7 @@
-//! Every PyTorch reference case of `tests/fixtures/torch-ref/ops.safetensors` on the CPU.
+//! Every PyTorch reference case of `tests/fixtures/torch-ref/ops.safetensors` and
+//! `special.safetensors` (NaN, ±inf, ties, singular points) on the CPU, and on CUDA when one is
+//! present (skipped with a notice otherwise); the runner itself (unknown ops fail, special values
+//! compared exactly).
 
 use mlfw_core::Device;
 use std::path::PathBuf;
@@ -170,4 +173,65 @@ fn runner_knows_other_ops_and_values_of_the_special_kinds() {
     assert_eq!(results.len(), cases.len());
     let failed = mlfw_nn::parity::failures(&results);
     assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Runs every case of `file` (under tests/fixtures/torch-ref) on `device` and asserts all pass.
+fn fixture_passes(file: &str, device: &Device) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/torch-ref")
+        .join(file);
+    let results = mlfw_nn::parity::run_file(&path, device).unwrap();
+    assert!(!results.is_empty(), "{file}: no cases");
+    let failed = mlfw_nn::parity::failures(&results);
+    assert!(
+        failed.is_empty(),
+        "{file} on {device:?}:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn special_values_fixture_matches_pytorch() {
+    fixture_passes("special.safetensors", &Device::Cpu);
+}
+
+#[test]
+fn special_values_and_ops_fixtures_match_pytorch_on_cuda() {
+    let device = match mlfw_cuda::device(0) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("skipping: CUDA not available ({e})");
+            return;
+        }
+    };
+    fixture_passes("special.safetensors", &device);
+    fixture_passes("ops.safetensors", &device);
+}
+
+#[test]
+fn special_values_are_compared_exactly() {
+    use mlfw_core::Tensor;
+    use mlfw_nn::parity::rel_err;
+    let t = |v: Vec<f32>| Tensor::from_vec(v, [3], &Device::Cpu).unwrap();
+    let want = t(vec![f32::NAN, f32::INFINITY, 1.0]);
+    assert_eq!(
+        rel_err(&t(vec![f32::NAN, f32::INFINITY, 1.0]), &want).unwrap(),
+        0.0
+    );
+    // A finite value, the other infinity or a NaN where PyTorch has none: infinitely wrong.
+    for bad in [
+        vec![0.0, f32::INFINITY, 1.0],
+        vec![f32::NAN, f32::NEG_INFINITY, 1.0],
+        vec![f32::NAN, 1e30, 1.0],
+        vec![f32::NAN, f32::INFINITY, f32::NAN],
+    ] {
+        assert_eq!(
+            rel_err(&t(bad.clone()), &want).unwrap(),
+            f64::INFINITY,
+            "{bad:?}"
+        );
+    }
+    // Elsewhere relative to the largest finite reference value.
+    let e = rel_err(&t(vec![f32::NAN, f32::INFINITY, 1.5]), &want).unwrap();
+    assert!((e - 0.5).abs() < 1e-5, "{e}");
 }

@@ -73,15 +73,15 @@ impl Hyper for AdagradConfig {
     fn buffers(&self) -> Vec<(&'static str, f64)> {
         vec![("sum", self.initial_accumulator_value)]
     }
-    fn update(&self, step: u64) -> OptimUpdate {
-        OptimUpdate::Adagrad {
+    fn update(&self, step: u64) -> Option<OptimUpdate> {
+        Some(OptimUpdate::Adagrad {
             lr: self.lr,
             lr_decay: self.lr_decay,
             weight_decay: self.weight_decay,
             eps: self.eps,
             maximize: self.maximize,
             step,
-        }
+        })
     }
 }
 

@@ -106,8 +106,8 @@ impl Hyper for AdamConfig {
         }
         v
     }
-    fn update(&self, step: u64) -> OptimUpdate {
-        OptimUpdate::Adam {
+    fn update(&self, step: u64) -> Option<OptimUpdate> {
+        Some(OptimUpdate::Adam {
             lr: self.lr,
             beta1: self.betas.0,
             beta2: self.betas.1,
@@ -117,7 +117,7 @@ impl Hyper for AdamConfig {
             decoupled: self.decoupled,
             maximize: self.maximize,
             step,
-        }
+        })
     }
 }
 

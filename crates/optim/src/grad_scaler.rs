@@ -105,12 +105,16 @@ impl GradScaler {
     }
 
     /// `loss · scale` (recorded, so its backward yields scaled gradients).
+    ///
+    /// Errors: those of `Tensor::mul_scalar` on `loss`.
     pub fn scale(&self, loss: &Tensor) -> Result<Tensor> {
         loss.mul_scalar(self.state.scale)
     }
 
     /// Divides every parameter's gradient by the scale (once per step) and notes whether any
     /// is inf or NaN. Call it before gradient clipping.
+    ///
+    /// Errors: called twice without [`GradScaler::update`] in between; a gradient op failing.
     pub fn unscale_(&mut self, params: &[Tensor]) -> Result<()> {
         if self.found_inf.is_some() {
             return Err(Error::msg(
@@ -134,6 +138,8 @@ impl GradScaler {
 
     /// Unscales (unless [`GradScaler::unscale_`] already did) and steps the optimizer when
     /// every gradient is finite; returns whether it stepped.
+    ///
+    /// Errors: as [`GradScaler::unscale_`], and the optimizer's step.
     pub fn step(&mut self, opt: &mut dyn Optimizer, params: &[Tensor]) -> Result<bool> {
         if self.found_inf.is_none() {
             self.unscale_(params)?;

@@ -1,7 +1,8 @@
 //! # mlfw-optim
 //!
-//! Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) with PyTorch's exact update formulas,
-//! each step one fused in-place kernel per parameter on the parameter's device; parameter
+//! Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam) with PyTorch's exact update formulas,
+//! each step one fused in-place kernel per parameter on the parameter's device (NAdam: tensor
+//! expressions, the way to add an optimizer without touching core or CUDA); parameter
 //! groups; resumable state dicts; gradient clipping; and learning-rate schedules.
 //!
 //! ```
@@ -25,6 +26,7 @@ mod adagrad;
 mod adam;
 mod clip;
 mod grad_scaler;
+mod nadam;
 mod optimizer;
 mod rmsprop;
 pub mod sched;
@@ -34,6 +36,7 @@ pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_norm_with, clip_grad_value};
 pub use grad_scaler::{GradScaler, GradScalerState};
+pub use nadam::{NAdam, NAdamConfig};
 pub use optimizer::{Hyper, Optim, Optimizer, OptimizerState, ParamGroup};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use sgd::{Sgd, SgdConfig};

@@ -47,12 +47,16 @@ const META_KEY: &str = "mlfw.optimizer";
 
 impl OptimizerState {
     /// Writes a safetensors file (JSON in metadata `mlfw.optimizer`), atomically.
+    ///
+    /// Errors: the file cannot be written (the path and the OS error are named).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let meta = HashMap::from([(META_KEY.to_string(), self.json.clone())]);
         safetensors::save(path, &self.tensors, Some(meta))
     }
 
     /// Reads a file written by [`OptimizerState::save`].
+    ///
+    /// Errors: unreadable or malformed safetensors; no `mlfw.optimizer` metadata.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let f = safetensors::load(path.as_ref(), &Device::Cpu)?;
         let json = f
@@ -91,8 +95,28 @@ pub trait Hyper: Clone + Serialize + DeserializeOwned {
     fn validate(&self) -> Result<()>;
     /// Names and initial values of the per-parameter state buffers.
     fn buffers(&self) -> Vec<(&'static str, f64)>;
-    /// The update for a parameter's `step`-th step (counted from 1).
-    fn update(&self, step: u64) -> OptimUpdate;
+    /// The fused in-place update for a parameter's `step`-th step (counted from 1), when the
+    /// optimizer has one in core's [`OptimUpdate`] set (one kernel per parameter: the fast
+    /// path of SGD, Adam, AdamW, RMSprop and Adagrad). `None` (the default) means
+    /// [`Hyper::apply`] writes the step as tensor expressions instead.
+    fn update(&self, _step: u64) -> Option<OptimUpdate> {
+        None
+    }
+    /// Updates parameter `p` (and its state buffers `bufs`, in [`Hyper::buffers`] order) in
+    /// place for its `step`-th step. The default runs the fused kernel of [`Hyper::update`]; a
+    /// new optimizer overrides this with tensor expressions (see `nadam.rs`) and needs no
+    /// change in core or CUDA. It runs without gradient recording.
+    ///
+    /// Errors: no fused update and no override; a tensor op failing (shape, device).
+    fn apply(&self, step: u64, p: &Tensor, grad: &Tensor, bufs: &[Tensor]) -> Result<()> {
+        match self.update(step) {
+            Some(u) => p.optim_update(grad, bufs, &u),
+            None => Err(Error::msg(format!(
+                "{}: neither a fused update nor Hyper::apply is implemented",
+                Self::NAME
+            ))),
+        }
+    }
 }
 
 /// One group of parameters sharing hyper-parameters.
@@ -119,6 +143,9 @@ pub struct Optim<H: Hyper> {
 
 impl<H: Hyper> Optim<H> {
     /// One group of `params` with `config`. Parameters must be leaves.
+    ///
+    /// Errors: invalid settings (`Hyper::validate`); a parameter that is not a float leaf or
+    /// appears twice.
     pub fn new(params: Vec<Tensor>, config: H) -> Result<Self> {
         let mut o = Optim {
             groups: vec![],
@@ -129,6 +156,8 @@ impl<H: Hyper> Optim<H> {
     }
 
     /// Adds a group with its own hyper-parameters.
+    ///
+    /// Errors: as [`Optim::new`], also for a parameter already in another group.
     pub fn add_param_group(&mut self, params: Vec<Tensor>, config: H) -> Result<()> {
         config.validate()?;
         for (i, p) in params.iter().enumerate() {
@@ -200,10 +229,10 @@ impl<H: Hyper> Optimizer for Optim<H> {
                     )));
                 }
                 st.step += 1;
-                p.optim_update(&grad, &st.bufs, &g.config.update(st.step))
-                    .map_err(|e| {
-                        e.context(format!("{} step, group {gi} parameter {pi}", H::NAME))
-                    })?;
+                let _no_grad = mlfw_autograd::no_grad();
+                g.config.apply(st.step, p, &grad, &st.bufs).map_err(|e| {
+                    e.context(format!("{} step, group {gi} parameter {pi}", H::NAME))
+                })?;
             }
         }
         Ok(())

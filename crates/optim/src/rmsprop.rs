@@ -95,8 +95,8 @@ impl Hyper for RmsPropConfig {
         }
         v
     }
-    fn update(&self, _step: u64) -> OptimUpdate {
-        OptimUpdate::RmsProp {
+    fn update(&self, _step: u64) -> Option<OptimUpdate> {
+        Some(OptimUpdate::RmsProp {
             lr: self.lr,
             alpha: self.alpha,
             eps: self.eps,
@@ -104,7 +104,7 @@ impl Hyper for RmsPropConfig {
             momentum: self.momentum,
             centered: self.centered,
             maximize: self.maximize,
-        }
+        })
     }
 }
 

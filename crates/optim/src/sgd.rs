@@ -93,8 +93,8 @@ impl Hyper for SgdConfig {
             vec![]
         }
     }
-    fn update(&self, step: u64) -> OptimUpdate {
-        OptimUpdate::Sgd {
+    fn update(&self, step: u64) -> Option<OptimUpdate> {
+        Some(OptimUpdate::Sgd {
             lr: self.lr,
             momentum: self.momentum,
             dampening: self.dampening,
@@ -102,7 +102,7 @@ impl Hyper for SgdConfig {
             weight_decay: self.weight_decay,
             maximize: self.maximize,
             first_step: step == 1,
-        }
+        })
     }
 }
 

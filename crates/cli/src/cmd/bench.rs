@@ -11,6 +11,7 @@ use mlfw_optim::{Optim, Optimizer, SgdConfig};
 use serde_json::json;
 
 use crate::error::{CliError, Result};
+use crate::memory::peak_rss_mb;
 use crate::{device, models};
 
 /// Arguments of `mlfw bench`.
@@ -163,12 +164,4 @@ fn time_steps(warmup: usize, steps: usize, mut f: impl FnMut() -> Result<()>) ->
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
-}
-
-/// Peak resident set size (VmHWM) in MB, where `/proc` has it.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }

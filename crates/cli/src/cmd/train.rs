@@ -8,10 +8,12 @@ use clap::{ArgMatches, Args};
 
 use crate::data::{DataSpec, FolderArgs};
 use crate::error::{CliError, Result};
+use crate::learner::Summary;
 use crate::run_dir::{self, RunConfig};
 use crate::run_lock::RunLock;
 use crate::trainer::Trainer;
-use crate::{models, optim};
+use crate::{lm_train, models, optim};
+use mlfw_data::text_by_name;
 
 /// Arguments of `mlfw train`.
 #[derive(Args, Debug)]
@@ -124,8 +126,8 @@ const RESUMABLE: [&str; 8] = [
 
 /// Runs `mlfw train`.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
-    if crate::lm_train::wanted(&args) {
-        let summary = crate::lm_train::run(&args, matches)?;
+    if lm_wanted(&args) {
+        let summary = run_lm(&args, matches)?;
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);
         }
@@ -313,4 +315,125 @@ fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Resul
     cfg.validate()
         .map_err(|e| e.context(dir.join(run_dir::CONFIG).display()))?;
     Ok(cfg)
+}
+
+/// Whether `train` should run the language-model trainer: a language model or a text corpus
+/// (or, resuming, a run folder of a language model).
+fn lm_wanted(args: &TrainArgs) -> bool {
+    match &args.resume {
+        Some(dir) => {
+            run_dir::read_config(dir).is_ok_and(|c| mlfw_nn::lm::lm_canonical(&c.model).is_some())
+        }
+        None => {
+            mlfw_nn::lm::lm_canonical(&args.model).is_some()
+                || mlfw_data::is_text_dataset(&args.dataset)
+        }
+    }
+}
+
+/// Runs `mlfw train` for a language model (fresh, or resumed from `args.resume`).
+fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    // Resuming: lock the folder (for the whole run) before reading anything in it; a fresh
+    // run locks it when it creates it.
+    let (cfg, data, lock) = match &args.resume {
+        Some(dir) => {
+            let lock = RunLock::acquire(dir)?;
+            let mut cfg = run_dir::read_config(dir)?;
+            cfg.out = dir.clone();
+            if given("epochs") {
+                cfg.epochs = args.epochs;
+            }
+            if given("device") {
+                cfg.device = args.device.clone();
+            }
+            let data = text_by_name(&cfg.dataset)?;
+            lm_train::check_vocab(dir, &data.vocab)?;
+            (cfg, data, Some(lock))
+        }
+        None => {
+            let model = mlfw_nn::lm::lm_canonical(&args.model).ok_or_else(|| {
+                CliError::msg(format!(
+                    "{} is a text dataset: train a language model on it (--model char-lstm or gpt-mini), got `{}`",
+                    args.dataset, args.model
+                ))
+            })?;
+            if !mlfw_data::is_text_dataset(&args.dataset) {
+                return Err(CliError::msg(format!(
+                    "{model} is a language model: train it on a text dataset (--dataset tinyshakespeare or text:FILE), got `{}`",
+                    args.dataset
+                )));
+            }
+            let data = text_by_name(&args.dataset)?;
+            let optimizer = if given("optimizer") {
+                optim::optimizer_name(&args.optimizer)?
+            } else {
+                "adam"
+            };
+            let batch_size = if given("batch_size") {
+                args.batch_size
+            } else {
+                32
+            };
+            if batch_size == 0 || args.epochs == 0 || args.max_steps == Some(0) {
+                return Err(CliError::msg(
+                    "--epochs, --batch-size and --max-steps must be at least 1",
+                ));
+            }
+            let dataset = if args.dataset.starts_with("text:") {
+                args.dataset.clone()
+            } else {
+                "tinyshakespeare".into()
+            };
+            let cfg = RunConfig {
+                model: model.to_string(),
+                dataset: dataset.clone(),
+                device: args.device.clone(),
+                epochs: args.epochs,
+                batch_size,
+                lr: args.lr.unwrap_or(if optimizer == "adam" {
+                    2e-3
+                } else {
+                    optim::default_lr(optimizer)
+                }),
+                optimizer: optimizer.to_string(),
+                momentum: args
+                    .momentum
+                    .unwrap_or_else(|| optim::default_momentum(optimizer)),
+                weight_decay: args
+                    .weight_decay
+                    .unwrap_or_else(|| optim::default_weight_decay(optimizer)),
+                scheduler: optim::scheduler_name(&args.scheduler)?.to_string(),
+                seed: args.seed,
+                workers: args.workers,
+                data_dir: None,
+                max_steps: Some(args.max_steps.unwrap_or(lm_train::EPOCH_STEPS)),
+                mean: vec![],
+                std: vec![],
+                input_shape: [1, lm_train::SEQ_LEN, 1],
+                num_classes: data.vocab.len(),
+                augment: vec![],
+                amp: "none".into(),
+                distributed: false,
+                world_size: 1,
+                pretrained: false,
+                hub_model: None,
+                freeze: "none".into(),
+                lr_backbone: None,
+                val_split: None,
+                skip_bad_images: false,
+                out: args.out.clone().unwrap_or_else(|| {
+                    run_dir::default_dir(
+                        model,
+                        dataset.strip_prefix("text:").map_or(&dataset, |_| "text"),
+                    )
+                }),
+                mlfw_version: env!("CARGO_PKG_VERSION").to_string(),
+                command: std::env::args().collect(),
+                created: run_dir::timestamp(),
+            };
+            (cfg, data, None)
+        }
+    };
+    lm_train::LmTrainer::new(cfg, data, lock, args.quiet, args.json)?.run()
 }

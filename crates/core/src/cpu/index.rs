@@ -6,8 +6,8 @@
 //! index tensor with a strided iterator whose stride along `dim` is 0, so inputs of any layout
 //! are read in place.
 
-use super::map::{contiguous_cow, gather as gather_view, PAR_THRESHOLD};
-use crate::parallel::for_each_row_mut;
+use super::map::{contiguous_cow, gather as gather_view};
+use crate::parallel::{for_each_row_mut, PAR_THRESHOLD};
 use crate::{CpuStorage, Error, Layout, Result, Shape};
 use half::{bf16, f16};
 use std::borrow::Cow;

@@ -4,13 +4,10 @@
 //! other layouts run row by row over the last dim, with the inner loop specialised for
 //! unit and zero (broadcast) strides.
 
-use crate::parallel::{build_vec, chunk_len};
+use crate::parallel::{build_vec, chunk_len, PAR_THRESHOLD};
 use crate::params::{BinaryOp, CmpOp, UnaryOp};
 use crate::{CpuStorage, Error, FloatDType, Layout, Result, Shape, WithDType};
 use std::mem::MaybeUninit;
-
-/// Elements above which a map is split across threads.
-pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
 
 /// Applies `f` to `src` into a new vec, in parallel chunks when large.
 fn collect_map<T: Copy + Sync, U: Send>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {

@@ -7,8 +7,8 @@
 //! `count_include_pad` divisor (so ceil_mode's overhanging windows count only real + pad cells);
 //! adaptive windows are `[floor(i·H/oH), ceil((i+1)·H/oH))`. f16/bf16 compute in f32.
 
-use super::map::{contiguous_cow, to_dtype, PAR_THRESHOLD};
-use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, num_threads};
+use super::map::{contiguous_cow, to_dtype};
+use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, num_threads, PAR_THRESHOLD};
 use crate::params::Pool2dParams;
 use crate::{CpuStorage, DType, Error, Layout, Result, Shape};
 

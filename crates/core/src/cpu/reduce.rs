@@ -4,8 +4,8 @@
 //! one contiguous run. Floats accumulate sums in f64.
 
 use super::f32_view::as_f32_mut;
-use super::map::{contiguous_cow, gather, PAR_THRESHOLD};
-use crate::parallel::{self, build_vec, chunk_len, for_each_row_mut};
+use super::map::{contiguous_cow, gather};
+use crate::parallel::{self, build_vec, chunk_len, for_each_row_mut, PAR_THRESHOLD};
 use crate::params::ReduceOp;
 use crate::{CpuStorage, Error, FloatDType, Layout, Result, WithDType};
 

@@ -7,8 +7,7 @@
 //! which the float result is 0 or `inf` anyway) so that `inf` never meets `inf − inf`; NaN
 //! passes through. Error: within 2 ulp of the correctly rounded result (tested against f64).
 
-use super::map::PAR_THRESHOLD;
-use crate::parallel::{build_vec, chunk_len};
+use crate::parallel::{build_vec, chunk_len, PAR_THRESHOLD};
 use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]

@@ -1,9 +1,9 @@
 //! Copies, casts, fills, unary/binary/compare/where launchers.
 
 use super::{cfg_1d, launch};
+use crate::buffer::CudaStorage;
 use crate::error::Wrap;
 use crate::lay::Lay;
-use crate::storage::CudaStorage;
 use mlfw_core::params::{BinaryOp, CmpOp, UnaryOp};
 use mlfw_core::{DType, Error, Layout, Result};
 
@@ -97,7 +97,7 @@ fn cast_name(a: DType, b: DType) -> &'static str {
 /// `n` elements equal to `value` converted to `dtype` (the host does the conversion, so the
 /// bits equal the CPU's).
 pub(crate) fn full(
-    dev: &std::sync::Arc<crate::device::CudaDevice>,
+    dev: &std::sync::Arc<crate::context::CudaDevice>,
     n: usize,
     value: f64,
     dtype: DType,
@@ -111,7 +111,7 @@ pub(crate) fn full(
     }
     let one = mlfw_core::CpuStorage::full(1, value, dtype);
     let mut bits = [0u8; 8];
-    let b = crate::storage::host_bytes(&one);
+    let b = crate::buffer::host_bytes(&one);
     bits[..b.len()].copy_from_slice(b);
     let v = u64::from_le_bytes(bits);
     let cfg = cfg_1d(n);

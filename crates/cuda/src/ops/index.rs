@@ -1,8 +1,8 @@
 //! index_select, gather, scatter_add, index_add (indices are range-checked by mlfw-core).
 
 use super::{cfg_1d, contiguous, launch};
+use crate::buffer::CudaStorage;
 use crate::lay::Lay;
-use crate::storage::CudaStorage;
 use mlfw_core::{DType, Error, Layout, Result};
 
 fn check_ids(ids: &CudaStorage, op: &'static str) -> Result<()> {

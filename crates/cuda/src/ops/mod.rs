@@ -8,7 +8,7 @@ pub(crate) mod pool;
 pub(crate) mod random;
 pub(crate) mod reduce;
 
-use crate::storage::CudaStorage;
+use crate::buffer::CudaStorage;
 use cudarc::driver::LaunchConfig;
 use mlfw_core::{Layout, Result};
 

@@ -1,7 +1,7 @@
 //! Fused in-place optimizer updates (see kernels/optim.rs for the formulas).
 
 use super::{cfg_1d, contiguous, launch};
-use crate::storage::CudaStorage;
+use crate::buffer::CudaStorage;
 use mlfw_core::params::OptimUpdate;
 use mlfw_core::{Error, Layout, Result};
 

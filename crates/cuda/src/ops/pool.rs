@@ -1,7 +1,7 @@
 //! Max / average / adaptive-average pooling and their backward passes (NCHW, float dtypes).
 
 use super::{cfg_1d, contiguous, launch};
-use crate::storage::CudaStorage;
+use crate::buffer::CudaStorage;
 use cudarc::driver::DeviceRepr;
 use mlfw_core::params::Pool2dParams;
 use mlfw_core::{DType, Error, Layout, Result, Shape};

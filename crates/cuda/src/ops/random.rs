@@ -1,8 +1,8 @@
 //! Uniform and normal random buffers, element i a pure function of `(seed, offset + i)`.
 
 use super::{cfg_1d, launch};
-use crate::device::CudaDevice;
-use crate::storage::CudaStorage;
+use crate::buffer::CudaStorage;
+use crate::context::CudaDevice;
 use mlfw_core::{DType, Result};
 use std::sync::Arc;
 

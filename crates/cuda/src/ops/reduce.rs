@@ -1,8 +1,8 @@
 //! Reductions over any set of dims and row-wise (log-)softmax.
 
 use super::{cfg_rows, launch};
+use crate::buffer::CudaStorage;
 use crate::lay::Lay;
-use crate::storage::CudaStorage;
 use mlfw_core::params::ReduceOp;
 use mlfw_core::{DType, Error, Layout, Result};
 

@@ -1,6 +1,6 @@
 //! Special values (NaN, ±inf, ties) on CUDA exactly as on the CPU (issue 14): NaN passes
 //! through relu/clamp/leaky_relu, max/min reductions, maximum/minimum and max pooling; a +inf
-//! softmax max makes the row NaN. Gradients: `special.safetensors` on CUDA, in mlfw-autograd's
+//! softmax max makes the row NaN. Gradients: `special.safetensors` on CUDA, in mlfw-nn's
 //! torch_parity test.
 
 use crate::common::same_on_both;

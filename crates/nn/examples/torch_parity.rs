@@ -1,7 +1,7 @@
 //! Runs every case of a PyTorch ops fixture (format: tests/fixtures/README.md) forward and
 //! backward, and compares outputs and gradients with PyTorch's.
 //!
-//! `cargo run --release -p mlfw-autograd --example torch_parity -- FILE [--device cpu|cuda]`
+//! `cargo run --release -p mlfw-nn --example torch_parity -- FILE [--device cpu|cuda]`
 //! prints one line per case and `N passed, M failed`; exits non-zero if any case fails or
 //! uses an unknown op.
 
