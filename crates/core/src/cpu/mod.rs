@@ -2,8 +2,6 @@
 
 mod alloc;
 mod conv;
-mod conv_direct;
-mod conv_wide;
 mod f32_view;
 mod index;
 pub(crate) mod map;

@@ -9,9 +9,8 @@
 //! path is taken only when `Wp ≤ 1.5·oW`. Gradients put zeros in the garbage columns of
 //! `dY`, so they contribute nothing.
 
-use super::conv::{
-    bwd_input_product, bwd_weight_product, fwd_product, with_scratch, Geom, PAR_WORK,
-};
+use super::gemm::{bwd_input_product, bwd_weight_product, fwd_product};
+use super::geom::{with_scratch, Geom, PAR_WORK};
 use crate::parallel;
 use crate::WithDType;
 
