@@ -1,6 +1,7 @@
 //! The CPU backend: host buffers ([`CpuStorage`]) and their kernels.
 
 mod alloc;
+pub mod batch_norm;
 mod conv;
 mod f32_view;
 mod index;
