@@ -115,7 +115,7 @@ fn eval_mode_matches_composite_and_tracks_grads_through_composite() {
     // An input that needs a gradient in eval mode still gets one (composite path).
     let xg = x.clone().requires_grad_(true).unwrap();
     let y = run(&xg);
-    let g = grad(&y.sum_all().unwrap(), &[xg.clone()], None).unwrap();
+    let g = grad(&y.sum_all().unwrap(), std::slice::from_ref(&xg), None).unwrap();
     let want = w
         .mul(&rv.add_scalar(1e-5).unwrap().rsqrt().unwrap())
         .unwrap();
@@ -144,7 +144,7 @@ fn second_order_gradients_match_composite() {
         let xin = if fused { x.clone() } else { strided(&x) };
         let y = batch_norm(&xin, None, Some(&w), None, true, 1e-5).unwrap();
         let loss = y.mul(&r).unwrap().square().unwrap().sum_all().unwrap();
-        let gx = grad_with(&loss, &[x.clone()], None, true).unwrap()[0]
+        let gx = grad_with(&loss, std::slice::from_ref(&x), None, true).unwrap()[0]
             .clone()
             .unwrap();
         let gg = grad(
