@@ -2,6 +2,9 @@
 //! single-pass kernels of `mlfw_core::cpu::batch_norm` (statistics, then normalise + affine
 //! in one pass; backward in two) instead of the composite formula's eight recorded ops.
 //!
+//! A ReLU after the normalisation can be fused too ([`crate::functional::batch_norm_relu`]):
+//! the forward clamps in the same pass and the backward masks the gradient while reading it.
+//!
 //! Training mode records one custom op whose backward is PyTorch's
 //! `native_batch_norm_backward`; with `create_graph` the backward is written in recorded
 //! tensor ops instead, so second derivatives still work. Everything else (other dtypes and
@@ -10,7 +13,7 @@
 
 use mlfw_autograd::Function;
 use mlfw_core::cpu::batch_norm::{self as kernels, with_f32, BnShape};
-use mlfw_core::{Result, Tensor};
+use mlfw_core::{CmpOp, Result, Tensor};
 
 /// Copies of `t` as f32 when it is a contiguous CPU f32 tensor.
 fn host(t: &Tensor) -> Option<Vec<f32>> {
@@ -49,6 +52,7 @@ pub(crate) fn try_batch_norm(
     bias: Option<&Tensor>,
     training: bool,
     eps: f64,
+    relu: bool,
 ) -> Result<Option<Fused>> {
     if kernels::graph_capture_active() {
         return Ok(None);
@@ -75,7 +79,7 @@ pub(crate) fn try_batch_norm(
         }
         let rstd: Vec<f32> = var.iter().map(|&v| rstd_of(v, eps)).collect();
         let (scale, shift) = affine(&mean, &rstd, w.as_deref(), b.as_deref());
-        let Some(y) = with_f32(x, |xs| kernels::apply(xs, sh, &scale, &shift, false)) else {
+        let Some(y) = with_f32(x, |xs| kernels::apply(xs, sh, &scale, &shift, relu)) else {
             return Ok(None);
         };
         let y = Tensor::from_vec(y?, x.shape().clone(), &x.device())?;
@@ -90,7 +94,7 @@ pub(crate) fn try_batch_norm(
     let (mean, var) = st?;
     let rstd: Vec<f32> = var.iter().map(|&v| rstd_of(v, eps)).collect();
     let (scale, shift) = affine(&mean, &rstd, w.as_deref(), b.as_deref());
-    let y = with_f32(x, |xs| kernels::apply(xs, sh, &scale, &shift, false))
+    let y = with_f32(x, |xs| kernels::apply(xs, sh, &scale, &shift, relu))
         .ok_or_else(|| mlfw_core::Error::msg("batch_norm: input changed layout"))??;
     let y = Tensor::from_vec(y, x.shape().clone(), &x.device())?;
     let c = sh.c;
@@ -112,6 +116,7 @@ pub(crate) fn try_batch_norm(
         weight: w,
         has_weight: weight.is_some(),
         has_bias: bias.is_some(),
+        relu,
         y: y.clone(),
     };
     let y = mlfw_autograd::apply(f, &inputs)?;
@@ -131,6 +136,8 @@ struct BnTrain {
     weight: Option<Vec<f32>>,
     has_weight: bool,
     has_bias: bool,
+    /// A ReLU follows (fused): the output is `max(bn, 0)`.
+    relu: bool,
     /// The output, computed before recording (forward only hands it back).
     y: Tensor,
 }
@@ -159,17 +166,21 @@ impl Function for BnTrain {
         let need_dx = x.requires_grad();
         let r = with_f32(x, |xs| {
             with_f32(&g, |gs| {
-                kernels::backward_train(
-                    xs,
-                    gs,
-                    self.sh,
-                    &self.mean,
-                    &self.rstd,
-                    self.weight.as_deref(),
-                    need_dx,
-                )
+                with_f32(&self.y, |ys| {
+                    kernels::backward_train(
+                        xs,
+                        gs,
+                        self.sh,
+                        &self.mean,
+                        &self.rstd,
+                        self.weight.as_deref(),
+                        self.relu.then_some(ys),
+                        need_dx,
+                    )
+                })
             })
         })
+        .flatten()
         .flatten();
         let Some(r) = r else {
             return self.backward_recorded(inputs, grad);
@@ -196,6 +207,14 @@ impl BnTrain {
     /// `dx = w·rstd·(g − mean(g) − x̂·mean(g·x̂))`, `dw = Σ g·x̂`, `db = Σ g`.
     fn backward_recorded(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let x = &inputs[0];
+        let masked;
+        let g = if self.relu {
+            let keep = self.y.cmp_scalar(0.0, CmpOp::Gt)?.to_dtype(g.dtype())?;
+            masked = g.mul(&keep)?;
+            &masked
+        } else {
+            g
+        };
         let rank = x.rank();
         let dims: Vec<isize> = (0..rank as isize).filter(|&d| d != 1).collect();
         let pc = |t: &Tensor| {

@@ -4,7 +4,7 @@
 
 use mlfw_autograd::{grad, grad_with};
 use mlfw_core::{DType, Device, Generator, Op, Tensor};
-use mlfw_nn::functional::{batch_norm, RunningStats};
+use mlfw_nn::functional::{batch_norm, batch_norm_relu, RunningStats};
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     let mut g = Generator::new(seed);
@@ -35,12 +35,15 @@ fn close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
 
 #[test]
 fn training_forward_grads_and_running_stats_match_composite() {
-    for (shape, affine) in [
-        (vec![4usize, 3, 5, 7], true),
-        (vec![2, 17, 3, 3], true),
-        (vec![5, 6], true),
-        (vec![3, 4, 2, 2, 3], false),
-        (vec![8, 70, 8, 8], true),
+    for (shape, affine, relu) in [
+        (vec![4usize, 3, 5, 7], true, false),
+        (vec![2, 17, 3, 3], true, false),
+        (vec![5, 6], true, false),
+        (vec![3, 4, 2, 2, 3], false, false),
+        (vec![8, 70, 8, 8], true, false),
+        (vec![4, 3, 5, 7], true, true),
+        (vec![2, 17, 3, 3], false, true),
+        (vec![6, 5], true, true),
     ] {
         let c = shape[1];
         let x = randn(&shape, 1).requires_grad_(true).unwrap();
@@ -66,7 +69,8 @@ fn training_forward_grads_and_running_stats_match_composite() {
                 num_batches_tracked: None,
                 momentum: Some(0.1),
             };
-            let y = batch_norm(&xin, Some(running), wa, ba, true, 1e-5).unwrap();
+            let f = if relu { batch_norm_relu } else { batch_norm };
+            let y = f(&xin, Some(running), wa, ba, true, 1e-5).unwrap();
             // The fused path records one custom op; the composite one an ordinary op.
             assert_eq!(matches!(y.op(), Some(Op::Custom(..))), fused, "{shape:?}");
             let loss = y.mul(&r).unwrap().sum_all().unwrap();
@@ -77,7 +81,7 @@ fn training_forward_grads_and_running_stats_match_composite() {
             let gs = grad(&loss, &ins, None).unwrap();
             outs.push((y.detach(), gs, rm, rv));
         }
-        let what = format!("{shape:?}");
+        let what = format!("{shape:?} relu {relu}");
         close(&outs[0].0, &outs[1].0, 1e-4, &format!("{what} y"));
         for (k, (a, b)) in outs[0].1.iter().zip(&outs[1].1).enumerate() {
             close(
@@ -142,7 +146,7 @@ fn second_order_gradients_match_composite() {
     let mut outs = Vec::new();
     for fused in [true, false] {
         let xin = if fused { x.clone() } else { strided(&x) };
-        let y = batch_norm(&xin, None, Some(&w), None, true, 1e-5).unwrap();
+        let y = batch_norm_relu(&xin, None, Some(&w), None, true, 1e-5).unwrap();
         let loss = y.mul(&r).unwrap().square().unwrap().sum_all().unwrap();
         let gx = grad_with(&loss, std::slice::from_ref(&x), None, true).unwrap()[0]
             .clone()

@@ -213,10 +213,12 @@ fn over_planes(out: &mut [f32], sh: &BnShape, f: impl Fn(usize, &mut [f32]) + Sy
 /// batch statistics `mean` and `rstd = 1/√(var+ε)` differentiated too (PyTorch's
 /// `native_batch_norm_backward`): with `x̂ = (x − mean)·rstd` and `M = N·S`,
 /// `dx = weight·rstd·(g − Σg/M − x̂·Σ(g·x̂)/M)`, `dweight = Σ g·x̂`, `dbias = Σ g`.
-/// `weight` `None` means 1. Returns `(dx, dweight, dbias)`; `dx` only when `need_dx`.
+/// `weight` `None` means 1. With `relu_out` (the output `y` of a batch norm followed by
+/// ReLU), `g` is first masked to `y > 0`: the ReLU's backward fused in.
+/// Returns `(dx, dweight, dbias)`; `dx` only when `need_dx`.
 ///
 /// Errors: lengths inconsistent with `sh`.
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn backward_train(
     x: &[f32],
     g: &[f32],
@@ -224,22 +226,37 @@ pub fn backward_train(
     mean: &[f32],
     rstd: &[f32],
     weight: Option<&[f32]>,
+    relu_out: Option<&[f32]>,
     need_dx: bool,
 ) -> Result<(Option<Vec<f32>>, Vec<f32>, Vec<f32>)> {
     sh.check("input", x.len())?;
     sh.check("grad_output", g.len())?;
-    sh.check_c("mean", mean.len())?;
-    sh.check_c("rstd", rstd.len())?;
-    if let Some(w) = weight {
-        sh.check_c("weight", w.len())?;
+    if let Some(y) = relu_out {
+        sh.check("output", y.len())?;
     }
     // Σg and Σ g·(x − mean) per channel.
+    // Σg and Σ g·(x − mean) per channel (g masked to y > 0 under a fused ReLU).
     let sums = per_channel(&sh, |c| {
         let mc = mean[c];
         let (mut sg, mut sgx) = (0f64, 0f64);
-        for (xp, gp) in planes(x, &sh, c).zip(planes(g, &sh, c)) {
-            sg += sum(gp);
-            sgx += sum2(xp, gp, |u, v| (u - mc) * v);
+        match relu_out {
+            None => {
+                for (xp, gp) in planes(x, &sh, c).zip(planes(g, &sh, c)) {
+                    sg += sum(gp);
+                    sgx += sum2(xp, gp, |u, v| (u - mc) * v);
+                }
+            }
+            Some(y) => {
+                let mut buf = vec![0f32; sh.s];
+                for ((xp, gp), yp) in planes(x, &sh, c)
+                    .zip(planes(g, &sh, c))
+                    .zip(planes(y, &sh, c))
+                {
+                    mask_into(&mut buf, gp, yp);
+                    sg += sum(&buf);
+                    sgx += sum2(xp, &buf, |u, v| (u - mc) * v);
+                }
+            }
         }
         (sg, sgx)
     });
@@ -268,11 +285,29 @@ pub fn backward_train(
         let (k, a, b, mc) = coef[row % sh.c];
         let xs = &x[row * sh.s..(row + 1) * sh.s];
         let gs = &g[row * sh.s..(row + 1) * sh.s];
-        for ((d, &u), &v) in dst.iter_mut().zip(xs).zip(gs) {
-            *d = k * (v - a - (u - mc) * b);
+        match relu_out {
+            None => {
+                for ((d, &u), &v) in dst.iter_mut().zip(xs).zip(gs) {
+                    *d = k * (v - a - (u - mc) * b);
+                }
+            }
+            Some(y) => {
+                let ys = &y[row * sh.s..(row + 1) * sh.s];
+                for (((d, &u), &v), &o) in dst.iter_mut().zip(xs).zip(gs).zip(ys) {
+                    let v = if o > 0.0 { v } else { 0.0 };
+                    *d = k * (v - a - (u - mc) * b);
+                }
+            }
         }
     });
     Ok((Some(dx), dw, db))
+}
+
+/// `dst = g` where `y > 0`, else 0 (ReLU's backward).
+fn mask_into(dst: &mut [f32], g: &[f32], y: &[f32]) {
+    for ((d, &v), &o) in dst.iter_mut().zip(g).zip(y) {
+        *d = if o > 0.0 { v } else { 0.0 };
+    }
 }
 
 #[cfg(test)]
@@ -363,7 +398,7 @@ mod tests {
         };
         let (mean, var) = stats(&x, sh).unwrap();
         let rstd: Vec<f32> = var.iter().map(|&v| 1.0 / (v + eps as f32).sqrt()).collect();
-        let (dx, dw, db) = backward_train(&x, &r, sh, &mean, &rstd, Some(&w), true).unwrap();
+        let (dx, dw, db) = backward_train(&x, &r, sh, &mean, &rstd, Some(&w), None, true).unwrap();
         let dx = dx.unwrap();
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         for at in 0..sh.len() {
