@@ -10,10 +10,11 @@ use mlfw_vision::registry::MODEL_NAMES;
 fn bench_runs_every_zoo_model() {
     for &model in MODEL_NAMES {
         // Small inputs where the model takes any size; ViT-B/16 needs its 224×224.
+        // (`--input C H W`: clap takes the three values as separate arguments.)
         let input = match model {
-            "lenet5" | "mlp" => "1,28,28",
-            "vit_b_16" => "3,224,224",
-            _ => "3,32,32",
+            "lenet5" | "mlp" => ["1", "28", "28"],
+            "vit_b_16" => ["3", "224", "224"],
+            _ => ["3", "32", "32"],
         };
         let out = ok(&[
             "bench",
@@ -26,7 +27,9 @@ fn bench_runs_every_zoo_model() {
             "--warmup",
             "0",
             "--input",
-            input,
+            input[0],
+            input[1],
+            input[2],
             "--json",
         ]);
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
