@@ -5,10 +5,11 @@
 LeNet-5 as in tests/fixtures/README.md; cross-entropy; SGD momentum 0.9; random inputs;
 median of 30 steps after 5 warm-up steps; 2 threads.
 """
-import statistics, sys, time, resource
+import os, statistics, sys, time, resource
 import torch, torch.nn as nn, torch.nn.functional as F
 
-torch.set_num_threads(2)
+# Threads: 2, or BENCH_THREADS (for the thread-scaling table in BENCHMARKS.md).
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 
 class LeNet5(nn.Module):
     def __init__(self):

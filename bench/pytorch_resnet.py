@@ -6,10 +6,11 @@ ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool), as mlfw's `resn
 batch 32 of random 3x32x32 images, cross-entropy, SGD momentum 0.9; median images/s of the
 timed steps after 2 warm-up steps; 2 threads.
 """
-import statistics, sys, time
+import os, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
-torch.set_num_threads(2)
+# Threads: 2, or BENCH_THREADS (for the thread-scaling table in BENCHMARKS.md).
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 
 class Block(nn.Module):
     def __init__(self, cin, cout, stride):

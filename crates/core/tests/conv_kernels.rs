@@ -262,3 +262,63 @@ fn random_stride_one_geometries_match_reference() {
         );
     }
 }
+
+#[test]
+fn resnet_like_shapes_with_shared_row_borders_match_reference() {
+    // Many channels (not multiples of 16) on small maps: the wide layout's rows share one
+    // padding border, so taps past a row's end read the next row's leading zeros. Also
+    // over-padding (padding wider than the kernel reach), 1×1 with padding, stride 2.
+    let cases = [
+        (
+            [2, 20, 4, 4],
+            [33, 20, 3, 3],
+            params((1, 1), (1, 1), (1, 1), 1),
+        ),
+        (
+            [3, 17, 5, 7],
+            [18, 17, 3, 3],
+            params((1, 1), (1, 1), (1, 1), 1),
+        ),
+        (
+            [2, 9, 8, 8],
+            [70, 9, 3, 3],
+            params((1, 1), (1, 1), (1, 1), 1),
+        ),
+        (
+            [2, 5, 6, 5],
+            [7, 5, 3, 3],
+            params((1, 1), (2, 3), (1, 1), 1),
+        ),
+        (
+            [2, 6, 4, 4],
+            [5, 6, 1, 1],
+            params((1, 1), (1, 1), (1, 1), 1),
+        ),
+        (
+            [2, 4, 7, 6],
+            [6, 4, 3, 3],
+            params((1, 1), (2, 2), (2, 2), 1),
+        ),
+        (
+            [2, 19, 9, 9],
+            [21, 19, 3, 3],
+            params((2, 2), (1, 1), (1, 1), 1),
+        ),
+        (
+            [2, 19, 8, 8],
+            [21, 19, 1, 1],
+            params((2, 2), (0, 0), (1, 1), 1),
+        ),
+    ];
+    for (i, (xd, wd, p)) in cases.into_iter().enumerate() {
+        let x = randn(&xd, 300 + i as u64);
+        let w = randn(&wd, 400 + i as u64);
+        let what = format!("case {i}: x {xd:?}, w {wd:?}, {p:?}");
+        check(&x, &w, p, &what);
+        let (x64, w64) = (
+            x.to_dtype(DType::F64).unwrap(),
+            w.to_dtype(DType::F64).unwrap(),
+        );
+        check(&x64, &w64, p, &format!("{what} (f64)"));
+    }
+}

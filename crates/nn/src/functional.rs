@@ -108,6 +108,10 @@ pub struct RunningStats<'a> {
 /// when `running` is given, updates it in place: `mean ← (1−m)·mean + m·batch_mean`,
 /// `var ← (1−m)·var + m·batch_var·n/(n−1)` (PyTorch's unbiased running variance).
 /// Eval (`training = false`): normalises with `running`, which is then required.
+///
+/// Contiguous f32 CPU inputs run fused kernels (one pass for the statistics, one for
+/// normalise + affine; a two-pass backward), see `crate::batch_norm_fused`; the result is
+/// the same formula.
 pub fn batch_norm(
     x: &Tensor,
     running: Option<RunningStats<'_>>,
@@ -115,6 +119,32 @@ pub fn batch_norm(
     bias: Option<&Tensor>,
     training: bool,
     eps: f64,
+) -> Result<Tensor> {
+    batch_norm_impl(x, running, weight, bias, training, eps, false)
+}
+
+/// `relu(batch_norm(..))` (arguments, shapes and errors as [`batch_norm`]): on contiguous
+/// f32 CPU inputs the ReLU runs inside the fused kernels (no extra pass, no extra saved
+/// tensor); elsewhere it is the two ops.
+pub fn batch_norm_relu(
+    x: &Tensor,
+    running: Option<RunningStats<'_>>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    eps: f64,
+) -> Result<Tensor> {
+    batch_norm_impl(x, running, weight, bias, training, eps, true)
+}
+
+fn batch_norm_impl(
+    x: &Tensor,
+    running: Option<RunningStats<'_>>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    eps: f64,
+    relu: bool,
 ) -> Result<Tensor> {
     if x.rank() < 2 {
         return Err(Error::msg(format!(
@@ -144,15 +174,27 @@ pub fn batch_norm(
             )));
         }
     }
+    let n = x.elem_count() / c.max(1);
+    if training && n <= 1 {
+        return Err(Error::msg(format!(
+            "batch_norm: expected more than 1 value per channel when training, got input {}",
+            x.shape()
+        )));
+    }
+    let eval_stats = match (&running, training) {
+        (Some(r), false) => Some((r.mean, r.var)),
+        _ => None,
+    };
+    if let Some(f) =
+        crate::batch_norm_fused::try_batch_norm(x, eval_stats, weight, bias, training, eps, relu)?
+    {
+        if let (Some(r), Some((mean, var))) = (&running, &f.batch_stats) {
+            update_running(r, mean, var, n)?;
+        }
+        return Ok(f.y);
+    }
     let dims: Vec<isize> = (0..rank as isize).filter(|&d| d != 1).collect();
     let (mean, var) = if training {
-        let n = x.elem_count() / c.max(1);
-        if n <= 1 {
-            return Err(Error::msg(format!(
-                "batch_norm: expected more than 1 value per channel when training, got input {}",
-                x.shape()
-            )));
-        }
         let mean = x.mean(&dims, true)?;
         let var = x.sub(&mean)?.square()?.mean(&dims, true)?;
         if let Some(r) = &running {
@@ -173,6 +215,9 @@ pub fn batch_norm(
     }
     if let Some(b) = bias {
         y = y.add(&per_channel(b, rank)?)?;
+    }
+    if relu {
+        y = y.relu()?;
     }
     Ok(y)
 }

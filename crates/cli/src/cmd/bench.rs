@@ -17,8 +17,9 @@ use crate::{device, models};
 /// Arguments of `mlfw bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn;
-    /// language models char-lstm, gpt-mini (tokens/s on tinyshakespeare).
+    /// Model: any zoo model — lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34,
+    /// resnet34_cifar, resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, vit_b_16; language
+    /// models char-lstm, gpt-mini (tokens/s on tinyshakespeare).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Images per step [default: 64; language models: 32 windows of 128 characters].

@@ -1,9 +1,8 @@
 //! The CPU backend: host buffers ([`CpuStorage`]) and their kernels.
 
 mod alloc;
+pub mod batch_norm;
 mod conv;
-mod conv_direct;
-mod conv_wide;
 mod f32_view;
 mod index;
 pub(crate) mod map;

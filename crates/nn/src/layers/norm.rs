@@ -104,8 +104,14 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl BatchNorm {
+    /// `relu(self.forward(x))`, the ReLU fused into the normalisation where the kernels allow
+    /// ([`functional::batch_norm_relu`]); same errors as `forward`.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, true)
+    }
+
+    fn run(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let c = self.num_features();
         if !self.ranks.contains(&x.rank()) || x.dims()[1] != c {
             let want = if self.ranks == [4] {
@@ -134,7 +140,12 @@ impl Module for BatchNorm {
         } else {
             None
         };
-        functional::batch_norm(
+        let f = if relu {
+            functional::batch_norm_relu
+        } else {
+            functional::batch_norm
+        };
+        f(
             x,
             running,
             self.weight.as_ref(),
@@ -143,6 +154,12 @@ impl Module for BatchNorm {
             self.eps,
         )
         .map_err(|e| e.context(format!("{}({c})", self.name)))
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, false)
     }
     fn visit_own(&self, f: &mut dyn FnMut(&str, &Tensor, TensorKind)) {
         visit_opt(f, "weight", &self.weight, TensorKind::Parameter);

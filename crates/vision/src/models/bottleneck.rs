@@ -56,8 +56,8 @@ impl Bottleneck {
 
 impl Module for Bottleneck {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
-        let h = self.bn2.forward(&self.conv2.forward(&h)?)?.relu()?;
+        let h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
+        let h = self.bn2.forward_relu(&self.conv2.forward(&h)?)?;
         let h = self.bn3.forward(&self.conv3.forward(&h)?)?;
         super::blocks::residual_relu(&h, x, self.downsample.as_ref())
     }

@@ -62,7 +62,7 @@ impl BasicBlock {
 
 impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let h = self.bn2.forward(&self.conv2.forward(&h)?)?;
         super::blocks::residual_relu(&h, x, self.downsample.as_ref())
     }
@@ -212,7 +212,7 @@ impl ResNet {
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let min = if self.maxpool { 32 } else { 8 };
         check_input(x, "ResNet", self.conv1.in_channels(), min, None)?;
-        let mut h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let mut h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         if self.maxpool {
             let mut p = Pool2dParams::new(3);
             p.stride = (2, 2);

@@ -1,6 +1,6 @@
 //! Direct f32 convolution kernels for AVX-512: no im2col, no gemm packing.
 //!
-//! In the wide layout of [`super::conv_wide`], tap `t = (c, i, j)` of output position `p`
+//! In the wide layout of [`super::wide`], tap `t = (c, i, j)` of output position `p`
 //! reads `xp[off(t) + p]` of the zero-padded image: for a fixed tap, consecutive outputs
 //! read consecutive inputs. So each kernel here walks taps in its inner loop and keeps a
 //! block of outputs in 16-lane registers, loading straight from the padded image:
@@ -16,8 +16,8 @@
 //! Positions are padded to whole register blocks and garbage columns of `dy` are zeros, so
 //! the kernels need no masks; buffers carry enough zero slack for the overhanging reads.
 
-use super::conv::{over_batch, with_scratch, Geom};
-use super::conv_wide::{self, Wide};
+use super::geom::{over_batch, with_scratch, Geom};
+use super::wide::{self, Wide};
 use crate::parallel::{self, num_threads};
 use std::mem::MaybeUninit;
 
@@ -89,14 +89,14 @@ impl Plan {
 
 /// Writes image `x[C, H, W]` into `xp` (`Plan::img` elements) zero-padded, slack zeroed.
 fn pad_into(x: &[f32], xp: &mut [f32], g: &Geom, w: &Wide, plan: &Plan) {
-    conv_wide::pad(x, &mut xp[..plan.body], g, w);
+    wide::pad(x, &mut xp[..plan.body], g, w);
     xp[plan.body..].fill(0.0);
 }
 
 /// Writes `dy[O, oH, oW]` at the wide positions of `dyw[rows][np]`, zeros elsewhere
 /// (garbage columns, the rounded-up tail, and rows `O..rows`).
 fn widen_into(dy: &[f32], dyw: &mut [f32], g: &Geom, w: &Wide, np: usize) {
-    conv_wide::widen(dy, dyw, np, g, w);
+    wide::widen(dy, dyw, np, g, w);
     for o in 0..g.o {
         dyw[o * np + w.np..(o + 1) * np].fill(0.0);
     }

@@ -1,0 +1,41 @@
+//! `mlfw bench` runs every zoo model (one tiny step each: this checks that each model
+//! benches and reports, not how fast).
+
+mod common;
+
+use common::ok;
+use mlfw_vision::registry::MODEL_NAMES;
+
+#[test]
+fn bench_runs_every_zoo_model() {
+    for &model in MODEL_NAMES {
+        // Small inputs where the model takes any size; ViT-B/16 needs its 224×224.
+        // (`--input C H W`: clap takes the three values as separate arguments.)
+        let input = match model {
+            "lenet5" | "mlp" => ["1", "28", "28"],
+            "vit_b_16" => ["3", "224", "224"],
+            _ => ["3", "32", "32"],
+        };
+        let out = ok(&[
+            "bench",
+            "--model",
+            model,
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--input",
+            input[0],
+            input[1],
+            input[2],
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["model"], model, "{v}");
+        for key in ["train_images_per_s", "infer_images_per_s"] {
+            assert!(v[key].as_f64().unwrap() > 0.0, "{model}: {key} in {v}");
+        }
+    }
+}

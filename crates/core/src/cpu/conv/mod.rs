@@ -1,0 +1,234 @@
+//! 2-D convolution and its two backward passes on the CPU.
+//!
+//! Three implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
+//! candle's `cpu_backend/conv2d.rs`), fastest first:
+//! - [`direct`]: AVX-512 f32 kernels without im2col or gemm, for stride-1 convolutions with
+//!   few weights (LeNet-sized), in the wide layout;
+//! - [`wide`]: stride-1 convolutions by "wide" im2col (one contiguous copy per `col` row,
+//!   images stacked per gemm);
+//! - [`im2col`]: the general im2col/col2im path (strides > 1, 1×1 kernels).
+//!
+//! The last two share the gemm products of [`gemm`]; all three the geometry, per-thread
+//! scratch and batch split of [`geom`]. With K = C/g·kH·kW per group and P = oH·oW:
+//! - forward: `outᵀ[P, O] = colᵀ[P, K] · Wᵀ[K, O]`, one product per image;
+//! - input grad: `dcolᵀ[P, K] = dYᵀ[P, O] · W[O, K]` per image, then col2im adds `dcol` back;
+//! - weight grad: `dWᵀ[K, O] = col[K, B·P] · dYᵀ[B·P, O]` over a chunk of B images at once,
+//!   chunks summed at the end.
+//!
+//! The products are written transposed so that gemm's long `m` side is the spatial size P.
+//! Images are spread over the thread pool, each thread with its own scratch. f16/bf16
+//! compute in f32.
+
+mod direct;
+mod gemm;
+mod geom;
+mod im2col;
+mod wide;
+
+use super::f32_view::{as_f32, as_f32_mut, as_f32_uninit};
+use super::map::{contiguous_cow, to_dtype};
+use crate::params::Conv2dParams;
+use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
+use geom::{dims4, Geom};
+use std::any::TypeId;
+use wide::Wide;
+
+/// How one convolution is computed; see the module docs.
+#[derive(Debug, Clone, Copy)]
+enum Conv2dImpl {
+    /// AVX-512 direct kernels in the wide layout (f32 only).
+    Direct(Wide),
+    /// Wide im2col + gemm.
+    Wide(Wide),
+    /// General im2col + gemm.
+    Im2col,
+}
+
+impl Conv2dImpl {
+    /// The fastest implementation for geometry `g` with elements of type `T`.
+    fn choose<T: 'static>(g: &Geom) -> Self {
+        match Wide::new(g) {
+            Some(w) if TypeId::of::<T>() == TypeId::of::<f32>() && direct::usable(g) => {
+                Conv2dImpl::Direct(w)
+            }
+            Some(w) => Conv2dImpl::Wide(w),
+            None => Conv2dImpl::Im2col,
+        }
+    }
+}
+
+fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    let len = g.n * g.o * g.np();
+    let imp = Conv2dImpl::choose::<T>(g);
+    if let (Conv2dImpl::Direct(wide), Some(xf), Some(wf)) = (imp, as_f32(x), as_f32(w)) {
+        let mut out = Vec::<T>::with_capacity(len);
+        if let Some(o) = as_f32_uninit(&mut out.spare_capacity_mut()[..len]) {
+            direct::fwd(xf, wf, None, g, &wide, o);
+            // SAFETY: the direct kernel wrote every output element.
+            unsafe { out.set_len(len) };
+            return out;
+        }
+    }
+    let mut out = vec![T::ZERO; len];
+    match imp {
+        Conv2dImpl::Direct(wide) | Conv2dImpl::Wide(wide) => wide::fwd(x, w, g, &wide, &mut out),
+        Conv2dImpl::Im2col => im2col::fwd(x, w, g, &mut out),
+    }
+    out
+}
+
+fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    let mut dx = vec![T::ZERO; g.n * g.img()];
+    match Conv2dImpl::choose::<T>(g) {
+        Conv2dImpl::Direct(wide) => {
+            if let (Some(dy), Some(w), Some(d)) = (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
+                direct::bwd_input(dy, w, g, &wide, d);
+            }
+        }
+        Conv2dImpl::Wide(wide) => wide::bwd_input(dy, w, g, &wide, &mut dx),
+        Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, &mut dx),
+    }
+    dx
+}
+
+fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let out_len = g.o * g.k();
+    if g.n == 0 || g.np() == 0 || out_len == 0 {
+        return vec![T::ZERO; out_len];
+    }
+    match Conv2dImpl::choose::<T>(g) {
+        Conv2dImpl::Direct(wide) => {
+            let mut out = vec![T::ZERO; out_len];
+            if let (Some(xf), Some(dyf), Some(o)) = (as_f32(x), as_f32(dy), as_f32_mut(&mut out)) {
+                o.copy_from_slice(&direct::bwd_weight(xf, dyf, g, &wide));
+            }
+            out
+        }
+        Conv2dImpl::Wide(wide) => gemm::bwd_weight_chunked(g, |range, acc| {
+            wide::bwd_weight_chunk(x, dy, g, &wide, range, acc)
+        }),
+        Conv2dImpl::Im2col => gemm::bwd_weight_chunked(g, |range, acc| {
+            im2col::bwd_weight_chunk(x, dy, g, range, acc)
+        }),
+    }
+}
+
+/// Runs an f32 kernel on half-precision inputs and converts the result back.
+fn via_f32(
+    a: &CpuStorage,
+    al: &Layout,
+    b: &CpuStorage,
+    bl: &Layout,
+    f: impl Fn(&CpuStorage, &Layout, &CpuStorage, &Layout) -> Result<CpuStorage>,
+) -> Result<CpuStorage> {
+    let dt = a.dtype();
+    let a32 = to_dtype(a, al, DType::F32);
+    let b32 = to_dtype(b, bl, DType::F32);
+    let r = f(
+        &a32,
+        &Layout::contiguous(al.shape().clone()),
+        &b32,
+        &Layout::contiguous(bl.shape().clone()),
+    )?;
+    Ok(to_dtype(&r, &Layout::contiguous(r.len()), dt))
+}
+
+/// Dispatches a two-input float kernel over dtypes; inputs are made contiguous first.
+macro_rules! dispatch {
+    ($op:expr, $a:expr, $al:expr, $b:expr, $bl:expr, $kernel:ident, $g:expr, $again:expr) => {
+        match ($a, $b) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => Ok(CpuStorage::F32($kernel(
+                &contiguous_cow(x, $al),
+                &contiguous_cow(y, $bl),
+                $g,
+            ))),
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => Ok(CpuStorage::F64($kernel(
+                &contiguous_cow(x, $al),
+                &contiguous_cow(y, $bl),
+                $g,
+            ))),
+            (CpuStorage::F16(_), CpuStorage::F16(_))
+            | (CpuStorage::BF16(_), CpuStorage::BF16(_)) => via_f32($a, $al, $b, $bl, $again),
+            (x, y) if x.dtype() == y.dtype() => Err(Error::UnsupportedDType {
+                op: $op,
+                dtype: x.dtype(),
+            }),
+            (x, y) => Err(Error::DTypeMismatch {
+                op: $op,
+                lhs: x.dtype(),
+                rhs: y.dtype(),
+            }),
+        }
+    };
+}
+
+/// Convolution without bias: input `[N, C, H, W]`, weight `[O, C/g, kH, kW]` → `[N, O, oH, oW]`.
+pub(crate) fn conv2d(
+    x: &CpuStorage,
+    xl: &Layout,
+    w: &CpuStorage,
+    wl: &Layout,
+    p: &Conv2dParams,
+) -> Result<CpuStorage> {
+    let g = Geom::new(
+        "conv2d",
+        dims4(xl, "conv2d")?,
+        dims4(wl, "conv2d")?,
+        None,
+        p,
+    )?;
+    dispatch!("conv2d", x, xl, w, wl, fwd, &g, |a, al, b, bl| conv2d(
+        a, al, b, bl, p
+    ))
+}
+
+/// Gradient w.r.t. the input: grad_out `[N, O, oH, oW]`, weight → `[N, C, H, W]` for `input_hw`.
+pub(crate) fn conv2d_backward_input(
+    gy: &CpuStorage,
+    gl: &Layout,
+    w: &CpuStorage,
+    wl: &Layout,
+    p: &Conv2dParams,
+    input_hw: (usize, usize),
+) -> Result<CpuStorage> {
+    let op = "conv2d_backward_input";
+    let (n, o, oh, ow) = dims4(gl, op)?;
+    let (wo, cg, kh, kw) = dims4(wl, op)?;
+    if wo != o {
+        return Err(Error::msg(format!(
+            "{op}: grad_out has {o} channels but the weight has {wo} output channels"
+        )));
+    }
+    let x = (n, cg * p.groups, input_hw.0, input_hw.1);
+    let g = Geom::new(op, x, (o, cg, kh, kw), Some((oh, ow)), p)?;
+    dispatch!(op, gy, gl, w, wl, bwd_input, &g, |a, al, b, bl| {
+        conv2d_backward_input(a, al, b, bl, p, input_hw)
+    })
+}
+
+/// Gradient w.r.t. the weight: input `[N, C, H, W]`, grad_out → `[O, C/g, kH, kW]`.
+pub(crate) fn conv2d_backward_weight(
+    x: &CpuStorage,
+    xl: &Layout,
+    gy: &CpuStorage,
+    gl: &Layout,
+    p: &Conv2dParams,
+    kernel_hw: (usize, usize),
+) -> Result<CpuStorage> {
+    let op = "conv2d_backward_weight";
+    let (n, c, h, w) = dims4(xl, op)?;
+    let (gn, o, oh, ow) = dims4(gl, op)?;
+    if gn != n || p.groups == 0 || c % p.groups != 0 {
+        return Err(Error::msg(format!(
+            "{op}: input {} and grad_out {} do not fit groups {}",
+            xl.shape(),
+            gl.shape(),
+            p.groups
+        )));
+    }
+    let wd = (o, c / p.groups, kernel_hw.0, kernel_hw.1);
+    let g = Geom::new(op, (n, c, h, w), wd, Some((oh, ow)), p)?;
+    dispatch!(op, x, xl, gy, gl, bwd_weight, &g, |a, al, b, bl| {
+        conv2d_backward_weight(a, al, b, bl, p, kernel_hw)
+    })
+}
