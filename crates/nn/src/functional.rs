@@ -110,7 +110,7 @@ pub struct RunningStats<'a> {
 /// Eval (`training = false`): normalises with `running`, which is then required.
 ///
 /// Contiguous f32 CPU inputs run fused kernels (one pass for the statistics, one for
-/// normalise + affine; a two-pass backward), see `crate::batch_norm_fused`; the result is
+/// normalise + affine; a two-pass backward), see `crate::fused::batch_norm`; the result is
 /// the same formula.
 pub fn batch_norm(
     x: &Tensor,
@@ -186,7 +186,7 @@ fn batch_norm_impl(
         _ => None,
     };
     if let Some(f) =
-        crate::batch_norm_fused::try_batch_norm(x, eval_stats, weight, bias, training, eps, relu)?
+        crate::fused::batch_norm::try_batch_norm(x, eval_stats, weight, bias, training, eps, relu)?
     {
         if let (Some(r), Some((mean, var))) = (&running, &f.batch_stats) {
             update_running(r, mean, var, n)?;

@@ -19,7 +19,6 @@
 #![warn(missing_docs)]
 
 pub mod attention;
-mod batch_norm_fused;
 pub mod functional;
 mod fused;
 pub mod init;

@@ -14,12 +14,6 @@
 use crate::parallel::{for_each_chunk_mut, map, num_threads};
 use crate::{CpuStorage, DType, Device, Error, Result, Tensor};
 
-/// True while a graph capture records ops on this thread: the fused kernels make tensors
-/// outside the recorded ops, so callers take the composite path then.
-pub fn graph_capture_active() -> bool {
-    crate::graph::tape::active()
-}
-
 /// Calls `f` with `t`'s elements as one f32 slice when `t` is a contiguous f32 tensor on the
 /// CPU (no copy); `None` otherwise (other dtypes, devices, or strided views).
 pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {

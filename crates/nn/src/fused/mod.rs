@@ -1,6 +1,6 @@
 //! Fused float32 CPU kernels for layers whose composed form is slow or memory-hungry, each a
 //! custom autograd op with a hand-written backward (cuDNN/oneDNN style): attention
-//! ([`attention`]), GELU ([`gelu`]), layer normalisation ([`layer_norm`]), linear layers with their bias
+//! ([`attention`]), batch norm (+ ReLU; [`batch_norm`], on core's kernels), GELU ([`gelu`]), layer normalisation ([`layer_norm`]), linear layers with their bias
 //! ([`linear`]) and the LSTM sequence ([`lstm`]).
 //!
 //! Each applies only to float32 CPU tensors and never while a graph is being captured
@@ -10,6 +10,7 @@
 
 pub(crate) mod attention;
 mod attention_kernel;
+pub(crate) mod batch_norm;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;

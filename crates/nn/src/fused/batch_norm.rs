@@ -54,7 +54,8 @@ pub(crate) fn try_batch_norm(
     eps: f64,
     relu: bool,
 ) -> Result<Option<Fused>> {
-    if kernels::graph_capture_active() {
+    // Graph capture and `MLFW_FUSED=0` take the composite formula (see `super::usable`).
+    if !super::usable(&[]) {
         return Ok(None);
     }
     let sh = BnShape::of(x.dims())?;
