@@ -24,6 +24,7 @@
 mod adagrad;
 mod adam;
 mod clip;
+mod compiled;
 mod grad_scaler;
 mod optimizer;
 mod rmsprop;
@@ -33,6 +34,7 @@ mod sgd;
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_norm_with, clip_grad_value};
+pub use compiled::{CompiledStep, StepOutput};
 pub use grad_scaler::{GradScaler, GradScalerState};
 pub use optimizer::{Hyper, Optim, Optimizer, OptimizerState, ParamGroup};
 pub use rmsprop::{RmsProp, RmsPropConfig};

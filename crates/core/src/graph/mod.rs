@@ -18,12 +18,14 @@
 //! ```
 
 mod capture;
+pub mod compile;
 mod print;
 mod run;
 mod simplify;
 pub(crate) mod tape;
 
 pub use capture::Capture;
+pub use compile::{compile, compile_for_batch, CompiledGraph, Plan, PlanStats};
 pub use simplify::SimplifyStats;
 
 use crate::op::Op;

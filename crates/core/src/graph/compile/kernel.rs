@@ -1,0 +1,405 @@
+//! The fused CPU loop: one pass over a group's elements in blocks that stay in L1, each
+//! block loading its inputs (any strided layout, broadcasts included), running the group's
+//! instructions as vector loops over the block, and storing the materialized values.
+//! Blocks are spread over core's thread pool ([`crate::parallel`]).
+//!
+//! Every instruction computes exactly what the eager f32 kernel in `cpu/map.rs` computes
+//! for an element (same expression, same rounding), so a fused group is bit-identical to
+//! running its nodes one by one.
+
+use crate::params::{BinaryOp, CmpOp, UnaryOp};
+use crate::{CpuStorage, Error, Layout, Result, Shape, Tensor};
+use std::cell::RefCell;
+
+/// Elements per block: a group of a dozen registers then takes 24 KiB, inside L1.
+pub(crate) const BLOCK: usize = 512;
+
+/// Elements below which a group runs on the calling thread only.
+const PAR_MIN: usize = 1 << 14;
+
+/// One instruction over block registers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Instr {
+    Unary(usize, usize, UnaryOp),
+    Binary(usize, usize, usize, BinaryOp),
+    /// Comparison; the register holds 1.0 for true, 0.0 for false.
+    Cmp(usize, usize, usize, CmpOp),
+    /// `dst = c != 0 ? t : f`.
+    Where(usize, usize, usize, usize),
+}
+
+/// A compiled group: loads into registers `0..loads`, then instructions, then stores.
+#[derive(Debug, Clone)]
+pub(crate) struct FusedKernel {
+    /// Elements of the group's shape.
+    pub len: usize,
+    /// The group's shape (inputs of other shapes are broadcast to it).
+    pub shape: Vec<usize>,
+    /// Registers in all (loads first).
+    pub regs: usize,
+    pub instrs: Vec<Instr>,
+    /// For each store: the register it writes out.
+    pub stores: Vec<usize>,
+}
+
+/// An input as the loop sees it.
+enum Src<'a> {
+    F32(&'a [f32], Walk),
+    Bool(&'a [bool], Walk),
+}
+
+/// How a load walks its layout: contiguous from an offset, one broadcast scalar, or a
+/// general strided walk over coalesced dims.
+enum Walk {
+    Contiguous(usize),
+    Scalar(usize),
+    /// Coalesced dims and strides (the first `rank`; at most 8 after coalescing).
+    Strided {
+        dims: [usize; 8],
+        strides: [usize; 8],
+        rank: usize,
+        offset: usize,
+    },
+    /// More than 8 dims remain after coalescing: not fused.
+    TooDeep,
+}
+
+impl Walk {
+    fn new(l: &Layout) -> Walk {
+        if let Some((s, _)) = l.contiguous_range() {
+            return Walk::Contiguous(s);
+        }
+        if l.strides().iter().all(|&s| s == 0) {
+            return Walk::Scalar(l.offset());
+        }
+        // Drop size-1 dims and merge dims that are contiguous with each other.
+        let (mut dims, mut strides, mut r) = ([0usize; 8], [0usize; 8], 0);
+        for (&d, &s) in l.dims().iter().zip(l.strides()) {
+            if d == 1 {
+                continue;
+            }
+            if r > 0 && strides[r - 1] == s * d {
+                dims[r - 1] *= d;
+                strides[r - 1] = s;
+            } else if r == 8 {
+                return Walk::TooDeep;
+            } else {
+                dims[r] = d;
+                strides[r] = s;
+                r += 1;
+            }
+        }
+        Walk::Strided {
+            dims,
+            strides,
+            rank: r,
+            offset: l.offset(),
+        }
+    }
+
+    /// Calls `put(j, index)` for the elements `start..start + len` of the view.
+    #[inline]
+    fn each(&self, start: usize, len: usize, mut put: impl FnMut(usize, usize)) {
+        match self {
+            Walk::Contiguous(s) => (0..len).for_each(|j| put(j, s + start + j)),
+            Walk::Scalar(o) => (0..len).for_each(|j| put(j, *o)),
+            Walk::TooDeep => unreachable!("refused in `FusedKernel::run`"),
+            Walk::Strided {
+                dims,
+                strides,
+                rank,
+                offset,
+            } => {
+                let r = *rank;
+                let mut idx = [0usize; 8];
+                let mut rem = start;
+                for d in (0..r).rev() {
+                    idx[d] = rem % dims[d];
+                    rem /= dims[d];
+                }
+                let mut pos: usize = offset + (0..r).map(|d| idx[d] * strides[d]).sum::<usize>();
+                let (last, st) = (dims[r - 1], strides[r - 1]);
+                let mut j = 0;
+                while j < len {
+                    let run = (last - idx[r - 1]).min(len - j);
+                    for t in 0..run {
+                        put(j + t, pos + t * st);
+                    }
+                    j += run;
+                    // Advance the odometer past the run.
+                    idx[r - 1] += run;
+                    pos += run * st;
+                    let mut d = r - 1;
+                    while idx[d] == dims[d] && d > 0 {
+                        pos -= idx[d] * strides[d];
+                        idx[d] = 0;
+                        d -= 1;
+                        idx[d] += 1;
+                        pos += strides[d];
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when [`Walk::each`] can walk the layout.
+    fn fits(&self) -> bool {
+        !matches!(self, Walk::TooDeep | Walk::Strided { rank: 0, .. })
+    }
+}
+
+/// A raw output slice shared by the tasks, which write disjoint ranges.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut u8,
+    bool_: bool,
+}
+// SAFETY: tasks write disjoint element ranges of each output; the buffers outlive `run`.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+thread_local! {
+    /// Per-thread registers, reused by every group on this thread (no allocation per run).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl FusedKernel {
+    /// Runs the kernel: `inputs` (one per load, CPU f32 or bool, shaped like the group or
+    /// broadcast to it) into `outputs` (one per store, CPU f32 or bool, contiguous, at
+    /// least `len` elements).
+    pub(crate) fn run(&self, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+        let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
+        let mut srcs = Vec::with_capacity(inputs.len());
+        for (t, g) in inputs.iter().zip(&guards) {
+            let walk = if t.dims() == self.shape.as_slice() {
+                Walk::new(t.layout())
+            } else {
+                Walk::new(&t.layout().broadcast_as(&Shape::new(self.shape.clone()))?)
+            };
+            if !walk.fits() {
+                return Err(Error::msg(
+                    "fused kernel: an input has an unsupported layout",
+                ));
+            }
+            match g.as_any().downcast_ref::<CpuStorage>() {
+                Some(CpuStorage::F32(v)) => srcs.push(Src::F32(v, walk)),
+                Some(CpuStorage::Bool(v)) => srcs.push(Src::Bool(v, walk)),
+                _ => return Err(Error::msg("fused kernel: inputs must be CPU f32 or bool")),
+            }
+        }
+        let mut oguards: Vec<_> = outputs.iter().map(|t| t.storage_mut()).collect();
+        let mut outs = Vec::with_capacity(outputs.len());
+        for g in oguards.iter_mut() {
+            match g.as_any_mut().downcast_mut::<CpuStorage>() {
+                Some(CpuStorage::F32(v)) if v.len() >= self.len => outs.push(Out {
+                    ptr: v.as_mut_ptr() as *mut u8,
+                    bool_: false,
+                }),
+                Some(CpuStorage::Bool(v)) if v.len() >= self.len => outs.push(Out {
+                    ptr: v.as_mut_ptr() as *mut u8,
+                    bool_: true,
+                }),
+                _ => return Err(Error::msg("fused kernel: outputs must be CPU f32 or bool")),
+            }
+        }
+        let chunk = if self.len < PAR_MIN {
+            self.len.max(1)
+        } else {
+            crate::parallel::chunk_len(self.len, PAR_MIN / 2).next_multiple_of(BLOCK)
+        };
+        let tasks = self.len.div_ceil(chunk);
+        let (srcs, outs) = (&srcs, &outs);
+        crate::parallel::run(tasks, |t| {
+            let (s, e) = (t * chunk, ((t + 1) * chunk).min(self.len));
+            SCRATCH.with(|sc| {
+                let mut sc = sc.borrow_mut();
+                if sc.len() < self.regs * BLOCK {
+                    sc.resize(self.regs * BLOCK, 0.0);
+                }
+                let mut b = s;
+                while b < e {
+                    let n = BLOCK.min(e - b);
+                    self.block(&mut sc, srcs, outs, b, n);
+                    b += n;
+                }
+            });
+        });
+        Ok(())
+    }
+
+    /// One block of `n` elements from element `start`.
+    fn block(&self, sc: &mut [f32], srcs: &[Src], outs: &[Out], start: usize, n: usize) {
+        for (i, src) in srcs.iter().enumerate() {
+            let r = &mut sc[i * BLOCK..i * BLOCK + n];
+            match src {
+                Src::F32(v, Walk::Contiguous(o)) => {
+                    r.copy_from_slice(&v[o + start..o + start + n]);
+                }
+                Src::F32(v, w) => w.each(start, n, |j, k| r[j] = v[k]),
+                Src::Bool(v, w) => w.each(start, n, |j, k| r[j] = if v[k] { 1.0 } else { 0.0 }),
+            }
+        }
+        for ins in &self.instrs {
+            exec(sc, *ins, n);
+        }
+        for (o, &r) in outs.iter().zip(&self.stores) {
+            let v = &sc[r * BLOCK..r * BLOCK + n];
+            // SAFETY: this task alone writes elements start..start + n of each output, and
+            // every output holds at least `len` elements (checked in `run`).
+            unsafe {
+                if o.bool_ {
+                    let d = std::slice::from_raw_parts_mut((o.ptr as *mut bool).add(start), n);
+                    d.iter_mut().zip(v).for_each(|(d, &x)| *d = x != 0.0);
+                } else {
+                    let d = std::slice::from_raw_parts_mut((o.ptr as *mut f32).add(start), n);
+                    d.copy_from_slice(v);
+                }
+            }
+        }
+    }
+}
+
+/// Register `d` for writing and registers `a`, `b` for reading (`d` differs from both:
+/// every node has its own register).
+fn regs(sc: &mut [f32], d: usize, a: usize, b: usize, n: usize) -> (&mut [f32], &[f32], &[f32]) {
+    assert!(d != a && d != b && (d.max(a).max(b) + 1) * BLOCK <= sc.len());
+    let p = sc.as_mut_ptr();
+    // SAFETY: the three ranges lie inside `sc` (asserted) and `d`'s is disjoint from the
+    // others; `a` and `b` may coincide but are only read.
+    unsafe {
+        (
+            std::slice::from_raw_parts_mut(p.add(d * BLOCK), n),
+            std::slice::from_raw_parts(p.add(a * BLOCK), n),
+            std::slice::from_raw_parts(p.add(b * BLOCK), n),
+        )
+    }
+}
+
+/// `dst[j] = f(x[j])`.
+#[inline(always)]
+fn map1(sc: &mut [f32], d: usize, a: usize, n: usize, f: impl Fn(f32) -> f32) {
+    let (dst, x, _) = regs(sc, d, a, a, n);
+    dst.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+}
+
+/// `dst[j] = f(x[j], y[j])`.
+#[inline(always)]
+fn map2(sc: &mut [f32], d: usize, a: usize, b: usize, n: usize, f: impl Fn(f32, f32) -> f32) {
+    let (dst, x, y) = regs(sc, d, a, b, n);
+    dst.iter_mut()
+        .zip(x)
+        .zip(y)
+        .for_each(|((o, &p), &q)| *o = f(p, q));
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Runs one instruction over the first `n` elements of the block, with the eager f32
+/// kernel's formula for each op.
+fn exec(sc: &mut [f32], ins: Instr, n: usize) {
+    match ins {
+        Instr::Unary(d, a, op) => match op {
+            UnaryOp::Neg => map1(sc, d, a, n, |x| -x),
+            UnaryOp::Abs => map1(sc, d, a, n, |x| x.abs()),
+            UnaryOp::Log => map1(sc, d, a, n, |x| x.ln()),
+            UnaryOp::Sqrt => map1(sc, d, a, n, |x| x.sqrt()),
+            UnaryOp::Rsqrt => map1(sc, d, a, n, |x| 1.0 / x.sqrt()),
+            UnaryOp::Sin => map1(sc, d, a, n, |x| x.sin()),
+            UnaryOp::Cos => map1(sc, d, a, n, |x| x.cos()),
+            UnaryOp::Tanh => map1(sc, d, a, n, |x| x.tanh()),
+            UnaryOp::Sigmoid => map1(sc, d, a, n, sigmoid),
+            UnaryOp::Relu => map1(sc, d, a, n, |x| if x > 0.0 || x.is_nan() { x } else { 0.0 }),
+            UnaryOp::Recip => map1(sc, d, a, n, |x| 1.0 / x),
+            UnaryOp::Square => map1(sc, d, a, n, |x| x * x),
+            UnaryOp::LeakyRelu(s) => {
+                let s = s as f32;
+                map1(sc, d, a, n, |x| if x > 0.0 { x } else { x * s })
+            }
+            UnaryOp::Powf(e) if e == 2.0 => map1(sc, d, a, n, |x| x * x),
+            UnaryOp::Powf(e) => {
+                let e = e as f32;
+                map1(sc, d, a, n, |x| x.powf(e))
+            }
+            UnaryOp::Clamp(lo, hi) => {
+                let (lo, hi) = (lo as f32, hi as f32);
+                map1(
+                    sc,
+                    d,
+                    a,
+                    n,
+                    |x| if x.is_nan() { x } else { x.max(lo).min(hi) },
+                )
+            }
+            UnaryOp::Affine(m, c) => {
+                let (m, c) = (m as f32, c as f32);
+                map1(sc, d, a, n, |x| x * m + c)
+            }
+            // Not fused (see `fuse::unary_ok`); the planner never emits them.
+            UnaryOp::Exp
+            | UnaryOp::GeluErf
+            | UnaryOp::GeluTanh
+            | UnaryOp::GeluErfGrad
+            | UnaryOp::GeluTanhGrad
+            | UnaryOp::Sign => unreachable!("unfused unary op in a fused kernel"),
+        },
+        Instr::Binary(d, a, b, op) => match op {
+            BinaryOp::Add => map2(sc, d, a, b, n, |x, y| x + y),
+            BinaryOp::Sub => map2(sc, d, a, b, n, |x, y| x - y),
+            BinaryOp::Mul => map2(sc, d, a, b, n, |x, y| x * y),
+            BinaryOp::Div => map2(sc, d, a, b, n, |x, y| x / y),
+            BinaryOp::Maximum => map2(
+                sc,
+                d,
+                a,
+                b,
+                n,
+                |x, y| if x.is_nan() || x > y { x } else { y },
+            ),
+            BinaryOp::Minimum => map2(
+                sc,
+                d,
+                a,
+                b,
+                n,
+                |x, y| if x.is_nan() || x < y { x } else { y },
+            ),
+            BinaryOp::Pow => map2(sc, d, a, b, n, |x, y| x.powf(y)),
+        },
+        Instr::Cmp(d, a, b, op) => {
+            let c = |t: bool| if t { 1.0 } else { 0.0 };
+            match op {
+                CmpOp::Eq => map2(sc, d, a, b, n, |x, y| c(x == y)),
+                CmpOp::Ne => map2(sc, d, a, b, n, |x, y| c(x != y)),
+                CmpOp::Lt => map2(sc, d, a, b, n, |x, y| c(x < y)),
+                CmpOp::Le => map2(sc, d, a, b, n, |x, y| c(x <= y)),
+                CmpOp::Gt => map2(sc, d, a, b, n, |x, y| c(x > y)),
+                CmpOp::Ge => map2(sc, d, a, b, n, |x, y| c(x >= y)),
+            }
+        }
+        Instr::Where(d, c, t, f) => {
+            assert!(d != c && d != t && d != f && (d.max(c).max(t).max(f) + 1) * BLOCK <= sc.len());
+            let p = sc.as_mut_ptr();
+            // SAFETY: the four registers lie inside `sc` (asserted); `d` is disjoint from
+            // the three that are only read.
+            let (dst, cv, tv, fv) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(p.add(d * BLOCK), n),
+                    std::slice::from_raw_parts(p.add(c * BLOCK), n),
+                    std::slice::from_raw_parts(p.add(t * BLOCK), n),
+                    std::slice::from_raw_parts(p.add(f * BLOCK), n),
+                )
+            };
+            for j in 0..n {
+                dst[j] = if cv[j] != 0.0 { tv[j] } else { fv[j] };
+            }
+        }
+    }
+}

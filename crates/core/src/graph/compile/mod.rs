@@ -1,0 +1,296 @@
+//! Compiling a [`Graph`] into a [`Plan`]: fused elementwise passes, a memory plan, and a
+//! replay with no graph bookkeeping.
+//!
+//! The passes are device-neutral (which nodes fuse, when each value dies, which buffer it
+//! lives in); the code for a fused group is generated per backend. Here: the CPU loop
+//! (`kernel.rs`), blocked to stay in L1 and spread over [`crate::parallel`]. The graph
+//! module is where the IR lives, so compilation sits beside capture, run and simplify.
+//!
+//! - **Fusion** (`fuse.rs`): chains of f32 elementwise ops (bias add + ReLU, ReLU's
+//!   backward mask, loss pieces) run as one pass; broadcast inputs are read in place.
+//! - **Memory plan** (`plan.rs`): every materialized fused value gets a buffer chosen from
+//!   liveness at compile time; buffers are allocated on the first run and reused by every
+//!   later one. Kernel ops (matmul, convolution, pooling, reductions) still allocate their
+//!   results through the eager kernels.
+//! - **Replay**: [`Plan::run`] evaluates the steps with gradient recording off: no op
+//!   records, no autograd graph, no per-op bookkeeping.
+//!
+//! A plan is compiled for one set of input shapes and refuses others; [`CompiledGraph`]
+//! keeps a bounded cache of plans and recompiles (counted, logged) for new shapes.
+//!
+//! ```
+//! use mlfw_core::graph::{compile, Capture};
+//! use mlfw_core::{Device, Tensor};
+//! let x = Tensor::from_vec(vec![1f32, -2., 3.], [3], &Device::Cpu)?;
+//! let b = Tensor::from_vec(vec![0.5f32], [1], &Device::Cpu)?;
+//! let g = Capture::new().input("x", &x).run(|xs| Ok(vec![xs[0].add(&b)?.relu()?]))?;
+//! let mut plan = compile(&g)?;
+//! assert_eq!(plan.run(&[x])?[0].to_vec::<f32>()?, vec![1.5, 0., 3.5]);
+//! # Ok::<(), mlfw_core::Error>(())
+//! ```
+
+mod cache;
+mod fuse;
+mod kernel;
+mod plan;
+
+pub use cache::CompiledGraph;
+
+use super::run::eval;
+use super::{Graph, NodeKind};
+use crate::op::Op;
+use crate::{DType, Error, Result, Shape, Tensor};
+use kernel::FusedKernel;
+
+/// What compilation produced (for logs and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PlanStats {
+    /// Op nodes in the graph.
+    pub nodes: usize,
+    /// Steps of the plan (kernel ops plus fused groups).
+    pub steps: usize,
+    /// Fused groups of two or more ops.
+    pub fused_groups: usize,
+    /// Ops inside those groups.
+    pub fused_nodes: usize,
+    /// Planned buffers, and their total size in bytes.
+    pub buffers: usize,
+    pub buffer_bytes: usize,
+    /// Time spent compiling, in milliseconds.
+    pub compile_ms: f64,
+}
+
+/// One step of a plan.
+pub(crate) enum Step {
+    /// Evaluate node `k` with the eager kernel.
+    Eval(usize),
+    /// Run a fused group: read `loads`, write the materialized members `stores`.
+    Fused {
+        kernel: FusedKernel,
+        loads: Vec<usize>,
+        stores: Vec<usize>,
+    },
+}
+
+/// A compiled graph for fixed input shapes: [`compile`] it once, [`Plan::run`] it per step.
+pub struct Plan {
+    graph: Graph,
+    input_shapes: Vec<Vec<usize>>,
+    shapes: Vec<Shape>,
+    steps: Vec<Step>,
+    /// Per step: nodes whose values are dropped after it.
+    drops: Vec<Vec<usize>>,
+    /// Planned buffers (dtype, elements).
+    buffers: Vec<(DType, usize)>,
+    node_buf: Vec<Option<usize>>,
+    /// Per node with a planned buffer: a view of it with the node's shape.
+    handles: Vec<Option<Tensor>>,
+    slots: Vec<Option<Tensor>>,
+    allocated: bool,
+    stats: PlanStats,
+}
+
+/// Compiles `graph` for the batch size it was captured with (its fixed shapes when it has
+/// no symbolic batch). See [`compile_for_batch`].
+///
+/// Errors: a custom op (it cannot be replayed).
+pub fn compile(graph: &Graph) -> Result<Plan> {
+    plan::build(graph, graph.batch.unwrap_or(0))
+}
+
+/// Compiles `graph` for batch size `n` of its symbolic batch dimension.
+///
+/// Errors: as [`compile`]; `n == 0` for a graph with a symbolic batch.
+pub fn compile_for_batch(graph: &Graph, n: usize) -> Result<Plan> {
+    if graph.batch.is_some() && n == 0 {
+        return Err(Error::msg("compile: batch size must be at least 1"));
+    }
+    plan::build(graph, n)
+}
+
+/// Restores the thread's gradient recording when dropped.
+struct GradOff(bool);
+impl Drop for GradOff {
+    fn drop(&mut self) {
+        crate::set_grad_enabled(self.0);
+    }
+}
+
+impl Plan {
+    /// What compilation did.
+    pub fn stats(&self) -> PlanStats {
+        self.stats
+    }
+
+    /// The input shapes this plan computes for.
+    pub fn input_shapes(&self) -> &[Vec<usize>] {
+        &self.input_shapes
+    }
+
+    /// Runs the plan on `inputs` (one per placeholder) and returns the graph's outputs,
+    /// each in memory of its own. Results are bit-identical to [`Graph::run`] (the fused
+    /// loop computes every element with the eager kernel's formula). No gradients are
+    /// recorded. Parameters are read from the tensors the graph holds, so in-place
+    /// updates to them (an optimizer step) are seen by the next run.
+    ///
+    /// Errors: wrong number of inputs; an input whose dtype or shape differs from the
+    /// plan's (a plan never computes on other shapes: use [`CompiledGraph`] to recompile);
+    /// any op's own error.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.check(inputs)?;
+        let _restore = GradOff(crate::set_grad_enabled(false));
+        if !self.allocated {
+            self.allocate()?;
+        }
+        for (k, node) in self.graph.nodes.iter().enumerate() {
+            self.slots[k] = match &node.kind {
+                NodeKind::Param(t) | NodeKind::Constant(t) => Some(t.clone()),
+                _ => None,
+            };
+        }
+        for (i, x) in self.graph.inputs.iter().zip(inputs) {
+            self.slots[i.0] = Some(x.clone());
+        }
+        let result = self.steps_run();
+        let outs = result.and_then(|_| {
+            self.graph
+                .outputs
+                .iter()
+                .map(|o| {
+                    self.slots[o.0].clone().ok_or_else(|| {
+                        Error::msg(format!(
+                            "plan run: output `{}` was not computed",
+                            self.graph.nodes[o.0].name
+                        ))
+                    })
+                })
+                .collect()
+        });
+        self.slots.iter_mut().for_each(|s| *s = None);
+        outs
+    }
+
+    fn steps_run(&mut self) -> Result<()> {
+        for (s, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Eval(k) => {
+                    let node = &self.graph.nodes[*k];
+                    let NodeKind::Op(op) = &node.kind else {
+                        continue;
+                    };
+                    let slots = &self.slots;
+                    let get = |v: &super::ValueId| -> Result<&Tensor> {
+                        slots[v.0].as_ref().ok_or_else(|| {
+                            Error::msg(format!(
+                                "plan run: value `{}` used after it was freed",
+                                self.graph.nodes[v.0].name
+                            ))
+                        })
+                    };
+                    let (out, second) = eval(op, &get, &self.shapes[*k], node)
+                        .map_err(|e| e.context(format!("plan run: node `{}`", node.name)))?;
+                    if let (Some(sec), Op::MaxPool2d { indices, .. }) = (second, op) {
+                        self.slots[indices.0] = Some(sec);
+                    }
+                    self.slots[*k] = Some(out);
+                }
+                Step::Fused {
+                    kernel,
+                    loads,
+                    stores,
+                } => {
+                    let mut outs = Vec::with_capacity(stores.len());
+                    for &m in stores {
+                        outs.push(match &self.handles[m] {
+                            Some(h) => h.clone(),
+                            None => {
+                                let node = &self.graph.nodes[m];
+                                Tensor::zeros(self.shapes[m].clone(), node.dtype, &node.device)?
+                            }
+                        });
+                    }
+                    {
+                        let ins: Vec<&Tensor> = loads
+                            .iter()
+                            .map(|&v| {
+                                self.slots[v].as_ref().ok_or_else(|| {
+                                    Error::msg(format!(
+                                        "plan run: value `{}` used after it was freed",
+                                        self.graph.nodes[v].name
+                                    ))
+                                })
+                            })
+                            .collect::<Result<_>>()?;
+                        let outr: Vec<&Tensor> = outs.iter().collect();
+                        kernel.run(&ins, &outr)?;
+                    }
+                    for (&m, t) in stores.iter().zip(outs) {
+                        self.slots[m] = Some(t);
+                    }
+                }
+            }
+            for &d in &self.drops[s] {
+                self.slots[d] = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates the planned buffers and each planned node's view of its buffer.
+    fn allocate(&mut self) -> Result<()> {
+        let device = self
+            .graph
+            .nodes
+            .first()
+            .map(|n| n.device)
+            .unwrap_or(crate::Device::Cpu);
+        let bufs: Vec<Tensor> = self
+            .buffers
+            .iter()
+            .map(|&(d, e)| Tensor::zeros([e], d, &device))
+            .collect::<Result<_>>()?;
+        for (k, b) in self.node_buf.iter().enumerate() {
+            if let Some(b) = b {
+                self.handles[k] = Some(bufs[*b].reshape(self.shapes[k].clone())?);
+            }
+        }
+        self.allocated = true;
+        Ok(())
+    }
+
+    fn check(&self, inputs: &[Tensor]) -> Result<()> {
+        if inputs.len() != self.input_shapes.len() {
+            return Err(Error::msg(format!(
+                "plan run: expected {} inputs ({}), got {}",
+                self.input_shapes.len(),
+                self.graph.input_names().join(", "),
+                inputs.len()
+            )));
+        }
+        for ((id, want), x) in self.graph.inputs.iter().zip(&self.input_shapes).zip(inputs) {
+            let node = &self.graph.nodes[id.0];
+            if x.dtype() != node.dtype || x.dims() != want.as_slice() {
+                return Err(Error::msg(format!(
+                    "plan run: input `{}` must be {} of shape {:?} (the shapes this plan was compiled for), got {} of shape {}",
+                    node.name,
+                    node.dtype,
+                    want,
+                    x.dtype(),
+                    x.shape()
+                )));
+            }
+            if x.device() != node.device {
+                return Err(Error::msg(format!(
+                    "plan run: input `{}` must be on {:?}, got {:?}",
+                    node.name,
+                    node.device,
+                    x.device()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
