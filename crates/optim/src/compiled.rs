@@ -40,6 +40,8 @@ pub struct StepOutput {
 
 /// A compiled training step of a classifier (mean cross-entropy on i64 targets).
 pub struct CompiledStep {
+    /// Number of classes (the logits' last dim), for the target check.
+    classes: usize,
     params: Vec<Tensor>,
     /// Whether each parameter gets a gradient (eager leaves the others' `grad` unset, so
     /// the optimizer skips them; so does the compiled step).
@@ -84,13 +86,24 @@ impl CompiledStep {
                 }
                 Ok(out)
             })?;
-        if let Some(w) = graph.warnings.first() {
+        // Cross-entropy reads the i64 targets only to check their range; `step` checks it.
+        let replay_unsafe = graph
+            .warnings
+            .iter()
+            .find(|w| !w.contains("read the values of a int64"));
+        if let Some(w) = replay_unsafe {
             return Err(Error::msg(format!(
                 "the step has effects a replay would not repeat: {w}"
             )));
         }
+        let classes = graph
+            .node(graph.outputs[1])
+            .shape
+            .last()
+            .map_or(0, |d| d.fixed);
         let graph = CompiledGraph::new(graph, PLAN_CACHE)?;
         Ok(CompiledStep {
+            classes,
             params,
             has_grad: has_grad.into_inner(),
             graph,
@@ -102,14 +115,26 @@ impl CompiledStep {
     /// runs; schedules and optimizer state dicts keep working). `opt` must hold the model's
     /// parameters. A new input shape compiles a new plan (logged, bounded cache).
     ///
-    /// Errors: inputs the captured step does not accept; any kernel's or the optimizer's
-    /// error.
+    /// Errors: a target outside `0..classes` (as eager cross-entropy); inputs the captured
+    /// step does not accept; any kernel's or the optimizer's error.
     pub fn step(
         &mut self,
         input: &Tensor,
         target: &Tensor,
         opt: &mut dyn Optimizer,
     ) -> Result<StepOutput> {
+        if target.dtype() == mlfw_core::DType::I64 {
+            let bad = target
+                .to_vec::<i64>()?
+                .into_iter()
+                .find(|&v| v != -100 && (v < 0 || v as usize >= self.classes));
+            if let Some(v) = bad {
+                return Err(Error::msg(format!(
+                    "cross_entropy: target {v} is out of bounds for {} classes",
+                    self.classes
+                )));
+            }
+        }
         let outs = self.graph.run(&[input.clone(), target.clone()])?;
         let loss = outs[0].item_f64()?;
         if loss.is_finite() {
