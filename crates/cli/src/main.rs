@@ -6,6 +6,7 @@
 mod checkpoint;
 mod checkpoint_check;
 mod cmd;
+mod compile_step;
 mod data;
 mod device;
 mod error;

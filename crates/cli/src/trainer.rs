@@ -91,6 +91,10 @@ pub struct Trainer {
     tensorboard: bool,
     /// The event file, open while [`Trainer::run`] trains.
     tb: Option<RunLog>,
+    /// `--compile`: `Some(true)` until the first batch compiles the step.
+    compile: Option<bool>,
+    /// The compiled training step, when `--compile` could capture it.
+    compiled: Option<mlfw_optim::CompiledStep>,
 }
 
 impl Trainer {
@@ -271,12 +275,19 @@ impl Trainer {
             ddp,
             tensorboard: true,
             tb: None,
+            compile: None,
+            compiled: None,
         })
     }
 
     /// Turns the run folder's TensorBoard event file on or off (on by default).
     pub fn set_tensorboard(&mut self, on: bool) {
         self.tensorboard = on;
+    }
+
+    /// Replays the training step compiled (`--compile`; eager when it cannot be captured).
+    pub fn set_compile(&mut self, on: bool) {
+        self.compile = Some(on);
     }
 
     /// Trains the remaining epochs, then draws the curves; returns the summary.
@@ -427,14 +438,27 @@ impl Trainer {
             let x = self.norm.apply(&batch.images)?;
             let y = batch.labels.to(&self.device)?;
             self.opt.zero_grad();
-            let (logits, loss) = {
-                // Forward and loss under autocast; backward outside it, as in PyTorch.
-                let _amp = self.amp.map(mlfw_core::autocast::autocast).transpose()?;
-                let logits = self.model.forward(&x)?;
-                let loss = F::cross_entropy(&logits, &y)?;
-                (logits, loss)
+            if self.compile.take() == Some(true) {
+                self.compiled = crate::compile_step::try_new(&*self.model, &x, &y, &self.cfg);
+            }
+            let compiled = match self.compiled.as_mut() {
+                Some(c) => Some(c.step(&x, &y, self.opt.as_mut())?),
+                None => None,
             };
-            let lv = loss.item_f64()?;
+            let (logits, loss) = match compiled {
+                Some(o) => (o.logits, Err(o.loss)),
+                None => {
+                    // Forward and loss under autocast; backward outside it, as in PyTorch.
+                    let _amp = self.amp.map(mlfw_core::autocast::autocast).transpose()?;
+                    let logits = self.model.forward(&x)?;
+                    (logits.clone(), Ok(F::cross_entropy(&logits, &y)?))
+                }
+            };
+            // A compiled step has already stepped the optimizer (not on a non-finite loss).
+            let lv = match &loss {
+                Ok(l) => l.item_f64()?,
+                Err(lv) => *lv,
+            };
             if !lv.is_finite() {
                 bar.finish();
                 return Err(CliError::msg(format!(
@@ -446,19 +470,21 @@ impl Trainer {
                     self.dir.display()
                 )));
             }
-            match self.scaler.as_ref() {
-                Some(s) => s.scale(&loss)?.backward()?,
-                None => loss.backward()?,
-            }
-            if let Some(ddp) = &self.ddp {
-                ddp.finish()?;
-            }
-            match self.scaler.as_mut() {
-                Some(s) => {
-                    s.step(self.opt.as_mut(), &self.model.parameters())?;
-                    s.update();
+            if let Ok(loss) = loss {
+                match self.scaler.as_ref() {
+                    Some(s) => s.scale(&loss)?.backward()?,
+                    None => loss.backward()?,
                 }
-                None => self.opt.step()?,
+                if let Some(ddp) = &self.ddp {
+                    ddp.finish()?;
+                }
+                match self.scaler.as_mut() {
+                    Some(s) => {
+                        s.step(self.opt.as_mut(), &self.model.parameters())?;
+                        s.update();
+                    }
+                    None => self.opt.step()?,
+                }
             }
             if let Some(sc) = self.sched.as_mut().filter(|s| s.per_batch) {
                 sc.scheduler.step(self.opt.as_mut())?;
