@@ -173,6 +173,14 @@ impl CompiledStep {
         self.graph.plan().stats()
     }
 
+    /// Runs the compiled forward + loss + backward (no optimizer step) and returns each
+    /// plan step's name and seconds.
+    ///
+    /// Errors: as [`CompiledStep::step`].
+    pub fn profile(&mut self, input: &Tensor, target: &Tensor) -> Result<Vec<(String, f64)>> {
+        self.graph.profile(&[input.clone(), target.clone()])
+    }
+
     /// Plans compiled so far (one per new input shape).
     pub fn compilations(&self) -> usize {
         self.graph.compilations()

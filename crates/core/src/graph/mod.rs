@@ -25,7 +25,9 @@ mod simplify;
 pub(crate) mod tape;
 
 pub use capture::Capture;
-pub use compile::{compile, compile_for_batch, CompiledGraph, Plan, PlanStats};
+pub use compile::{
+    compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
+};
 pub use simplify::SimplifyStats;
 
 use crate::op::Op;

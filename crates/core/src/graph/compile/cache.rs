@@ -58,6 +58,15 @@ impl CompiledGraph {
         &self.graph
     }
 
+    /// [`Plan::profile`] of the plan for the inputs' shapes (compiled if needed).
+    ///
+    /// Errors: as [`CompiledGraph::run`].
+    pub fn profile(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, f64)>> {
+        self.run(inputs)?;
+        let last = self.plans.len() - 1;
+        self.plans[last].profile(inputs)
+    }
+
     /// Runs the plan for the inputs' shapes, compiling it first when there is none.
     ///
     /// Errors: inputs the graph does not accept (wrong count, dtype, rank, fixed dims, or

@@ -12,21 +12,26 @@ use crate::{CpuStorage, Error, Layout, Result, Shape, Tensor};
 use std::cell::RefCell;
 
 /// Elements per block: a group of a dozen registers then takes 24 KiB, inside L1.
-pub(crate) const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 2048;
 
 /// Elements below which a group runs on the calling thread only.
 const PAR_MIN: usize = 1 << 14;
 
-/// One instruction over block registers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Instr {
+/// One instruction of a fused group over registers (destination first): registers
+/// `0..loads` hold the loaded inputs, then one register per member in order. Bool values
+/// (comparisons, loaded masks) are held as 1.0 / 0.0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FusedInstr {
+    /// `d = op(a)`.
     Unary(usize, usize, UnaryOp),
+    /// `d = op(a, b)`.
     Binary(usize, usize, usize, BinaryOp),
-    /// Comparison; the register holds 1.0 for true, 0.0 for false.
+    /// `d = op(a, b) ? 1 : 0`.
     Cmp(usize, usize, usize, CmpOp),
-    /// `dst = c != 0 ? t : f`.
+    /// `d = c != 0 ? t : f`, as `Where(d, c, t, f)`.
     Where(usize, usize, usize, usize),
 }
+pub(crate) use FusedInstr as Instr;
 
 /// A compiled group: loads into registers `0..loads`, then instructions, then stores.
 #[derive(Debug, Clone)]
@@ -40,6 +45,8 @@ pub(crate) struct FusedKernel {
     pub instrs: Vec<Instr>,
     /// For each store: the register it writes out.
     pub stores: Vec<usize>,
+    /// For each store: whether the output is bool (else f32).
+    pub store_bool: Vec<bool>,
 }
 
 /// An input as the loop sees it.
@@ -97,12 +104,13 @@ impl Walk {
         }
     }
 
-    /// Calls `put(j, index)` for the elements `start..start + len` of the view.
-    #[inline]
-    fn each(&self, start: usize, len: usize, mut put: impl FnMut(usize, usize)) {
+    /// Calls `run(j, pos, len, stride)` for the runs of the elements `start..start + len`
+    /// of the view: element `j + t` of the block is at `pos + t * stride` for `t < len`.
+    #[inline(always)]
+    fn runs(&self, start: usize, len: usize, mut run: impl FnMut(usize, usize, usize, usize)) {
         match self {
-            Walk::Contiguous(s) => (0..len).for_each(|j| put(j, s + start + j)),
-            Walk::Scalar(o) => (0..len).for_each(|j| put(j, *o)),
+            Walk::Contiguous(s) => run(0, s + start, len, 1),
+            Walk::Scalar(o) => run(0, *o, len, 0),
             Walk::TooDeep => unreachable!("refused in `FusedKernel::run`"),
             Walk::Strided {
                 dims,
@@ -121,14 +129,12 @@ impl Walk {
                 let (last, st) = (dims[r - 1], strides[r - 1]);
                 let mut j = 0;
                 while j < len {
-                    let run = (last - idx[r - 1]).min(len - j);
-                    for t in 0..run {
-                        put(j + t, pos + t * st);
-                    }
-                    j += run;
+                    let n = (last - idx[r - 1]).min(len - j);
+                    run(j, pos, n, st);
+                    j += n;
                     // Advance the odometer past the run.
-                    idx[r - 1] += run;
-                    pos += run * st;
+                    idx[r - 1] += n;
+                    pos += n * st;
                     let mut d = r - 1;
                     while idx[d] == dims[d] && d > 0 {
                         pos -= idx[d] * strides[d];
@@ -158,6 +164,18 @@ struct Out {
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+/// True when the CPU runs AVX-512 (F, VL, BW, DQ); checked once.
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+    })
+}
+
 thread_local! {
     /// Per-thread registers, reused by every group on this thread (no allocation per run).
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -168,25 +186,6 @@ impl FusedKernel {
     /// broadcast to it) into `outputs` (one per store, CPU f32 or bool, contiguous, at
     /// least `len` elements).
     pub(crate) fn run(&self, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
-        let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
-        let mut srcs = Vec::with_capacity(inputs.len());
-        for (t, g) in inputs.iter().zip(&guards) {
-            let walk = if t.dims() == self.shape.as_slice() {
-                Walk::new(t.layout())
-            } else {
-                Walk::new(&t.layout().broadcast_as(&Shape::new(self.shape.clone()))?)
-            };
-            if !walk.fits() {
-                return Err(Error::msg(
-                    "fused kernel: an input has an unsupported layout",
-                ));
-            }
-            match g.as_any().downcast_ref::<CpuStorage>() {
-                Some(CpuStorage::F32(v)) => srcs.push(Src::F32(v, walk)),
-                Some(CpuStorage::Bool(v)) => srcs.push(Src::Bool(v, walk)),
-                _ => return Err(Error::msg("fused kernel: inputs must be CPU f32 or bool")),
-            }
-        }
         let mut oguards: Vec<_> = outputs.iter().map(|t| t.storage_mut()).collect();
         let mut outs = Vec::with_capacity(outputs.len());
         for g in oguards.iter_mut() {
@@ -202,13 +201,73 @@ impl FusedKernel {
                 _ => return Err(Error::msg("fused kernel: outputs must be CPU f32 or bool")),
             }
         }
+        self.run_into(inputs, &outs)
+    }
+
+    /// Runs the kernel into new contiguous tensors (one per store, of the group's shape),
+    /// written once without being zeroed first.
+    pub(crate) fn run_new(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let mut f: Vec<Vec<f32>> = Vec::new();
+        let mut b: Vec<Vec<bool>> = Vec::new();
+        let mut outs = Vec::with_capacity(self.store_bool.len());
+        for &is_bool in &self.store_bool {
+            if is_bool {
+                b.push(Vec::with_capacity(self.len));
+                let v = b.last_mut().expect("just pushed");
+                outs.push(Out { ptr: v.as_mut_ptr() as *mut u8, bool_: true });
+            } else {
+                f.push(Vec::with_capacity(self.len));
+                let v = f.last_mut().expect("just pushed");
+                outs.push(Out { ptr: v.as_mut_ptr() as *mut u8, bool_: false });
+            }
+        }
+        self.run_into(inputs, &outs)?;
+        let (mut fi, mut bi) = (f.into_iter(), b.into_iter());
+        self.store_bool
+            .iter()
+            .map(|&is_bool| {
+                let storage = if is_bool {
+                    let mut v = bi.next().expect("one vec per bool store");
+                    // SAFETY: `run_into` wrote all `len` elements (every block of 0..len
+                    // stores every output), and the capacity is `len`.
+                    unsafe { v.set_len(self.len) };
+                    CpuStorage::Bool(v)
+                } else {
+                    let mut v = fi.next().expect("one vec per f32 store");
+                    // SAFETY: as above.
+                    unsafe { v.set_len(self.len) };
+                    CpuStorage::F32(v)
+                };
+                Tensor::from_backend_storage(Box::new(storage), self.shape.clone())
+            })
+            .collect()
+    }
+
+    fn run_into(&self, inputs: &[&Tensor], outs: &[Out]) -> Result<()> {
+        let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
+        let mut srcs = Vec::with_capacity(inputs.len());
+        for (t, g) in inputs.iter().zip(&guards) {
+            let walk = if t.dims() == self.shape.as_slice() {
+                Walk::new(t.layout())
+            } else {
+                Walk::new(&t.layout().broadcast_as(&Shape::new(self.shape.clone()))?)
+            };
+            if !walk.fits() {
+                return Err(Error::msg("fused kernel: an input has an unsupported layout"));
+            }
+            match g.as_any().downcast_ref::<CpuStorage>() {
+                Some(CpuStorage::F32(v)) => srcs.push(Src::F32(v, walk)),
+                Some(CpuStorage::Bool(v)) => srcs.push(Src::Bool(v, walk)),
+                _ => return Err(Error::msg("fused kernel: inputs must be CPU f32 or bool")),
+            }
+        }
         let chunk = if self.len < PAR_MIN {
             self.len.max(1)
         } else {
             crate::parallel::chunk_len(self.len, PAR_MIN / 2).next_multiple_of(BLOCK)
         };
         let tasks = self.len.div_ceil(chunk);
-        let (srcs, outs) = (&srcs, &outs);
+        let srcs = &srcs;
         crate::parallel::run(tasks, |t| {
             let (s, e) = (t * chunk, ((t + 1) * chunk).min(self.len));
             SCRATCH.with(|sc| {
@@ -216,27 +275,64 @@ impl FusedKernel {
                 if sc.len() < self.regs * BLOCK {
                     sc.resize(self.regs * BLOCK, 0.0);
                 }
-                let mut b = s;
-                while b < e {
-                    let n = BLOCK.min(e - b);
-                    self.block(&mut sc, srcs, outs, b, n);
-                    b += n;
-                }
+                self.blocks(&mut sc, srcs, outs, s, e);
             });
         });
         Ok(())
     }
 
+    /// The blocks of elements `s..e`, with AVX-512 code where the CPU has it (the loops
+    /// are the same; only the vector width differs, and no FMA contraction happens, so
+    /// results are identical).
+    fn blocks(&self, sc: &mut [f32], srcs: &[Src], outs: &[Out], s: usize, e: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: AVX-512F/VL/BW/DQ were detected at run time.
+            unsafe { self.blocks_avx512(sc, srcs, outs, s, e) };
+            return;
+        }
+        self.blocks_generic(sc, srcs, outs, s, e);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+    unsafe fn blocks_avx512(&self, sc: &mut [f32], srcs: &[Src], outs: &[Out], s: usize, e: usize) {
+        self.blocks_generic(sc, srcs, outs, s, e);
+    }
+
+    #[inline(always)]
+    fn blocks_generic(&self, sc: &mut [f32], srcs: &[Src], outs: &[Out], s: usize, e: usize) {
+        let mut b = s;
+        while b < e {
+            let n = BLOCK.min(e - b);
+            self.block(sc, srcs, outs, b, n);
+            b += n;
+        }
+    }
+
     /// One block of `n` elements from element `start`.
+    #[inline(always)]
     fn block(&self, sc: &mut [f32], srcs: &[Src], outs: &[Out], start: usize, n: usize) {
         for (i, src) in srcs.iter().enumerate() {
             let r = &mut sc[i * BLOCK..i * BLOCK + n];
             match src {
-                Src::F32(v, Walk::Contiguous(o)) => {
-                    r.copy_from_slice(&v[o + start..o + start + n]);
-                }
-                Src::F32(v, w) => w.each(start, n, |j, k| r[j] = v[k]),
-                Src::Bool(v, w) => w.each(start, n, |j, k| r[j] = if v[k] { 1.0 } else { 0.0 }),
+                Src::F32(v, w) => w.runs(start, n, |j, p, len, st| {
+                    let o = &mut r[j..j + len];
+                    match st {
+                        0 => o.fill(v[p]),
+                        1 => o.copy_from_slice(&v[p..p + len]),
+                        _ => o.iter_mut().enumerate().for_each(|(t, o)| *o = v[p + t * st]),
+                    }
+                }),
+                Src::Bool(v, w) => w.runs(start, n, |j, p, len, st| {
+                    let f = |b: bool| if b { 1.0 } else { 0.0 };
+                    let o = &mut r[j..j + len];
+                    match st {
+                        0 => o.fill(f(v[p])),
+                        1 => o.iter_mut().zip(&v[p..p + len]).for_each(|(o, &b)| *o = f(b)),
+                        _ => o.iter_mut().enumerate().for_each(|(t, o)| *o = f(v[p + t * st])),
+                    }
+                }),
             }
         }
         for ins in &self.instrs {
@@ -261,6 +357,7 @@ impl FusedKernel {
 
 /// Register `d` for writing and registers `a`, `b` for reading (`d` differs from both:
 /// every node has its own register).
+#[inline(always)]
 fn regs(sc: &mut [f32], d: usize, a: usize, b: usize, n: usize) -> (&mut [f32], &[f32], &[f32]) {
     assert!(d != a && d != b && (d.max(a).max(b) + 1) * BLOCK <= sc.len());
     let p = sc.as_mut_ptr();
@@ -292,7 +389,7 @@ fn map2(sc: &mut [f32], d: usize, a: usize, b: usize, n: usize, f: impl Fn(f32, 
         .for_each(|((o, &p), &q)| *o = f(p, q));
 }
 
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -304,6 +401,7 @@ fn sigmoid(x: f32) -> f32 {
 
 /// Runs one instruction over the first `n` elements of the block, with the eager f32
 /// kernel's formula for each op.
+#[inline(always)]
 fn exec(sc: &mut [f32], ins: Instr, n: usize) {
     match ins {
         Instr::Unary(d, a, op) => match op {
@@ -397,9 +495,10 @@ fn exec(sc: &mut [f32], ins: Instr, n: usize) {
                     std::slice::from_raw_parts(p.add(f * BLOCK), n),
                 )
             };
-            for j in 0..n {
-                dst[j] = if cv[j] != 0.0 { tv[j] } else { fv[j] };
-            }
+            dst.iter_mut()
+                .zip(cv)
+                .zip(tv.iter().zip(fv))
+                .for_each(|((o, &c), (&t, &f))| *o = if c != 0.0 { t } else { f });
         }
     }
 }

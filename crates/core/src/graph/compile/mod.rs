@@ -35,6 +35,7 @@ mod kernel;
 mod plan;
 
 pub use cache::CompiledGraph;
+pub use kernel::FusedInstr;
 
 use super::run::eval;
 use super::{Graph, NodeKind};
@@ -58,6 +59,30 @@ pub struct PlanStats {
     pub buffer_bytes: usize,
     /// Time spent compiling, in milliseconds.
     pub compile_ms: f64,
+}
+
+/// How a fused group reads one input, as far as compilation knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadKind {
+    /// Contiguous, shaped like the group.
+    Contiguous,
+    /// One element broadcast to every position.
+    Scalar,
+    /// Any other layout (a broadcast or a permuted view) over the group's `rank` dims.
+    Strided { rank: usize },
+}
+
+/// A fused group as plain data, for backends that generate code for it (NVRTC kernels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedGroup {
+    /// The group's shape (every member has it).
+    pub shape: Vec<usize>,
+    /// One per load register, in order: the input's dtype (f32 or bool) and its layout.
+    pub loads: Vec<(DType, LoadKind)>,
+    /// The members, in order.
+    pub instrs: Vec<FusedInstr>,
+    /// Per materialized member: its register and dtype (f32, or bool for a comparison).
+    pub stores: Vec<(usize, DType)>,
 }
 
 /// One step of a plan.
@@ -87,7 +112,11 @@ pub struct Plan {
     handles: Vec<Option<Tensor>>,
     slots: Vec<Option<Tensor>>,
     allocated: bool,
+    /// Whether fused values go to the planned buffers (else to fresh memory per run).
+    planned: bool,
     stats: PlanStats,
+    /// Per-step times while [`Plan::profile`] runs.
+    timings: Option<Vec<(String, f64)>>,
 }
 
 /// Compiles `graph` for the batch size it was captured with (its fixed shapes when it has
@@ -120,6 +149,54 @@ impl Plan {
     /// What compilation did.
     pub fn stats(&self) -> PlanStats {
         self.stats
+    }
+
+    /// The fused groups of the plan, in execution order.
+    pub fn fused_groups(&self) -> Vec<FusedGroup> {
+        let view = |k: usize| {
+            matches!(
+                &self.graph.nodes[k].kind,
+                NodeKind::Op(
+                    Op::Expand(_) | Op::Permute(..) | Op::Narrow { .. } | Op::Reshape(_)
+                )
+            )
+        };
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Fused {
+                    kernel,
+                    loads,
+                    stores,
+                } => Some(FusedGroup {
+                    shape: kernel.shape.clone(),
+                    loads: loads
+                        .iter()
+                        .map(|&v| {
+                            let d = self.shapes[v].dims();
+                            let kind = if d.iter().product::<usize>() == 1 {
+                                LoadKind::Scalar
+                            } else if d == kernel.shape.as_slice() && !view(v) {
+                                LoadKind::Contiguous
+                            } else {
+                                LoadKind::Strided {
+                                    rank: kernel.shape.len(),
+                                }
+                            };
+                            (self.graph.nodes[v].dtype, kind)
+                        })
+                        .collect(),
+                    instrs: kernel.instrs.clone(),
+                    stores: kernel
+                        .stores
+                        .iter()
+                        .zip(stores)
+                        .map(|(&r, &m)| (r, self.graph.nodes[m].dtype))
+                        .collect(),
+                }),
+                Step::Eval(_) => None,
+            })
+            .collect()
     }
 
     /// The input shapes this plan computes for.
@@ -170,8 +247,20 @@ impl Plan {
         outs
     }
 
+    /// Runs the plan like [`Plan::run`] and returns, per step, its name and seconds
+    /// (for finding where a step's time goes).
+    ///
+    /// Errors: as [`Plan::run`].
+    pub fn profile(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, f64)>> {
+        self.timings = Some(Vec::with_capacity(self.steps.len()));
+        let r = self.run(inputs);
+        let t = self.timings.take().unwrap_or_default();
+        r.map(|_| t)
+    }
+
     fn steps_run(&mut self) -> Result<()> {
         for (s, step) in self.steps.iter().enumerate() {
+            let t0 = self.timings.is_some().then(std::time::Instant::now);
             match step {
                 Step::Eval(k) => {
                     let node = &self.graph.nodes[*k];
@@ -199,31 +288,27 @@ impl Plan {
                     loads,
                     stores,
                 } => {
-                    let mut outs = Vec::with_capacity(stores.len());
-                    for &m in stores {
-                        outs.push(match &self.handles[m] {
-                            Some(h) => h.clone(),
-                            None => {
-                                let node = &self.graph.nodes[m];
-                                Tensor::zeros(self.shapes[m].clone(), node.dtype, &node.device)?
-                            }
-                        });
-                    }
-                    {
-                        let ins: Vec<&Tensor> = loads
-                            .iter()
-                            .map(|&v| {
-                                self.slots[v].as_ref().ok_or_else(|| {
-                                    Error::msg(format!(
-                                        "plan run: value `{}` used after it was freed",
-                                        self.graph.nodes[v].name
-                                    ))
-                                })
+                    let ins: Vec<&Tensor> = loads
+                        .iter()
+                        .map(|&v| {
+                            self.slots[v].as_ref().ok_or_else(|| {
+                                Error::msg(format!(
+                                    "plan run: value `{}` used after it was freed",
+                                    self.graph.nodes[v].name
+                                ))
                             })
-                            .collect::<Result<_>>()?;
-                        let outr: Vec<&Tensor> = outs.iter().collect();
-                        kernel.run(&ins, &outr)?;
-                    }
+                        })
+                        .collect::<Result<_>>()?;
+                    let planned = self.planned && stores.iter().all(|&m| self.handles[m].is_some());
+                    let outs = if planned {
+                        let outs: Vec<Tensor> =
+                            stores.iter().filter_map(|&m| self.handles[m].clone()).collect();
+                        kernel.run(&ins, &outs.iter().collect::<Vec<_>>())?;
+                        outs
+                    } else {
+                        kernel.run_new(&ins)?
+                    };
+                    drop(ins);
                     for (&m, t) in stores.iter().zip(outs) {
                         self.slots[m] = Some(t);
                     }
@@ -231,6 +316,16 @@ impl Plan {
             }
             for &d in &self.drops[s] {
                 self.slots[d] = None;
+            }
+            if let (Some(t0), Some(ts)) = (t0, self.timings.as_mut()) {
+                let name = match step {
+                    Step::Eval(k) => self.graph.nodes[*k].name.clone(),
+                    Step::Fused { stores, .. } => format!(
+                        "fused[{}]",
+                        stores.iter().map(|&m| self.graph.nodes[m].name.as_str()).collect::<Vec<_>>().join(",")
+                    ),
+                };
+                ts.push((name, t0.elapsed().as_secs_f64()));
             }
         }
         Ok(())

@@ -10,6 +10,10 @@ use crate::{DType, Device, Error, Result, Shape};
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// Groups of fewer ops run op by op with the eager kernels (see BENCHMARKS.md: on LeNet-5
+/// the fused loop does not beat two eager passes; `MLFW_FUSE_MIN` overrides it).
+const MIN_FUSED_OPS: usize = 2;
+
 /// Ops whose result may share storage with their first input (views, or a no-op copy).
 fn may_alias(op: &Op<crate::graph::ValueId>) -> bool {
     matches!(
@@ -51,8 +55,14 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         is_output[o.0] = true;
     }
     let all_cpu = g.nodes.iter().all(|nd| nd.device == Device::Cpu);
+    let min_ops: usize = std::env::var("MLFW_FUSE_MIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MIN_FUSED_OPS);
     let groups: Vec<Group> = if all_cpu {
-        fuse::group(g, &shapes, &consumers, &is_output)
+        let mut gs = fuse::group(g, &shapes, &consumers, &is_output);
+        gs.retain(|gr| gr.members.len() >= min_ops);
+        gs
     } else {
         vec![]
     };
@@ -190,7 +200,9 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         handles: vec![None; count],
         slots: vec![None; count],
         allocated: false,
+        planned: true,
         stats,
+        timings: None,
     };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
@@ -226,6 +238,11 @@ fn kernel_step(g: &Graph, gr: &Group, shape: &[usize]) -> Result<Step> {
             regs: nl + gr.members.len(),
             instrs,
             stores: gr.materialized.iter().map(|&m| reg(m)).collect(),
+            store_bool: gr
+                .materialized
+                .iter()
+                .map(|&m| g.nodes[m].dtype == DType::Bool)
+                .collect(),
         },
         loads: gr.loads.clone(),
         stores: gr.materialized.clone(),
