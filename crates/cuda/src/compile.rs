@@ -128,7 +128,9 @@ pub fn compile_source(
     output: Output,
 ) -> Result<CompiledModule> {
     if !nvrtc_available() {
-        return Err(Error::msg("CUDA kernels cannot be compiled: libnvrtc not found"));
+        return Err(Error::msg(
+            "CUDA kernels cannot be compiled: libnvrtc not found",
+        ));
     }
     let src = CString::new(source)
         .map_err(|_| Error::msg(format!("kernel source {key} contains a NUL byte")))?;

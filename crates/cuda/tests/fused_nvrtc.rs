@@ -33,8 +33,15 @@ fn groups() -> Result<Vec<FusedGroup>> {
             .sin()?
             .cos()?
             .recip()?;
-        let v = u.maximum(&h)?.minimum(&gx)?.div(&u.add_scalar(3.0)?)?.sub(&h)?;
-        Ok(vec![v.sum_all()?, mask.permute(&[0, 2, 3, 1])?.to_dtype(DType::F32)?])
+        let v = u
+            .maximum(&h)?
+            .minimum(&gx)?
+            .div(&u.add_scalar(3.0)?)?
+            .sub(&h)?;
+        Ok(vec![
+            v.sum_all()?,
+            mask.permute(&[0, 2, 3, 1])?.to_dtype(DType::F32)?,
+        ])
     })?;
     Ok(compile(&g)?.fused_groups())
 }
@@ -48,7 +55,10 @@ fn generated_sources_are_stable_and_named_by_signature() -> Result<()> {
         assert_eq!(a, b);
         assert!(a.source.contains(&a.name));
     }
-    let names: Vec<String> = gs.iter().map(|g| fused_source(g).map(|s| s.name)).collect::<Result<_>>()?;
+    let names: Vec<String> = gs
+        .iter()
+        .map(|g| fused_source(g).map(|s| s.name))
+        .collect::<Result<_>>()?;
     let mut uniq = names.clone();
     uniq.dedup();
     assert_eq!(names.len(), uniq.len());
@@ -73,7 +83,11 @@ fn generated_kernels_compile_with_nvrtc_and_are_cached_on_disk() -> Result<()> {
         for output in [Output::Ptx, Output::Cubin] {
             let first = compile_fused(g, (9, 0), output, cache.path())?;
             assert!(!first.from_cache);
-            assert!(first.module.log.is_empty(), "NVRTC printed:\n{}", first.module.log);
+            assert!(
+                first.module.log.is_empty(),
+                "NVRTC printed:\n{}",
+                first.module.log
+            );
             assert!(!first.module.image.is_empty());
             if output == Output::Ptx {
                 let ptx = String::from_utf8_lossy(&first.module.image);

@@ -19,20 +19,34 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// inflate.
 fn thread_cpu_s() -> f64 {
     let s = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (tick(11) + tick(12)) / 100.0
 }
 
 fn main() -> Result<()> {
     mlfw_core::cpu::tune_allocator();
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (b, steps) = (args.first().copied().unwrap_or(64), args.get(1).copied().unwrap_or(100));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (b, steps) = (
+        args.first().copied().unwrap_or(64),
+        args.get(1).copied().unwrap_or(100),
+    );
     let dev = Device::Cpu;
     manual_seed(0);
     let (me, mc) = (LeNet5::new(10, 1, &dev)?, LeNet5::new(10, 1, &dev)?);
     let cfg = SgdConfig::new(0.01).momentum(0.9);
-    let (mut oe, mut oc) = (Sgd::new(me.parameters(), cfg)?, Sgd::new(mc.parameters(), cfg)?);
+    let (mut oe, mut oc) = (
+        Sgd::new(me.parameters(), cfg)?,
+        Sgd::new(mc.parameters(), cfg)?,
+    );
     let x = Tensor::randn(0.0, 1.0, [b, 1, 28, 28], DType::F32, &dev)?;
     let y = Tensor::randint(0, 10, [b], &dev)?;
     let t = Instant::now();
@@ -106,10 +120,14 @@ fn main() -> Result<()> {
             let _ = h.add(&bias)?.relu()?;
             a = a.min(t.elapsed().as_secs_f64());
             let t = Instant::now();
-            let _ = plan.run(&[h.clone()])?;
+            let _ = plan.run(std::slice::from_ref(&h))?;
             f = f.min(t.elapsed().as_secs_f64());
         }
-        println!("bias+relu [{b},6,28,28]: eager {:.3} ms, fused {:.3} ms", a * 1e3, f * 1e3);
+        println!(
+            "bias+relu [{b},6,28,28]: eager {:.3} ms, fused {:.3} ms",
+            a * 1e3,
+            f * 1e3
+        );
     }
     if std::env::var("PROFILE").is_ok() {
         let mut acc: Vec<(String, f64)> = step.profile(&x, &y)?;
@@ -122,7 +140,10 @@ fn main() -> Result<()> {
         for (n, t) in acc.iter().take(25) {
             println!("{:>8.3} ms  {n}", t * 1e3);
         }
-        println!("sum of fastest {:.3} ms", acc.iter().map(|a| a.1).sum::<f64>() * 1e3);
+        println!(
+            "sum of fastest {:.3} ms",
+            acc.iter().map(|a| a.1).sum::<f64>() * 1e3
+        );
     }
     println!(
         "lenet5 batch {b}: eager {:.3} ms, compiled {:.3} ms, speed-up {:.2}x; capture+compile {compile_ms:.1} ms; {:?}",

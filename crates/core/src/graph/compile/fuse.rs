@@ -90,7 +90,7 @@ pub(crate) fn group(
             let ok = groups[gi].iter().all(|&m| {
                 consumers[m]
                     .iter()
-                    .all(|&c| c > k || c == k || group_of[c] == Some(gi))
+                    .all(|&c| c >= k || group_of[c] == Some(gi))
             });
             if ok {
                 groups[gi].push(k);

@@ -214,11 +214,17 @@ impl FusedKernel {
             if is_bool {
                 b.push(Vec::with_capacity(self.len));
                 let v = b.last_mut().expect("just pushed");
-                outs.push(Out { ptr: v.as_mut_ptr() as *mut u8, bool_: true });
+                outs.push(Out {
+                    ptr: v.as_mut_ptr() as *mut u8,
+                    bool_: true,
+                });
             } else {
                 f.push(Vec::with_capacity(self.len));
                 let v = f.last_mut().expect("just pushed");
-                outs.push(Out { ptr: v.as_mut_ptr() as *mut u8, bool_: false });
+                outs.push(Out {
+                    ptr: v.as_mut_ptr() as *mut u8,
+                    bool_: false,
+                });
             }
         }
         self.run_into(inputs, &outs)?;
@@ -253,7 +259,9 @@ impl FusedKernel {
                 Walk::new(&t.layout().broadcast_as(&Shape::new(self.shape.clone()))?)
             };
             if !walk.fits() {
-                return Err(Error::msg("fused kernel: an input has an unsupported layout"));
+                return Err(Error::msg(
+                    "fused kernel: an input has an unsupported layout",
+                ));
             }
             match g.as_any().downcast_ref::<CpuStorage>() {
                 Some(CpuStorage::F32(v)) => srcs.push(Src::F32(v, walk)),
@@ -321,7 +329,10 @@ impl FusedKernel {
                     match st {
                         0 => o.fill(v[p]),
                         1 => o.copy_from_slice(&v[p..p + len]),
-                        _ => o.iter_mut().enumerate().for_each(|(t, o)| *o = v[p + t * st]),
+                        _ => o
+                            .iter_mut()
+                            .enumerate()
+                            .for_each(|(t, o)| *o = v[p + t * st]),
                     }
                 }),
                 Src::Bool(v, w) => w.runs(start, n, |j, p, len, st| {
@@ -329,8 +340,14 @@ impl FusedKernel {
                     let o = &mut r[j..j + len];
                     match st {
                         0 => o.fill(f(v[p])),
-                        1 => o.iter_mut().zip(&v[p..p + len]).for_each(|(o, &b)| *o = f(b)),
-                        _ => o.iter_mut().enumerate().for_each(|(t, o)| *o = f(v[p + t * st])),
+                        1 => o
+                            .iter_mut()
+                            .zip(&v[p..p + len])
+                            .for_each(|(o, &b)| *o = f(b)),
+                        _ => o
+                            .iter_mut()
+                            .enumerate()
+                            .for_each(|(t, o)| *o = f(v[p + t * st])),
                     }
                 }),
             }
@@ -421,7 +438,7 @@ fn exec(sc: &mut [f32], ins: Instr, n: usize) {
                 let s = s as f32;
                 map1(sc, d, a, n, |x| if x > 0.0 { x } else { x * s })
             }
-            UnaryOp::Powf(e) if e == 2.0 => map1(sc, d, a, n, |x| x * x),
+            UnaryOp::Powf(2.0) => map1(sc, d, a, n, |x| x * x),
             UnaryOp::Powf(e) => {
                 let e = e as f32;
                 map1(sc, d, a, n, |x| x.powf(e))

@@ -156,9 +156,7 @@ impl Plan {
         let view = |k: usize| {
             matches!(
                 &self.graph.nodes[k].kind,
-                NodeKind::Op(
-                    Op::Expand(_) | Op::Permute(..) | Op::Narrow { .. } | Op::Reshape(_)
-                )
+                NodeKind::Op(Op::Expand(_) | Op::Permute(..) | Op::Narrow { .. } | Op::Reshape(_))
             )
         };
         self.steps
@@ -301,8 +299,10 @@ impl Plan {
                         .collect::<Result<_>>()?;
                     let planned = self.planned && stores.iter().all(|&m| self.handles[m].is_some());
                     let outs = if planned {
-                        let outs: Vec<Tensor> =
-                            stores.iter().filter_map(|&m| self.handles[m].clone()).collect();
+                        let outs: Vec<Tensor> = stores
+                            .iter()
+                            .filter_map(|&m| self.handles[m].clone())
+                            .collect();
                         kernel.run(&ins, &outs.iter().collect::<Vec<_>>())?;
                         outs
                     } else {
@@ -322,7 +322,11 @@ impl Plan {
                     Step::Eval(k) => self.graph.nodes[*k].name.clone(),
                     Step::Fused { stores, .. } => format!(
                         "fused[{}]",
-                        stores.iter().map(|&m| self.graph.nodes[m].name.as_str()).collect::<Vec<_>>().join(",")
+                        stores
+                            .iter()
+                            .map(|&m| self.graph.nodes[m].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ),
                 };
                 ts.push((name, t0.elapsed().as_secs_f64()));
