@@ -15,6 +15,10 @@ use crate::op::Op;
 use crate::params::UnaryOp;
 use crate::DType;
 
+/// Most ops in one group: with at most 3 inputs per op, loads + members stay within the
+/// fused loop's register table ([`super::kernel::MAX_REGS`]).
+const MAX_MEMBERS: usize = 16;
+
 /// One fused group: member nodes in order and which of them are written to memory.
 #[derive(Debug, Clone)]
 pub(crate) struct Group {
@@ -83,6 +87,9 @@ pub(crate) fn group(
         let mut joined = false;
         for v in g.nodes[k].inputs() {
             let Some(gi) = group_of[v.0] else { continue };
+            if groups[gi].len() >= MAX_MEMBERS {
+                continue;
+            }
             if count(v.0) != count(k) || shapes[v.0] != shapes[k] {
                 continue;
             }

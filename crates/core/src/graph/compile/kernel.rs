@@ -11,7 +11,10 @@ use crate::params::{BinaryOp, CmpOp, UnaryOp};
 use crate::{CpuStorage, Error, Layout, Result, Shape, Tensor};
 use std::cell::RefCell;
 
-/// Elements per block: a group of a dozen registers then takes 24 KiB, inside L1.
+/// Most registers (loads + members) a fused group may use.
+pub(crate) const MAX_REGS: usize = 64;
+
+/// Elements per block (8 KiB per register; measured faster than 512 on LeNet-5).
 pub(crate) const BLOCK: usize = 2048;
 
 /// Elements below which a group runs on the calling thread only.
@@ -321,8 +324,22 @@ impl FusedKernel {
     /// One block of `n` elements from element `start`.
     #[inline(always)]
     fn block(&self, sc: &mut [f32], srcs: &[Src], outs: &[Out], start: usize, n: usize) {
+        assert!(self.regs <= MAX_REGS && self.regs * BLOCK <= sc.len() && n <= BLOCK);
+        let base = sc.as_mut_ptr();
+        // Register r lives at ptrs[r]: a scratch block, or, for a contiguous f32 input,
+        // the input itself (read in place, never written).
+        let mut ptrs = [std::ptr::null_mut::<f32>(); MAX_REGS];
+        for (r, p) in ptrs.iter_mut().enumerate().take(self.regs) {
+            // SAFETY: r * BLOCK + BLOCK <= sc.len() (asserted).
+            *p = unsafe { base.add(r * BLOCK) };
+        }
         for (i, src) in srcs.iter().enumerate() {
-            let r = &mut sc[i * BLOCK..i * BLOCK + n];
+            if let Src::F32(v, Walk::Contiguous(o)) = src {
+                ptrs[i] = v[o + start..o + start + n].as_ptr() as *mut f32;
+                continue;
+            }
+            // SAFETY: register i is a scratch block of BLOCK >= n elements, written only here.
+            let r = unsafe { std::slice::from_raw_parts_mut(ptrs[i], n) };
             match src {
                 Src::F32(v, w) => w.runs(start, n, |j, p, len, st| {
                     let o = &mut r[j..j + len];
@@ -352,14 +369,17 @@ impl FusedKernel {
                 }),
             }
         }
+        let loads = srcs.len();
         for ins in &self.instrs {
-            exec(sc, *ins, n);
+            // SAFETY: every instruction writes a member register (index >= loads: a scratch
+            // block of its own) and reads registers holding n valid elements.
+            unsafe { exec(&ptrs, loads, *ins, n) };
         }
         for (o, &r) in outs.iter().zip(&self.stores) {
-            let v = &sc[r * BLOCK..r * BLOCK + n];
-            // SAFETY: this task alone writes elements start..start + n of each output, and
-            // every output holds at least `len` elements (checked in `run`).
+            // SAFETY: register r holds n elements; this task alone writes elements
+            // start..start + n of each output, and every output holds at least `len`.
             unsafe {
+                let v = std::slice::from_raw_parts(ptrs[r], n);
                 if o.bool_ {
                     let d = std::slice::from_raw_parts_mut((o.ptr as *mut bool).add(start), n);
                     d.iter_mut().zip(v).for_each(|(d, &x)| *d = x != 0.0);
@@ -372,34 +392,60 @@ impl FusedKernel {
     }
 }
 
-/// Register `d` for writing and registers `a`, `b` for reading (`d` differs from both:
-/// every node has its own register).
+/// Register `d` for writing and registers `a`, `b` for reading.
+///
+/// # Safety
+/// `d` must be a member register (a scratch block no other register points into, distinct
+/// from `a` and `b`), and all three must hold `n` elements.
 #[inline(always)]
-fn regs(sc: &mut [f32], d: usize, a: usize, b: usize, n: usize) -> (&mut [f32], &[f32], &[f32]) {
-    assert!(d != a && d != b && (d.max(a).max(b) + 1) * BLOCK <= sc.len());
-    let p = sc.as_mut_ptr();
-    // SAFETY: the three ranges lie inside `sc` (asserted) and `d`'s is disjoint from the
-    // others; `a` and `b` may coincide but are only read.
+unsafe fn regs<'a>(
+    p: &[*mut f32; MAX_REGS],
+    loads: usize,
+    d: usize,
+    a: usize,
+    b: usize,
+    n: usize,
+) -> (&'a mut [f32], &'a [f32], &'a [f32]) {
+    debug_assert!(d >= loads && d != a && d != b);
+    let _ = loads;
+    // SAFETY: as the caller promises.
     unsafe {
         (
-            std::slice::from_raw_parts_mut(p.add(d * BLOCK), n),
-            std::slice::from_raw_parts(p.add(a * BLOCK), n),
-            std::slice::from_raw_parts(p.add(b * BLOCK), n),
+            std::slice::from_raw_parts_mut(p[d], n),
+            std::slice::from_raw_parts(p[a], n),
+            std::slice::from_raw_parts(p[b], n),
         )
     }
 }
 
 /// `dst[j] = f(x[j])`.
 #[inline(always)]
-fn map1(sc: &mut [f32], d: usize, a: usize, n: usize, f: impl Fn(f32) -> f32) {
-    let (dst, x, _) = regs(sc, d, a, a, n);
+unsafe fn map1(
+    p: &[*mut f32; MAX_REGS],
+    l: usize,
+    d: usize,
+    a: usize,
+    n: usize,
+    f: impl Fn(f32) -> f32,
+) {
+    // SAFETY: forwarded from `exec`'s caller.
+    let (dst, x, _) = unsafe { regs(p, l, d, a, a, n) };
     dst.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
 }
 
 /// `dst[j] = f(x[j], y[j])`.
 #[inline(always)]
-fn map2(sc: &mut [f32], d: usize, a: usize, b: usize, n: usize, f: impl Fn(f32, f32) -> f32) {
-    let (dst, x, y) = regs(sc, d, a, b, n);
+unsafe fn map2(
+    p: &[*mut f32; MAX_REGS],
+    l: usize,
+    d: usize,
+    a: usize,
+    b: usize,
+    n: usize,
+    f: impl Fn(f32, f32) -> f32,
+) {
+    // SAFETY: forwarded from `exec`'s caller.
+    let (dst, x, y) = unsafe { regs(p, l, d, a, b, n) };
     dst.iter_mut()
         .zip(x)
         .zip(y)
@@ -418,104 +464,115 @@ fn sigmoid(x: f32) -> f32 {
 
 /// Runs one instruction over the first `n` elements of the block, with the eager f32
 /// kernel's formula for each op.
+///
+/// # Safety
+/// As [`regs`] for the instruction's registers.
 #[inline(always)]
-fn exec(sc: &mut [f32], ins: Instr, n: usize) {
-    match ins {
-        Instr::Unary(d, a, op) => match op {
-            UnaryOp::Neg => map1(sc, d, a, n, |x| -x),
-            UnaryOp::Abs => map1(sc, d, a, n, |x| x.abs()),
-            UnaryOp::Log => map1(sc, d, a, n, |x| x.ln()),
-            UnaryOp::Sqrt => map1(sc, d, a, n, |x| x.sqrt()),
-            UnaryOp::Rsqrt => map1(sc, d, a, n, |x| 1.0 / x.sqrt()),
-            UnaryOp::Sin => map1(sc, d, a, n, |x| x.sin()),
-            UnaryOp::Cos => map1(sc, d, a, n, |x| x.cos()),
-            UnaryOp::Tanh => map1(sc, d, a, n, |x| x.tanh()),
-            UnaryOp::Sigmoid => map1(sc, d, a, n, sigmoid),
-            UnaryOp::Relu => map1(sc, d, a, n, |x| if x > 0.0 || x.is_nan() { x } else { 0.0 }),
-            UnaryOp::Recip => map1(sc, d, a, n, |x| 1.0 / x),
-            UnaryOp::Square => map1(sc, d, a, n, |x| x * x),
-            UnaryOp::LeakyRelu(s) => {
-                let s = s as f32;
-                map1(sc, d, a, n, |x| if x > 0.0 { x } else { x * s })
-            }
-            UnaryOp::Powf(2.0) => map1(sc, d, a, n, |x| x * x),
-            UnaryOp::Powf(e) => {
-                let e = e as f32;
-                map1(sc, d, a, n, |x| x.powf(e))
-            }
-            UnaryOp::Clamp(lo, hi) => {
-                let (lo, hi) = (lo as f32, hi as f32);
-                map1(
-                    sc,
+unsafe fn exec(p: &[*mut f32; MAX_REGS], l: usize, ins: Instr, n: usize) {
+    // SAFETY: the registers of `ins` satisfy `regs`'s contract (the caller's promise).
+    unsafe {
+        match ins {
+            Instr::Unary(d, a, op) => match op {
+                UnaryOp::Neg => map1(p, l, d, a, n, |x| -x),
+                UnaryOp::Abs => map1(p, l, d, a, n, |x| x.abs()),
+                UnaryOp::Log => map1(p, l, d, a, n, |x| x.ln()),
+                UnaryOp::Sqrt => map1(p, l, d, a, n, |x| x.sqrt()),
+                UnaryOp::Rsqrt => map1(p, l, d, a, n, |x| 1.0 / x.sqrt()),
+                UnaryOp::Sin => map1(p, l, d, a, n, |x| x.sin()),
+                UnaryOp::Cos => map1(p, l, d, a, n, |x| x.cos()),
+                UnaryOp::Tanh => map1(p, l, d, a, n, |x| x.tanh()),
+                UnaryOp::Sigmoid => map1(p, l, d, a, n, sigmoid),
+                UnaryOp::Relu => map1(
+                    p,
+                    l,
                     d,
                     a,
                     n,
-                    |x| if x.is_nan() { x } else { x.max(lo).min(hi) },
-                )
+                    |x| if x > 0.0 || x.is_nan() { x } else { 0.0 },
+                ),
+                UnaryOp::Recip => map1(p, l, d, a, n, |x| 1.0 / x),
+                UnaryOp::Square => map1(p, l, d, a, n, |x| x * x),
+                UnaryOp::LeakyRelu(s) => {
+                    let s = s as f32;
+                    map1(p, l, d, a, n, |x| if x > 0.0 { x } else { x * s })
+                }
+                UnaryOp::Powf(2.0) => map1(p, l, d, a, n, |x| x * x),
+                UnaryOp::Powf(e) => {
+                    let e = e as f32;
+                    map1(p, l, d, a, n, |x| x.powf(e))
+                }
+                UnaryOp::Clamp(lo, hi) => {
+                    let (lo, hi) = (lo as f32, hi as f32);
+                    map1(p, l, d, a, n, |x| {
+                        if x.is_nan() {
+                            x
+                        } else {
+                            x.max(lo).min(hi)
+                        }
+                    })
+                }
+                UnaryOp::Affine(m, c) => {
+                    let (m, c) = (m as f32, c as f32);
+                    map1(p, l, d, a, n, |x| x * m + c)
+                }
+                // Not fused (see `fuse::unary_ok`); the planner never emits them.
+                UnaryOp::Exp
+                | UnaryOp::GeluErf
+                | UnaryOp::GeluTanh
+                | UnaryOp::GeluErfGrad
+                | UnaryOp::GeluTanhGrad
+                | UnaryOp::Sign => unreachable!("unfused unary op in a fused kernel"),
+            },
+            Instr::Binary(d, a, b, op) => match op {
+                BinaryOp::Add => map2(p, l, d, a, b, n, |x, y| x + y),
+                BinaryOp::Sub => map2(p, l, d, a, b, n, |x, y| x - y),
+                BinaryOp::Mul => map2(p, l, d, a, b, n, |x, y| x * y),
+                BinaryOp::Div => map2(p, l, d, a, b, n, |x, y| x / y),
+                BinaryOp::Maximum => {
+                    map2(
+                        p,
+                        l,
+                        d,
+                        a,
+                        b,
+                        n,
+                        |x, y| if x.is_nan() || x > y { x } else { y },
+                    )
+                }
+                BinaryOp::Minimum => {
+                    map2(
+                        p,
+                        l,
+                        d,
+                        a,
+                        b,
+                        n,
+                        |x, y| if x.is_nan() || x < y { x } else { y },
+                    )
+                }
+                BinaryOp::Pow => map2(p, l, d, a, b, n, |x, y| x.powf(y)),
+            },
+            Instr::Cmp(d, a, b, op) => {
+                let c = |t: bool| if t { 1.0 } else { 0.0 };
+                match op {
+                    CmpOp::Eq => map2(p, l, d, a, b, n, |x, y| c(x == y)),
+                    CmpOp::Ne => map2(p, l, d, a, b, n, |x, y| c(x != y)),
+                    CmpOp::Lt => map2(p, l, d, a, b, n, |x, y| c(x < y)),
+                    CmpOp::Le => map2(p, l, d, a, b, n, |x, y| c(x <= y)),
+                    CmpOp::Gt => map2(p, l, d, a, b, n, |x, y| c(x > y)),
+                    CmpOp::Ge => map2(p, l, d, a, b, n, |x, y| c(x >= y)),
+                }
             }
-            UnaryOp::Affine(m, c) => {
-                let (m, c) = (m as f32, c as f32);
-                map1(sc, d, a, n, |x| x * m + c)
+            Instr::Where(d, c, t, f) => {
+                debug_assert!(d >= l && d != c && d != t && d != f);
+                // `d` is disjoint from the three registers read; `c` holds `n` elements.
+                let (dst, tv, fv) = regs(p, l, d, t, f, n);
+                let cv = std::slice::from_raw_parts(p[c], n);
+                dst.iter_mut()
+                    .zip(cv)
+                    .zip(tv.iter().zip(fv))
+                    .for_each(|((o, &c), (&t, &f))| *o = if c != 0.0 { t } else { f });
             }
-            // Not fused (see `fuse::unary_ok`); the planner never emits them.
-            UnaryOp::Exp
-            | UnaryOp::GeluErf
-            | UnaryOp::GeluTanh
-            | UnaryOp::GeluErfGrad
-            | UnaryOp::GeluTanhGrad
-            | UnaryOp::Sign => unreachable!("unfused unary op in a fused kernel"),
-        },
-        Instr::Binary(d, a, b, op) => match op {
-            BinaryOp::Add => map2(sc, d, a, b, n, |x, y| x + y),
-            BinaryOp::Sub => map2(sc, d, a, b, n, |x, y| x - y),
-            BinaryOp::Mul => map2(sc, d, a, b, n, |x, y| x * y),
-            BinaryOp::Div => map2(sc, d, a, b, n, |x, y| x / y),
-            BinaryOp::Maximum => map2(
-                sc,
-                d,
-                a,
-                b,
-                n,
-                |x, y| if x.is_nan() || x > y { x } else { y },
-            ),
-            BinaryOp::Minimum => map2(
-                sc,
-                d,
-                a,
-                b,
-                n,
-                |x, y| if x.is_nan() || x < y { x } else { y },
-            ),
-            BinaryOp::Pow => map2(sc, d, a, b, n, |x, y| x.powf(y)),
-        },
-        Instr::Cmp(d, a, b, op) => {
-            let c = |t: bool| if t { 1.0 } else { 0.0 };
-            match op {
-                CmpOp::Eq => map2(sc, d, a, b, n, |x, y| c(x == y)),
-                CmpOp::Ne => map2(sc, d, a, b, n, |x, y| c(x != y)),
-                CmpOp::Lt => map2(sc, d, a, b, n, |x, y| c(x < y)),
-                CmpOp::Le => map2(sc, d, a, b, n, |x, y| c(x <= y)),
-                CmpOp::Gt => map2(sc, d, a, b, n, |x, y| c(x > y)),
-                CmpOp::Ge => map2(sc, d, a, b, n, |x, y| c(x >= y)),
-            }
-        }
-        Instr::Where(d, c, t, f) => {
-            assert!(d != c && d != t && d != f && (d.max(c).max(t).max(f) + 1) * BLOCK <= sc.len());
-            let p = sc.as_mut_ptr();
-            // SAFETY: the four registers lie inside `sc` (asserted); `d` is disjoint from
-            // the three that are only read.
-            let (dst, cv, tv, fv) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(p.add(d * BLOCK), n),
-                    std::slice::from_raw_parts(p.add(c * BLOCK), n),
-                    std::slice::from_raw_parts(p.add(t * BLOCK), n),
-                    std::slice::from_raw_parts(p.add(f * BLOCK), n),
-                )
-            };
-            dst.iter_mut()
-                .zip(cv)
-                .zip(tv.iter().zip(fv))
-                .for_each(|((o, &c), (&t, &f))| *o = if c != 0.0 { t } else { f });
         }
     }
 }

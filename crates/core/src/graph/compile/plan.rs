@@ -217,6 +217,11 @@ fn kernel_step(g: &Graph, gr: &Group, shape: &[usize]) -> Result<Step> {
             None => gr.loads.iter().position(|&l| l == v).expect("a load"),
         }
     };
+    if nl + gr.members.len() > super::kernel::MAX_REGS {
+        return Err(Error::msg(
+            "compile: a fused group needs too many registers",
+        ));
+    }
     let mut instrs = Vec::with_capacity(gr.members.len());
     for &m in &gr.members {
         let d = reg(m);
