@@ -9,7 +9,12 @@ use mlfw_nn::{functional as F, BatchNorm2d, Dropout, Flatten, Linear, Module, Se
 use mlfw_optim::{AdamConfig, AdamW, CompiledStep, Optimizer, Sgd, SgdConfig};
 use mlfw_vision::models::LeNet5;
 
+/// The global generator is shared by the tests running in parallel: seeding and building
+/// happen under one lock, so the same seed gives the same weights.
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn lenet(seed: u64) -> Result<LeNet5> {
+    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
     manual_seed(seed);
     LeNet5::new(10, 1, &Device::Cpu)
 }

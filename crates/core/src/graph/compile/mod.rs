@@ -15,6 +15,9 @@
 //! - **Replay**: [`Plan::run`] evaluates the steps with gradient recording off: no op
 //!   records, no autograd graph, no per-op bookkeeping.
 //!
+//! Groups of fewer than two ops run with the eager kernels; `MLFW_FUSE_MIN=k` (read at
+//! compile time) raises that to `k` ops, e.g. to measure a replay without fusion.
+//!
 //! A plan is compiled for one set of input shapes and refuses others; [`CompiledGraph`]
 //! keeps a bounded cache of plans and recompiles (counted, logged) for new shapes.
 //!

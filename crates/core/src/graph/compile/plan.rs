@@ -159,7 +159,9 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
             }
         });
         for &m in stores {
-            if is_output[m] {
+            // A value the caller receives (itself or through a view) gets memory of its own:
+            // the next run must not overwrite what an earlier one returned.
+            if is_output[m] || end[root[m]] == FOREVER {
                 continue;
             }
             let key = (g.nodes[m].dtype, shapes[m].iter().product::<usize>());

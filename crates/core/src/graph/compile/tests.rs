@@ -128,3 +128,20 @@ fn compiled_graph_recompiles_new_shapes_with_a_bounded_cache() -> Result<()> {
     assert!(cg.run(&[randn(&[4, 5])?]).is_err(), "a fixed dim changed");
     Ok(())
 }
+
+#[test]
+fn results_returned_through_a_view_are_not_overwritten_by_the_next_run() -> Result<()> {
+    let x = randn(&[8, 6])?;
+    let g = Capture::new().input("x", &x).run(|xs| {
+        let v = xs[0].relu()?.mul_scalar(2.0)?;
+        Ok(vec![v.reshape([48])?])
+    })?;
+    let mut plan = compile(&g)?;
+    assert!(plan.stats().fused_groups >= 1);
+    let first = plan.run(std::slice::from_ref(&x))?;
+    let kept = bits(&first[0])?;
+    plan.run(&[randn(&[8, 6])?])?;
+    assert_eq!(kept, bits(&first[0])?);
+    assert_eq!(kept, bits(&g.run(&[x])?[0])?);
+    Ok(())
+}
