@@ -1,6 +1,9 @@
 """PyTorch's figures for the same work `mlfw bench` measures (run on the same machine).
 
-    python3 -m venv v && v/bin/pip install torch && v/bin/python bench/pytorch_lenet.py [BATCH...]
+    python3 -m venv v && v/bin/pip install torch && v/bin/python bench/pytorch_lenet.py [--compile] [BATCH...]
+
+With --compile the training step (forward, loss, backward, optimizer) runs under
+`torch.compile` (Inductor on the CPU); its compile time is printed too.
 
 LeNet-5 as in tests/fixtures/README.md; cross-entropy; SGD momentum 0.9; random inputs;
 median of 30 steps after 5 warm-up steps; 2 threads.
@@ -34,7 +37,8 @@ def median_time(fn, warmup=5, steps=30):
         t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
-for b in [int(a) for a in sys.argv[1:]] or [64, 256]:
+COMPILE = "--compile" in sys.argv
+for b in [int(a) for a in sys.argv[1:] if a != "--compile"] or [64, 256]:
     torch.manual_seed(0)
     m = LeNet5()
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
@@ -44,8 +48,13 @@ for b in [int(a) for a in sys.argv[1:]] or [64, 256]:
         opt.zero_grad()
         F.cross_entropy(m(x), y).backward()
         opt.step()
+    mode = "eager"
+    if COMPILE:
+        step = torch.compile(step)
+        t0 = time.perf_counter(); step(); step()
+        mode = f"torch.compile (first two steps {time.perf_counter() - t0:.1f} s)"
     t = median_time(step)
     with torch.no_grad():
         ti = median_time(lambda: m(x))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"pytorch {torch.__version__} batch {b}: train {b / t:,.0f} img/s, infer {b / ti:,.0f} img/s, peak RSS {rss:.0f} MB")
+    print(f"pytorch {torch.__version__} {mode} batch {b}: train {b / t:,.0f} img/s, infer {b / ti:,.0f} img/s, peak RSS {rss:.0f} MB")

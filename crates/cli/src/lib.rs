@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod checkpoint_check;
 pub mod clock;
 pub mod cmd;
+pub mod compile_step;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -29,6 +29,8 @@ pub struct Trainer {
     learner: Learner,
     /// Whether to write a TensorBoard event file (`--no-tensorboard` turns it off).
     tensorboard: bool,
+    /// `--compile`: replay the training step compiled.
+    compile: bool,
 }
 
 impl Trainer {
@@ -210,6 +212,7 @@ impl Trainer {
         Ok(Trainer {
             learner,
             tensorboard: true,
+            compile: false,
         })
     }
 
@@ -218,12 +221,22 @@ impl Trainer {
         self.tensorboard = on;
     }
 
+    /// Replays the training step compiled (`--compile`; eager when it cannot be captured).
+    pub fn set_compile(&mut self, on: bool) {
+        self.compile = on;
+    }
+
     /// Trains the remaining epochs, then draws the curves; returns the summary.
     ///
     /// Errors: as [`Learner::fit`] (divergence, Ctrl-C with exit status 130, file errors).
     pub fn run(mut self) -> Result<Summary> {
         if self.tensorboard {
             self.learner.callbacks.push(Box::new(TensorBoard::new()));
+        }
+        if self.compile {
+            self.learner = self
+                .learner
+                .step(crate::compile_step::CompileOnFirstBatch::default());
         }
         self.learner.fit()
     }

@@ -116,6 +116,42 @@ pub fn compile_module(
         .map_err(|e| e.context(format!("NVRTC, kernel module {key}")))
 }
 
+/// Compiles a generated source (entry points named inside it) as module `key`, with
+/// `--fmad=false` so generated arithmetic rounds as the CPU's does.
+///
+/// Errors: libnvrtc missing or lacking a symbol; a NUL byte in the source; a compilation
+/// error (the message holds NVRTC's log).
+pub fn compile_source(
+    key: &str,
+    source: &str,
+    arch: (i32, i32),
+    output: Output,
+) -> Result<CompiledModule> {
+    if !nvrtc_available() {
+        return Err(Error::msg(
+            "CUDA kernels cannot be compiled: libnvrtc not found",
+        ));
+    }
+    let src = CString::new(source)
+        .map_err(|_| Error::msg(format!("kernel source {key} contains a NUL byte")))?;
+    let name = CString::new(format!("{key}.cu"))
+        .map_err(|_| Error::msg(format!("kernel name {key} contains a NUL byte")))?;
+    let arch_opt = match output {
+        Output::Ptx => format!("--gpu-architecture=compute_{}{}", arch.0, arch.1),
+        Output::Cubin => format!("--gpu-architecture=sm_{}{}", arch.0, arch.1),
+    };
+    let opts = [arch_opt, "--fmad=false".to_string()];
+    catch_unwind(AssertUnwindSafe(|| run_nvrtc(&src, &name, &opts, output)))
+        .map_err(|_| Error::msg("NVRTC panicked (a symbol missing in libnvrtc?)"))?
+        .map(|(image, log)| CompiledModule {
+            key: key.to_string(),
+            image,
+            log,
+            output,
+        })
+        .map_err(|e| e.context(format!("NVRTC, generated kernel {key}")))
+}
+
 /// One NVRTC program: create, compile, read the log and the image, destroy.
 fn run_nvrtc(
     src: &CString,

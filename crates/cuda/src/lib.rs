@@ -26,6 +26,7 @@ mod conv;
 mod cudnn;
 mod device;
 mod error;
+pub mod fused;
 pub mod kernels;
 mod lay;
 mod ops;

@@ -25,6 +25,7 @@
 mod adagrad;
 mod adam;
 mod clip;
+mod compiled;
 mod grad_scaler;
 mod nadam;
 mod optimizer;
@@ -35,6 +36,7 @@ mod sgd;
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_norm_with, clip_grad_value};
+pub use compiled::{CompiledStep, StepOutput};
 pub use grad_scaler::{GradScaler, GradScalerState};
 pub use nadam::{NAdam, NAdamConfig};
 pub use optimizer::{Hyper, Optim, Optimizer, OptimizerState, ParamGroup};

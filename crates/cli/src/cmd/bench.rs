@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Mixed precision for the forward passes: none, bf16 or f16 (as `mlfw train --amp`).
     #[arg(long, default_value = "none")]
     pub amp: String,
+    /// Time the training step compiled (`mlfw_optim::CompiledStep`; eager when it cannot be
+    /// captured, with one line saying why).
+    #[arg(long)]
+    pub compile: bool,
 }
 
 /// The most timed or warm-up steps one bench may take.
@@ -89,7 +93,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
     model.train(true);
     let amp = crate::run_dir::amp_dtype(&a.amp)?;
     let autocast = || amp.map(mlfw_core::autocast::autocast).transpose();
+    let why_not = amp.is_some().then_some("--amp is not compiled");
+    let mut compiled = a
+        .compile
+        .then(|| crate::compile_step::compile(model.as_ref(), &x, &y, why_not))
+        .flatten();
     let train = time_steps(a.warmup, a.steps, || {
+        if let Some(c) = compiled.as_mut() {
+            return c.step(&x, &y, &mut opt).map(|_| ()).map_err(Into::into);
+        }
         opt.zero_grad();
         let loss = {
             let _amp = autocast()?;
@@ -121,12 +133,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "infer_step_ms": infer * 1e3,
             "infer_images_per_s": infer_ips,
             "peak_rss_mb": rss,
+            "compiled": compiled.is_some(),
         });
         println!("{v}");
     } else {
         println!(
-            "{name} on {device}, batch {b}, median of {} steps after {} warm-up",
-            a.steps, a.warmup
+            "{name} on {device}, batch {b}, median of {} steps after {} warm-up{}",
+            a.steps,
+            a.warmup,
+            if compiled.is_some() { ", compiled" } else { "" }
         );
         println!("{:<10} {:>12} {:>12}", "", "ms/step", "images/s");
         println!("{:<10} {:>12.2} {:>12.0}", "train", train * 1e3, train_ips);

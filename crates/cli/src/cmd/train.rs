@@ -110,10 +110,14 @@ pub struct TrainArgs {
     /// Do not write a TensorBoard event file (`events.out.tfevents.*`) in the run folder.
     #[arg(long)]
     pub no_tensorboard: bool,
+    /// Replay the training step compiled (fused passes, planned buffers); falls back to
+    /// eager, saying why, when the step cannot be captured.
+    #[arg(long)]
+    pub compile: bool,
 }
 
 /// Settings that may change when resuming; every other one is the run's.
-const RESUMABLE: [&str; 8] = [
+const RESUMABLE: [&str; 9] = [
     "epochs",
     "device",
     "workers",
@@ -122,6 +126,7 @@ const RESUMABLE: [&str; 8] = [
     "quiet",
     "json",
     "no_tensorboard",
+    "compile",
 ];
 
 /// Runs `mlfw train`.
@@ -153,6 +158,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     }
     let mut trainer = Trainer::new(cfg, lock, args.quiet, args.json)?;
     trainer.set_tensorboard(!args.no_tensorboard);
+    trainer.set_compile(args.compile);
     let summary = trainer.run()?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

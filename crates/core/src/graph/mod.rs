@@ -18,12 +18,16 @@
 //! ```
 
 mod capture;
+pub mod compile;
 mod print;
 mod run;
 mod simplify;
 pub(crate) mod tape;
 
 pub use capture::Capture;
+pub use compile::{
+    compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
+};
 
 /// True while a [`Capture`] records ops on this thread. Layers with a fused hand-written
 /// kernel (custom autograd ops, which a graph cannot replay) take their composed path then,

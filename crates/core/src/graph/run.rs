@@ -100,7 +100,7 @@ impl Graph {
 
     /// Checks the inputs against the placeholders; returns the batch size (the capture's
     /// own when the graph has no symbolic batch).
-    fn check_inputs(&self, inputs: &[Tensor]) -> Result<usize> {
+    pub(crate) fn check_inputs(&self, inputs: &[Tensor]) -> Result<usize> {
         let mut batch: Option<usize> = None;
         for (id, x) in self.inputs.iter().zip(inputs) {
             let node = &self.nodes[id.0];

@@ -1,0 +1,92 @@
+//! `--compile` on `mlfw train` and `mlfw bench`: the training step captured once and replayed
+//! compiled ([`mlfw_optim::CompiledStep`]), or eager with one printed line saying why.
+
+use std::time::Instant;
+
+use mlfw_core::Tensor;
+use mlfw_nn::Module;
+use mlfw_optim::CompiledStep;
+
+use crate::error::Result;
+use crate::learner::{StandardStep, Step, StepOutput, TrainStep};
+
+/// The [`TrainStep`] of `mlfw train --compile`: at the first batch the step (forward,
+/// cross-entropy loss, backward) is captured and compiled, or one line says why not and the
+/// run continues eagerly ([`StandardStep`]); later batches replay the plan, then the
+/// optimizer's own update.
+#[derive(Default)]
+pub enum CompileOnFirstBatch {
+    /// Not tried yet.
+    #[default]
+    Pending,
+    /// Replaying the compiled step.
+    Compiled(Box<CompiledStep>),
+    /// Fell back to eager.
+    Eager,
+}
+
+impl TrainStep for CompileOnFirstBatch {
+    fn step(&mut self, s: Step<'_>) -> Result<StepOutput> {
+        if let CompileOnFirstBatch::Pending = self {
+            let why = if s.amp.is_some() {
+                Some("--amp is not compiled (autocast and loss scaling run eagerly)")
+            } else if s.ddp.is_some() {
+                Some("--distributed averages gradients during backward, which a compiled step does not")
+            } else {
+                None
+            };
+            *self = match compile(&*s.model, s.input, s.target, why) {
+                Some(c) => CompileOnFirstBatch::Compiled(Box::new(c)),
+                None => CompileOnFirstBatch::Eager,
+            };
+        }
+        match self {
+            CompileOnFirstBatch::Compiled(c) => {
+                s.optimizer.zero_grad();
+                let o = c.step(s.input, s.target, s.optimizer)?;
+                Ok(StepOutput {
+                    output: o.logits,
+                    loss: o.loss,
+                })
+            }
+            _ => StandardStep.step(s),
+        }
+    }
+}
+
+/// Compiles the step unless `unsupported` says why not; prints one line either way.
+pub fn compile(
+    model: &dyn Module,
+    x: &Tensor,
+    y: &Tensor,
+    unsupported: Option<&str>,
+) -> Option<CompiledStep> {
+    let t = Instant::now();
+    let step = match unsupported {
+        Some(why) => Err(why.to_string()),
+        None if x.device() != mlfw_core::Device::Cpu => {
+            Err("compiled steps run on the CPU only for now".to_string())
+        }
+        None => CompiledStep::new(model, x, y).map_err(|e| e.to_string()),
+    };
+    match step {
+        Ok(s) => {
+            let st = s.stats();
+            eprintln!(
+                "--compile: {} ops in {} steps ({} fused groups of {} ops, {} planned buffers of {:.1} MB); captured and compiled in {:.1} ms",
+                st.nodes,
+                st.steps,
+                st.fused_groups,
+                st.fused_nodes,
+                st.buffers,
+                st.buffer_bytes as f64 / 1e6,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            Some(s)
+        }
+        Err(why) => {
+            eprintln!("--compile: falling back to eager: {why}");
+            None
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Building a [`Plan`]: concrete shapes, fused groups, the step order, when each value dies,
+//! and which planned buffer each materialized fused value lives in.
+
+use super::fuse::{self, Group};
+use super::kernel::{FusedKernel, Instr};
+use super::{Plan, PlanStats, Step};
+use crate::graph::{Graph, NodeKind};
+use crate::op::Op;
+use crate::{DType, Device, Error, Result, Shape};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Groups of fewer ops run op by op with the eager kernels (see BENCHMARKS.md: on LeNet-5
+/// the fused loop does not beat two eager passes; `MLFW_FUSE_MIN` overrides it).
+const MIN_FUSED_OPS: usize = 2;
+
+/// Ops whose result may share storage with their first input (views, or a no-op copy).
+fn may_alias(op: &Op<crate::graph::ValueId>) -> bool {
+    matches!(
+        op,
+        Op::Reshape(_)
+            | Op::Permute(..)
+            | Op::Narrow { .. }
+            | Op::Expand(_)
+            | Op::Copy(_)
+            | Op::ToDType(_)
+            | Op::ToDevice(_)
+    )
+}
+
+/// Compiles `g` for batch size `n` (ignored when the graph has no symbolic batch).
+pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
+    let t0 = Instant::now();
+    let count = g.nodes.len();
+    for node in &g.nodes {
+        if let NodeKind::Op(Op::Custom(c, _)) = &node.kind {
+            return Err(Error::msg(format!(
+                "compile: custom op `{}` cannot be compiled (node `{}`)",
+                c.name(),
+                node.name
+            )));
+        }
+    }
+    let shapes: Vec<Vec<usize>> = g.nodes.iter().map(|nd| nd.shape_for(n)).collect();
+    let mut consumers: Vec<Vec<usize>> = vec![vec![]; count];
+    for (k, node) in g.nodes.iter().enumerate() {
+        for v in node.inputs() {
+            if !consumers[v.0].contains(&k) {
+                consumers[v.0].push(k);
+            }
+        }
+    }
+    let mut is_output = vec![false; count];
+    for o in &g.outputs {
+        is_output[o.0] = true;
+    }
+    let all_cpu = g.nodes.iter().all(|nd| nd.device == Device::Cpu);
+    let min_ops: usize = std::env::var("MLFW_FUSE_MIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MIN_FUSED_OPS);
+    let groups: Vec<Group> = if all_cpu {
+        let mut gs = fuse::group(g, &shapes, &consumers, &is_output);
+        gs.retain(|gr| gr.members.len() >= min_ops);
+        gs
+    } else {
+        vec![]
+    };
+    let mut group_of: Vec<Option<usize>> = vec![None; count];
+    for (gi, gr) in groups.iter().enumerate() {
+        for &m in &gr.members {
+            group_of[m] = Some(gi);
+        }
+    }
+
+    // Step order, and the step at which each node's value appears.
+    let mut steps: Vec<Step> = Vec::new();
+    let mut time: Vec<usize> = vec![0; count];
+    for k in 0..count {
+        match (&g.nodes[k].kind, group_of[k]) {
+            (NodeKind::Op(_), Some(gi)) if groups[gi].last() == k => {
+                let s = steps.len();
+                for &m in &groups[gi].members {
+                    time[m] = s;
+                }
+                steps.push(kernel_step(g, &groups[gi], &shapes[k])?);
+            }
+            (NodeKind::Op(_), Some(_)) => {}
+            (NodeKind::Op(Op::MaxPool2d { indices, .. }), None) => {
+                time[k] = steps.len();
+                time[indices.0] = steps.len();
+                steps.push(Step::Eval(k));
+            }
+            (NodeKind::Op(_), None) => {
+                time[k] = steps.len();
+                steps.push(Step::Eval(k));
+            }
+            _ => {}
+        }
+    }
+
+    // The last step reading each value, extended over the views that may share its storage.
+    let mut last = vec![None::<usize>; count];
+    for k in 0..count {
+        for &c in &consumers[k] {
+            let t = time[c];
+            last[k] = Some(last[k].map_or(t, |l: usize| l.max(t)));
+        }
+    }
+    let mut root: Vec<usize> = (0..count).collect();
+    for (k, node) in g.nodes.iter().enumerate() {
+        if let NodeKind::Op(op) = &node.kind {
+            if may_alias(op) {
+                root[k] = root[op.inputs()[0].0];
+            }
+        }
+    }
+    const FOREVER: usize = usize::MAX;
+    let mut end: Vec<usize> = (0..count).map(|k| last[k].unwrap_or(time[k])).collect();
+    for k in 0..count {
+        let e = if is_output[k] { FOREVER } else { end[k] };
+        let r = root[k];
+        end[r] = end[r].max(e);
+    }
+    for k in 0..count {
+        if is_output[k] {
+            end[k] = FOREVER;
+        }
+    }
+    let mut drops: Vec<Vec<usize>> = vec![vec![]; steps.len()];
+    for (k, node) in g.nodes.iter().enumerate() {
+        let own = if is_output[k] {
+            FOREVER
+        } else {
+            last[k].unwrap_or(time[k])
+        };
+        let keep = matches!(node.kind, NodeKind::Param(_) | NodeKind::Constant(_));
+        if !keep && own != FOREVER && own < steps.len() {
+            drops[own].push(k);
+        }
+    }
+
+    // Planned buffers for materialized fused values (graph outputs get fresh memory, so a
+    // caller may keep them).
+    let mut node_buf: Vec<Option<usize>> = vec![None; count];
+    let mut buffers: Vec<(DType, usize)> = Vec::new();
+    let mut busy: Vec<(usize, usize)> = Vec::new(); // (buffer, end step)
+    let mut free: HashMap<(DType, usize), Vec<usize>> = HashMap::new();
+    for (s, step) in steps.iter().enumerate() {
+        let Step::Fused { stores, .. } = step else {
+            continue;
+        };
+        busy.retain(|&(b, e)| {
+            if e < s {
+                free.entry(buffers[b]).or_default().push(b);
+                false
+            } else {
+                true
+            }
+        });
+        for &m in stores {
+            // A value the caller receives (itself or through a view) gets memory of its own:
+            // the next run must not overwrite what an earlier one returned.
+            if is_output[m] || end[root[m]] == FOREVER {
+                continue;
+            }
+            let key = (g.nodes[m].dtype, shapes[m].iter().product::<usize>());
+            let b = match free.get_mut(&key).and_then(|v| v.pop()) {
+                Some(b) => b,
+                None => {
+                    buffers.push(key);
+                    buffers.len() - 1
+                }
+            };
+            node_buf[m] = Some(b);
+            busy.push((b, end[root[m]]));
+        }
+    }
+
+    let stats = PlanStats {
+        nodes: g.op_count(),
+        steps: steps.len(),
+        fused_groups: groups.iter().filter(|gr| gr.members.len() > 1).count(),
+        fused_nodes: groups
+            .iter()
+            .filter(|gr| gr.members.len() > 1)
+            .map(|gr| gr.members.len())
+            .sum(),
+        buffers: buffers.len(),
+        buffer_bytes: buffers.iter().map(|(d, e)| d.size_in_bytes() * e).sum(),
+        compile_ms: 0.0,
+    };
+    let input_shapes = g.inputs.iter().map(|i| shapes[i.0].clone()).collect();
+    let mut plan = Plan {
+        graph: g.clone(),
+        input_shapes,
+        shapes: shapes.into_iter().map(Shape::new).collect(),
+        steps,
+        drops,
+        buffers,
+        node_buf,
+        handles: vec![None; count],
+        slots: vec![None; count],
+        allocated: false,
+        planned: true,
+        stats,
+        timings: None,
+    };
+    plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+    Ok(plan)
+}
+
+/// The fused kernel of group `gr` (element count from `shape`).
+fn kernel_step(g: &Graph, gr: &Group, shape: &[usize]) -> Result<Step> {
+    let nl = gr.loads.len();
+    let reg = |v: usize| -> usize {
+        match gr.members.iter().position(|&m| m == v) {
+            Some(i) => nl + i,
+            None => gr.loads.iter().position(|&l| l == v).expect("a load"),
+        }
+    };
+    if nl + gr.members.len() > super::kernel::MAX_REGS {
+        return Err(Error::msg(
+            "compile: a fused group needs too many registers",
+        ));
+    }
+    let mut instrs = Vec::with_capacity(gr.members.len());
+    for &m in &gr.members {
+        let d = reg(m);
+        let NodeKind::Op(op) = &g.nodes[m].kind else {
+            return Err(Error::msg("compile: a fused member is not an op"));
+        };
+        instrs.push(match op {
+            Op::Unary(a, u) => Instr::Unary(d, reg(a.0), *u),
+            Op::Binary(a, b, o) => Instr::Binary(d, reg(a.0), reg(b.0), *o),
+            Op::Cmp(a, b, o) => Instr::Cmp(d, reg(a.0), reg(b.0), *o),
+            Op::Where(c, t, f) => Instr::Where(d, reg(c.0), reg(t.0), reg(f.0)),
+            _ => return Err(Error::msg("compile: a fused member is not elementwise")),
+        });
+    }
+    Ok(Step::Fused {
+        kernel: FusedKernel {
+            len: shape.iter().product(),
+            shape: shape.to_vec(),
+            regs: nl + gr.members.len(),
+            instrs,
+            stores: gr.materialized.iter().map(|&m| reg(m)).collect(),
+            store_bool: gr
+                .materialized
+                .iter()
+                .map(|&m| g.nodes[m].dtype == DType::Bool)
+                .collect(),
+        },
+        loads: gr.loads.clone(),
+        stores: gr.materialized.clone(),
+    })
+}

@@ -1,0 +1,188 @@
+//! A classifier's training step captured once and replayed compiled
+//! ([`mlfw_core::graph::compile`]): forward, cross-entropy and backward run as one plan
+//! with fused elementwise passes and planned buffers; the optimizer's fused in-place update
+//! follows on the same parameters. Any training loop can use it:
+//!
+//! ```
+//! use mlfw_core::{DType, Device, Tensor};
+//! use mlfw_nn::{Linear, Module, Relu, Sequential};
+//! use mlfw_optim::{CompiledStep, Optimizer, Sgd, SgdConfig};
+//! let model = Sequential::new()
+//!     .append(Linear::new(4, 8, true, &Device::Cpu)?)
+//!     .append(Relu)
+//!     .append(Linear::new(8, 3, true, &Device::Cpu)?);
+//! let mut opt = Sgd::new(model.parameters(), SgdConfig::new(0.1).momentum(0.9))?;
+//! let x = Tensor::ones([2, 4], DType::F32, &Device::Cpu)?;
+//! let y = Tensor::from_vec(vec![0i64, 2], [2], &Device::Cpu)?;
+//! let mut step = CompiledStep::new(&model, &x, &y)?;
+//! let out = step.step(&x, &y, &mut opt)?;
+//! assert!(out.loss.is_finite());
+//! # Ok::<(), mlfw_core::Error>(())
+//! ```
+
+use crate::Optimizer;
+use mlfw_core::graph::{Capture, CompiledGraph, PlanStats};
+use mlfw_core::{Error, Result, Tensor};
+use mlfw_nn::{functional as F, Module};
+use std::cell::RefCell;
+
+/// Plans kept for different input shapes (e.g. a smaller last batch of an epoch).
+const PLAN_CACHE: usize = 4;
+
+/// What one compiled step returns.
+pub struct StepOutput {
+    /// The mean cross-entropy, read back to the host. When it is not finite the optimizer
+    /// was not stepped (the caller's divergence check then stops the run, as in eager).
+    pub loss: f64,
+    /// The logits `[N, classes]` (for accuracy).
+    pub logits: Tensor,
+}
+
+/// A compiled training step of a classifier (mean cross-entropy on i64 targets).
+pub struct CompiledStep {
+    /// Number of classes (the logits' last dim), for the target check.
+    classes: usize,
+    params: Vec<Tensor>,
+    /// Whether each parameter gets a gradient (eager leaves the others' `grad` unset, so
+    /// the optimizer skips them; so does the compiled step).
+    has_grad: Vec<bool>,
+    graph: CompiledGraph,
+}
+
+impl CompiledStep {
+    /// Captures `model`'s training step on a sample batch (`input`, `target`) and compiles
+    /// it. The model's mode (train/eval) is used as it is. The sample batch is only run
+    /// through the model (twice, to find the batch dimension); parameters are not changed.
+    ///
+    /// Errors (the step cannot be captured faithfully; fall back to eager): the forward
+    /// failing; a model without parameters; a step whose ops depend on the batch size or
+    /// on random draws (dropout), that writes tensors in place (batch-norm running
+    /// statistics) or reads values on the host during the forward pass; a custom op.
+    pub fn new(model: &dyn Module, input: &Tensor, target: &Tensor) -> Result<Self> {
+        let params = model.parameters();
+        if params.is_empty() {
+            return Err(Error::msg("compiled step: the model has no parameters"));
+        }
+        let mut named = model.named_parameters();
+        named.extend(model.named_buffers());
+        let has_grad = RefCell::new(vec![true; params.len()]);
+        let graph = Capture::new()
+            .input("input", input)
+            .input("target", target)
+            .params(named)
+            .symbolic_batch(true)
+            .run(|xs| {
+                let logits = model.forward(&xs[0])?;
+                let loss = F::cross_entropy(&logits, &xs[1])?;
+                let grads = mlfw_autograd::grad(&loss, &params, None)?;
+                let mut out = vec![loss, logits];
+                let mut hg = has_grad.borrow_mut();
+                for (i, (g, p)) in grads.into_iter().zip(&params).enumerate() {
+                    hg[i] = g.is_some();
+                    out.push(match g {
+                        Some(g) => g,
+                        None => p.zeros_like()?,
+                    });
+                }
+                Ok(out)
+            })?;
+        // Cross-entropy reads the i64 targets only to check their range; `step` checks it.
+        let replay_unsafe = graph
+            .warnings
+            .iter()
+            .find(|w| !w.contains("read the values of a int64"));
+        if let Some(w) = replay_unsafe {
+            return Err(Error::msg(format!(
+                "the step has effects a replay would not repeat: {w}"
+            )));
+        }
+        let classes = graph
+            .node(graph.outputs[1])
+            .shape
+            .last()
+            .map_or(0, |d| d.fixed);
+        let graph = CompiledGraph::new(graph, PLAN_CACHE)?;
+        Ok(CompiledStep {
+            classes,
+            params,
+            has_grad: has_grad.into_inner(),
+            graph,
+        })
+    }
+
+    /// One training step on (`input`, `target`): the compiled forward + loss + backward,
+    /// then `opt.step()` with the computed gradients (the same fused update eager training
+    /// runs; schedules and optimizer state dicts keep working). `opt` must hold the model's
+    /// parameters. A new input shape compiles a new plan (logged, bounded cache).
+    ///
+    /// Errors: a target outside `0..classes` (as eager cross-entropy); inputs the captured
+    /// step does not accept; any kernel's or the optimizer's error.
+    pub fn step(
+        &mut self,
+        input: &Tensor,
+        target: &Tensor,
+        opt: &mut dyn Optimizer,
+    ) -> Result<StepOutput> {
+        if target.dtype() == mlfw_core::DType::I64 {
+            let bad = target
+                .to_vec::<i64>()?
+                .into_iter()
+                .find(|&v| v != -100 && (v < 0 || v as usize >= self.classes));
+            if let Some(v) = bad {
+                return Err(Error::msg(format!(
+                    "cross_entropy: target {v} is out of bounds for {} classes",
+                    self.classes
+                )));
+            }
+        }
+        let outs = self.graph.run(&[input.clone(), target.clone()])?;
+        let loss = outs[0].item_f64()?;
+        if loss.is_finite() {
+            for ((p, g), &has) in self.params.iter().zip(&outs[2..]).zip(&self.has_grad) {
+                p.set_grad(has.then(|| g.clone()));
+            }
+            let r = opt.step();
+            self.params.iter().for_each(|p| p.set_grad(None));
+            r?;
+        }
+        Ok(StepOutput {
+            loss,
+            logits: outs[1].clone(),
+        })
+    }
+
+    /// The parameters are the model's own tensors, updated in place: the model always holds
+    /// the trained weights (for checkpoints and evaluation). This checks that `model` is
+    /// the one this step was compiled for.
+    ///
+    /// Errors: a model whose parameters are not the compiled step's.
+    pub fn check_model(&self, model: &dyn Module) -> Result<()> {
+        let ps = model.parameters();
+        if ps.len() != self.params.len()
+            || ps.iter().zip(&self.params).any(|(a, b)| !a.same_storage(b))
+        {
+            return Err(Error::msg(
+                "compiled step: the model's parameters are not the ones this step was compiled for",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Statistics of the plan used last.
+    pub fn stats(&self) -> PlanStats {
+        self.graph.plan().stats()
+    }
+
+    /// Runs the compiled forward + loss + backward (no optimizer step) and returns each
+    /// plan step's name and seconds.
+    ///
+    /// Errors: as [`CompiledStep::step`].
+    pub fn profile(&mut self, input: &Tensor, target: &Tensor) -> Result<Vec<(String, f64)>> {
+        self.graph.profile(&[input.clone(), target.clone()])
+    }
+
+    /// Plans compiled so far (one per new input shape).
+    pub fn compilations(&self) -> usize {
+        self.graph.compilations()
+    }
+}
