@@ -69,7 +69,8 @@ impl mlfw_autograd::Function for Linear {
             None
         };
         let dw = if w.requires_grad() {
-            Some(x2.t()?.matmul(&g2)?.t()?.contiguous()?)
+            // gᵀ·x straight into [out, in] (no transposed copy of a weight-sized result).
+            Some(g2.t()?.matmul(&x2)?)
         } else {
             None
         };
