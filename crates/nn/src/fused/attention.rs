@@ -310,7 +310,7 @@ mod tests {
             // Second order (create_graph) goes through the composed ops.
             let g2 = mlfw_autograd::grad_with(&fused, &inputs, Some(&g), true).unwrap();
             let h = g2[0].as_ref().unwrap().square().unwrap().sum_all().unwrap();
-            let hk = mlfw_autograd::grad(&h, &[k.clone()], None).unwrap();
+            let hk = mlfw_autograd::grad(&h, std::slice::from_ref(&k), None).unwrap();
             assert!(hk[0].is_some());
         }
     }
@@ -364,11 +364,12 @@ mod tests {
                     .reshape([b, l, e])
                     .unwrap();
             assert!(max_diff(&fused, &plain) < 2e-6, "output b={b} l={l} h={h}");
-            let gf = mlfw_autograd::grad(&fused, &[qkv.clone()], Some(&g)).unwrap();
-            let gp = mlfw_autograd::grad(&plain, &[qkv.clone()], Some(&g)).unwrap();
+            let gf = mlfw_autograd::grad(&fused, std::slice::from_ref(&qkv), Some(&g)).unwrap();
+            let gp = mlfw_autograd::grad(&plain, std::slice::from_ref(&qkv), Some(&g)).unwrap();
             let d = max_diff(gf[0].as_ref().unwrap(), gp[0].as_ref().unwrap());
             assert!(d < 1e-5, "grad b={b} l={l} h={h}: {d}");
-            let g2 = mlfw_autograd::grad_with(&fused, &[qkv.clone()], Some(&g), true).unwrap();
+            let g2 = mlfw_autograd::grad_with(&fused, std::slice::from_ref(&qkv), Some(&g), true)
+                .unwrap();
             assert_eq!(g2[0].as_ref().unwrap().dims(), qkv.dims());
         }
         assert!(fused_self_attention(&rand(&[2, 3, 10], 1), 2, false, None).is_err());

@@ -152,8 +152,8 @@ mod tests {
             );
         }
         let g = Tensor::ones([n], DType::F32, &Device::Cpu).unwrap();
-        let gf = mlfw_autograd::grad(&fused, &[x.clone()], Some(&g)).unwrap();
-        let gp = mlfw_autograd::grad(&plain, &[x.clone()], Some(&g)).unwrap();
+        let gf = mlfw_autograd::grad(&fused, std::slice::from_ref(&x), Some(&g)).unwrap();
+        let gp = mlfw_autograd::grad(&plain, std::slice::from_ref(&x), Some(&g)).unwrap();
         let (a, b) = (
             gf[0].as_ref().unwrap().to_vec::<f32>().unwrap(),
             gp[0].as_ref().unwrap().to_vec::<f32>().unwrap(),

@@ -60,6 +60,12 @@ fn lanes_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum()
 }
 
+/// The affine parts' values, when present.
+type WeightBias = (Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// Per-task partial sums of `g·x̂` and `g` (the weight's and bias's gradients).
+type Partial = (Vec<f64>, Vec<f64>);
+
 struct LayerNorm {
     /// Elements per row (the product of `shape`).
     d: usize,
@@ -73,7 +79,7 @@ struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn weight_bias(&self, inputs: &[Tensor]) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>)> {
+    fn weight_bias(&self, inputs: &[Tensor]) -> Result<WeightBias> {
         let w = if self.affine.0 {
             Some(f32s(&inputs[1])?)
         } else {
@@ -209,7 +215,7 @@ impl mlfw_autograd::Function for LayerNorm {
         });
         let dev = Device::Cpu;
         let mut grads = vec![Some(Tensor::from_vec(dx, inputs[0].dims(), &dev)?)];
-        let total = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f32> {
+        let total = |pick: fn(&Partial) -> &Vec<f64>| -> Vec<f32> {
             let mut acc = vec![0f64; d];
             for p in &partial {
                 for (a, v) in acc.iter_mut().zip(pick(p)) {
@@ -299,7 +305,7 @@ mod tests {
             // Second order goes through the composed ops.
             let g2 = mlfw_autograd::grad_with(&fused, &inputs, Some(&g), true).unwrap();
             let h = g2[0].as_ref().unwrap().square().unwrap().sum_all().unwrap();
-            assert!(mlfw_autograd::grad(&h, &[x.clone()], None).unwrap()[0].is_some());
+            assert!(mlfw_autograd::grad(&h, std::slice::from_ref(&x), None).unwrap()[0].is_some());
         }
     }
 }
