@@ -63,10 +63,15 @@ pub fn default_input(model: &str) -> [usize; 3] {
 }
 
 /// The `[C, H, W]` given as `--input`, or the model's usual input.
-pub fn input_or_default(model: &str, input: Option<&[usize]>) -> [usize; 3] {
+///
+/// `--input` is given as `C,H,W` or `C H W`. Errors when it has not exactly three numbers.
+pub fn input_or_default(model: &str, input: Option<&[usize]>) -> Result<[usize; 3]> {
     match input {
-        Some(&[c, h, w]) => [c, h, w],
-        _ => default_input(model),
+        None => Ok(default_input(model)),
+        Some(&[c, h, w]) => Ok([c, h, w]),
+        Some(v) => Err(CliError::msg(format!(
+            "--input takes three numbers C,H,W (e.g. 3,32,32 or 3 32 32), got {v:?}"
+        ))),
     }
 }
 

@@ -334,13 +334,14 @@ pub(crate) fn run_direction(
         _ => None,
     };
     let xp = xp.reshape([t_len, b, g])?;
-    let w_hh_t = w.w_hh.t()?.contiguous()?;
     if let (RnnMode::Lstm, Some(c0)) = (mode, &c) {
-        if crate::fused::lstm::fused_ok(&[&xp, &h, c0, &w_hh_t]) {
-            let (out, h_n, c_n) = crate::fused::lstm::lstm_seq(&xp, &h, c0, &w_hh_t, reverse)?;
+        if crate::fused::lstm::fused_ok(&[&xp, &h, c0, w.w_hh]) {
+            let w_hh = w.w_hh.contiguous()?;
+            let (out, h_n, c_n) = crate::fused::lstm::lstm_seq(&xp, &h, c0, &w_hh, reverse)?;
             return Ok((out, h_n, Some(c_n)));
         }
     }
+    let w_hh_t = w.w_hh.t()?.contiguous()?;
     let mut outs: Vec<Option<Tensor>> = vec![None; t_len];
     for step in 0..t_len {
         let t = if reverse { t_len - 1 - step } else { step };

@@ -35,7 +35,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// Input shape C,H,W [default: the model's usual input, 1,28,28 for lenet5 and mlp].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub input: Option<Vec<usize>>,
     /// Print one JSON object (train_images_per_s, infer_images_per_s, peak_rss_mb; language
     /// models: train_tokens_per_s, infer_tokens_per_s).
@@ -69,10 +69,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         return crate::lm_bench::run(lm, b, a.steps, a.warmup, &device, a.json);
     }
     let name = models::canonical(&a.model)?;
-    let input = match a.input.as_deref() {
-        Some(&[c, h, w]) => [c, h, w],
-        _ => models::default_input(name),
-    };
+    let input = models::input_or_default(name, a.input.as_deref())?;
     let b = a.batch_size.unwrap_or(64);
     crate::data::check_batches_fit(b, input, 1)?;
     let device = device::open(&a.device)?;

@@ -32,7 +32,7 @@ pub struct ExportArgs {
     #[arg(long, short)]
     pub out: PathBuf,
     /// Input shape C,H,W [default: the model's usual input].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub input: Option<Vec<usize>>,
     /// Number of classes the weights were trained for.
     #[arg(long, default_value_t = 10)]
@@ -48,7 +48,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         )));
     }
     let name = models::canonical(&a.model)?;
-    let input = models::input_or_default(name, a.input.as_deref());
+    let input = models::input_or_default(name, a.input.as_deref())?;
     if a.num_classes == 0 {
         return Err(CliError::msg("--num-classes must be at least 1"));
     }

@@ -25,7 +25,7 @@ pub struct GraphArgs {
     #[arg(long)]
     pub simplify: bool,
     /// Input shape C,H,W [default: the model's usual input].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub input: Option<Vec<usize>>,
     /// Number of classes.
     #[arg(long, default_value_t = 10)]
@@ -35,7 +35,7 @@ pub struct GraphArgs {
 /// Runs `mlfw graph`.
 pub fn run(a: GraphArgs) -> Result<()> {
     let name = models::canonical(&a.model)?;
-    let input = models::input_or_default(name, a.input.as_deref());
+    let input = models::input_or_default(name, a.input.as_deref())?;
     if a.num_classes == 0 {
         return Err(CliError::msg("--num-classes must be at least 1"));
     }

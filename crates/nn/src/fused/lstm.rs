@@ -2,7 +2,7 @@
 //! differentiable op, as cuDNN/oneDNN do, with a hand-written backward through time.
 //!
 //! Inputs: the input part of the gates for the whole sequence `xg [T, B, 4H]` (biases
-//! included), `h0`, `c0 [B, H]`, and `W_hhᵀ [H, 4H]`. Output `[T + 1, B, H]`: rows `0..T`
+//! included), `h0`, `c0 [B, H]`, and `W_hh [4H, H]`. Output `[T + 1, B, H]`: rows `0..T`
 //! are `h_t` in time order, row `T` is the final cell state. Per step the forward is one
 //! matmul plus one pass over the gates; the backward is one matmul per step plus one matmul
 //! for `W_hh`'s gradient over the whole sequence, and the gradient of `xg` is written once
@@ -34,7 +34,7 @@ pub(crate) fn lstm_seq(
     xg: &Tensor,
     h0: &Tensor,
     c0: &Tensor,
-    w_hh_t: &Tensor,
+    w_hh: &Tensor,
     reverse: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let t_len = xg.dims()[0];
@@ -42,7 +42,7 @@ pub(crate) fn lstm_seq(
         reverse,
         saved: Mutex::new(None),
     };
-    let inputs = [xg.contiguous()?, h0.clone(), c0.clone(), w_hh_t.clone()];
+    let inputs = [xg.contiguous()?, h0.clone(), c0.clone(), w_hh.contiguous()?];
     let out = mlfw_autograd::apply(f, &inputs)?;
     let h_n = if t_len == 0 {
         h0.clone()
@@ -82,8 +82,8 @@ impl Function for LstmSeq {
         };
         let xg = f32s(&inputs[0])?;
         let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
-        let wt = f32s(&inputs[3])?;
-        let (out, saved) = kernel::forward(d, &self.order(t_len), &xg, (&h0, &c0), &wt);
+        let w = f32s(&inputs[3])?;
+        let (out, saved) = kernel::forward(d, &self.order(t_len), &xg, (&h0, &c0), &w);
         *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
         Tensor::from_vec(out, [t_len + 1, b, d.h], &Device::Cpu)
     }
@@ -111,14 +111,15 @@ impl Function for LstmSeq {
         };
         let (gout, hout) = (f32s(&grad.contiguous()?)?, f32s(output)?);
         let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
-        let wt = f32s(&inputs[3])?;
+        let w = f32s(&inputs[3])?;
         let order = self.order(t_len);
         let (dxg, dh0, dc0, hprev) =
-            kernel::backward(d, &order, (&gout, &hout), (&h0, &c0), &wt, saved);
+            kernel::backward(d, &order, (&gout, &hout), (&h0, &c0), &w, saved);
         let dev = Device::Cpu;
         let dxg = Tensor::from_vec(dxg, [t_len, b, g4], &dev)?;
         let hprev = Tensor::from_vec(hprev, [t_len * b, d.h], &dev)?;
-        let dw = hprev.t()?.matmul(&dxg.reshape([t_len * b, g4])?)?;
+        // dW_hh = dGᵀ·h_prev over the whole sequence, straight into [4H, H].
+        let dw = dxg.reshape([t_len * b, g4])?.t()?.matmul(&hprev)?;
         Ok(vec![
             Some(dxg),
             Some(Tensor::from_vec(dh0, [b, d.h], &dev)?),
@@ -148,7 +149,7 @@ fn composed_backward(
             &inputs[0].select(0, t as isize)?,
             &h,
             Some(&c),
-            &inputs[3],
+            &inputs[3].t()?,
             None,
         )?;
         h = nh;
@@ -190,14 +191,15 @@ mod tests {
         for (t, b, h, reverse) in [(5, 3, 70, false), (4, 2, 20, true), (1, 1, 3, false)] {
             let xg = rand(&[t, b, 4 * h], 1);
             let (h0, c0) = (rand(&[b, h], 2), rand(&[b, h], 3));
-            let w = rand(&[h, 4 * h], 4).mul_scalar(0.3).unwrap();
+            let w = rand(&[4 * h, h], 4).mul_scalar(0.3).unwrap();
+            let wt = w.t().unwrap();
             let (out, h_n, c_n) = lstm_seq(&xg, &h0, &c0, &w, reverse).unwrap();
             let (mut hs, mut cs) = (h0.clone(), c0.clone());
             let mut outs = vec![None; t];
             for step in 0..t {
                 let i = if reverse { t - 1 - step } else { step };
                 let xi = xg.select(0, i as isize).unwrap();
-                let (nh, nc) = cell_step(RnnMode::Lstm, &xi, &hs, Some(&cs), &w, None).unwrap();
+                let (nh, nc) = cell_step(RnnMode::Lstm, &xi, &hs, Some(&cs), &wt, None).unwrap();
                 hs = nh;
                 cs = nc.unwrap();
                 outs[i] = Some(hs.clone());

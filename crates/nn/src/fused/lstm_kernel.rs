@@ -26,14 +26,14 @@ pub(crate) struct Saved {
     pub tcs: Vec<f32>,
 }
 
-/// `dst[m×n] (row stride dst_rs) = [dst +] A·B`, `A[i,p] = a[i·a_rs + p·a_cs]`,
+/// `dst[i·dst_rs + j·dst_cs] (m×n) = [dst +] A·B`, `A[i,p] = a[i·a_rs + p·a_cs]`,
 /// `B[p,j] = b[p·b_rs + j·b_cs]`, on this thread.
 ///
 /// # Safety
 /// Every index reached lies inside the buffers; no other thread touches those `dst` elements.
 unsafe fn mm(
     (m, n, k): (usize, usize, usize),
-    (dst, dst_rs): (*mut f32, usize),
+    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
     (a, a_rs, a_cs): (*const f32, usize, usize),
     (b, b_rs, b_cs): (*const f32, usize, usize),
     accumulate: bool,
@@ -46,7 +46,7 @@ unsafe fn mm(
         n,
         k,
         dst,
-        1,
+        dst_cs as isize,
         dst_rs as isize,
         accumulate,
         a,
@@ -69,16 +69,16 @@ fn exp_in_place(x: &mut [f32]) {
     mlfw_core::cpu::exp_shifted_sum(x, 0.0);
 }
 
-/// `W_hh [4H, H]` row-major from `wt = W_hhᵀ [H, 4H]`.
-fn w_hh(wt: &[f32], h: usize) -> Vec<f32> {
+/// `W_hhᵀ [H, 4H]` row-major from `w = W_hh [4H, H]`.
+fn transpose(w: &[f32], h: usize) -> Vec<f32> {
     let g4 = 4 * h;
-    let mut w = vec![0f32; g4 * h];
-    for (j, row) in wt.chunks_exact(g4).enumerate() {
-        for (p, &v) in row.iter().enumerate() {
-            w[p * h + j] = v;
+    let mut wt = vec![0f32; g4 * h];
+    for (p, row) in w.chunks_exact(h.max(1)).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            wt[j * g4 + p] = v;
         }
     }
-    w
+    wt
 }
 
 /// The unit blocks: `(start, len)` per thread, multiples of 16 where possible.
@@ -92,14 +92,14 @@ fn blocks(h: usize) -> Vec<(usize, usize)> {
 }
 
 /// Forward over the steps in `order`: `xg [T, B, 4H]` (input part of the gates, biases
-/// included), `h0`/`c0 [B, H]`, `wt = W_hhᵀ [H, 4H]`. Returns `[T + 1, B, H]` (h_t in time
+/// included), `h0`/`c0 [B, H]`, `w = W_hh [4H, H]`. Returns `[T + 1, B, H]` (h_t in time
 /// order, then the final cell state) and the saved activations.
 pub(crate) fn forward(
     d: Dims,
     order: &[usize],
     xg: &[f32],
     (h0, c0): (&[f32], &[f32]),
-    wt: &[f32],
+    w: &[f32],
 ) -> (Vec<f32>, Saved) {
     let (b, h, g4) = (d.b, d.h, 4 * d.h);
     let (bh, bg) = (b * h, b * g4);
@@ -116,7 +116,6 @@ pub(crate) fn forward(
         Out::new(&mut c),
     );
     let units = blocks(h);
-    let w = w_hh(wt, h);
     for (k, &t) in order.iter().enumerate() {
         let (po, pa, pc, pt, pstate) = ptrs;
         // SAFETY: the previous step's row of `out` is complete (the fork-join before) and
@@ -128,23 +127,23 @@ pub(crate) fn forward(
         };
         parallel::run(units.len(), |u| {
             let (j0, nu) = units[u];
-            // Recurrent part of gate q for units j0..j0+nu, transposed (gemm's fast
-            // orientation: many rows, few columns): rec[q] = W_hh[q·H + j0.., :] · h_prevᵀ.
+            // Recurrent part of gate q for units j0..j0+nu in gemm's fast orientation (units ×
+            // batch: rec[q] = W_hh[q·H + j0.., :] · h_prevᵀ; gemm's own row-major output, far
+            // faster than a strided one), then the pre-activations batch-major (z[q][r][j]),
+            // negated (×2 for the tanh gate), then e^(·).
             let mut rec = vec![0f32; 4 * nu * b];
             for q in 0..4 {
                 // SAFETY: rec[q] is nu×b and ours; w is 4h×h; hprev is b×h.
                 unsafe {
                     mm(
                         (nu, b, h),
-                        (rec.as_mut_ptr().add(q * nu * b), b),
+                        (rec.as_mut_ptr().add(q * nu * b), b, 1),
                         (w.as_ptr().add((q * h + j0) * h), h, 1),
                         (hprev.as_ptr(), 1, h),
                         false,
                     )
                 }
             }
-            // Pre-activations (row-major per gate: z[q][r][j]), negated (×2 for the tanh
-            // gate), then e^(·).
             let mut z = vec![0f32; 4 * b * nu];
             for q in 0..4 {
                 let k2 = if q == 2 { -2.0 } else { -1.0 };
@@ -160,38 +159,43 @@ pub(crate) fn forward(
             exp_in_place(&mut z);
             let mut tc = vec![0f32; b * nu];
             for r in 0..b {
+                let row = |q: usize| &z[(q * b + r) * nu..][..nu];
+                let (ei, ef, eg, eo) = (row(0), row(1), row(2), row(3));
+                let a0 = t * bg + r * g4 + j0;
+                // SAFETY: units j0..j0+nu of row r of every buffer belong to this task.
+                let (ai, af, ag, ao, cst, csv) = unsafe {
+                    (
+                        pa.part(a0, nu),
+                        pa.part(a0 + h, nu),
+                        pa.part(a0 + 2 * h, nu),
+                        pa.part(a0 + 3 * h, nu),
+                        pstate.part(r * h + j0, nu),
+                        pc.part(t * bh + r * h + j0, nu),
+                    )
+                };
+                let tr = &mut tc[r * nu..(r + 1) * nu];
                 for j in 0..nu {
-                    let e = |q: usize| z[(q * b + r) * nu + j];
-                    let (gi, gf) = (1.0 / (1.0 + e(0)), 1.0 / (1.0 + e(1)));
-                    let gg = 2.0 / (1.0 + e(2)) - 1.0;
-                    let go = 1.0 / (1.0 + e(3));
-                    let at = r * h + j0 + j;
-                    // SAFETY: units j0..j0+nu of every row belong to this task.
-                    unsafe {
-                        let cp = pstate.at(at);
-                        let cn = gf * *cp + gi * gg;
-                        *cp = cn;
-                        *pc.at(t * bh + at) = cn;
-                        tc[r * nu + j] = -2.0 * cn;
-                        let a = t * bg + r * g4 + j0 + j;
-                        *pa.at(a) = gi;
-                        *pa.at(a + h) = gf;
-                        *pa.at(a + 2 * h) = gg;
-                        *pa.at(a + 3 * h) = go;
-                    }
+                    let (gi, gf) = (1.0 / (1.0 + ei[j]), 1.0 / (1.0 + ef[j]));
+                    let gg = 2.0 / (1.0 + eg[j]) - 1.0;
+                    let go = 1.0 / (1.0 + eo[j]);
+                    let cn = gf * cst[j] + gi * gg;
+                    (ai[j], af[j], ag[j], ao[j]) = (gi, gf, gg, go);
+                    cst[j] = cn;
+                    csv[j] = cn;
+                    tr[j] = -2.0 * cn;
                 }
             }
             exp_in_place(&mut tc);
             for r in 0..b {
-                for j in 0..nu {
-                    let at = r * h + j0 + j;
-                    let tanh_c = 2.0 / (1.0 + tc[r * nu + j]) - 1.0;
-                    // SAFETY: as above.
-                    unsafe {
-                        let go = *pa.at(t * bg + r * g4 + 3 * h + j0 + j);
-                        *pt.at(t * bh + at) = tanh_c;
-                        *po.at(t * bh + at) = go * tanh_c;
-                    }
+                let a0 = t * bg + r * g4 + j0;
+                let at = t * bh + r * h + j0;
+                // SAFETY: as above.
+                let (ao, tcs, ho) =
+                    unsafe { (pa.part(a0 + 3 * h, nu), pt.part(at, nu), po.part(at, nu)) };
+                for (j, &e) in tc[r * nu..(r + 1) * nu].iter().enumerate() {
+                    let tanh_c = 2.0 / (1.0 + e) - 1.0;
+                    tcs[j] = tanh_c;
+                    ho[j] = ao[j] * tanh_c;
                 }
             }
         });
@@ -202,7 +206,7 @@ pub(crate) fn forward(
 
 /// Backward through the steps of `order` (reversed): from the output gradient
 /// `gout [T + 1, B, H]` (row `T`: the final cell state's), the forward's output `hout`,
-/// `h0`, `c0`, `wt = W_hhᵀ [H, 4H]` and the saved activations. Returns the gradients of
+/// `h0`, `c0`, `w = W_hh [4H, H]` and the saved activations. Returns the gradients of
 /// `xg [T, B, 4H]`, `h0` and `c0`, and `h_{t−1}` per step (`[T, B, H]`, for `W_hh`'s
 /// gradient).
 #[allow(clippy::type_complexity)]
@@ -211,7 +215,7 @@ pub(crate) fn backward(
     order: &[usize],
     (gout, hout): (&[f32], &[f32]),
     (h0, c0): (&[f32], &[f32]),
-    wt: &[f32],
+    w: &[f32],
     s: &Saved,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (b, h, g4) = (d.b, d.h, 4 * d.h);
@@ -222,6 +226,7 @@ pub(crate) fn backward(
     let mut dh0 = vec![0f32; bh];
     let (pg, pc, ph0) = (Out::new(&mut dxg), Out::new(&mut dc), Out::new(&mut dh0));
     let units = blocks(h);
+    let wt = transpose(w, h);
     for (k, &t) in order.iter().enumerate().rev() {
         let later = order.get(k + 1).copied();
         let (c_prev, h_prev): (&[f32], &[f32]) = if k == 0 {
@@ -234,51 +239,56 @@ pub(crate) fn backward(
         parallel::run(units.len(), |u| {
             let (j0, nu) = units[u];
             // dh for units j0..: the output's gradient plus dG[later]·W_hh[:, j0..].
-            // Transposed (units × batch), gemm's fast orientation: dhᵀ = W_hh[:, j0..]ᵀ·dGᵀ,
-            // where W_hh[:, j]ᵀ is row j of wt.
-            let mut dht = vec![0f32; nu * b];
+            // dh for units j0.. (batch-major b×nu): the output's gradient plus
+            // dG[later]·W_hh[:, j0..], computed in gemm's fast orientation (units × batch,
+            // row-major: W_hh[:, j]ᵀ is row j of wt) and added transposed.
+            let mut dh = vec![0f32; b * nu];
+            for r in 0..b {
+                dh[r * nu..(r + 1) * nu].copy_from_slice(&gout[t * bh + r * h + j0..][..nu]);
+            }
             if let Some(l) = later {
+                let mut dht = vec![0f32; nu * b];
                 // SAFETY: dG[later] is complete (the fork-join before) and read-only now;
                 // dht is nu×b and ours; wt is h×4h.
                 unsafe {
                     mm(
                         (nu, b, g4),
-                        (dht.as_mut_ptr(), b),
+                        (dht.as_mut_ptr(), b, 1),
                         (wt.as_ptr().add(j0 * g4), g4, 1),
                         (pg.at(l * bg), 1, g4),
                         false,
                     )
                 }
-            }
-            let mut dh = vec![0f32; b * nu];
-            for r in 0..b {
-                let g = &gout[t * bh + r * h + j0..][..nu];
-                for (j, (o, &gv)) in dh[r * nu..(r + 1) * nu].iter_mut().zip(g).enumerate() {
-                    *o = gv + dht[j * b + r];
+                for r in 0..b {
+                    for (j, o) in dh[r * nu..(r + 1) * nu].iter_mut().enumerate() {
+                        *o += dht[j * b + r];
+                    }
                 }
             }
             for r in 0..b {
+                let (a0, at) = (t * bg + r * g4 + j0, r * h + j0);
+                let act = |q: usize| &s.acts[a0 + q * h..][..nu];
+                let (ai, af, ag, ao) = (act(0), act(1), act(2), act(3));
+                let (tcs, cp) = (&s.tcs[t * bh + at..][..nu], &c_prev[at..][..nu]);
+                let dhr = &dh[r * nu..(r + 1) * nu];
+                // SAFETY: units j0..j0+nu of row r belong to this task.
+                let (gi_, gf_, gg_, go_, dcs) = unsafe {
+                    (
+                        pg.part(a0, nu),
+                        pg.part(a0 + h, nu),
+                        pg.part(a0 + 2 * h, nu),
+                        pg.part(a0 + 3 * h, nu),
+                        pc.part(at, nu),
+                    )
+                };
                 for j in 0..nu {
-                    let at = r * h + j0 + j;
-                    let a = t * bg + r * g4 + j0 + j;
-                    let (gi, gf, gg, go) = (
-                        s.acts[a],
-                        s.acts[a + h],
-                        s.acts[a + 2 * h],
-                        s.acts[a + 3 * h],
-                    );
-                    let dhv = dh[r * nu + j];
-                    let tc = s.tcs[t * bh + at];
-                    // SAFETY: units j0..j0+nu of every row belong to this task.
-                    unsafe {
-                        let dcp = pc.at(at);
-                        let dct = *dcp + dhv * go * (1.0 - tc * tc);
-                        *pg.at(a) = dct * gg * gi * (1.0 - gi);
-                        *pg.at(a + h) = dct * c_prev[at] * gf * (1.0 - gf);
-                        *pg.at(a + 2 * h) = dct * gi * (1.0 - gg * gg);
-                        *pg.at(a + 3 * h) = dhv * tc * go * (1.0 - go);
-                        *dcp = dct * gf;
-                    }
+                    let (gi, gf, gg, go, tc, dhv) = (ai[j], af[j], ag[j], ao[j], tcs[j], dhr[j]);
+                    let dct = dcs[j] + dhv * go * (1.0 - tc * tc);
+                    gi_[j] = dct * gg * gi * (1.0 - gi);
+                    gf_[j] = dct * cp[j] * gf * (1.0 - gf);
+                    gg_[j] = dct * gi * (1.0 - gg * gg);
+                    go_[j] = dhv * tc * go * (1.0 - go);
+                    dcs[j] = dct * gf;
                 }
             }
         });
@@ -291,7 +301,7 @@ pub(crate) fn backward(
             unsafe {
                 mm(
                     (b, nu, g4),
-                    (ph0.at(j0), h),
+                    (ph0.at(j0), h, 1),
                     (pg.at(first * bg), g4, 1),
                     (wt.as_ptr().add(j0 * g4), 1, g4),
                     false,
