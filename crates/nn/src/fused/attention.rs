@@ -254,23 +254,7 @@ impl FusedAttention {
 mod tests {
     use super::*;
     use crate::attention::{attention, Mask};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut g = mlfw_core::Generator::new(seed);
-        Tensor::randn_with(0.0, 1.0, shape, DType::F32, &Device::Cpu, &mut g)
-            .unwrap()
-            .requires_grad_(true)
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::fused::test_util::{max_diff, rand};
 
     /// The fused op against the composed ops: output and the three gradients, with and
     /// without the causal mask, `L ≠ S`, several row blocks, batch dims of rank 2.
@@ -283,10 +267,10 @@ mod tests {
             (33, 9, false),
             (40, 3, true),
         ] {
-            let q = rand(&[2, 3, l, 4], 1);
-            let k = rand(&[2, 3, s, 4], 2);
-            let v = rand(&[2, 3, s, 6], 3);
-            let g = rand(&[2, 3, l, 6], 4).detach();
+            let q = rand(&[2, 3, l, 4], 1, 0.0);
+            let k = rand(&[2, 3, s, 4], 2, 0.0);
+            let v = rand(&[2, 3, s, 6], 3, 0.0);
+            let g = rand(&[2, 3, l, 6], 4, 0.0).detach();
             let mask = if causal { Mask::Causal } else { Mask::None };
             let fused = attention(&q, &k, &v, mask, 0.0, false, None, false)
                 .unwrap()
@@ -342,8 +326,8 @@ mod tests {
         for (b, l, h, hd, causal) in [(2, 5, 2, 4, true), (1, 70, 3, 8, true), (2, 9, 1, 6, false)]
         {
             let e = h * hd;
-            let qkv = rand(&[b, l, 3 * e], 7);
-            let g = rand(&[b, l, e], 8).detach();
+            let qkv = rand(&[b, l, 3 * e], 7, 0.0);
+            let g = rand(&[b, l, e], 8, 0.0).detach();
             let fused = fused_self_attention(&qkv, h, causal, None).unwrap();
             let head = |i: usize| {
                 qkv.narrow(2, i * e, e)
@@ -372,6 +356,6 @@ mod tests {
                 .unwrap();
             assert_eq!(g2[0].as_ref().unwrap().dims(), qkv.dims());
         }
-        assert!(fused_self_attention(&rand(&[2, 3, 10], 1), 2, false, None).is_err());
+        assert!(fused_self_attention(&rand(&[2, 3, 10], 1, 0.0), 2, false, None).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! place through a [`Geo`] (row stride plus a per-slice base), so packed `[B, L, 3E]`
 //! projections and `[B, L, E]` outputs need no permuted copies.
 
-use super::Out;
+use super::{mm, Out};
 use mlfw_core::parallel;
 
 /// Query rows per block: the block's scores (`RB × S` floats) stay in L1/L2.
@@ -54,54 +54,6 @@ pub(crate) struct Geos {
     pub k: Geo,
     pub v: Geo,
     pub o: Geo,
-}
-
-/// `dst[m×n] (row stride dst_rs) = [dst +] alpha·A·B` with `A[i,p] = a[i·a_rs + p·a_cs]`
-/// and `B[p,j] = b[p·b_rs + j·b_cs]`, on this thread.
-///
-/// # Safety
-/// Every index reached must lie inside the buffers behind the pointers, and no other
-/// thread may touch the `dst` elements meanwhile.
-unsafe fn mm(
-    (m, n, k): (usize, usize, usize),
-    (dst, dst_rs): (*mut f32, usize),
-    (a, a_rs, a_cs): (*const f32, usize, usize),
-    (b, b_rs, b_cs): (*const f32, usize, usize),
-    accumulate: bool,
-    alpha: f32,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                std::ptr::write_bytes(dst.add(i * dst_rs), 0, n);
-            }
-        }
-        return;
-    }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs as isize,
-        accumulate,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
-        b_cs as isize,
-        b_rs as isize,
-        1.0,
-        alpha,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    )
 }
 
 /// The kernel's settings.

@@ -256,23 +256,7 @@ impl LayerNorm {
 
 #[cfg(test)]
 mod tests {
-    use mlfw_core::{DType, Device, Generator, Tensor};
-
-    fn rand(shape: &[usize], seed: u64, shift: f64) -> Tensor {
-        let mut g = Generator::new(seed);
-        Tensor::randn_with(shift, 1.0, shape, DType::F32, &Device::Cpu, &mut g)
-            .unwrap()
-            .requires_grad_(true)
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::fused::test_util::{max_diff, rand};
 
     /// The fused op against the composed ops: output and every gradient, with and without
     /// the affine parts, over one and two normalized dims, rows far from zero mean.

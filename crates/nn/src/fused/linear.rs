@@ -85,15 +85,7 @@ impl mlfw_autograd::Function for Linear {
 
 #[cfg(test)]
 mod tests {
-    use mlfw_core::{DType, Device, Generator, Tensor};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut g = Generator::new(seed);
-        Tensor::randn_with(0.0, 1.0, shape, DType::F32, &Device::Cpu, &mut g)
-            .unwrap()
-            .requires_grad_(true)
-            .unwrap()
-    }
+    use crate::fused::test_util::rand;
 
     /// The fused op against matmul + add: output bit-identical, gradients within rounding,
     /// for 2-D and 3-D inputs and a frozen weight.
@@ -104,12 +96,12 @@ mod tests {
             (vec![3, 4, 7], false),
             (vec![6, 7], true),
         ] {
-            let x = rand(&xs, 1);
-            let w = rand(&[9, 7], 2).requires_grad_(!frozen).unwrap();
-            let b = rand(&[9], 3);
+            let x = rand(&xs, 1, 0.0);
+            let w = rand(&[9, 7], 2, 0.0).requires_grad_(!frozen).unwrap();
+            let b = rand(&[9], 3, 0.0);
             let mut gs = xs.clone();
             *gs.last_mut().unwrap() = 9;
-            let g = rand(&gs, 4).detach();
+            let g = rand(&gs, 4, 0.0).detach();
             let fused = super::linear(&x, &w, &b).unwrap();
             let plain = x.matmul(&w.t().unwrap()).unwrap().add(&b).unwrap();
             assert_eq!(

@@ -166,32 +166,16 @@ fn composed_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlfw_core::{DType, Generator};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut g = Generator::new(seed);
-        Tensor::randn_with(0.0, 1.0, shape, DType::F32, &Device::Cpu, &mut g)
-            .unwrap()
-            .requires_grad_(true)
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::fused::test_util::{max_diff, rand};
 
     /// The fused op against the composed cell steps: outputs, final states and the four
     /// gradients, both directions, hidden sizes split over threads unevenly.
     #[test]
     fn fused_matches_composed() {
         for (t, b, h, reverse) in [(5, 3, 70, false), (4, 2, 20, true), (1, 1, 3, false)] {
-            let xg = rand(&[t, b, 4 * h], 1);
-            let (h0, c0) = (rand(&[b, h], 2), rand(&[b, h], 3));
-            let w = rand(&[4 * h, h], 4).mul_scalar(0.3).unwrap();
+            let xg = rand(&[t, b, 4 * h], 1, 0.0);
+            let (h0, c0) = (rand(&[b, h], 2, 0.0), rand(&[b, h], 3, 0.0));
+            let w = rand(&[4 * h, h], 4, 0.0).mul_scalar(0.3).unwrap();
             let wt = w.t().unwrap();
             let (out, h_n, c_n) = lstm_seq(&xg, &h0, &c0, &w, reverse).unwrap();
             let (mut hs, mut cs) = (h0.clone(), c0.clone());

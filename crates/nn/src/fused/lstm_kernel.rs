@@ -5,7 +5,7 @@
 //! `tanh(x) = 2/(1 + e^−2x) − 1`, with core's vector `exp`). One fork-join per step; the
 //! next step reads the whole `h_t` the threads wrote.
 
-use super::Out;
+use super::{mm, Out};
 use mlfw_core::parallel;
 
 /// Sizes: steps `t`, batch `b`, hidden `h` (gates are `4h` wide).
@@ -24,44 +24,6 @@ pub(crate) struct Saved {
     pub cs: Vec<f32>,
     /// `[T, B, H]`: tanh(c_t) in time order.
     pub tcs: Vec<f32>,
-}
-
-/// `dst[i·dst_rs + j·dst_cs] (m×n) = [dst +] A·B`, `A[i,p] = a[i·a_rs + p·a_cs]`,
-/// `B[p,j] = b[p·b_rs + j·b_cs]`, on this thread.
-///
-/// # Safety
-/// Every index reached lies inside the buffers; no other thread touches those `dst` elements.
-unsafe fn mm(
-    (m, n, k): (usize, usize, usize),
-    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
-    (a, a_rs, a_cs): (*const f32, usize, usize),
-    (b, b_rs, b_cs): (*const f32, usize, usize),
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        dst_cs as isize,
-        dst_rs as isize,
-        accumulate,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
-        b_cs as isize,
-        b_rs as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    )
 }
 
 /// `e^x` of every element in place (core's vector `exp`).
@@ -137,10 +99,11 @@ pub(crate) fn forward(
                 unsafe {
                     mm(
                         (nu, b, h),
-                        (rec.as_mut_ptr().add(q * nu * b), b, 1),
+                        (rec.as_mut_ptr().add(q * nu * b), b),
                         (w.as_ptr().add((q * h + j0) * h), h, 1),
                         (hprev.as_ptr(), 1, h),
                         false,
+                        1.0,
                     )
                 }
             }
@@ -253,10 +216,11 @@ pub(crate) fn backward(
                 unsafe {
                     mm(
                         (nu, b, g4),
-                        (dht.as_mut_ptr(), b, 1),
+                        (dht.as_mut_ptr(), b),
                         (wt.as_ptr().add(j0 * g4), g4, 1),
                         (pg.at(l * bg), 1, g4),
                         false,
+                        1.0,
                     )
                 }
                 for r in 0..b {
@@ -301,10 +265,11 @@ pub(crate) fn backward(
             unsafe {
                 mm(
                     (b, nu, g4),
-                    (ph0.at(j0), h, 1),
+                    (ph0.at(j0), h),
                     (pg.at(first * bg), g4, 1),
                     (wt.as_ptr().add(j0 * g4), 1, g4),
                     false,
+                    1.0,
                 )
             }
         });

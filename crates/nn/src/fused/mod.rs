@@ -17,7 +17,8 @@ pub(crate) mod linear;
 pub(crate) mod lstm;
 mod lstm_kernel;
 
-use mlfw_core::{CpuStorage, DType, Device, Result, Tensor};
+use mlfw_core::cpu::batch_norm::with_f32;
+use mlfw_core::{DType, Device, Result, Tensor};
 
 /// Whether the fused kernels may run on `ts`: float32 CPU tensors, no capture in progress,
 /// not switched off by `MLFW_FUSED=0`.
@@ -28,16 +29,60 @@ pub(crate) fn usable(ts: &[&Tensor]) -> bool {
         && std::env::var_os("MLFW_FUSED").is_none_or(|v| v != "0")
 }
 
-/// The float32 values of a tensor (one copy; a contiguous CPU buffer is sliced directly).
+/// The float32 values of a tensor (one copy; a contiguous CPU buffer is copied directly).
 pub(crate) fn f32s(t: &Tensor) -> Result<Vec<f32>> {
-    let st = t.storage();
-    match st.as_any().downcast_ref::<CpuStorage>() {
-        Some(CpuStorage::F32(v)) if t.is_contiguous() => {
-            let o = t.layout().offset();
-            Ok(v[o..o + t.elem_count()].to_vec())
-        }
-        _ => t.to_vec::<f32>(),
+    match with_f32(t, <[f32]>::to_vec) {
+        Some(v) => Ok(v),
+        None => t.to_vec::<f32>(),
     }
+}
+
+/// `dst[m×n] (row stride dst_rs) = [dst +] alpha·A·B` with `A[i,p] = a[i·a_rs + p·a_cs]`
+/// and `B[p,j] = b[p·b_rs + j·b_cs]`, on this thread (the fused kernels' small products).
+///
+/// # Safety
+/// Every index reached lies inside the buffers behind the pointers, and no other thread
+/// touches those `dst` elements meanwhile.
+pub(crate) unsafe fn mm(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (a, a_rs, a_cs): (*const f32, usize, usize),
+    (b, b_rs, b_cs): (*const f32, usize, usize),
+    accumulate: bool,
+    alpha: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                std::ptr::write_bytes(dst.add(i * dst_rs), 0, n);
+            }
+        }
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        1.0,
+        alpha,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 /// A pointer that parallel tasks share; each task writes its own disjoint part.
@@ -64,5 +109,30 @@ impl Out {
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn part(&self, start: usize, len: usize) -> &mut [f32] {
         std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+/// Helpers of the fused kernels' tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use mlfw_core::{DType, Device, Generator, Tensor};
+
+    /// Normal numbers (mean `shift`, std 1) from a seeded generator, requiring grad.
+    pub(crate) fn rand(shape: &[usize], seed: u64, shift: f64) -> Tensor {
+        let mut g = Generator::new(seed);
+        Tensor::randn_with(shift, 1.0, shape, DType::F32, &Device::Cpu, &mut g)
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap()
+    }
+
+    /// The largest absolute difference of two float32 tensors of the same size.
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 }
