@@ -118,6 +118,11 @@ pub(crate) fn resolve(spec: &str, ctx: &Ctx) -> Result<(Registry, Entry)> {
     if let Some(e) = first_error {
         return Err(e);
     }
+    if version.is_none() {
+        if let Some(release) = mlfw_vision::timm_keys::default_release(name) {
+            return default_release(name, release, ctx);
+        }
+    }
     available.sort();
     available.dedup();
     Err(Error::NotFound {
@@ -125,6 +130,26 @@ pub(crate) fn resolve(spec: &str, ctx: &Ctx) -> Result<(Registry, Entry)> {
         searched,
         available,
     })
+}
+
+/// A zoo model no registry lists, pulled from its public timm release (`release`, see
+/// [`mlfw_vision::timm_keys::default_release`]) and cached under the zoo's name (`resnet18`)
+/// with the release's tag as its version (`tv_in1k`), so `--pretrained` and offline loads
+/// find it by the model's name. The file's sha256 and size come from the Hub API.
+fn default_release(name: &str, release: &str, ctx: &Ctx) -> Result<(Registry, Entry)> {
+    let (reg, mut entry) = resolve(release, ctx)?;
+    if entry.architecture.model != name {
+        return Err(Error::invalid(format!(
+            "{release} builds `{}`, not `{name}`",
+            entry.architecture.model
+        )));
+    }
+    entry.version = release
+        .rsplit_once('.')
+        .map_or("timm", |(_, tag)| tag)
+        .to_string();
+    entry.name = name.to_string();
+    Ok((reg, entry))
 }
 
 /// Fetches `entry`'s files from `registry` into `HOME/hub/NAME/VERSION` under its lock.

@@ -36,7 +36,7 @@ pub fn entry_from_config(
             "architecture",
             format!(
                 "timm architecture `{arch}` has no mlfw counterpart (mapped: resnet18, \
-                 resnet34, resnet50, mobilenetv2_100, efficientnet_b0)"
+                 resnet34, resnet50, mobilenetv2_100, efficientnet_b0, vit_base_patch16_224)"
             ),
         )
     })?;

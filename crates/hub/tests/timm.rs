@@ -116,8 +116,29 @@ fn timm_mobilenetv2_release_loads_under_torchvision_names() {
         &Device::Cpu,
     )
     .unwrap();
+    let want = zoo.forward(&x).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(
         loaded.model.forward(&x).unwrap().to_vec::<f32>().unwrap(),
-        zoo.forward(&x).unwrap().to_vec::<f32>().unwrap()
+        want
     );
+
+    // The zoo's name alone: no registry lists `mobilenet_v2`, so its public timm release is
+    // pulled and cached under the zoo's name, with the release's tag as version ...
+    let p = pull("mobilenet_v2", &o).unwrap();
+    assert_eq!(
+        (p.model.entry.name.as_str(), p.model.entry.version.as_str()),
+        ("mobilenet_v2", "ra_in1k")
+    );
+    assert_eq!(p.model.entry.files[0].sha256, sha(&w));
+    // ... where an offline load finds it by that name.
+    drop(server);
+    let offline = opts(home.path()).offline(true);
+    let loaded = load_with("mobilenet_v2", &offline, &Device::Cpu).unwrap();
+    assert_eq!(
+        loaded.model.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        want
+    );
+    // A model without a known release is still "not found".
+    let err = pull("lenet5@9", &o).unwrap_err().to_string();
+    assert!(err.contains("no model `lenet5@9`"), "{err}");
 }

@@ -6,6 +6,7 @@
 //! | `resnet18`, `resnet34`, `resnet50` | same | identical |
 //! | `mobilenetv2_100` | `mobilenet_v2` | `conv_stem`, `blocks.S.B.*`, `conv_head`, `classifier` → `features.N.*`, `classifier.1` |
 //! | `efficientnet_b0` | `efficientnet_b0` | the same scheme, `blocks.S.B` → `features.{S+1}.B.block.*` |
+//! | `vit_base_patch16_224` | `vit_b_16` | `patch_embed.proj`, `cls_token`, `pos_embed`, `blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}`, `norm`, `head` → `conv_proj`, `class_token`, `encoder.pos_embedding`, `encoder.layers.encoder_layer_N.{ln_1,self_attention.in_proj_*,self_attention.out_proj,ln_2,mlp.0,mlp.3}`, `encoder.ln`, `heads.head` |
 
 use mlfw_core::{Error, Result, Tensor};
 use std::collections::HashMap;
@@ -18,8 +19,65 @@ pub fn zoo_name(timm_arch: &str) -> Option<&'static str> {
         "resnet50" => "resnet50",
         "mobilenetv2_100" => "mobilenet_v2",
         "efficientnet_b0" => "efficientnet_b0",
+        "vit_base_patch16_224" => "vit_b_16",
         _ => return None,
     })
+}
+
+/// The public ImageNet-1k release on Hugging Face (`hf://timm/<arch>.<tag>`, safetensors)
+/// that `mlfw hub pull NAME` and `--pretrained` use for zoo model `model` when no registry
+/// lists it. The ResNets are torchvision's own weights as timm republished them (`tv_in1k`);
+/// MobileNetV2 and EfficientNet-B0 are timm's RandAugment recipes (`ra_in1k`, top-1 72.97% and
+/// 77.69% in timm's results tables); ViT-B/16 is the AugReg-2 ImageNet-21k → 1k fine-tune.
+pub fn default_release(model: &str) -> Option<&'static str> {
+    Some(match model {
+        "resnet18" => "hf://timm/resnet18.tv_in1k",
+        "resnet34" => "hf://timm/resnet34.tv_in1k",
+        "resnet50" => "hf://timm/resnet50.tv_in1k",
+        "mobilenet_v2" => "hf://timm/mobilenetv2_100.ra_in1k",
+        "efficientnet_b0" => "hf://timm/efficientnet_b0.ra_in1k",
+        "vit_b_16" => "hf://timm/vit_base_patch16_224.augreg2_in21k_ft_in1k",
+        _ => return None,
+    })
+}
+
+/// torchvision's ViT-B/16 key of timm key `key` (`vit_base_patch16_224`), or `None`.
+fn vit_key(key: &str) -> Option<String> {
+    let top = [
+        ("cls_token", "class_token"),
+        ("pos_embed", "encoder.pos_embedding"),
+        ("patch_embed.proj.", "conv_proj."),
+        ("norm.", "encoder.ln."),
+        ("head.", "heads.head."),
+    ];
+    for (from, to) in top {
+        if key == from {
+            return Some(to.to_string());
+        }
+        if from.ends_with('.') {
+            if let Some(rest) = key.strip_prefix(from) {
+                return Some(format!("{to}{rest}"));
+            }
+        }
+    }
+    let rest = key.strip_prefix("blocks.")?;
+    let (n, inner) = rest.split_once('.')?;
+    let n: usize = n.parse().ok()?;
+    let renamed = match inner {
+        "attn.qkv.weight" => "self_attention.in_proj_weight".to_string(),
+        "attn.qkv.bias" => "self_attention.in_proj_bias".to_string(),
+        _ => rename(
+            inner,
+            &[
+                ("norm1", "ln_1"),
+                ("norm2", "ln_2"),
+                ("attn.proj", "self_attention.out_proj"),
+                ("mlp.fc1", "mlp.0"),
+                ("mlp.fc2", "mlp.3"),
+            ],
+        )?,
+    };
+    Some(format!("encoder.layers.encoder_layer_{n}.{renamed}"))
 }
 
 /// torchvision's MobileNetV2 feature index of timm's `blocks.S.0` (stages of 1, 2, 3, 4, 3,
@@ -76,6 +134,7 @@ pub fn torchvision_key(model: &str, key: &str) -> Option<String> {
         "resnet18" | "resnet34" | "resnet50" => return Some(key.to_string()),
         "mobilenet_v2" => (18, "conv"),
         "efficientnet_b0" => (8, "block"),
+        "vit_b_16" => return vit_key(key),
         _ => return None,
     };
     let top = [
@@ -195,6 +254,63 @@ mod tests {
             None
         );
         assert_eq!(zoo_name("mobilenetv2_100"), Some("mobilenet_v2"));
+    }
+
+    #[test]
+    fn every_vit_key_is_reached() -> Result<()> {
+        // timm's ViT-B/16 names, written out independently of the map: each lands on exactly
+        // one torchvision key, and every torchvision key is reached.
+        let (m, _) = build_model("vit_b_16", &ModelConfig::new(10))?;
+        let mut want: Vec<String> = m.state_dict().into_iter().map(|(k, _)| k).collect();
+        let mut timm: Vec<String> = ["cls_token", "pos_embed", "patch_embed.proj.weight"]
+            .iter()
+            .chain(&["patch_embed.proj.bias", "norm.weight", "norm.bias"])
+            .chain(&["head.weight", "head.bias"])
+            .map(|s| s.to_string())
+            .collect();
+        for n in 0..12 {
+            for l in [
+                "norm1",
+                "attn.qkv",
+                "attn.proj",
+                "norm2",
+                "mlp.fc1",
+                "mlp.fc2",
+            ] {
+                for p in ["weight", "bias"] {
+                    timm.push(format!("blocks.{n}.{l}.{p}"));
+                }
+            }
+        }
+        let mut mapped: Vec<String> = timm
+            .iter()
+            .map(|k| torchvision_key("vit_b_16", k).unwrap_or_else(|| panic!("{k}")))
+            .collect();
+        mapped.sort();
+        want.sort();
+        assert_eq!(mapped, want);
+        assert_eq!(
+            torchvision_key("vit_b_16", "blocks.11.attn.qkv.bias").as_deref(),
+            Some("encoder.layers.encoder_layer_11.self_attention.in_proj_bias")
+        );
+        assert_eq!(torchvision_key("vit_b_16", "blocks.x.norm1.weight"), None);
+        assert_eq!(zoo_name("vit_base_patch16_224"), Some("vit_b_16"));
+        for model in [
+            "resnet18",
+            "resnet50",
+            "mobilenet_v2",
+            "efficientnet_b0",
+            "vit_b_16",
+        ] {
+            let spec = default_release(model).unwrap();
+            let arch = spec
+                .trim_start_matches("hf://timm/")
+                .split('.')
+                .next()
+                .unwrap();
+            assert_eq!(zoo_name(arch), Some(model), "{spec}");
+        }
+        Ok(())
     }
 
     #[test]
