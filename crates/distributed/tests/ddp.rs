@@ -144,3 +144,51 @@ fn a_rank_that_dies_stops_the_others_with_an_error() {
     assert!(t.elapsed() < Duration::from_secs(100));
     assert!(err.contains("rank 1") || err.contains("exited"), "{err}");
 }
+
+/// A peer that is alive but never joins the collective: the small sum (made on the caller's
+/// thread) and the large one (made by the communication thread) both return the timeout
+/// error naming the rank instead of waiting forever.
+#[cfg(feature = "mpi")]
+#[test]
+fn a_collective_a_peer_never_joins_times_out_with_an_error() {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    const CHILD: &str = "MLFW_DDP_STALL_CHILD";
+    if let Ok(len) = std::env::var(CHILD) {
+        let pg = mlfw_distributed::init_from_env().unwrap();
+        if pg.rank() == 1 {
+            std::thread::sleep(Duration::from_secs(8));
+            std::process::exit(0);
+        }
+        let len: usize = len.parse().unwrap();
+        let e = pg.all_reduce_sum(vec![1.0; len]).unwrap_err().to_string();
+        eprintln!("rank 0 got: {e}");
+        // MPI cannot be finalised with a collective still open: leave without dropping `pg`.
+        std::process::exit(7);
+    }
+    for len in [16usize, 1 << 20] {
+        let t = Instant::now();
+        let o = Command::new("timeout")
+            .args(["120", "mpirun", "-np", "2", "--oversubscribe"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_collective_a_peer_never_joins_times_out_with_an_error",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CHILD, len.to_string())
+            .env("MLFW_DIST_TIMEOUT_S", "2")
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .output()
+            .expect("mpirun");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "the job must fail");
+        assert!(
+            err.contains("rank 0 of 2: MPI all_reduce did not finish within 2 s"),
+            "{len} floats: {err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(60));
+    }
+}
