@@ -126,7 +126,7 @@ impl MpiGroup {
                 Err(r) => req = r,
             }
             polls = polls.wrapping_add(1);
-            if polls % 4096 == 0 && start.elapsed() > self.timeout {
+            if polls.is_multiple_of(4096) && start.elapsed() > self.timeout {
                 std::mem::forget(req);
                 return Err(self.timed_out("all_reduce"));
             }
