@@ -217,6 +217,19 @@ fn unknown_names_list_the_valid_ones() {
 }
 
 #[test]
+fn every_model_flag_lists_every_zoo_model() {
+    for cmd in ["train", "eval", "predict", "export", "graph", "bench"] {
+        let help = ok(&[cmd, "--help"]);
+        let words: Vec<&str> = help
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for m in mlfw_vision::registry::MODEL_NAMES {
+            assert!(words.contains(m), "`mlfw {cmd} --help` does not list {m}");
+        }
+    }
+}
+
+#[test]
 fn divergence_names_epoch_and_step() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");

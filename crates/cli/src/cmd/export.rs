@@ -12,7 +12,8 @@ use crate::models;
 /// Arguments of `mlfw export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: any zoo model — lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34,
+    /// resnet34_cifar, resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, vit_b_16.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Weights to export (safetensors with PyTorch keys, e.g. a run's best.safetensors).

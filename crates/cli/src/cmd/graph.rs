@@ -12,7 +12,8 @@ use crate::models;
 /// Arguments of `mlfw graph`.
 #[derive(Args, Debug)]
 pub struct GraphArgs {
-    /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar, vgg11_bn.
+    /// Model: any zoo model — lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34,
+    /// resnet34_cifar, resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, vit_b_16.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Capture the training step (forward, loss, backward) instead of inference.

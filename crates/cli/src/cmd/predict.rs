@@ -17,7 +17,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
-    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, or an ONNX file
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, vit_b_16, or an ONNX file
     /// (`path/to/model.onnx`, weights included).
     #[arg(long, default_value = "lenet5")]
     pub model: String,

@@ -19,7 +19,7 @@ use mlfw_data::text_by_name;
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Model: lenet5 (or lenet), mlp, resnet18, resnet18_cifar, resnet34, resnet34_cifar,
-    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0; language models char-lstm, gpt-mini
+    /// resnet50, vgg11_bn, mobilenet_v2, efficientnet_b0, vit_b_16; language models char-lstm, gpt-mini
     /// (Adam 2e-3, batch 32, clip 1.0 by default).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
