@@ -92,14 +92,26 @@ fn to_storage(v: &TensorView<'_>, name: &str, origin: &str) -> Result<CpuStorage
     })
 }
 
+/// What a PyTorch `torch.save` file given as weights is told.
+const PICKLE_HINT: &str = "a PyTorch torch.save (pickle) checkpoint, not safetensors; mlfw does not \
+     read pickles (loading one can run code). Convert it once in Python: \
+     `safetensors.torch.save_file(torch.load(\"model.pth\"), \"model.safetensors\")` (a state dict)";
+
 /// Parses safetensors bytes; `origin` names the source in errors.
 pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTensorsFile> {
     let bad = |msg: String| Error::File {
         path: origin.to_string(),
         msg,
     };
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        // `torch.save` writes a zip archive (before PyTorch 1.6, a bare pickle: protocol 2-5).
+        let pickle = bytes.len() > 1 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]);
+        if bytes.starts_with(b"PK\x03\x04") || pickle {
+            bad(PICKLE_HINT.to_string())
+        } else {
+            bad(format!("not a valid safetensors file: {e}"))
+        }
+    })?;
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let mut named: Vec<(usize, String, TensorView<'_>)> = Vec::new();
@@ -249,6 +261,26 @@ pub fn save(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pytorch_pickles_are_named_with_the_way_to_convert_them() {
+        let zip = b"PK\x03\x04\x14\x00\x00\x00archive/data.pkl";
+        let legacy = [0x80u8, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20];
+        for bytes in [&zip[..], &legacy[..]] {
+            let e = load_bytes(bytes, "model.pth", &Device::Cpu)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("model.pth") && e.contains("safetensors.torch.save_file"),
+                "{e}"
+            );
+        }
+        let e = load_bytes(b"\x05\x00junk", "x.safetensors", &Device::Cpu).unwrap_err();
+        assert!(
+            e.to_string().contains("not a valid safetensors file"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn roundtrip_all_dtypes() {
