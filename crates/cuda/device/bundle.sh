@@ -30,7 +30,7 @@ dir="$( [ "$profile" = dev ] && echo debug || echo "$profile")"
 strip -o "$out/bin/bench" "target/$dir/examples/bench"
 # The whole-framework checks on the GPU: the PyTorch ops parity runner, the LeNet-5 trace,
 # and `mlfw bench`, with the fixtures they read.
-cargo build -p mlfw-autograd "${flag[@]}" --example torch_parity
+cargo build -p mlfw-nn "${flag[@]}" --example torch_parity
 cargo build -p mlfw-optim "${flag[@]}" --example lenet_trace
 cargo build -p mlfw-cli "${flag[@]}"
 for x in examples/torch_parity examples/lenet_trace mlfw; do
