@@ -40,6 +40,12 @@ unary_fns! {
     gelu => UnaryOp::GeluErf;
     /// GELU, tanh approximation.
     gelu_tanh => UnaryOp::GeluTanh;
+    /// The error function, as `torch.erf`: same shape and dtype out; libm's `erf` in f64,
+    /// rounded once to the dtype (CUDA: `erff`/`erf`).
+    ///
+    /// # Errors
+    /// `UnsupportedDType` for integer and bool tensors.
+    erf => UnaryOp::Erf;
     /// -1, 0 or 1; NaN for NaN (PyTorch gives 0: a deliberate difference, see the README).
     sign => UnaryOp::Sign;
     /// `1/x`.

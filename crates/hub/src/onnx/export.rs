@@ -424,6 +424,7 @@ fn unary(b: &mut Builder, id: ValueId, a: ValueId, u: UnaryOp) -> Result<()> {
         UnaryOp::Cos => Some("Cos"),
         UnaryOp::Tanh => Some("Tanh"),
         UnaryOp::Sigmoid => Some("Sigmoid"),
+        UnaryOp::Erf => Some("Erf"),
         UnaryOp::Relu => Some("Relu"),
         UnaryOp::Sign => Some("Sign"),
         UnaryOp::Recip => Some("Reciprocal"),
