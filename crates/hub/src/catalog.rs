@@ -6,7 +6,8 @@ use crate::cache::{self, CachedModel};
 use crate::error::Result;
 use crate::index::{parse_spec, Entry, Metric};
 use crate::options::{Ctx, HubOptions};
-use crate::source::{Registry, Source};
+use crate::registry::Registry;
+use crate::source::Source;
 
 /// One model version in [`list`]'s answer.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,8 @@ use crate::cache::{self, CachedModel, Manifest};
 use crate::error::{Error, Result};
 use crate::index::{parse_spec, Entry, FileEntry};
 use crate::options::{Ctx, HubOptions};
-use crate::source::{Location, Registry, Source};
+use crate::registry::{Location, Registry};
+use crate::source::Source;
 
 /// What [`pull`] did.
 #[derive(Debug, Clone)]

@@ -2,11 +2,10 @@
 //! graph op, parameters as initializers under their state-dict names, and the graph's
 //! symbolic batch `N` as a named dimension (`dim_param`), so the file runs at any batch.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use mlfw_core::graph::{Graph, NodeKind, SymDim, ValueId};
-use mlfw_core::{BinaryOp, CmpOp, DType, Device, Error, Op, ReduceOp, Result, Tensor, UnaryOp};
+use mlfw_core::{BinaryOp, CmpOp, Device, Error, Op, ReduceOp, Result, Tensor, UnaryOp};
 use mlfw_nn::Module;
 use prost::Message;
 
@@ -500,11 +499,3 @@ fn unary(b: &mut Builder, id: ValueId, a: ValueId, u: UnaryOp) -> Result<()> {
         ))),
     }
 }
-
-/// Graph dtypes ONNX export writes for scalar constants.
-pub(super) fn scalar_tensor(v: f64, dtype: DType) -> Result<Tensor> {
-    Tensor::full(v, Vec::<usize>::new(), dtype, &Device::Cpu)
-}
-
-/// Maps from graph values to ONNX value names.
-pub(super) type Names = HashMap<ValueId, String>;

@@ -4,14 +4,21 @@
 use std::collections::{HashMap, HashSet};
 
 use mlfw_core::graph::{Graph, NodeKind, SymDim, ValueId};
-use mlfw_core::{DType, Error, Result, Tensor};
+use mlfw_core::{DType, Device, Error, Result, Tensor};
 
-use super::export::{scalar_tensor, Names};
 use super::proto::{
     attribute_type as at, AttributeProto, DimValue, Dimension, GraphProto, NodeProto,
     TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 use super::tensor::{from_tensor, onnx_type_of};
+
+/// A scalar constant of the graph's dtype, as export writes it.
+fn scalar_tensor(v: f64, dtype: DType) -> Result<Tensor> {
+    Tensor::full(v, Vec::<usize>::new(), dtype, &Device::Cpu)
+}
+
+/// Maps from graph values to ONNX value names.
+type Names = HashMap<ValueId, String>;
 
 /// The name of the symbolic batch dimension in exported files.
 pub const BATCH_DIM: &str = "N";

@@ -11,6 +11,7 @@ use prost::Message;
 use super::node::NodeCtx;
 use super::ops;
 use super::proto::{DimValue, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use super::supported;
 use super::tensor::{dtype_of, to_tensor};
 
 /// One dimension of a declared input shape.
@@ -280,7 +281,7 @@ fn last_reads(graph: &GraphProto) -> Vec<Vec<String>> {
 fn check_ops(graph: &GraphProto, opset: i64) -> Result<()> {
     for n in &graph.node {
         let known = (n.domain.is_empty() || n.domain == "ai.onnx")
-            && ops::SUPPORTED.contains(&n.op_type.as_str());
+            && supported::SUPPORTED.contains(&n.op_type.as_str());
         if !known {
             let dom = if n.domain.is_empty() {
                 String::new()
@@ -291,7 +292,7 @@ fn check_ops(graph: &GraphProto, opset: i64) -> Result<()> {
                 "onnx: unsupported op `{}`{dom} (node `{}`, opset {opset}); supported: {}",
                 n.op_type,
                 n.name,
-                ops::SUPPORTED.join(", ")
+                supported::SUPPORTED.join(", ")
             )));
         }
     }

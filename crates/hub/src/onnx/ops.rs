@@ -8,21 +8,6 @@ use mlfw_core::{Conv2dParams, DType, Pool2dParams, Result, Tensor, UnaryOp};
 use super::node::NodeCtx;
 use super::ops_shape;
 
-/// The operators (default domain) the importer runs.
-#[rustfmt::skip]
-pub const SUPPORTED: &[&str] = &[
-    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf",
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Softmax", "LogSoftmax", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "BatchNormalization", "LayerNormalization", "Flatten",
-    "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Slice", "Gather", "Shape",
-    "Constant", "ConstantOfShape", "Identity", "Dropout", "ReduceMean", "ReduceSum", "Clip",
-    "Cast",
-    // Beyond the list: what mlfw's own exporter may write.
-    "Neg", "Abs", "Reciprocal", "Sin", "Cos", "Sign", "Max", "Min", "Where", "Equal", "Less",
-    "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "ReduceMax", "ReduceMin", "ArgMax",
-    "ArgMin", "Expand", "GatherElements",
-];
-
 /// Evaluates one node.
 pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
     let x = || c.input(0);

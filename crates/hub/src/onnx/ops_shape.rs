@@ -102,7 +102,7 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
             "onnx: unsupported op `{other}` (node `{}`, opset {}); supported: {}",
             c.node.name,
             c.opset,
-            super::ops::SUPPORTED.join(", ")
+            super::supported::SUPPORTED.join(", ")
         ))),
     }
 }
