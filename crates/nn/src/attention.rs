@@ -13,6 +13,11 @@ use mlfw_core::{DType, Device, Error, Result, Tensor};
 /// the upper triangle (and then `attn_mask` must be absent). `scale` defaults to `1/√E`.
 /// `dropout_p` applies dropout to the weights (global generator). Rows where every key is
 /// masked give NaN, as PyTorch.
+///
+/// # Errors
+/// `Error::Msg` when `q`, `k` or `v` has fewer than 2 dims, their last/sequence dims disagree, both
+/// `attn_mask` and `is_causal` are given, or the mask is neither bool nor `q`'s dtype or does not
+/// broadcast to `[.., L, S]`.
 pub fn scaled_dot_product_attention(
     q: &Tensor,
     k: &Tensor,
@@ -147,6 +152,9 @@ pub(crate) fn composed(
 }
 
 /// The additive causal mask `[l, s]`: 0 on and below the diagonal, −inf above.
+///
+/// # Errors
+/// Device errors only (out of memory).
 pub fn causal_bias(l: usize, s: usize, dtype: DType, device: &Device) -> Result<Tensor> {
     let v: Vec<f64> = (0..l)
         .flat_map(|i| (0..s).map(move |j| if j > i { f64::NEG_INFINITY } else { 0.0 }))
@@ -156,6 +164,9 @@ pub fn causal_bias(l: usize, s: usize, dtype: DType, device: &Device) -> Result<
 
 /// PyTorch's `Transformer.generate_square_subsequent_mask(n)`: a float `[n, n]` mask,
 /// −inf above the diagonal, 0 elsewhere.
+///
+/// # Errors
+/// Device errors only (out of memory).
 pub fn generate_square_subsequent_mask(n: usize, device: &Device) -> Result<Tensor> {
     causal_bias(n, n, DType::F32, device)
 }
@@ -191,6 +202,10 @@ pub(crate) fn additive_mask(
 /// Pads variable-length sequences `[len_i, *]` to one tensor (PyTorch's
 /// `nn.utils.rnn.pad_sequence`): `[max_len, n, *]`, or `[n, max_len, *]` with `batch_first`.
 /// Errors when the list is empty or the trailing dims differ.
+///
+/// # Errors
+/// `Error::Msg` for an empty list, a 0-D sequence, or trailing dims that differ from the first
+/// sequence's.
 pub fn pad_sequence(seqs: &[Tensor], batch_first: bool, padding_value: f64) -> Result<Tensor> {
     let first = seqs
         .first()

@@ -146,7 +146,13 @@ pub(crate) struct CellWeights<'a> {
 /// `x`: `[seq, batch, input]` (`[batch, seq, input]` with `batch_first`) or unbatched
 /// `[seq, input]`; `h0`/`c0`: `[layers·directions, batch, hidden]` (`[layers·directions,
 /// hidden]` unbatched), zeros when absent; `c0` only for LSTM. `training` enables the
-/// dropout between layers. Errors name the argument and both shapes.
+/// dropout between layers.
+///
+/// # Errors
+/// `Error::Msg` naming the argument and both shapes: a weight list of the wrong length or
+/// shapes, `x` not of the configured layout, `h0`/`c0` shaped or typed otherwise than the
+/// input, `c0` for a mode other than LSTM, or an invalid `cfg` (zero sizes, dropout outside
+/// `[0, 1]`).
 pub fn recurrent(
     mode: RnnMode,
     cfg: &RnnConfig,
