@@ -192,7 +192,8 @@ pub struct Exported {
 /// Exports the run in `run_dir` as model `name`: copies its weights into `out_dir` and adds
 /// (or replaces) the `NAME@VERSION` entry of `out_dir/index.json`, creating it if needed.
 ///
-/// Errors: a missing or malformed `config.json` (naming the field), no weights file, weights
+/// # Errors
+/// A missing or malformed `config.json` (naming the field), no weights file, weights
 /// that are not valid safetensors, an unknown architecture, an unsafe name, an existing index
 /// that is malformed or whose other entries use the same file name with other bytes.
 pub fn export(

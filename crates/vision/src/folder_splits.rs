@@ -109,8 +109,7 @@ fn open(dir: &Path, opts: &FolderOptions) -> Result<ImageFolder> {
 /// # Errors
 /// `Error::File` naming the folder when `root` is not a folder, has only one of `train/` and
 /// `val/`, or is flat without `val_split`; as [`crate::image_folder::ImageFolderBuilder::build`]
-/// for each folder;
-/// a `val_split` fraction outside `(0, 1)`.
+/// for each folder; a `val_split` fraction outside `(0, 1)`.
 pub fn open_folder_splits(
     root: &Path,
     opts: &FolderOptions,

@@ -18,7 +18,8 @@ pub const EXPORT_OPSET: i64 = 17;
 /// Converts `graph` into an ONNX model: inputs named as the graph's placeholders,
 /// outputs `output` (or `output0`, `output1`, … for several).
 ///
-/// Errors: an op ONNX export does not cover (backward kernels, scatter/index-add, custom
+/// # Errors
+/// An op ONNX export does not cover (backward kernels, scatter/index-add, custom
 /// ops), naming the node; a symbolic batch that is not dim 0 of the first input.
 pub fn export_graph(graph: &Graph) -> Result<ModelProto> {
     let mut b = Builder::new(graph)?;
@@ -53,7 +54,8 @@ pub fn export_graph(graph: &Graph) -> Result<ModelProto> {
 
 /// Writes `graph` as an ONNX file at `path` (atomically: a temporary file, then renamed).
 ///
-/// Errors: as [`export_graph`]; writing the file.
+/// # Errors
+/// As [`export_graph`]; writing the file.
 pub fn save_graph(graph: &Graph, path: impl AsRef<Path>) -> Result<()> {
     let bytes = export_graph(graph)?.encode_to_vec();
     mlfw_core::safetensors::write_atomic(path, &bytes)
@@ -63,7 +65,8 @@ pub fn save_graph(graph: &Graph, path: impl AsRef<Path>) -> Result<()> {
 /// model's current mode (put it in eval mode first), and writes it as ONNX to `path`.
 /// Inputs and outputs are named `input` and `output`.
 ///
-/// Errors: the capture failing (a model whose ops depend on the batch size); as
+/// # Errors
+/// The capture failing (a model whose ops depend on the batch size); as
 /// [`save_graph`].
 pub fn export_module(model: &dyn Module, example: &Tensor, path: impl AsRef<Path>) -> Result<()> {
     let example = example.to_device(&Device::Cpu)?;

@@ -73,7 +73,8 @@ fn dims_of(t: &TensorProto) -> Result<(Vec<usize>, usize)> {
 /// Loads a `TensorProto` onto `device`. `base` is the model file's folder, where external
 /// data files must lie.
 ///
-/// Errors: an unsupported element type; data whose size disagrees with the dims; an
+/// # Errors
+/// An unsupported element type; data whose size disagrees with the dims; an
 /// external file outside `base`, missing, or shorter than the declared offset + length.
 pub fn to_tensor(t: &TensorProto, base: Option<&Path>, device: &Device) -> Result<Tensor> {
     let dtype = dtype_of(t.data_type)?;
