@@ -76,6 +76,10 @@ impl CommandLine {
 
 impl RunConfig {
     /// Parses `config.json` text; `origin` names it in errors (with the bad field's path).
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming `origin` and the bad field's JSON path, for text that is not JSON or
+    /// a field of the wrong type.
     pub fn parse(text: &str, origin: &str) -> Result<RunConfig> {
         let value = serde_json::from_str(text)
             .map_err(|e| Error::index(origin, "", format!("not valid JSON: {e}")))?;
@@ -84,6 +88,10 @@ impl RunConfig {
 
     /// An entry (with no files yet) for this run: shapes, mean and std default to the
     /// dataset's when the config does not give them.
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming `origin` and the field, for a missing model or dataset, or input
+    /// shape, mean or std that neither the config nor the dataset gives.
     pub fn to_entry(&self, name: &str, version: &str, origin: &str) -> Result<Entry> {
         let info = self
             .dataset

@@ -51,6 +51,9 @@ impl std::fmt::Debug for Loaded {
 }
 
 /// [`load_with`] with [`HubOptions::from_env`] on the CPU: `mlfw_hub::load("lenet5")`.
+///
+/// # Errors
+/// As [`load_with`].
 pub fn load(spec: &str) -> Result<Loaded> {
     load_with(spec, &HubOptions::from_env(), &Device::Cpu)
 }
@@ -103,6 +106,9 @@ fn per_channel(v: &[f32], c: usize) -> Vec<f32> {
 }
 
 /// [`load_weights_with`] with [`HubOptions::from_env`] on the CPU.
+///
+/// # Errors
+/// As [`load_weights_with`].
 pub fn load_weights(spec: &str) -> Result<Pretrained> {
     load_weights_with(spec, &HubOptions::from_env(), &Device::Cpu)
 }

@@ -44,6 +44,11 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Reads the index of `source` (a network fetch for HTTP and Hugging Face sources).
+    ///
+    /// # Errors
+    /// [`Error::Io`] for an unreadable local index; [`Error::Data`] for a failed fetch (HTTP
+    /// status, network); [`Error::Index`] naming the index for malformed JSON or entries; for a
+    /// Hugging Face repo without `index.json`, errors of its `config.json` and the Hub API.
     pub fn open(source: &Source, ctx: &Ctx) -> Result<Registry> {
         let origin = source.index_location(&ctx.hf_endpoint);
         let index = match source {
@@ -67,6 +72,10 @@ impl Registry {
     }
 
     /// Where the bytes of `file` (of an entry of this registry) come from.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an absolute URL in the built-in registry, a scheme other than
+    /// http(s), or a built-in file that is not embedded.
     pub fn locate(&self, file: &FileEntry, ctx: &Ctx) -> Result<Location> {
         let url = file.url.trim();
         let absolute = url.starts_with("http://") || url.starts_with("https://");

@@ -38,6 +38,9 @@ pub enum Source {
 impl Source {
     /// Parses `builtin`, `http(s)://.../index.json`, `hf://owner/repo[@rev]`,
     /// `file:///dir`, or a local path (a folder, or an `index.json` in one).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unsupported scheme or a malformed `hf://owner/repo[@revision]`.
     pub fn parse(s: &str) -> Result<Source> {
         let s = s.trim();
         if s == "builtin" {

@@ -9,6 +9,12 @@ use super::node::NodeCtx;
 use super::ops_shape;
 
 /// Evaluates one node.
+///
+/// # Errors
+/// `Error::Msg` naming the node: a missing input or attribute, an unsupported attribute value
+/// (`select_last_index = 1`, an unknown GELU `approximate`, a Cast target), or an op no family
+/// implements (listing [`SUPPORTED`](super::supported::SUPPORTED)); errors of the tensor ops on the
+/// node's inputs.
 pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
     let x = || c.input(0);
     let one = |t: Tensor| Ok(vec![t]);

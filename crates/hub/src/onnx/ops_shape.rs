@@ -7,6 +7,9 @@ use mlfw_core::{DType, Error, Result, Tensor};
 use super::node::NodeCtx;
 
 /// Evaluates one shape-family node; an op no family knows is an "unsupported" error.
+///
+/// # Errors
+/// As [`super::ops::eval`]; `Error::Msg` naming the op, node and opset for an op not supported.
 pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
     let one = |t: Tensor| Ok(vec![t]);
     match c.node.op_type.as_str() {
