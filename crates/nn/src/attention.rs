@@ -1,6 +1,7 @@
 //! Attention as functional ops (`torch.nn.functional.scaled_dot_product_attention`), the mask
 //! helpers the attention modules share, and `pad_sequence`.
 
+pub use crate::composed::causal_bias;
 use crate::functional;
 use mlfw_core::{DType, Device, Error, Result, Tensor};
 
@@ -117,49 +118,9 @@ pub(crate) fn composed(
     training: bool,
     scale: Option<f64>,
 ) -> Result<(Tensor, Tensor)> {
-    let e = q.dims()[q.rank() - 1];
-    if k.dims()[k.rank() - 1] != e || k.dims()[k.rank() - 2] != v.dims()[v.rank() - 2] {
-        return Err(Error::msg(format!(
-            "attention: query {} and key {} must share the last dim, key {} and value {} the sequence dim",
-            q.shape(),
-            k.shape(),
-            k.shape(),
-            v.shape()
-        )));
-    }
-    let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
-    // Scaling q (smaller than the scores) saves a scores-sized tensor per call.
-    let mut scores = q.mul_scalar(scale)?.matmul(&k.transpose(-2, -1)?)?;
-    if let Some(b) = bias {
-        if b.dtype() != scores.dtype() {
-            return Err(Error::msg(format!(
-                "attention: a float mask must have the query's dtype {}, got {}",
-                scores.dtype(),
-                b.dtype()
-            )));
-        }
-        scores = scores.add(b).map_err(|err| {
-            Error::msg(format!(
-                "attention: attn_mask of shape {} does not broadcast to the scores {} ({err})",
-                b.shape(),
-                scores.shape()
-            ))
-        })?;
-    }
-    let w = scores.softmax(-1)?;
+    let w = crate::composed::attention_weights(q, k, v, bias, scale)?;
     let w = functional::dropout(&w, dropout_p, training, None)?;
     Ok((w.matmul(v)?, w))
-}
-
-/// The additive causal mask `[l, s]`: 0 on and below the diagonal, −inf above.
-///
-/// # Errors
-/// Device errors only (out of memory).
-pub fn causal_bias(l: usize, s: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let v: Vec<f64> = (0..l)
-        .flat_map(|i| (0..s).map(move |j| if j > i { f64::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(v, [l, s], device)?.to_dtype(dtype)
 }
 
 /// PyTorch's `Transformer.generate_square_subsequent_mask(n)`: a float `[n, n]` mask,

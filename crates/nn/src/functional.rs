@@ -295,31 +295,7 @@ pub fn layer_norm(
     if crate::fused::layer_norm::fused_ok(x, weight, bias) {
         return crate::fused::layer_norm::layer_norm(x, normalized_shape, weight, bias, eps);
     }
-    layer_norm_composed(x, normalized_shape, weight, bias, eps)
-}
-
-/// [`layer_norm`] as composed ops (any dtype and device; differentiable to any order).
-/// Arguments already checked.
-pub(crate) fn layer_norm_composed(
-    x: &Tensor,
-    normalized_shape: &[usize],
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f64,
-) -> Result<Tensor> {
-    let k = normalized_shape.len();
-    let dims: Vec<isize> = (1..=k as isize).map(|i| -i).collect();
-    let mean = x.mean(&dims, true)?;
-    let xc = x.sub(&mean)?;
-    let var = xc.square()?.mean(&dims, true)?;
-    let mut y = xc.mul(&var.add_scalar(eps)?.rsqrt()?)?;
-    if let Some(w) = weight {
-        y = y.mul(w)?;
-    }
-    if let Some(b) = bias {
-        y = y.add(b)?;
-    }
-    Ok(y)
+    crate::composed::layer_norm(x, normalized_shape, weight, bias, eps)
 }
 
 /// Dropout: in training, zeroes each element with probability `p` and scales the rest by
