@@ -63,8 +63,8 @@ const WANT_F32: [f32; 16] = [
     -1.0,
 ];
 
-/// `torch.erf(x.half())` and `torch.erf(x.bfloat16())`, widened to f32.
-const WANT_F16: [f32; 16] = [
+/// `torch.erf(x.half())` and `torch.erf(x.bfloat16())`, widened (exactly) to f64.
+const WANT_F16: [f64; 16] = [
     -1.0,
     -1.0,
     -0.96630859375,
@@ -82,7 +82,7 @@ const WANT_F16: [f32; 16] = [
     1.0,
     -1.0,
 ];
-const WANT_BF16: [f32; 16] = [
+const WANT_BF16: [f64; 16] = [
     -1.0,
     -1.0,
     -0.96484375,
@@ -132,12 +132,12 @@ fn erf_f32_matches_torch() {
 #[test]
 fn erf_half_dtypes_match_torch() {
     for (dt, want, ulp) in [
-        (DType::F16, WANT_F16, 2f32.powi(-10)),
-        (DType::BF16, WANT_BF16, 2f32.powi(-7)),
+        (DType::F16, WANT_F16, 2f64.powi(-10)),
+        (DType::BF16, WANT_BF16, 2f64.powi(-7)),
     ] {
-        let got = input(dt).erf().unwrap().to_dtype(DType::F32).unwrap();
-        assert_eq!(got.dtype(), DType::F32);
-        let got = got.to_vec::<f32>().unwrap();
+        let got = input(dt).erf().unwrap();
+        assert_eq!(got.dtype(), dt);
+        let got = got.to_f64_vec().unwrap();
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             // One rounding to the dtype each: equal, or one ulp apart at most. PyTorch's bf16
             // kernel has an absolute error of ~1e-8 near 0 (it gives erf(1e-8) = 0), so allow that.
