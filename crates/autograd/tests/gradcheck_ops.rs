@@ -22,6 +22,7 @@ fn unary_ops() {
         ("relu", UnaryOp::Relu, &x),
         ("gelu", UnaryOp::GeluErf, &x),
         ("gelu_tanh", UnaryOp::GeluTanh, &x),
+        ("erf", UnaryOp::Erf, &x),
         ("recip", UnaryOp::Recip, &p),
         ("square", UnaryOp::Square, &x),
         ("leaky_relu", UnaryOp::LeakyRelu(0.1), &x),

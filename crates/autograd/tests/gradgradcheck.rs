@@ -21,6 +21,7 @@ fn unary_ops() {
         ("sigmoid", UnaryOp::Sigmoid, &x),
         ("gelu", UnaryOp::GeluErf, &x),
         ("gelu_tanh", UnaryOp::GeluTanh, &x),
+        ("erf", UnaryOp::Erf, &x),
         ("recip", UnaryOp::Recip, &p),
         ("square", UnaryOp::Square, &x),
         ("powf", UnaryOp::Powf(2.5), &p),

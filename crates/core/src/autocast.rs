@@ -32,8 +32,6 @@ impl Drop for AutocastGuard {
 /// is dropped. Run the forward pass and the loss inside it and the backward pass outside,
 /// as in PyTorch.
 ///
-/// Errors: any other dtype.
-///
 /// ```
 /// use mlfw_core::{autocast, DType, Device, Tensor};
 /// let a = Tensor::ones([2, 3], DType::F32, &Device::Cpu)?;
@@ -45,6 +43,9 @@ impl Drop for AutocastGuard {
 /// assert_eq!(c.dtype(), DType::BF16);
 /// # Ok::<(), mlfw_core::Error>(())
 /// ```
+///
+/// # Errors
+/// `Error::Msg` for a `dtype` other than `BF16` or `F16`.
 pub fn autocast(dtype: DType) -> Result<AutocastGuard> {
     if !matches!(dtype, DType::BF16 | DType::F16) {
         return Err(Error::msg(format!(

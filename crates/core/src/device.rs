@@ -20,6 +20,9 @@ impl Device {
     }
 
     /// Parses `cpu`, `cuda`, `cuda:N`.
+    ///
+    /// # Errors
+    /// `Error::Msg` for anything but `cpu`, `cuda`, `gpu` or `cuda:N`.
     pub fn parse(s: &str) -> Result<Device> {
         match s {
             "cpu" => Ok(Device::Cpu),
@@ -34,6 +37,10 @@ impl Device {
     }
 
     /// The backend registered for this device (errors for a CUDA device no backend was registered for).
+    ///
+    /// # Errors
+    /// `Error::Msg` when no backend is registered for the device (a CUDA device without `mlfw-cuda`
+    /// linked and initialised), or the registry lock is poisoned.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         if let Device::Cpu = self {
             return Ok(crate::cpu::cpu_backend());
@@ -66,6 +73,9 @@ static REGISTRY: RwLock<Vec<Arc<dyn Backend>>> = RwLock::new(Vec::new());
 
 /// Registers a backend for its device (replacing an earlier one for the same device).
 /// Called by `mlfw-cuda`; users do not need it.
+///
+/// # Errors
+/// `Error::Msg` when the device registry lock is poisoned.
 pub fn register_backend(backend: Arc<dyn Backend>) -> Result<()> {
     let mut reg = REGISTRY
         .write()

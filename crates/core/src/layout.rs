@@ -95,6 +95,9 @@ impl Layout {
     }
 
     /// Narrows `dim` to `start..start+len`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `dim >= rank` or `start + len` exceeds the dim's size.
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Self> {
         let size = self.dims()[dim];
         if start.checked_add(len).is_none_or(|e| e > size) {
@@ -119,6 +122,9 @@ impl Layout {
     }
 
     /// Reorders dims: output dim i is input dim `perm[i]`. `perm` must be a permutation.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `perm` is not a permutation of `0..rank`.
     pub fn permute(&self, perm: &[usize]) -> Result<Self> {
         let rank = self.shape.rank();
         let mut seen = vec![false; rank];
@@ -142,6 +148,10 @@ impl Layout {
     }
 
     /// Broadcasts to `shape` (NumPy rules; new leading dims and size-1 dims get stride 0).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` when `shape` has fewer dims, or a dim of size other than 1 differs
+    /// from `shape`'s.
     pub fn broadcast_as(&self, shape: &Shape) -> Result<Self> {
         let (src, dst) = (self.dims(), shape.dims());
         if dst.len() < src.len() {

@@ -32,10 +32,8 @@ pub enum UnaryOp {
     Clamp(f64, f64),
     /// `x * mul + add`.
     Affine(f64, f64),
-    /// Derivative of GELU (erf form) at x, used by autograd.
-    GeluErfGrad,
-    /// Derivative of GELU (tanh form) at x, used by autograd.
-    GeluTanhGrad,
+    /// The error function `erf(x) = 2/√π ∫₀ˣ e^(−t²) dt` (float dtypes only).
+    Erf,
 }
 
 /// Elementwise ops of two inputs of equal (already broadcast) shape.

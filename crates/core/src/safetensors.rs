@@ -26,6 +26,9 @@ impl SafeTensorsFile {
     }
 
     /// The tensor called `name`, or an error naming it.
+    ///
+    /// # Errors
+    /// `Error::Msg` naming `name` when the file holds no such tensor.
     pub fn require(&self, name: &str) -> Result<&Tensor> {
         self.get(name)
             .ok_or_else(|| Error::msg(format!("safetensors: no tensor named `{name}`")))
@@ -98,6 +101,10 @@ const PICKLE_HINT: &str = "a PyTorch torch.save (pickle) checkpoint, not safeten
      `safetensors.torch.save_file(torch.load(\"model.pth\"), \"model.safetensors\")` (a state dict)";
 
 /// Parses safetensors bytes; `origin` names the source in errors.
+///
+/// # Errors
+/// `Error::File` naming `origin`: a truncated or malformed header, an unsupported dtype, or data
+/// offsets outside the buffer; device errors from the copy to `device`.
 pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTensorsFile> {
     let bad = |msg: String| Error::File {
         path: origin.to_string(),
@@ -133,7 +140,8 @@ pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTen
 
 /// Loads every tensor of a file (memory-mapped while parsing) onto `device`.
 ///
-/// Errors ([`Error::File`] naming the path): not a regular file (checked before opening, so a
+/// # Errors
+/// [`Error::File`] naming the path: not a regular file (checked before opening, so a
 /// FIFO never blocks), unreadable, or not valid safetensors.
 pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<SafeTensorsFile> {
     let path = path.as_ref();
@@ -166,6 +174,10 @@ pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<SafeTensorsFile> 
 }
 
 /// Serialises named tensors (any device; copied to the host) with optional metadata.
+///
+/// # Errors
+/// `Error::Msg` for a tensor of a dtype safetensors cannot hold, or from the serializer (duplicate
+/// or invalid names).
 pub fn to_bytes(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
@@ -218,6 +230,10 @@ pub fn to_bytes(
 }
 
 /// Writes bytes to `path` atomically: a temporary file in the same folder, then rename.
+///
+/// # Errors
+/// `Error::Msg` when `path` has no file name; `Error::File` naming the path when the temporary file
+/// cannot be written, synced or renamed (the old file is then untouched).
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let path = path.as_ref();
@@ -250,6 +266,9 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
 }
 
 /// Saves named tensors to `path` atomically.
+///
+/// # Errors
+/// As [`to_bytes`] and [`write_atomic`].
 pub fn save(
     path: impl AsRef<Path>,
     tensors: &[(String, Tensor)],

@@ -39,11 +39,17 @@ impl Shape {
     }
 
     /// Resolves a possibly negative dim (`-1` = last) for `op`.
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` when `dim` is outside `-rank..rank`.
     pub fn dim(&self, dim: isize, op: &'static str) -> Result<usize> {
         resolve_dim(dim, self.rank(), op)
     }
 
     /// The NumPy broadcast of two shapes.
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` (named `op`) when two aligned dims differ and neither is 1.
     pub fn broadcast_with(&self, other: &Shape, op: &'static str) -> Result<Shape> {
         let (a, b) = (self.dims(), other.dims());
         let rank = a.len().max(b.len());
@@ -76,6 +82,9 @@ impl Shape {
 }
 
 /// Resolves `dim` in `-rank..rank` to `0..rank`.
+///
+/// # Errors
+/// `Error::DimOutOfRange` when `dim` is outside `-rank..rank`.
 pub fn resolve_dim(dim: isize, rank: usize, op: &'static str) -> Result<usize> {
     let r = rank as isize;
     if dim >= r || dim < -r {

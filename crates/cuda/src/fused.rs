@@ -52,6 +52,7 @@ fn unary(op: UnaryOp, a: &str) -> Result<String> {
         U::Sin => format!("sinf({a})"),
         U::Cos => format!("cosf({a})"),
         U::Tanh => format!("tanhf({a})"),
+        U::Erf => format!("erff({a})"),
         U::Sigmoid => {
             format!("({a} >= 0.0f ? 1.0f / (1.0f + expf(-{a})) : expf({a}) / (1.0f + expf({a})))")
         }

@@ -32,6 +32,7 @@ fn groups() -> Result<Vec<FusedGroup>> {
             .powf(1.5)?
             .sin()?
             .cos()?
+            .erf()?
             .recip()?;
         let v = u
             .maximum(&h)?

@@ -118,7 +118,8 @@ fn read_split_present(layout: &CifarLayout, dir: &Path, train: bool) -> bool {
 impl Cifar10 {
     /// Loads a split from under `root` (extracted folder or archive), without downloading.
     ///
-    /// Errors: files missing ([`Error::MissingFiles`] with the exact paths), a record file of
+    /// # Errors
+    /// Files missing ([`Error::MissingFiles`] with the exact paths), a record file of
     /// the wrong length, a label out of range, or a corrupt archive (each naming the file).
     pub fn new(root: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {
         load(cifar10_spec(), root.as_ref(), train, "download disabled")
@@ -126,6 +127,11 @@ impl Cifar10 {
 
     /// Loads a split from under `root`, downloading `cifar-10-binary.tar.gz` there if missing
     /// (from `mirrors`, or the official ones when `None`).
+    ///
+    /// # Errors
+    /// As [`Cifar10::new`]; when the archive is missing and cannot be fetched,
+    /// [`Error::MissingFiles`] naming the archive and the download's error (every mirror failed, or
+    /// a checksum mismatch).
     pub fn download(
         root: impl AsRef<Path>,
         train: bool,
@@ -136,6 +142,9 @@ impl Cifar10 {
     }
 
     /// Loads a split from a folder holding the `.bin` files, the extracted folder, or the archive.
+    ///
+    /// # Errors
+    /// As [`Cifar10::new`], for files under `dir`.
     pub fn from_dir(dir: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {
         load(cifar10_spec(), dir.as_ref(), train, "not found")
     }
@@ -145,7 +154,8 @@ impl Cifar10 {
 impl Cifar100 {
     /// Loads a split from under `root` (extracted folder or archive), without downloading.
     ///
-    /// Errors as [`Cifar10::new`].
+    /// # Errors
+    /// As [`Cifar10::new`].
     pub fn new(
         root: impl AsRef<Path>,
         train: bool,
@@ -161,6 +171,9 @@ impl Cifar100 {
 
     /// Loads a split from under `root`, downloading `cifar-100-binary.tar.gz` there if missing
     /// (from `mirrors`, or the official ones when `None`).
+    ///
+    /// # Errors
+    /// As [`Cifar10::download`].
     pub fn download(
         root: impl AsRef<Path>,
         train: bool,
@@ -173,6 +186,9 @@ impl Cifar100 {
 
     /// Loads a split from a folder holding `train.bin`/`test.bin`, the extracted folder, or the
     /// archive.
+    ///
+    /// # Errors
+    /// As [`Cifar10::new`], for files under `dir`.
     pub fn from_dir(
         dir: impl AsRef<Path>,
         train: bool,

@@ -74,7 +74,8 @@ pub struct CifarRecords {
 /// Parses CIFAR binary records from `bytes`, with one label byte per entry of `label_limits`
 /// (each label must be below its limit). `name` is used in error messages.
 ///
-/// Errors: a length that is not a whole number of records, or a label out of range.
+/// # Errors
+/// A length that is not a whole number of records, or a label out of range.
 pub fn parse_cifar_records(
     bytes: &[u8],
     name: &str,
@@ -172,7 +173,8 @@ pub(crate) fn read_split(
 /// [`MAX_CIFAR_FILE_RECORDS`], within the memory available), and its buffer grows only with the
 /// bytes actually read.
 ///
-/// Errors: [`Error::Format`] naming the archive for a corrupt or truncated archive, a member
+/// # Errors
+/// [`Error::Format`] naming the archive for a corrupt or truncated archive, a member
 /// with an impossible size, or a missing member; not a regular file.
 pub fn read_from_archive(
     archive: &Path,

@@ -39,6 +39,9 @@ pub enum ImageFormat {
 }
 
 /// A `[C, H, W]` image tensor from raw CHW pixels.
+///
+/// # Errors
+/// `Error::Core` when `pixels.len()` is not `C·H·W`.
 pub fn image_tensor(pixels: &[u8], shape: [usize; 3], format: ImageFormat) -> Result<Tensor> {
     let t = match format {
         ImageFormat::F32 => {
@@ -80,7 +83,8 @@ pub(crate) fn batch_from_pixels<'a>(
 
 /// Stacks samples into a [`Batch`]; `indices` are their dataset indices.
 ///
-/// Errors: no samples, or images of different shapes or dtypes (naming the two indices).
+/// # Errors
+/// No samples, or images of different shapes or dtypes (naming the two indices).
 pub fn collate(samples: Vec<Sample>, indices: Vec<usize>) -> Result<Batch> {
     let first = samples
         .first()

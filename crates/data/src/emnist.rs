@@ -22,6 +22,9 @@ pub const EMNIST_SPLITS: [&str; 6] = [
 ];
 
 /// The class names of `split` (torchvision's `classes_split_dict`). Errors: an unknown split.
+///
+/// # Errors
+/// [`Error::Invalid`] listing the valid splits for an unknown `split`.
 pub fn emnist_classes(split: &str) -> Result<Vec<String>> {
     let digits = ('0'..='9').map(String::from);
     let upper = ('A'..='Z').map(String::from);
@@ -47,6 +50,9 @@ pub fn emnist_classes(split: &str) -> Result<Vec<String>> {
 }
 
 /// The metadata of EMNIST `split` (registry name `emnist-<split>`; MNIST's normalization).
+///
+/// # Errors
+/// [`Error::Invalid`] for an unknown `split`.
 pub fn emnist_info(split: &str) -> Result<DatasetInfo> {
     let classes = emnist_classes(split)?;
     let (train, test) = match split {
@@ -89,6 +95,11 @@ impl Emnist {
     /// `gzip.zip` (downloaded from `source`, normally
     /// [`EMNIST_SOURCE`](crate::resources::EMNIST_SOURCE), when missing and
     /// `download` is given), extracted next to it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown `split`; [`Error::MissingFiles`] when the files are absent
+    /// and not downloaded (or the download failed); [`Error::Format`] naming the file for a
+    /// malformed zip member or IDX file.
     pub fn load(
         root: &Path,
         split: &str,
@@ -110,6 +121,10 @@ impl Emnist {
     }
 
     /// Loads `split` from a folder holding the extracted files (raw or `.gz`; no download).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown `split`; [`Error::MissingFiles`] listing the exact paths;
+    /// [`Error::Format`] for malformed IDX files.
     pub fn from_dir(dir: &Path, split: &str, train: bool) -> Result<ImageDataset> {
         let info = emnist_info(split)?;
         let Some((images, labels)) = find(dir, split, train)? else {

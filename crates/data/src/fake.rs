@@ -38,7 +38,8 @@ impl std::fmt::Debug for FakeData {
 impl FakeData {
     /// `len` images of `shape` `[C, H, W]` with labels in `0..num_classes`, drawn from `seed`.
     ///
-    /// Errors: a zero-sized shape or `num_classes == 0`.
+    /// # Errors
+    /// A zero-sized shape or `num_classes == 0`.
     pub fn new(len: usize, shape: [usize; 3], num_classes: usize, seed: u64) -> Result<Self> {
         if shape.contains(&0) || num_classes == 0 {
             return Err(Error::invalid(format!(
@@ -90,6 +91,9 @@ impl FakeData {
     }
 
     /// Generates every sample into memory (e.g. to share one fixed set between runs).
+    ///
+    /// # Errors
+    /// None in practice: the checks of [`ImageSet::new`] are already met by [`FakeData::new`]'s.
     pub fn to_image_set(&self) -> Result<ImageSet> {
         let mut pixels = Vec::with_capacity(self.len * self.shape.iter().product::<usize>());
         let mut labels = Vec::with_capacity(self.len);

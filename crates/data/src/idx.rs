@@ -26,6 +26,7 @@ fn is_gzip(bytes: &[u8]) -> bool {
 /// Reads the regular file at `path`, gunzipping it when it starts with the gzip magic bytes
 /// (see [`gunzip_if_gzip`]).
 ///
+/// # Errors
 /// Errors name the file: not a regular file (a FIFO, a folder), unreadable, or a corrupt,
 /// truncated or trailing-garbage gzip stream.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
@@ -39,7 +40,8 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 /// are not another member are an error. The output grows only with bytes actually decoded and
 /// stops at the memory available. `name` is used in error messages.
 ///
-/// Errors: [`Error::Format`] naming `name` for corrupt, truncated or trailing data, or output
+/// # Errors
+/// [`Error::Format`] naming `name` for corrupt, truncated or trailing data, or output
 /// larger than the memory available.
 pub fn gunzip_if_gzip(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>> {
     if !is_gzip(&bytes) {
@@ -69,6 +71,7 @@ fn gzip_error(name: &str, e: std::io::Error) -> Error {
 
 /// Reads an IDX file of `u8` elements (gzipped or raw) from the regular file at `path`.
 ///
+/// # Errors
 /// Errors name the file and the problem: not a regular file, wrong magic, an element type other
 /// than u8, dimensions that disagree with the file's length or exceed the memory available, or
 /// a corrupt gzip stream.
@@ -82,7 +85,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// sized by the bytes actually decoded, never by the header's claim alone: a header is first
 /// checked against the memory available. `name` is used in error messages.
 ///
-/// Errors: as [`read_idx`].
+/// # Errors
+/// As [`read_idx`].
 pub fn decode_idx(bytes: &[u8], name: &str) -> Result<IdxArray> {
     if is_gzip(bytes) {
         idx_from_reader(flate2::read::MultiGzDecoder::new(bytes), name, true)
@@ -93,7 +97,8 @@ pub fn decode_idx(bytes: &[u8], name: &str) -> Result<IdxArray> {
 
 /// Parses the bytes of an (already decompressed) IDX file; `name` is used in error messages.
 ///
-/// Errors: as [`read_idx`].
+/// # Errors
+/// As [`read_idx`].
 pub fn parse_idx(bytes: Vec<u8>, name: &str) -> Result<IdxArray> {
     idx_from_reader(&bytes[..], name, false)
 }

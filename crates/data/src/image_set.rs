@@ -96,6 +96,10 @@ impl ImageSet {
     }
 
     /// Replaces the labels (e.g. CIFAR-100 coarse instead of fine); the count must not change.
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming `source` when the number of labels differs from the number of
+    /// images.
     pub fn with_labels(mut self, labels: Vec<i64>, source: &str) -> Result<Self> {
         if labels.len() != self.labels.len() {
             return Err(Error::format(

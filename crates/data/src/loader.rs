@@ -156,6 +156,9 @@ impl DataLoader {
     /// `DistributedSampler`: the shuffled order padded to a multiple of `world`, every
     /// `world`-th index from `rank`), for data-parallel training. Errors: `rank >= world` or
     /// `world == 0`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `world` is 0 or `rank >= world`.
     pub fn shard(mut self, rank: usize, world: usize) -> Result<Self> {
         if world == 0 || rank >= world {
             return Err(Error::invalid(format!(

@@ -61,6 +61,7 @@ const MI_COMPRESSED: u32 = 15;
 
 /// Reads the numeric arrays of the `.mat` file at `path`.
 ///
+/// # Errors
 /// Errors name the file: not a regular file, not a level-5 MAT file, a truncated or corrupt
 /// element, sizes that disagree with the dimensions, more data than the memory available.
 pub fn read_mat(path: &Path) -> Result<Vec<MatArray>> {
@@ -75,7 +76,8 @@ pub fn read_mat(path: &Path) -> Result<Vec<MatArray>> {
 
 /// Parses the bytes of a level-5 MAT file; `name` is used in error messages.
 ///
-/// Errors: as [`read_mat`].
+/// # Errors
+/// As [`read_mat`].
 pub fn parse_mat(bytes: &[u8], name: &str) -> Result<Vec<MatArray>> {
     let bad = |m: String| Error::format(name, m);
     if bytes.len() < 128 {

@@ -62,10 +62,12 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Errors unless `bytes` (what `what` would allocate) fits in [`available_bytes`]; `hint` tells
-/// the user what to change (`"lower --batch-size"`). `None` for `bytes` means the size overflowed.
 ///
 /// Errors: [`Error::Invalid`] naming `what`, the size, the memory available and the hint.
+///
+/// # Errors
+/// Errors unless `bytes` (what `what` would allocate) fits in [`available_bytes`]; `hint` tells
+/// the user what to change (`"lower --batch-size"`). `None` for `bytes` means the size overflowed.
 pub fn check_fits(bytes: Option<u64>, what: &str, hint: &str) -> Result<()> {
     let avail = available_bytes();
     let too_big = match (bytes, avail) {
@@ -83,11 +85,13 @@ pub fn check_fits(bytes: Option<u64>, what: &str, hint: &str) -> Result<()> {
     )))
 }
 
-/// Errors unless `path` is a regular file (after following links): a FIFO, socket, device or
-/// folder is refused before it is opened, since opening a FIFO for reading blocks forever.
 ///
 /// Errors: [`Error::Io`] when `path` cannot be inspected, [`Error::Format`] naming the kind of
 /// file found otherwise.
+///
+/// # Errors
+/// Errors unless `path` is a regular file (after following links): a FIFO, socket, device or
+/// folder is refused before it is opened, since opening a FIFO for reading blocks forever.
 pub fn require_regular_file(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
     if meta.is_file() {

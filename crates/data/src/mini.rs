@@ -22,6 +22,9 @@ pub struct MnistMini;
 #[allow(clippy::new_ret_no_self)]
 impl MnistMini {
     /// Loads the training (`train = true`) or test split.
+    ///
+    /// # Errors
+    /// Only if the embedded files were corrupt ([`Error::Format`]); none in practice.
     pub fn new(train: bool) -> Result<ImageDataset> {
         let (images, labels, split) = if train {
             (TRAIN_IMAGES, TRAIN_LABELS, "train")

@@ -69,13 +69,18 @@ impl MnistVariant {
 
     /// Loads a split from `ROOT/<folder>/raw`, without downloading.
     ///
-    /// Errors: files missing ([`Error::MissingFiles`], listing the exact paths) or malformed.
+    /// # Errors
+    /// Files missing ([`Error::MissingFiles`], listing the exact paths) or malformed.
     pub fn load(self, root: &Path, train: bool) -> Result<ImageDataset> {
         self.load_dir_or_missing(&self.raw_dir(root), train, "download disabled".into())
     }
 
     /// Loads a split from `ROOT/<folder>/raw`, downloading the missing files first
     /// (from `mirrors`, or the official ones when `None`).
+    ///
+    /// # Errors
+    /// As [`MnistVariant::load`] after the download; a failed download is [`Error::MissingFiles`]
+    /// listing the paths and the download's error (where to place the files by hand).
     pub fn load_or_download(
         self,
         root: &Path,
@@ -102,6 +107,10 @@ impl MnistVariant {
     }
 
     /// Loads a split from a folder holding the standard file names (raw or `.gz`).
+    ///
+    /// # Errors
+    /// [`Error::MissingFiles`] listing the exact paths; [`Error::Format`] naming the file for
+    /// malformed IDX data, counts that disagree or labels out of range.
     pub fn load_dir(self, dir: &Path, train: bool) -> Result<ImageDataset> {
         self.load_dir_or_missing(dir, train, "not found".into())
     }
@@ -133,6 +142,7 @@ fn find_files(dir: &Path, train: bool) -> Option<(PathBuf, PathBuf)> {
 
 /// Reads an IDX images file (`[N, H, W]`) and labels file (`[N]`) into an [`ImageSet`].
 ///
+/// # Errors
 /// Errors name the file: malformed IDX, wrong rank, counts that disagree, labels out of range.
 pub fn read_mnist_pair(images: &Path, labels: &Path, num_classes: usize) -> Result<ImageSet> {
     let img = read_idx(images)?;
@@ -194,6 +204,9 @@ macro_rules! mnist_loaders {
         #[allow(clippy::new_ret_no_self)]
         impl $ty {
             #[doc = concat!("Loads a split from `ROOT/", $folder, "/raw` without downloading.")]
+            ///
+            /// # Errors
+            /// As [`MnistVariant::load`].
             pub fn new(root: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {
                 $variant.load(root.as_ref(), train)
             }
@@ -201,6 +214,9 @@ macro_rules! mnist_loaders {
             #[doc = concat!("Loads a split from `ROOT/", $folder, "/raw`, downloading missing files")]
             /// first (from `mirrors`, or the official ones when `None`). When the download fails
             /// the error says where to place the files.
+            ///
+            /// # Errors
+            /// As [`MnistVariant::load_or_download`].
             pub fn download(
                 root: impl AsRef<Path>,
                 train: bool,
@@ -211,6 +227,9 @@ macro_rules! mnist_loaders {
             }
 
             /// Loads a split from a folder holding the standard file names (raw or `.gz`).
+            ///
+            /// # Errors
+            /// As [`MnistVariant::load_dir`].
             pub fn from_dir(dir: impl AsRef<Path>, train: bool) -> Result<ImageDataset> {
                 $variant.load_dir(dir.as_ref(), train)
             }

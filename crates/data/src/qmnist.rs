@@ -47,6 +47,11 @@ impl Qmnist {
     /// Loads a split from `ROOT/QMNIST/raw`, downloading missing files first when `download`
     /// is given (mirrors — `None` for the official ones — and options) from `source`
     /// (normally [`QMNIST_SOURCE`]). Errors: missing files (listing the paths), malformed files.
+    ///
+    /// # Errors
+    /// [`Error::MissingFiles`] when files are absent and not downloaded (or the download failed);
+    /// [`Error::Format`] naming the file for malformed IDX data or image and label counts that
+    /// disagree.
     pub fn load(
         root: &Path,
         train: bool,
@@ -60,6 +65,9 @@ impl Qmnist {
 
     /// Loads a split from the official mirrors' files in `ROOT/QMNIST/raw`, downloading them
     /// when missing.
+    ///
+    /// # Errors
+    /// As [`Qmnist::load`].
     pub fn download(
         root: &Path,
         train: bool,
@@ -70,6 +78,9 @@ impl Qmnist {
     }
 
     /// Loads a split from a folder holding the standard file names (no download).
+    ///
+    /// # Errors
+    /// As [`Qmnist::load`], without a download.
     pub fn from_dir(dir: &Path, train: bool) -> Result<ImageDataset> {
         let (i, l) = qmnist_file_names(train);
         QMNIST_SOURCE
@@ -107,6 +118,10 @@ fn read_pair(images: &Path, labels: &Path) -> Result<ImageDataset> {
 /// and returns column 0 (the class). The header's size is checked against the file's length
 /// before anything else is allocated (the decompressed bytes are bounded by the memory
 /// available). Errors name the file.
+///
+/// # Errors
+/// [`Error::Format`] naming the file: not IDX int32 `[N, C]`, a size that disagrees with the file's
+/// length, or a corrupt gzip stream; [`Error::Io`] when unreadable.
 pub fn read_int_labels(path: &Path) -> Result<Vec<i64>> {
     let bytes = read_maybe_gz(path)?;
     let bad = |m: String| Error::format(path, m);

@@ -50,6 +50,9 @@ pub fn dataset_names() -> &'static [&'static str] {
 
 /// The canonical name for `name` (case-insensitive; `_` for `-`; `cifar-10` for `cifar10`...),
 /// or an error listing the valid names.
+///
+/// # Errors
+/// [`Error::UnknownDataset`] listing the valid names.
 pub fn canonical_name(name: &str) -> Result<&'static str> {
     let n = name.trim().to_ascii_lowercase().replace('_', "-");
     let n = match n.as_str() {
@@ -81,6 +84,9 @@ fn mnist_variant(name: &str) -> Option<MnistVariant> {
 }
 
 /// Metadata of the dataset called `name` (fine labels for `cifar100`).
+///
+/// # Errors
+/// [`Error::UnknownDataset`] listing the valid names.
 pub fn dataset_info(name: &str) -> Result<DatasetInfo> {
     let name = canonical_name(name)?;
     Ok(match name {
@@ -206,6 +212,11 @@ impl LoadOptions {
 /// them there first when missing and `opts.download` is on. `mnist-mini` and `fake` need no
 /// file. Errors: an unknown name (listing the valid ones), missing files (saying where to put
 /// them), or malformed files (naming the file and the problem).
+///
+/// # Errors
+/// [`Error::UnknownDataset`] for an unknown `name`; then the loader's errors:
+/// [`Error::MissingFiles`] (with the paths, and why the download did not happen or failed),
+/// [`Error::Format`] naming a malformed file.
 pub fn load_by_name(name: &str, split: Split, opts: &LoadOptions) -> Result<ImageDataset> {
     let name = canonical_name(name)?;
     let train = split.is_train();

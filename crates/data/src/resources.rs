@@ -166,6 +166,10 @@ impl Source {
     /// The paths of `names` in `dir`, downloading the missing ones first when `download` (from
     /// `mirrors`, or the official ones when `None`). Errors: [`Error::MissingFiles`] for
     /// `dataset`, listing the exact paths and why downloading did not help.
+    ///
+    /// # Errors
+    /// [`Error::MissingFiles`] for `dataset`, listing the exact paths and why: download disabled,
+    /// or the download's error.
     pub fn fetch(
         &self,
         dataset: &str,
@@ -207,6 +211,10 @@ impl Source {
 
     /// Downloads file `name` into `dir` from the official mirrors (skipped when already there
     /// and verified).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `name` is not a published file; otherwise as
+    /// [`crate::download::download_file`].
     pub fn download(&self, name: &str, dir: &Path, opts: &DownloadOptions) -> Result<PathBuf> {
         let mirrors: Vec<String> = self.mirrors.iter().map(|m| m.to_string()).collect();
         self.download_from(&mirrors, name, dir, opts)
@@ -214,6 +222,10 @@ impl Source {
 
     /// Like [`download`](Self::download) but from other mirrors (base URLs; a missing trailing
     /// `/` is added), e.g. a local copy; the published checksum is still enforced.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `name` is not a published file; otherwise as
+    /// [`crate::download::download_file`] (the checksum is enforced).
     pub fn download_from(
         &self,
         mirrors: &[String],

@@ -60,6 +60,11 @@ impl Stl10 {
 
     /// Loads a split from `ROOT/STL10/stl10_binary.tar.gz`, downloading the archive from
     /// `source` (normally [`STL10_SOURCE`]) first when missing and `download` is given.
+    ///
+    /// # Errors
+    /// [`Error::MissingFiles`] when the archive is absent and not downloaded (or the download
+    /// failed); [`Error::Format`] naming the archive when corrupt, a member missing or of an
+    /// impossible size.
     pub fn load(
         root: &Path,
         train: bool,
@@ -80,6 +85,10 @@ impl Stl10 {
     }
 
     /// Loads a split from a folder holding the extracted `{train,test}_{X,y}.bin`.
+    ///
+    /// # Errors
+    /// [`Error::MissingFiles`] listing the exact paths; [`Error::Format`] for files that are not
+    /// whole records.
     pub fn from_dir(dir: &Path, train: bool) -> Result<ImageDataset> {
         let (x, y) = member_names(train);
         let p = STL10_SOURCE.fetch("stl10", &[x, y], dir, None)?;

@@ -27,6 +27,9 @@ impl std::fmt::Debug for Subset {
 
 impl Subset {
     /// The samples `indices` of `inner`. Errors: an index `>= inner.len()`.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when an index is `>= inner.len()`.
     pub fn new(inner: Arc<dyn Dataset>, indices: Vec<usize>) -> Result<Self> {
         let n = inner.len();
         if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
@@ -87,6 +90,9 @@ impl Dataset for Subset {
 /// samples, `round(n · fraction)` go to `val` (at least 1 when `n >= 2`, never all of them),
 /// chosen by a shuffle seeded with `seed`; both lists are sorted. `labels[i]` is sample `i`'s
 /// class. Errors: `fraction` outside `(0, 1)`.
+///
+/// # Errors
+/// [`Error::Format`] when `fraction` is not strictly between 0 and 1.
 pub fn stratified_split(
     labels: &[i64],
     fraction: f64,

@@ -32,6 +32,9 @@ pub fn svhn_info() -> DatasetInfo {
 }
 
 /// The `.mat` file of a split: `train`, `test` or `extra`.
+///
+/// # Errors
+/// [`Error::Invalid`] for a split other than `train`, `test` or `extra`.
 pub fn svhn_file_name(split: &str) -> Result<&'static str> {
     match split {
         "train" => Ok("train_32x32.mat"),
@@ -54,6 +57,10 @@ impl Svhn {
 
     /// Loads `split` (`train`, `test`, `extra`) from `ROOT/SVHN`, downloading the file from
     /// `source` (normally [`SVHN_SOURCE`]) first when missing and `download` is given.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown `split`; [`Error::MissingFiles`] when the file is absent
+    /// and not downloaded (or the download failed); as [`read_svhn`] for its contents.
     pub fn load(
         root: &Path,
         split: &str,
@@ -66,6 +73,10 @@ impl Svhn {
     }
 
     /// Loads `split` from a folder holding the `.mat` file (no download).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown `split`; [`Error::MissingFiles`] with the exact path; as
+    /// [`read_svhn`] for its contents.
     pub fn from_dir(dir: &Path, split: &str) -> Result<ImageDataset> {
         let name = svhn_file_name(split)?;
         let p = SVHN_SOURCE.fetch("svhn", &[name], dir, None)?;
@@ -75,6 +86,7 @@ impl Svhn {
 
 /// Reads an SVHN `.mat` file into 3x32x32 images (labels 10 → 0).
 ///
+/// # Errors
 /// Errors name the file: no `X` or `y`, `X` not uint8 `[H, W, 3, N]`, `y` not `N` labels in
 /// 1..=10.
 pub fn read_svhn(path: &Path) -> Result<ImageDataset> {

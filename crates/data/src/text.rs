@@ -33,6 +33,9 @@ impl CharVocab {
 
     /// A vocabulary from its characters in id order (e.g. read back from a run folder);
     /// errors on duplicates or an empty list.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty list or a repeated character.
     pub fn from_chars(chars: Vec<char>) -> Result<Self> {
         let mut s = chars.clone();
         s.sort_unstable();
@@ -71,6 +74,9 @@ impl CharVocab {
 
     /// The ids of `text`; errors list the characters outside the vocabulary (`what` names the
     /// argument, e.g. "prompt").
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming `what` and listing the characters outside the vocabulary.
     pub fn encode(&self, text: &str, what: &str) -> Result<Vec<i64>> {
         let mut bad: Vec<char> = Vec::new();
         let ids: Vec<i64> = text
@@ -97,6 +103,9 @@ impl CharVocab {
     }
 
     /// The text of `ids`; errors on an id outside the vocabulary.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an id outside `0..len`.
     pub fn decode(&self, ids: &[i64]) -> Result<String> {
         ids.iter()
             .map(|&i| {
@@ -125,6 +134,9 @@ pub struct TextDataset {
 impl TextDataset {
     /// Splits `text` (named `name` in messages). Errors when the text is empty or too short
     /// for a validation split.
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming `name` when the text is empty or too short for a 90%/10% split.
     pub fn from_text(text: &str, name: &str) -> Result<Self> {
         if text.is_empty() {
             return Err(Error::format(name, "the text is empty"));
@@ -148,6 +160,10 @@ impl TextDataset {
 
     /// Reads a UTF-8 text file (gzipped or plain). Errors name the file: unreadable, not
     /// UTF-8 (with the byte offset), or empty.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file when unreadable; [`Error::Format`] naming it for a corrupt
+    /// gzip stream, text that is not UTF-8 (with the byte offset), or an empty or too short text.
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
         let name = path.display().to_string();
@@ -166,6 +182,9 @@ impl TextDataset {
 
     /// The embedded tinyshakespeare corpus (65 characters; 1,003,854 train / 111,540
     /// validation characters).
+    ///
+    /// # Errors
+    /// None in practice (only if the embedded corpus were corrupt).
     pub fn tinyshakespeare() -> Result<Self> {
         let name = "<embedded tinyshakespeare>/input.txt.gz";
         let bytes = gunzip_if_gzip(TINYSHAKESPEARE.to_vec(), name)?;
@@ -186,6 +205,9 @@ impl TextDataset {
     /// and next-character targets `[batch, seq_len]` (both i64). A window starts uniformly in
     /// `[0, len − seq_len − 1)`, as `torch.randint` in PyTorch's recipe. Errors when the
     /// split is shorter than `seq_len + 2`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the split holds fewer than `seq_len + 2` characters.
     pub fn batch(
         &self,
         train: bool,
@@ -220,6 +242,10 @@ impl TextDataset {
 }
 
 /// Text corpora by name: `tinyshakespeare` (built in) or `text:FILE` (any UTF-8 file).
+///
+/// # Errors
+/// [`Error::Invalid`] for a name other than `tinyshakespeare` or `text:FILE`; as
+/// [`TextDataset::from_file`] for a file.
 pub fn text_by_name(name: &str) -> Result<TextDataset> {
     if let Some(path) = name.strip_prefix("text:") {
         return TextDataset::from_file(Path::new(path));

@@ -30,6 +30,7 @@ fn u32_at(b: &[u8], k: usize) -> u32 {
 
 /// The names of the archive's members, in order.
 ///
+/// # Errors
 /// Errors name the archive: not a regular file, no end-of-central-directory record, a
 /// central directory outside the file, zip64 archives.
 pub fn zip_member_names(archive: &Path) -> Result<Vec<String>> {
@@ -102,6 +103,7 @@ fn central_directory(archive: &Path) -> Result<Vec<Member>> {
 
 /// The bytes of member `name` of the zip `archive`.
 ///
+/// # Errors
 /// Errors name the archive and member: missing member, an unsupported compression method
 /// (only stored and deflate), sizes outside the file or beyond the memory available, corrupt
 /// data or a CRC-32 mismatch.

@@ -15,6 +15,7 @@ pub fn known_architectures() -> Vec<String> {
     KNOWN_ARCHITECTURES.iter().map(|s| s.to_string()).collect()
 }
 
+/// # Errors
 /// Errors with [`Error::UnknownArchitecture`] unless the zoo can build `entry`'s architecture.
 pub fn check(entry: &Entry) -> Result<()> {
     let model = entry.architecture.model.as_str();
@@ -29,12 +30,14 @@ pub fn check(entry: &Entry) -> Result<()> {
     }
 }
 
+///
+/// Errors: [`Error::Invalid`] naming the entry, the file and the field that disagrees.
+///
+/// # Errors
 /// Errors unless the weights file at `path` fits `entry`'s metadata: the zoo builds
 /// `architecture.model` for `architecture.num_classes` classes and `input_shape[0]` channels,
 /// the file's tensors load into it strictly (every name and shape), and one input of
 /// `architecture.input_shape` goes through it to `num_classes` outputs.
-///
-/// Errors: [`Error::Invalid`] naming the entry, the file and the field that disagrees.
 pub fn check_weights(entry: &Entry, path: &std::path::Path) -> Result<()> {
     check(entry)?;
     let arch = &entry.architecture;

@@ -44,6 +44,9 @@ pub struct CachedModel {
 
 impl CachedModel {
     /// The path of the state-dict file.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the entry lists no `.safetensors` file or several.
     pub fn weights_path(&self) -> Result<PathBuf> {
         Ok(self.dir.join(&self.entry.weights()?.name))
     }
@@ -58,6 +61,10 @@ impl CachedModel {
     }
 
     /// Re-hashes every file; errors name the file and both digests.
+    ///
+    /// # Errors
+    /// [`Error::Data`] holding a checksum error naming the file and both digests; [`Error::Data`]
+    /// I/O errors naming a file that cannot be read.
     pub fn verify(&self) -> Result<()> {
         for f in &self.entry.files {
             let p = self.dir.join(&f.name);

@@ -6,7 +6,8 @@ use crate::cache::{self, CachedModel};
 use crate::error::Result;
 use crate::index::{parse_spec, Entry, Metric};
 use crate::options::{Ctx, HubOptions};
-use crate::source::{Registry, Source};
+use crate::registry::Registry;
+use crate::source::Source;
 
 /// One model version in [`list`]'s answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +63,10 @@ fn item(
 
 /// Every model of the registries (`opts.registry`, then built-in; offline: built-in only)
 /// and of the cache. An unreadable registry becomes a warning, not an error.
+///
+/// # Errors
+/// [`Error::Invalid`] for a malformed `opts.registry`; [`Error::Io`] when the cache folder cannot
+/// be read (unreadable registries are warnings, not errors).
 pub fn list(opts: &HubOptions) -> Result<Listing> {
     let ctx = Ctx::new(opts)?;
     let cached = cache::all(&ctx)?;
@@ -122,6 +127,11 @@ pub struct Info {
 
 /// Details of `spec` (`NAME[@VERSION]`): the registry entry (newest version unless named)
 /// and the cached copy. Falls back to the cache when no registry is reachable or lists it.
+///
+/// # Errors
+/// [`Error::UnsafeName`] for a malformed `spec`; [`Error::NotFound`] (listing what the registries
+/// hold) when none lists it and it is not cached; [`Error::NotCached`] offline; a registry's error
+/// when it is unreachable and nothing is cached.
 pub fn info(spec: &str, opts: &HubOptions) -> Result<Info> {
     let ctx = Ctx::new(opts)?;
     match crate::pull::resolve(spec, &ctx) {
@@ -148,6 +158,10 @@ pub fn info(spec: &str, opts: &HubOptions) -> Result<Info> {
 
 /// Removes `spec` from the cache: `NAME@VERSION`, or every version of `NAME`. Returns the
 /// folders removed; errors when none was cached.
+///
+/// # Errors
+/// [`Error::UnsafeName`] for a malformed `spec`; [`Error::Invalid`] naming the cache folder when
+/// nothing matches; [`Error::Io`] naming a folder that cannot be removed.
 pub fn rm(spec: &str, opts: &HubOptions) -> Result<Vec<PathBuf>> {
     let ctx = Ctx::new(opts)?;
     let (name, version) = parse_spec(spec)?;

@@ -76,6 +76,10 @@ impl CommandLine {
 
 impl RunConfig {
     /// Parses `config.json` text; `origin` names it in errors (with the bad field's path).
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming `origin` and the bad field's JSON path, for text that is not JSON or
+    /// a field of the wrong type.
     pub fn parse(text: &str, origin: &str) -> Result<RunConfig> {
         let value = serde_json::from_str(text)
             .map_err(|e| Error::index(origin, "", format!("not valid JSON: {e}")))?;
@@ -84,6 +88,10 @@ impl RunConfig {
 
     /// An entry (with no files yet) for this run: shapes, mean and std default to the
     /// dataset's when the config does not give them.
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming `origin` and the field, for a missing model or dataset, or input
+    /// shape, mean or std that neither the config nor the dataset gives.
     pub fn to_entry(&self, name: &str, version: &str, origin: &str) -> Result<Entry> {
         let info = self
             .dataset
@@ -192,7 +200,8 @@ pub struct Exported {
 /// Exports the run in `run_dir` as model `name`: copies its weights into `out_dir` and adds
 /// (or replaces) the `NAME@VERSION` entry of `out_dir/index.json`, creating it if needed.
 ///
-/// Errors: a missing or malformed `config.json` (naming the field), no weights file, weights
+/// # Errors
+/// A missing or malformed `config.json` (naming the field), no weights file, weights
 /// that are not valid safetensors, an unknown architecture, an unsafe name, an existing index
 /// that is malformed or whose other entries use the same file name with other bytes.
 pub fn export(

@@ -129,6 +129,10 @@ pub struct Metric {
 impl Index {
     /// Parses and validates an index; `origin` (URL or path) names it in errors, and a bad or
     /// missing field is named by its JSON path (`models[0].files[0].sha256`).
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming `origin` and the field's JSON path: not JSON, a missing or mistyped
+    /// field, or what [`Index::validate`] rejects.
     pub fn parse(text: &str, origin: &str) -> Result<Index> {
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::index(origin, "", format!("not valid JSON: {e}")))?;
@@ -149,6 +153,9 @@ impl Index {
     }
 
     /// Checks every entry (see [`Entry::validate`]) and that no `NAME@VERSION` repeats.
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming the entry (see [`Entry::validate`]) or the repeated `NAME@VERSION`.
     pub fn validate(&self, origin: &str) -> Result<()> {
         for (i, e) in self.models.iter().enumerate() {
             e.validate(origin, &format!("models[{i}]"))?;
@@ -201,6 +208,9 @@ impl Entry {
     }
 
     /// The state-dict file (the one `.safetensors` file).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the entry lists no `.safetensors` file or several.
     pub fn weights(&self) -> Result<&FileEntry> {
         let mut it = self
             .files
@@ -223,6 +233,11 @@ impl Entry {
     }
 
     /// Checks names, digests, file kinds and shapes; `at` is the entry's JSON path for errors.
+    ///
+    /// # Errors
+    /// [`Error::Index`] naming `origin` and `at.field`: an unsafe name or version, an empty model,
+    /// zero classes, a malformed sha256, a file that is neither `.safetensors` nor `.json`, bad
+    /// shapes.
     pub fn validate(&self, origin: &str, at: &str) -> Result<()> {
         let bad = |field: &str, msg: String| Error::index(origin, format!("{at}.{field}"), msg);
         let named = |field: &str, e: Error| bad(field, e.to_string());
@@ -347,6 +362,9 @@ fn missing_field(msg: &str) -> Option<&str> {
 
 /// Rejects names that are unsafe as one path component: empty, `.`/`..`, separators,
 /// leading `.` or `-`, or characters outside `A-Z a-z 0-9 . _ -`.
+///
+/// # Errors
+/// [`Error::UnsafeName`] naming `what`, the name and the reason.
 pub fn check_name(what: &'static str, name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("is empty")
@@ -398,6 +416,9 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 /// Splits `NAME[@VERSION]`.
+///
+/// # Errors
+/// [`Error::UnsafeName`] for an unsafe name or version.
 pub fn parse_spec(spec: &str) -> Result<(&str, Option<&str>)> {
     let (name, version) = match spec.split_once('@') {
         Some((n, v)) => (n, Some(v)),

@@ -36,6 +36,7 @@ pub mod lock;
 pub mod onnx;
 mod options;
 pub mod pull;
+mod registry;
 pub mod source;
 pub mod timm;
 

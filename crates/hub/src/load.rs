@@ -51,6 +51,9 @@ impl std::fmt::Debug for Loaded {
 }
 
 /// [`load_with`] with [`HubOptions::from_env`] on the CPU: `mlfw_hub::load("lenet5")`.
+///
+/// # Errors
+/// As [`load_with`].
 pub fn load(spec: &str) -> Result<Loaded> {
     load_with(spec, &HubOptions::from_env(), &Device::Cpu)
 }
@@ -59,7 +62,8 @@ pub fn load(spec: &str) -> Result<Loaded> {
 /// the vision registry from the entry's architecture, its weights loaded strictly, in eval
 /// mode. Pulls first when not cached (see [`load_weights_with`]).
 ///
-/// Errors: those of [`load_weights_with`]; an architecture the zoo does not know; weights
+/// # Errors
+/// Those of [`load_weights_with`]; an architecture the zoo does not know; weights
 /// that do not fit the architecture (naming the entry, the file and the keys).
 pub fn load_with(spec: &str, opts: &HubOptions, device: &Device) -> Result<Loaded> {
     let w = load_weights_with(spec, opts, device)?;
@@ -102,6 +106,9 @@ fn per_channel(v: &[f32], c: usize) -> Vec<f32> {
 }
 
 /// [`load_weights_with`] with [`HubOptions::from_env`] on the CPU.
+///
+/// # Errors
+/// As [`load_weights_with`].
 pub fn load_weights(spec: &str) -> Result<Pretrained> {
     load_weights_with(spec, &HubOptions::from_env(), &Device::Cpu)
 }
@@ -110,7 +117,8 @@ pub fn load_weights(spec: &str) -> Result<Pretrained> {
 /// the cached copy when there is one (re-verified by sha256), else pulled first
 /// (see [`crate::pull`]; `opts.force` always pulls).
 ///
-/// Errors: those of [`crate::pull`]; a cached file whose digest no longer matches; weights
+/// # Errors
+/// Those of [`crate::pull`]; a cached file whose digest no longer matches; weights
 /// that are not valid safetensors (naming the file).
 pub fn load_weights_with(spec: &str, opts: &HubOptions, device: &Device) -> Result<Pretrained> {
     let ctx = Ctx::new(opts)?;
@@ -132,7 +140,8 @@ pub fn load_weights_with(spec: &str, opts: &HubOptions, device: &Device) -> Resu
 /// shape) and returns them with the entry. For a model the caller built itself, e.g. the
 /// CLI's `--model lenet5 --pretrained`. Tensors are loaded onto `device` first.
 ///
-/// Errors: those of [`load_weights_with`]; weights that do not fit `model` (naming the
+/// # Errors
+/// Those of [`load_weights_with`]; weights that do not fit `model` (naming the
 /// entry, the file and the mismatching keys).
 pub fn load_into(
     model: &dyn Module,

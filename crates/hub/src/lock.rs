@@ -16,6 +16,10 @@ pub struct CacheLock {
 
 impl CacheLock {
     /// Blocks until the lock at `path` is held; creates the file and its folder if needed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path when its folder cannot be created or the file opened or
+    /// locked.
     pub fn acquire(path: &Path) -> Result<CacheLock> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;

@@ -9,7 +9,8 @@ use crate::cache::{self, CachedModel, Manifest};
 use crate::error::{Error, Result};
 use crate::index::{parse_spec, Entry, FileEntry};
 use crate::options::{Ctx, HubOptions};
-use crate::source::{Location, Registry, Source};
+use crate::registry::{Location, Registry};
+use crate::source::Source;
 
 /// What [`pull`] did.
 #[derive(Debug, Clone)]
@@ -27,7 +28,8 @@ pub struct Pulled {
 /// `opts.registry`, then the built-in one. A verified cached copy is kept unless
 /// `opts.force`; in offline mode only the cache and the built-in registry are used.
 ///
-/// Errors: the model is in no registry ([`Error::NotFound`]), offline and not cached
+/// # Errors
+/// The model is in no registry ([`Error::NotFound`]), offline and not cached
 /// ([`Error::NotCached`]), an unknown architecture, an unsafe file name, an HTTP status or
 /// network error (naming the URL), a checksum mismatch (after which nothing is cached).
 pub fn pull(spec: &str, opts: &HubOptions) -> Result<Pulled> {

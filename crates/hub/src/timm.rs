@@ -13,8 +13,11 @@ use crate::error::{Error, Result};
 use crate::index::{Architecture, Entry, Preprocessing};
 
 /// The entry described by a timm `config.json` (`None` when `text` is not one), named
-/// `name` at `version`. Errors (naming `origin` and the field): a timm architecture the zoo
-/// cannot map, missing `pretrained_cfg` fields.
+/// `name` at `version`.
+///
+/// # Errors
+/// Naming `origin` and the field: a timm architecture the zoo cannot map, missing `pretrained_cfg`
+/// fields.
 pub fn entry_from_config(
     text: &str,
     origin: &str,
@@ -83,7 +86,8 @@ pub fn entry_from_config(
 
 /// `sd` with the entry's key map applied (unchanged without one).
 ///
-/// Errors: a timm key without a zoo counterpart (naming it and the entry).
+/// # Errors
+/// A timm key without a zoo counterpart (naming it and the entry).
 pub fn apply_key_map(
     entry: &Entry,
     sd: HashMap<String, Tensor>,

@@ -1,6 +1,7 @@
 //! Attention as functional ops (`torch.nn.functional.scaled_dot_product_attention`), the mask
 //! helpers the attention modules share, and `pad_sequence`.
 
+pub use crate::composed::causal_bias;
 use crate::functional;
 use mlfw_core::{DType, Device, Error, Result, Tensor};
 
@@ -13,6 +14,11 @@ use mlfw_core::{DType, Device, Error, Result, Tensor};
 /// the upper triangle (and then `attn_mask` must be absent). `scale` defaults to `1/√E`.
 /// `dropout_p` applies dropout to the weights (global generator). Rows where every key is
 /// masked give NaN, as PyTorch.
+///
+/// # Errors
+/// `Error::Msg` when `q`, `k` or `v` has fewer than 2 dims, their last/sequence dims disagree, both
+/// `attn_mask` and `is_causal` are given, or the mask is neither bool nor `q`'s dtype or does not
+/// broadcast to `[.., L, S]`.
 pub fn scaled_dot_product_attention(
     q: &Tensor,
     k: &Tensor,
@@ -112,50 +118,16 @@ pub(crate) fn composed(
     training: bool,
     scale: Option<f64>,
 ) -> Result<(Tensor, Tensor)> {
-    let e = q.dims()[q.rank() - 1];
-    if k.dims()[k.rank() - 1] != e || k.dims()[k.rank() - 2] != v.dims()[v.rank() - 2] {
-        return Err(Error::msg(format!(
-            "attention: query {} and key {} must share the last dim, key {} and value {} the sequence dim",
-            q.shape(),
-            k.shape(),
-            k.shape(),
-            v.shape()
-        )));
-    }
-    let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
-    // Scaling q (smaller than the scores) saves a scores-sized tensor per call.
-    let mut scores = q.mul_scalar(scale)?.matmul(&k.transpose(-2, -1)?)?;
-    if let Some(b) = bias {
-        if b.dtype() != scores.dtype() {
-            return Err(Error::msg(format!(
-                "attention: a float mask must have the query's dtype {}, got {}",
-                scores.dtype(),
-                b.dtype()
-            )));
-        }
-        scores = scores.add(b).map_err(|err| {
-            Error::msg(format!(
-                "attention: attn_mask of shape {} does not broadcast to the scores {} ({err})",
-                b.shape(),
-                scores.shape()
-            ))
-        })?;
-    }
-    let w = scores.softmax(-1)?;
+    let w = crate::composed::attention_weights(q, k, v, bias, scale)?;
     let w = functional::dropout(&w, dropout_p, training, None)?;
     Ok((w.matmul(v)?, w))
 }
 
-/// The additive causal mask `[l, s]`: 0 on and below the diagonal, −inf above.
-pub fn causal_bias(l: usize, s: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let v: Vec<f64> = (0..l)
-        .flat_map(|i| (0..s).map(move |j| if j > i { f64::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(v, [l, s], device)?.to_dtype(dtype)
-}
-
 /// PyTorch's `Transformer.generate_square_subsequent_mask(n)`: a float `[n, n]` mask,
 /// −inf above the diagonal, 0 elsewhere.
+///
+/// # Errors
+/// Device errors only (out of memory).
 pub fn generate_square_subsequent_mask(n: usize, device: &Device) -> Result<Tensor> {
     causal_bias(n, n, DType::F32, device)
 }
@@ -191,6 +163,10 @@ pub(crate) fn additive_mask(
 /// Pads variable-length sequences `[len_i, *]` to one tensor (PyTorch's
 /// `nn.utils.rnn.pad_sequence`): `[max_len, n, *]`, or `[n, max_len, *]` with `batch_first`.
 /// Errors when the list is empty or the trailing dims differ.
+///
+/// # Errors
+/// `Error::Msg` for an empty list, a 0-D sequence, or trailing dims that differ from the first
+/// sequence's.
 pub fn pad_sequence(seqs: &[Tensor], batch_first: bool, padding_value: f64) -> Result<Tensor> {
     let first = seqs
         .first()

@@ -18,6 +18,10 @@ pub use crate::recurrent::{recurrent, RecurrentOutput};
 /// `[..ids, dim]` (torch.nn.functional.embedding). Lookups of `padding_idx` read the row but
 /// never pass it a gradient, so the padding row does not train. Errors on a non-2-D table,
 /// non-int64 or out-of-range ids, or a `padding_idx` outside the table.
+///
+/// # Errors
+/// `Error::Msg` for a table that is not 2-D, `ids` that are not i64, or a `padding_idx` outside
+/// `0..num`; `Error::IndexOutOfRange` for an id outside `0..num`.
 pub fn embedding(weight: &Tensor, ids: &Tensor, padding_idx: Option<usize>) -> Result<Tensor> {
     if ids.dtype() != DType::I64 {
         return Err(Error::msg(format!(
@@ -47,6 +51,9 @@ pub fn embedding(weight: &Tensor, ids: &Tensor, padding_idx: Option<usize>) -> R
 }
 
 /// `x · wᵀ + b`: `x [.., in]`, `w [out, in]`, `b [out]` → `[.., out]`.
+///
+/// # Errors
+/// `Error::Msg` when `w` is not 2-D, `x` does not end in `in`, or `b` is not `[out]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let [out_f, in_f] = *w.dims() else {
         return Err(Error::msg(format!(
@@ -112,6 +119,10 @@ pub struct RunningStats<'a> {
 /// Contiguous f32 CPU inputs run fused kernels (one pass for the statistics, one for
 /// normalise + affine; a two-pass backward), see `crate::fused::batch_norm`; the result is
 /// the same formula.
+///
+/// # Errors
+/// `Error::Msg` for an input of rank < 2, `weight`/`bias`/running stats not shaped `[C]`, or
+/// training with one value per channel.
 pub fn batch_norm(
     x: &Tensor,
     running: Option<RunningStats<'_>>,
@@ -126,6 +137,9 @@ pub fn batch_norm(
 /// `relu(batch_norm(..))` (arguments, shapes and errors as [`batch_norm`]): on contiguous
 /// f32 CPU inputs the ReLU runs inside the fused kernels (no extra pass, no extra saved
 /// tensor); elsewhere it is the two ops.
+///
+/// # Errors
+/// As [`batch_norm`].
 pub fn batch_norm_relu(
     x: &Tensor,
     running: Option<RunningStats<'_>>,
@@ -250,6 +264,10 @@ fn update_running(r: &RunningStats<'_>, mean: &Tensor, var: &Tensor, n: usize) -
 
 /// Layer normalisation over the trailing dims `normalized_shape` (biased variance), then
 /// `* weight + bias` (both shaped `normalized_shape`) when given.
+///
+/// # Errors
+/// `Error::Msg` when `x` does not end in `normalized_shape` or `weight`/`bias` are shaped
+/// otherwise.
 pub fn layer_norm(
     x: &Tensor,
     normalized_shape: &[usize],
@@ -277,35 +295,14 @@ pub fn layer_norm(
     if crate::fused::layer_norm::fused_ok(x, weight, bias) {
         return crate::fused::layer_norm::layer_norm(x, normalized_shape, weight, bias, eps);
     }
-    layer_norm_composed(x, normalized_shape, weight, bias, eps)
-}
-
-/// [`layer_norm`] as composed ops (any dtype and device; differentiable to any order).
-/// Arguments already checked.
-pub(crate) fn layer_norm_composed(
-    x: &Tensor,
-    normalized_shape: &[usize],
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f64,
-) -> Result<Tensor> {
-    let k = normalized_shape.len();
-    let dims: Vec<isize> = (1..=k as isize).map(|i| -i).collect();
-    let mean = x.mean(&dims, true)?;
-    let xc = x.sub(&mean)?;
-    let var = xc.square()?.mean(&dims, true)?;
-    let mut y = xc.mul(&var.add_scalar(eps)?.rsqrt()?)?;
-    if let Some(w) = weight {
-        y = y.mul(w)?;
-    }
-    if let Some(b) = bias {
-        y = y.add(b)?;
-    }
-    Ok(y)
+    crate::composed::layer_norm(x, normalized_shape, weight, bias, eps)
 }
 
 /// Dropout: in training, zeroes each element with probability `p` and scales the rest by
 /// `1/(1−p)`; the identity otherwise. `g = None` draws from the global generator.
+///
+/// # Errors
+/// `Error::Msg` when `p` is outside `[0, 1]`.
 pub fn dropout(x: &Tensor, p: f64, training: bool, g: Option<&mut Generator>) -> Result<Tensor> {
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::msg(format!(

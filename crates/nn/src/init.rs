@@ -47,6 +47,9 @@ pub fn calculate_gain(nl: Nonlinearity) -> f64 {
 
 /// `(fan_in, fan_out)` of a weight: `shape[1] * receptive`, `shape[0] * receptive`.
 /// Errors for tensors with fewer than 2 dims.
+///
+/// # Errors
+/// `Error::Msg` for a tensor with fewer than 2 dims.
 pub fn fan_in_and_fan_out(t: &Tensor) -> Result<(usize, usize)> {
     let d = t.dims();
     if d.len() < 2 {
@@ -64,6 +67,9 @@ fn fill_from(t: &Tensor, src: Tensor) -> Result<()> {
 }
 
 /// Fills with U(lo, hi).
+///
+/// # Errors
+/// `Error::Msg` when `lo > hi`.
 pub fn uniform(t: &Tensor, lo: f64, hi: f64, g: Option<&mut Generator>) -> Result<()> {
     if lo > hi {
         return Err(Error::msg(format!("init::uniform: lo {lo} > hi {hi}")));
@@ -77,6 +83,9 @@ pub fn uniform(t: &Tensor, lo: f64, hi: f64, g: Option<&mut Generator>) -> Resul
 }
 
 /// Fills with N(mean, std²).
+///
+/// # Errors
+/// `Error::Msg` when `std` is negative.
 pub fn normal(t: &Tensor, mean: f64, std: f64, g: Option<&mut Generator>) -> Result<()> {
     if std < 0.0 {
         return Err(Error::msg(format!("init::normal: negative std {std}")));
@@ -90,21 +99,33 @@ pub fn normal(t: &Tensor, mean: f64, std: f64, g: Option<&mut Generator>) -> Res
 }
 
 /// Fills with `value`.
+///
+/// # Errors
+/// Device errors only (the fill is an in-place copy).
 pub fn constant(t: &Tensor, value: f64) -> Result<()> {
     fill_from(t, t.full_like(value)?)
 }
 
 /// Fills with zeros.
+///
+/// # Errors
+/// Device errors only.
 pub fn zeros(t: &Tensor) -> Result<()> {
     constant(t, 0.0)
 }
 
 /// Fills with ones.
+///
+/// # Errors
+/// Device errors only.
 pub fn ones(t: &Tensor) -> Result<()> {
     constant(t, 1.0)
 }
 
 /// Xavier/Glorot uniform: U(±gain·√(6 / (fan_in + fan_out))).
+///
+/// # Errors
+/// `Error::Msg` for a tensor with fewer than 2 dims (no fan in/out).
 pub fn xavier_uniform(t: &Tensor, gain: f64, g: Option<&mut Generator>) -> Result<()> {
     let (fi, fo) = fan_in_and_fan_out(t)?;
     let a = gain * (6.0 / (fi + fo) as f64).sqrt();
@@ -112,6 +133,9 @@ pub fn xavier_uniform(t: &Tensor, gain: f64, g: Option<&mut Generator>) -> Resul
 }
 
 /// Xavier/Glorot normal: N(0, gain²·2 / (fan_in + fan_out)).
+///
+/// # Errors
+/// `Error::Msg` for a tensor with fewer than 2 dims (no fan in/out).
 pub fn xavier_normal(t: &Tensor, gain: f64, g: Option<&mut Generator>) -> Result<()> {
     let (fi, fo) = fan_in_and_fan_out(t)?;
     normal(t, 0.0, gain * (2.0 / (fi + fo) as f64).sqrt(), g)
@@ -134,6 +158,9 @@ fn kaiming_std(t: &Tensor, mode: FanMode, nl: Nonlinearity) -> Result<f64> {
 
 /// Kaiming/He uniform: U(±√3·gain/√fan). `torch.nn.init.kaiming_uniform_(t, a, mode,
 /// nonlinearity)` is `nl = LeakyRelu(a)` (PyTorch's default nonlinearity).
+///
+/// # Errors
+/// `Error::Msg` for a tensor with fewer than 2 dims (no fan in/out).
 pub fn kaiming_uniform(
     t: &Tensor,
     mode: FanMode,
@@ -145,6 +172,9 @@ pub fn kaiming_uniform(
 }
 
 /// Kaiming/He normal: N(0, gain²/fan).
+///
+/// # Errors
+/// `Error::Msg` for a tensor with fewer than 2 dims (no fan in/out).
 pub fn kaiming_normal(
     t: &Tensor,
     mode: FanMode,
@@ -156,11 +186,17 @@ pub fn kaiming_normal(
 
 /// PyTorch's default init of Linear and Conv weights: `kaiming_uniform_(w, a=√5)`, which
 /// is U(±1/√fan_in).
+///
+/// # Errors
+/// `Error::Msg` for a tensor with fewer than 2 dims (no fan in).
 pub fn default_weight(t: &Tensor, g: Option<&mut Generator>) -> Result<()> {
     kaiming_uniform(t, FanMode::FanIn, Nonlinearity::LeakyRelu(5f64.sqrt()), g)
 }
 
 /// PyTorch's default init of Linear and Conv biases: U(±1/√fan_in) (zeros if fan_in is 0).
+///
+/// # Errors
+/// Device errors only.
 pub fn default_bias(b: &Tensor, fan_in: usize, g: Option<&mut Generator>) -> Result<()> {
     if fan_in == 0 {
         return zeros(b);

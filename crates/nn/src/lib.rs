@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod attention;
+mod composed;
 pub mod functional;
 mod fused;
 pub mod init;

@@ -40,6 +40,10 @@ pub trait LanguageModel: Module {
 /// Samples `tokens` ids after `prompt` (non-empty): logits / `temperature` (0 = greedy),
 /// restricted to the `top_k` most likely (when given), drawn from a generator seeded with
 /// `seed` — the same arguments give the same text. Runs without recording gradients.
+///
+/// # Errors
+/// `Error::Msg` for an empty prompt, a negative `temperature` or `top_k = Some(0)`; errors of
+/// the model's forward (a fixed-context model sees only the last `context` ids).
 pub fn generate(
     model: &dyn LanguageModel,
     prompt: &[i64],
@@ -93,6 +97,9 @@ fn sample(logits: &[f64], temperature: f64, top_k: Option<usize>, g: &mut Genera
 }
 
 /// Builds `name` (see [`LM_NAMES`]) for `vocab` tokens from the global generator.
+///
+/// # Errors
+/// `Error::Msg` naming the valid names for an unknown `name`.
 pub fn build_lm(name: &str, vocab: usize, device: &Device) -> Result<Box<dyn LanguageModel>> {
     match lm_canonical(name) {
         Some("char-lstm") => Ok(Box::new(CharLstm::new(vocab, device)?)),
@@ -129,6 +136,9 @@ pub struct CharLstm {
 
 impl CharLstm {
     /// A model for `vocab` tokens from the global generator.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(vocab: usize, device: &Device) -> Result<Self> {
         Ok(CharLstm {
             emb: Embedding::new(vocab, 64, device)?,
@@ -187,6 +197,9 @@ pub struct GptMini {
 
 impl GptMini {
     /// A model for `vocab` tokens and up to `context` positions, from the global generator.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(vocab: usize, context: usize, device: &Device) -> Result<Self> {
         let d = 128;
         let mut c = TransformerConfig::new(d, 4);

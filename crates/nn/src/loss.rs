@@ -189,11 +189,19 @@ fn nll_rows(
 }
 
 /// NLL loss of log-probabilities `[N, C, ...]` and i64 targets `[N, ...]`, PyTorch defaults.
+///
+/// # Errors
+/// As [`nll_loss_with`].
 pub fn nll_loss(logp: &Tensor, target: &Tensor) -> Result<Tensor> {
     nll_loss_with(logp, target, &CrossEntropyOptions::default())
 }
 
 /// NLL loss with options (`label_smoothing` must be 0).
+///
+/// # Errors
+/// `Error::Msg` for non-zero `label_smoothing` or non-i64 targets, input/target shapes that do not
+/// match (`[N, C, ..]` against `[N, ..]`), a target outside `0..C` (other than `ignore_index`), or
+/// class weights not shaped `[C]`.
 pub fn nll_loss_with(logp: &Tensor, target: &Tensor, o: &CrossEntropyOptions) -> Result<Tensor> {
     if target.dtype().is_float() || o.label_smoothing != 0.0 {
         return Err(Error::msg(
@@ -206,12 +214,19 @@ pub fn nll_loss_with(logp: &Tensor, target: &Tensor, o: &CrossEntropyOptions) ->
 
 /// Cross entropy of logits `[N, C, ...]` and i64 class targets `[N, ...]` (or float class
 /// probabilities shaped like the input), PyTorch defaults (mean, no weights).
+///
+/// # Errors
+/// As [`cross_entropy_with`].
 pub fn cross_entropy(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     cross_entropy_with(logits, target, &CrossEntropyOptions::default())
 }
 
 /// Cross entropy with class weights, `ignore_index`, label smoothing and a reduction — the
 /// formula of ATen's `cross_entropy_loss` (smoothing term normalised like the NLL term).
+///
+/// # Errors
+/// `Error::Msg` for non-float logits, `label_smoothing` outside `[0, 1]`, input/target shapes that
+/// do not match, a class index outside `0..C`, or class weights not shaped `[C]`.
 pub fn cross_entropy_with(
     logits: &Tensor,
     target: &Tensor,
@@ -281,18 +296,27 @@ fn same_shape(a: &Tensor, b: &Tensor, op: &str) -> Result<()> {
 }
 
 /// Mean squared error `(x − y)²`.
+///
+/// # Errors
+/// `Error::Msg` when `x` and `y` differ in shape.
 pub fn mse_loss(x: &Tensor, y: &Tensor, r: Reduction) -> Result<Tensor> {
     same_shape(x, y, "mse_loss")?;
     reduce(x.sub(y)?.square()?, r)
 }
 
 /// Mean absolute error `|x − y|`.
+///
+/// # Errors
+/// `Error::Msg` when `x` and `y` differ in shape.
 pub fn l1_loss(x: &Tensor, y: &Tensor, r: Reduction) -> Result<Tensor> {
     same_shape(x, y, "l1_loss")?;
     reduce(x.sub(y)?.abs()?, r)
 }
 
 /// Smooth L1 (Huber-like): `0.5·d²/β` where `|d| < β`, else `|d| − 0.5·β`; β = 0 is L1.
+///
+/// # Errors
+/// `Error::Msg` when `x` and `y` differ in shape or `beta` is negative.
 pub fn smooth_l1_loss(x: &Tensor, y: &Tensor, beta: f64, r: Reduction) -> Result<Tensor> {
     same_shape(x, y, "smooth_l1_loss")?;
     if beta < 0.0 {
@@ -319,6 +343,10 @@ pub fn smooth_l1_loss(x: &Tensor, y: &Tensor, beta: f64, r: Reduction) -> Result
 /// The gradient is PyTorch's, `(p − y) / max(p·(1 − p), 1e-12)` for `p` and
 /// `log(1 − p) − log(p)` (clamped logs) for `y`, so saturated probabilities (0 or 1) give a
 /// large finite gradient instead of the NaN of differentiating the clamped logs.
+///
+/// # Errors
+/// `Error::Msg` when `p` and `y` differ in shape; `Error::ShapeMismatch` when `weight` does not
+/// broadcast.
 pub fn binary_cross_entropy(
     p: &Tensor,
     y: &Tensor,
@@ -374,6 +402,10 @@ fn clamped_logs(p: &Tensor) -> Result<(Tensor, Tensor)> {
 /// Binary cross entropy on logits, in the stable form
 /// `(1 − y)·x + (1 + (pw − 1)·y)·(max(−x, 0) + log(1 + e^{−|x|}))`; `pos_weight` broadcasts
 /// over the last (class) dim, `weight` elementwise.
+///
+/// # Errors
+/// `Error::Msg` when `x` and `y` differ in shape; `Error::ShapeMismatch` when `weight` or
+/// `pos_weight` does not broadcast.
 pub fn binary_cross_entropy_with_logits(
     x: &Tensor,
     y: &Tensor,
@@ -402,6 +434,9 @@ pub fn binary_cross_entropy_with_logits(
 
 /// Errors (naming `context` and the value) if any element of `loss` is NaN or infinite.
 /// Copies the loss to the host.
+///
+/// # Errors
+/// `Error::Msg` naming `context` and the first NaN or infinite value.
 pub fn check_finite(loss: &Tensor, context: &str) -> Result<()> {
     let v = loss.to_f64_vec()?;
     match v.iter().find(|x| !x.is_finite()) {

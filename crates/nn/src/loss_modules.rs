@@ -37,6 +37,9 @@ impl CrossEntropyLoss {
         self
     }
     /// The loss of `logits` `[N, C, ..]` against `target`.
+    ///
+    /// # Errors
+    /// As [`crate::functional::cross_entropy_with`].
     pub fn forward(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
         loss::cross_entropy_with(logits, target, &self.options)
     }
@@ -51,6 +54,9 @@ pub struct NllLoss {
 
 impl NllLoss {
     /// The loss of `logp` `[N, C, ..]` against `target`.
+    ///
+    /// # Errors
+    /// As [`crate::functional::nll_loss_with`].
     pub fn forward(&self, logp: &Tensor, target: &Tensor) -> Result<Tensor> {
         loss::nll_loss_with(logp, target, &self.options)
     }
@@ -65,6 +71,9 @@ pub struct MseLoss {
 
 impl MseLoss {
     /// The loss of `x` against `y` (same shape).
+    ///
+    /// # Errors
+    /// As [`crate::functional::mse_loss`].
     pub fn forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         loss::mse_loss(x, y, self.reduction)
     }
@@ -79,6 +88,9 @@ pub struct L1Loss {
 
 impl L1Loss {
     /// The loss of `x` against `y` (same shape).
+    ///
+    /// # Errors
+    /// As [`crate::functional::l1_loss`].
     pub fn forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         loss::l1_loss(x, y, self.reduction)
     }
@@ -104,6 +116,9 @@ impl Default for SmoothL1Loss {
 
 impl SmoothL1Loss {
     /// The loss of `x` against `y` (same shape).
+    ///
+    /// # Errors
+    /// As [`crate::functional::smooth_l1_loss`].
     pub fn forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         loss::smooth_l1_loss(x, y, self.beta, self.reduction)
     }
@@ -120,6 +135,9 @@ pub struct BceLoss {
 
 impl BceLoss {
     /// The loss of probabilities `p` against targets `y` in `[0, 1]`.
+    ///
+    /// # Errors
+    /// As [`crate::functional::binary_cross_entropy`].
     pub fn forward(&self, p: &Tensor, y: &Tensor) -> Result<Tensor> {
         loss::binary_cross_entropy(p, y, self.weight.as_ref(), self.reduction)
     }
@@ -138,6 +156,9 @@ pub struct BceWithLogitsLoss {
 
 impl BceWithLogitsLoss {
     /// The loss of logits `x` against targets `y`.
+    ///
+    /// # Errors
+    /// As [`crate::functional::binary_cross_entropy_with_logits`].
     pub fn forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         loss::binary_cross_entropy_with_logits(
             x,

@@ -248,6 +248,9 @@ macro_rules! children {
 }
 
 /// Makes a new parameter: a detached leaf of `t` with `requires_grad = true`.
+///
+/// # Errors
+/// `Error::Msg` when `t` is not a float tensor.
 pub fn param(t: Tensor) -> Result<Tensor> {
     t.detach().requires_grad_(true)
 }

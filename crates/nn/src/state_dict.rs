@@ -32,6 +32,10 @@ fn optional_key(name: &str) -> bool {
 
 /// Copies `sd` into the module. Shape differences are always an error; with `strict`,
 /// missing and unexpected keys are too. The error lists all three.
+///
+/// # Errors
+/// `Error::Msg` listing every shape difference and, with `strict`, every missing and unexpected
+/// key; nothing is copied then. Copy errors name the key.
 pub fn load_state_dict<M: Module + ?Sized>(
     m: &M,
     sd: &HashMap<String, Tensor>,
@@ -85,12 +89,19 @@ pub fn load_state_dict<M: Module + ?Sized>(
 }
 
 /// Writes the state dict to `path` as safetensors (atomically), with metadata `format: pt`.
+///
+/// # Errors
+/// `Error::File` naming `path` when it cannot be written (the old file is left intact).
 pub fn save<M: Module + ?Sized>(m: &M, path: impl AsRef<Path>) -> Result<()> {
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::save(path, &state_dict(m), Some(meta))
 }
 
 /// Loads a safetensors state dict from `path` into the module.
+///
+/// # Errors
+/// `Error::File` naming `path` when it is missing or not valid safetensors; then as
+/// [`load_state_dict`].
 pub fn load<M: Module + ?Sized>(m: &M, path: impl AsRef<Path>, strict: bool) -> Result<LoadReport> {
     let f = safetensors::load(path.as_ref(), &Device::Cpu)?;
     load_state_dict(m, &f.into_map(), strict).map_err(|e| e.context(path.as_ref().display()))

@@ -16,8 +16,9 @@ fn named_tensors(model: &dyn Module) -> Vec<(String, Tensor)> {
 /// output, `logits`. With `symbolic_batch`, dim 0 is a symbolic batch size `N` and the graph
 /// runs on any batch. The model's mode (train/eval) is used as it is.
 ///
-/// Errors: the forward pass failing on `input`; with `symbolic_batch`, a model whose ops
-/// depend on the batch size.
+/// # Errors
+/// The forward pass failing on `input`; with `symbolic_batch`, a model whose ops depend on
+/// the batch size (`Error::Msg` from the capture).
 pub fn trace_module(model: &dyn Module, input: &Tensor, symbolic_batch: bool) -> Result<Graph> {
     Capture::new()
         .input("input", input)
@@ -32,7 +33,9 @@ pub fn trace_module(model: &dyn Module, input: &Tensor, symbolic_batch: bool) ->
 /// `model.named_parameters()` order (an untouched parameter's gradient is zeros). The
 /// optimizer update is not part of the graph.
 ///
-/// Errors: as [`trace_module`], and a model without parameters.
+/// # Errors
+/// As [`trace_module`]; `Error::Msg` for a model without parameters; errors of the loss
+/// (targets that are not i64 class indices in range).
 pub fn trace_train_step(
     model: &dyn Module,
     input: &Tensor,

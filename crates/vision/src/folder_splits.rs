@@ -55,6 +55,10 @@ impl std::fmt::Debug for FolderSplits {
 impl FolderSplits {
     /// The validation set. Errors (naming the folder and the flag to pass) for a flat folder
     /// opened without `val_split`.
+    ///
+    /// # Errors
+    /// `Error::File` naming the folder and the flag to pass (`val_split`) when there is no
+    /// validation set.
     pub fn val(&self) -> Result<&Arc<dyn Dataset>> {
         self.val.as_ref().ok_or_else(|| Error::File {
             path: self.root.display().to_string(),
@@ -101,6 +105,11 @@ fn open(dir: &Path, opts: &FolderOptions) -> Result<ImageFolder> {
 /// `root/<class>/…` split by `opts.val_split` (all of it for training without one). Errors
 /// (naming the folder): not a folder, no class sub-folder, a class without (readable) images,
 /// `train/` and `val/` with different classes, a split fraction outside `(0, 1)`.
+///
+/// # Errors
+/// `Error::File` naming the folder when `root` is not a folder, has only one of `train/` and
+/// `val/`, or is flat without `val_split`; as [`crate::image_folder::ImageFolderBuilder::build`]
+/// for each folder; a `val_split` fraction outside `(0, 1)`.
 pub fn open_folder_splits(
     root: &Path,
     opts: &FolderOptions,

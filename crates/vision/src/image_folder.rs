@@ -90,8 +90,11 @@ impl ImageFolderBuilder {
         self
     }
 
-    /// Lists the classes and files. Errors: `root` is not a readable folder, it has no class
-    /// sub-folder, or a class has no image (unless `allow_empty`).
+    /// Lists the classes and files.
+    ///
+    /// # Errors
+    /// `Error::File` when `root` is not a readable folder, it has no class sub-folder, or a class
+    /// has no image (unless `allow_empty`).
     pub fn build(self) -> Result<ImageFolder> {
         let root = self.root;
         let file_err = |p: &Path, msg: String| Error::File {
@@ -186,6 +189,7 @@ pub fn is_image_file(p: &Path) -> bool {
 /// The header's width and height are checked against the pixel budget
 /// ([`crate::pixel_budget`], env `MLFW_MAX_IMAGE_PIXELS`) before any pixel is decoded.
 ///
+/// # Errors
 /// Errors name the file: not a regular file (a FIFO is refused before it is opened), cannot
 /// be read or decoded, or declares more pixels than the budget.
 pub fn decode(path: &Path, color: ColorMode) -> Result<DynamicImage> {
@@ -194,7 +198,8 @@ pub fn decode(path: &Path, color: ColorMode) -> Result<DynamicImage> {
 
 /// [`decode`] with an explicit pixel budget (`None`: no limit) instead of the environment's.
 ///
-/// Errors: as [`decode`].
+/// # Errors
+/// As [`decode`].
 pub fn decode_with_budget(
     path: &Path,
     color: ColorMode,
@@ -235,6 +240,9 @@ pub fn decode_with_budget(
 
 impl ImageFolder {
     /// The dataset under `root` with default options (RGB, no transform, errors on bad files).
+    ///
+    /// # Errors
+    /// As [`ImageFolderBuilder::build`].
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
         Self::builder(root).build()
     }
@@ -286,6 +294,10 @@ impl ImageFolder {
     }
 
     /// The decoded (colour-converted) image of sample `index`, before the transform.
+    ///
+    /// # Errors
+    /// `Error::IndexOutOfRange` for `index >= len`; `Error::File` naming the file when it cannot be
+    /// read or decoded.
     pub fn image(&self, index: usize) -> Result<DynamicImage> {
         let (path, _) = self.samples.get(index).ok_or(Error::IndexOutOfRange {
             op: "ImageFolder",
@@ -296,6 +308,9 @@ impl ImageFolder {
     }
 
     /// Sample `index` with augmentation drawn from `seed`.
+    ///
+    /// # Errors
+    /// As [`ImageFolder::image`], then the transform's errors.
     pub fn sample(&self, index: usize, seed: u64) -> Result<Sample> {
         let img = Img::Image(self.image(index)?);
         let out = match &self.transform {

@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Reads a key list (`name [d0, d1, ...]` per line), as `torchvision/resnet18_keys.txt`.
+///
+/// # Errors
+/// `Error::File` naming the file when it cannot be read or a line is not `name [d0, d1, ...]`.
 pub fn read_keys_file(path: impl AsRef<Path>) -> Result<Vec<(String, Vec<usize>)>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| Error::File {
@@ -61,6 +64,9 @@ fn formula_value(name: &str, shape: &[usize], p: usize, j: usize, phase: f64) ->
 
 /// The formula state dict for `keys` (in order; `p` is the index in this list) at `phase`,
 /// as f32 tensors on the CPU. `num_batches_tracked` keys are skipped.
+///
+/// # Errors
+/// Device errors only (out of memory).
 pub fn formula_state_dict(
     keys: &[(String, Vec<usize>)],
     phase: f64,
@@ -82,6 +88,9 @@ pub fn formula_state_dict(
 }
 
 /// The formula input `sin(0.01·j + φ)` of `shape`, f32.
+///
+/// # Errors
+/// Device errors only (out of memory).
 pub fn formula_input(shape: &[usize], phase: f64) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
@@ -100,6 +109,9 @@ pub fn model_keys(m: &dyn Module) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Sets the model's weights by the formula, numbering keys in the model's state-dict order.
+///
+/// # Errors
+/// As [`mlfw_nn::Module::load_state_dict`] (none for the zoo's own models).
 pub fn set_formula_weights(m: &dyn Module, phase: f64) -> Result<()> {
     let sd = formula_state_dict(&model_keys(m), phase)?;
     m.load_state_dict(&sd, false)?;
@@ -107,6 +119,9 @@ pub fn set_formula_weights(m: &dyn Module, phase: f64) -> Result<()> {
 }
 
 /// `max |a − b| / (max |b| + 1e-6)`, the fixtures' tolerance measure. Errors on shape mismatch.
+///
+/// # Errors
+/// `Error::ShapeMismatch` when `a` and `b` differ in shape.
 pub fn max_rel_error(a: &Tensor, b: &Tensor) -> Result<f64> {
     if a.shape() != b.shape() {
         return Err(Error::ShapeMismatch {

@@ -61,7 +61,8 @@ fn load_model(f: &SafeTensorsFile) -> Result<Box<dyn Module>> {
 
 /// Runs every case of a `higher_order.safetensors` file; `tol` is the relative tolerance.
 ///
-/// Errors: a missing tensor or metadata entry (named), an unknown model, shapes that do not
+/// # Errors
+/// A missing tensor or metadata entry (named), an unknown model, shapes that do not
 /// match the model.
 pub fn run_file(f: &SafeTensorsFile, tol: f64) -> Result<Vec<CaseResult>> {
     let mut out = Vec::new();

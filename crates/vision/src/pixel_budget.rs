@@ -16,7 +16,8 @@ pub const MAX_IMAGE_PIXELS_ENV: &str = "MLFW_MAX_IMAGE_PIXELS";
 /// The pixel budget in force: [`MAX_IMAGE_PIXELS_ENV`] if set, else the default; `None` when
 /// the variable is `0` (no limit).
 ///
-/// Errors: the variable is set but is not a whole number.
+/// # Errors
+/// The variable is set but is not a whole number.
 pub fn max_image_pixels() -> Result<Option<u64>> {
     match std::env::var(MAX_IMAGE_PIXELS_ENV) {
         Err(_) => Ok(Some(DEFAULT_MAX_IMAGE_PIXELS)),
@@ -30,9 +31,11 @@ pub fn max_image_pixels() -> Result<Option<u64>> {
     }
 }
 
-/// Errors unless a `width` x `height` image fits in `budget` pixels (`None`: no limit).
 ///
 /// Errors: [`Error::File`] naming `origin`, the declared size, the budget and how to raise it.
+///
+/// # Errors
+/// Errors unless a `width` x `height` image fits in `budget` pixels (`None`: no limit).
 pub fn check_pixels(origin: &str, width: u32, height: u32, budget: Option<u64>) -> Result<()> {
     let pixels = width as u64 * height as u64;
     match budget {

@@ -22,6 +22,10 @@ pub struct Prediction {
 /// The preprocessing `info` implies: colour conversion to the model's channels (gray for 1,
 /// RGB for 3), resize (shorter side to `H / 0.875` + centre crop for ImageNet models, else
 /// straight to `H × W`), `ToTensor`, `Normalize(mean, std)`.
+///
+/// # Errors
+/// `Error::Msg` when `info`'s input shape or normalisation cannot be built into transforms (a zero
+/// size, mean/std counts other than the channels).
 pub fn preprocess_pipeline(info: &ModelInfo) -> Result<Compose> {
     let [_, h, w] = info.input_shape;
     let resize = if info.center_crop {
@@ -48,6 +52,10 @@ fn to_channels(img: DynamicImage, c: usize, model: &str) -> Result<DynamicImage>
 }
 
 /// One image → `[C, H, W]` f32 tensor ready for the model.
+///
+/// # Errors
+/// `Error::Msg` when the image cannot be converted to the model's channel count, or as
+/// [`preprocess_pipeline`].
 pub fn preprocess_image(img: DynamicImage, info: &ModelInfo) -> Result<Tensor> {
     let img = to_channels(img, info.input_shape[0], info.name)?;
     preprocess_pipeline(info)?
@@ -56,6 +64,9 @@ pub fn preprocess_image(img: DynamicImage, info: &ModelInfo) -> Result<Tensor> {
 }
 
 /// Image files → `[N, C, H, W]` batch. Errors name the file that cannot be read.
+///
+/// # Errors
+/// `Error::Msg` for an empty list; `Error::File` naming the file that cannot be read or decoded.
 pub fn load_images(paths: &[PathBuf], info: &ModelInfo) -> Result<Tensor> {
     if paths.is_empty() {
         return Err(Error::msg("predict: no image given"));
@@ -70,6 +81,10 @@ pub fn load_images(paths: &[PathBuf], info: &ModelInfo) -> Result<Tensor> {
 }
 
 /// Checks that a batch `x` fits the model described by `info`.
+///
+/// # Errors
+/// `Error::Msg` when `x` is not `[N, C, H, W]`, has other channels than the model's, or (for a
+/// fixed-size model) another height and width.
 pub fn check_batch(x: &Tensor, info: &ModelInfo) -> Result<()> {
     let [c, h, w] = info.input_shape;
     let ok_size = |xh: usize, xw: usize| {
@@ -105,6 +120,9 @@ pub fn check_batch(x: &Tensor, info: &ModelInfo) -> Result<()> {
 
 /// Runs `model` (switch it to eval mode first) on batch `x` without gradients and returns the
 /// `k` most probable classes per image (`k` capped at the number of classes).
+///
+/// # Errors
+/// `Error::Msg` when `k` is 0; as [`check_batch`]; errors of the model's forward.
 pub fn predict_batch(
     model: &dyn Module,
     x: &Tensor,
@@ -137,6 +155,9 @@ pub fn predict_batch(
 }
 
 /// Image files → top-k predictions per file, in order.
+///
+/// # Errors
+/// As [`load_images`] and [`predict_batch`].
 pub fn predict_files(
     model: &dyn Module,
     info: &ModelInfo,
@@ -150,6 +171,11 @@ pub fn predict_files(
 
 /// Loads a safetensors state dict into `model` (strictly). Weights made for another
 /// architecture are an error naming the file, the model, and the mismatching keys.
+///
+/// # Errors
+/// `Error::File` naming the file when it is missing or not safetensors; `Error::Msg` naming the
+/// file, the model (and the architecture the file says it holds) and the mismatching keys when the
+/// weights do not fit.
 pub fn load_weights(model: &dyn Module, info: &ModelInfo, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let f = safetensors::load(path, &Device::Cpu)?;

@@ -108,6 +108,10 @@ fn unknown(name: &str) -> Error {
 }
 
 /// The metadata of model `name` under `cfg`, without building it.
+///
+/// # Errors
+/// `Error::Msg` listing the valid names for an unknown `name`, or when `num_classes` or
+/// `in_channels` is 0.
 pub fn model_info(name: &str, cfg: &ModelConfig) -> Result<ModelInfo> {
     let key = MODEL_NAMES
         .iter()
@@ -142,8 +146,10 @@ pub fn model_info(name: &str, cfg: &ModelConfig) -> Result<ModelInfo> {
 }
 
 /// Builds model `name` (one of [`MODEL_NAMES`], case-insensitive) freshly initialised, in
-/// training mode, with its metadata. Errors: unknown name (listing the valid ones), zero
-/// classes or channels.
+/// training mode, with its metadata.
+///
+/// # Errors
+/// Unknown name (listing the valid ones), zero classes or channels.
 pub fn build_model(name: &str, cfg: &ModelConfig) -> Result<(Box<dyn Module>, ModelInfo)> {
     let info = model_info(name, cfg)?;
     let (k, c, d) = (cfg.num_classes, info.input_shape[0], &cfg.device);

@@ -170,8 +170,10 @@ pub fn torchvision_key(model: &str, key: &str) -> Option<String> {
     })
 }
 
-/// A timm state dict renamed to zoo model `model`'s keys. Errors: a model mlfw has no map
-/// for, a key without a counterpart (naming it), two keys mapping to one.
+/// A timm state dict renamed to zoo model `model`'s keys.
+///
+/// # Errors
+/// A model mlfw has no map for, a key without a counterpart (naming it), two keys mapping to one.
 pub fn to_torchvision(model: &str, sd: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::with_capacity(sd.len());
     for (k, v) in sd {

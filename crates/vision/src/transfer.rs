@@ -11,7 +11,10 @@ use mlfw_nn::{LoadReport, Module};
 use std::collections::HashMap;
 
 /// The key prefix of `m`'s classifier head: its last parameter's key without the final
-/// component (`fc.bias` → `fc`). Errors: a model without parameters.
+/// component (`fc.bias` → `fc`).
+///
+/// # Errors
+/// A model without parameters.
 pub fn head_prefix(m: &dyn Module) -> Result<String> {
     let (last, _) = m
         .named_parameters()
@@ -30,7 +33,10 @@ pub fn is_under(key: &str, prefix: &str) -> bool {
 }
 
 /// The number of classes a state dict's head produces: the first dimension of
-/// `<head>.weight`. Errors: no such key, or it is not at least 1-D.
+/// `<head>.weight`.
+///
+/// # Errors
+/// No such key, or it is not at least 1-D.
 pub fn head_classes(sd: &HashMap<String, Tensor>, head: &str) -> Result<usize> {
     let key = format!("{head}.weight");
     sd.get(&key)
@@ -40,7 +46,10 @@ pub fn head_classes(sd: &HashMap<String, Tensor>, head: &str) -> Result<usize> {
 
 /// Loads `sd` into `m` except the classifier head under `head`, which keeps its fresh
 /// initialisation (the head-replacement step of fine-tuning). Every other key must match in
-/// name and shape. Errors: a missing or unexpected key outside the head, a shape mismatch.
+/// name and shape.
+///
+/// # Errors
+/// A missing or unexpected key outside the head, a shape mismatch.
 pub fn load_backbone(
     m: &dyn Module,
     sd: &HashMap<String, Tensor>,
@@ -80,6 +89,9 @@ pub fn split_parameters(m: &dyn Module, head: &str) -> (NamedParams, NamedParams
 /// backward pass computes none for them (nor for the layers before the first trainable one).
 /// Returns how many parameter tensors were frozen. Call it after [`Module::to_device`], which
 /// makes every parameter trainable again.
+///
+/// # Errors
+/// None in practice: every parameter is a float leaf that may stop requiring gradients.
 pub fn freeze_backbone(m: &dyn Module, head: &str) -> Result<usize> {
     let (_, backbone) = split_parameters(m, head);
     for (_, p) in &backbone {

@@ -1,6 +1,7 @@
 //! Rules for elementwise ops: unary maths, binaries (inputs already broadcast), where.
 
 use mlfw_core::{BinaryOp, CmpOp, Result, Tensor, UnaryOp};
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
 
 /// Gradient of a unary op with input `x`, output `y`, upstream `g`.
 pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
@@ -21,8 +22,9 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
         U::Relu => y
             .cmp_scalar(0.0, CmpOp::Le)?
             .where_cond(&g.scalar_like(0.0)?, g),
-        U::GeluErf => g.mul(&x.unary_op(U::GeluErfGrad)?),
-        U::GeluTanh => g.mul(&x.unary_op(U::GeluTanhGrad)?),
+        U::GeluErf => g.mul(&gelu_erf_grad(x)?),
+        U::GeluTanh => g.mul(&gelu_tanh_grad(x)?),
+        U::Erf => g.mul(&x.square()?.neg()?.exp()?.mul_scalar(FRAC_2_SQRT_PI)?),
         U::Sign => g.zeros_like(),
         U::Recip => g.mul(&y.square()?)?.neg(),
         U::Square => g.mul(x)?.mul_scalar(2.0),
@@ -44,31 +46,35 @@ pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> 
             g.mul(&inside)
         }
         U::Affine(m, _) => g.mul_scalar(m),
-        // gelu(x) = xΦ(x), gelu'(x) = Φ(x) + xφ(x), gelu''(x) = φ(x)(2 − x²).
-        U::GeluErfGrad => {
-            let x2 = x.square()?;
-            let phi = x2
-                .mul_scalar(-0.5)?
-                .exp()?
-                .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt())?;
-            g.mul(&phi.mul(&x2.affine(-1.0, 2.0)?)?)
-        }
-        // gelu(x) = ½x(1 + t), t = tanh(u), u = c(x + kx³):
-        // gelu''(x) = (1 − t²)(u' + ½x(u'' − 2t·u'²)), u' = c(1 + 3kx²), u'' = 6ckx.
-        U::GeluTanhGrad => {
-            let (c, k) = ((2.0 / std::f64::consts::PI).sqrt(), 0.044_715);
-            let x2 = x.square()?;
-            let t = x.mul(&x2.affine(k, 1.0)?)?.mul_scalar(c)?.tanh()?;
-            let du = x2.affine(3.0 * c * k, c)?;
-            let ddu = x.mul_scalar(6.0 * c * k)?;
-            let inner = ddu.sub(&t.mul(&du.square()?)?.mul_scalar(2.0)?)?;
-            let d2 = t
-                .square()?
-                .affine(-1.0, 1.0)?
-                .mul(&du.add(&x.mul(&inner)?.mul_scalar(0.5)?)?)?;
-            g.mul(&d2)
-        }
     }
+}
+
+/// `gelu'(x) = Φ(x) + x·φ(x)` for the erf form `gelu(x) = x·Φ(x)`, as PyTorch's
+/// `GeluBackward` computes it; built from differentiable ops, so its own gradient
+/// (`φ(x)(2 − x²)`) follows.
+fn gelu_erf_grad(x: &Tensor) -> Result<Tensor> {
+    let cdf = x.mul_scalar(FRAC_1_SQRT_2)?.erf()?.affine(0.5, 0.5)?;
+    let pdf = x
+        .square()?
+        .mul_scalar(-0.5)?
+        .exp()?
+        .mul_scalar(FRAC_2_SQRT_PI * FRAC_1_SQRT_2 * 0.5)?;
+    cdf.add(&x.mul(&pdf)?)
+}
+
+/// `gelu'(x) = ½(1 + t) + ½x·(1 − t²)·c(1 + 3kx²)` for the tanh form
+/// `gelu(x) = ½x(1 + t)`, `t = tanh(c(x + kx³))`, `c = √(2/π)`, `k = 0.044715`; the order of
+/// the products is PyTorch's (`GeluBackward`, approximate='tanh').
+fn gelu_tanh_grad(x: &Tensor) -> Result<Tensor> {
+    let c = FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+    let k = 0.044_715;
+    let x2 = x.square()?;
+    let t = x.mul(&x2.affine(k, 1.0)?)?.mul_scalar(c)?.tanh()?;
+    let dt = t
+        .square()?
+        .affine(-1.0, 1.0)?
+        .mul(&x2.affine(3.0 * k * c, c)?)?;
+    t.affine(0.5, 0.5)?.add(&x.mul_scalar(0.5)?.mul(&dt)?)
 }
 
 /// Gradients of a binary op on same-shaped inputs `a`, `b` with output `y`.

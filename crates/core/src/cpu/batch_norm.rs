@@ -44,6 +44,9 @@ pub struct BnShape {
 
 impl BnShape {
     /// The `[N, C, S]` view of `dims` (`[N, C, *]`, rank ≥ 2).
+    ///
+    /// # Errors
+    /// `Error::Msg` for fewer than 2 dims (`[N, C, *]` expected).
     pub fn of(dims: &[usize]) -> Result<BnShape> {
         match dims {
             [n, c, rest @ ..] => Ok(BnShape {
@@ -142,7 +145,8 @@ fn per_channel<R: Send>(sh: &BnShape, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
 
 /// Per-channel batch mean and biased variance of `x[N, C, S]`.
 ///
-/// Errors: `x` not of `N·C·S` elements; `N·S = 0`.
+/// # Errors
+/// `x` not of `N·C·S` elements; `N·S = 0`.
 pub fn stats(x: &[f32], sh: BnShape) -> Result<(Vec<f32>, Vec<f32>)> {
     sh.check("input", x.len())?;
     if sh.m() == 0 {
@@ -164,7 +168,8 @@ pub fn stats(x: &[f32], sh: BnShape) -> Result<(Vec<f32>, Vec<f32>)> {
 /// `y = x·scale[c] + shift[c]`, then `max(y, 0)` when `relu`: normalisation and affine in one
 /// pass (`scale = weight/√(var+ε)`, `shift = bias − mean·scale`).
 ///
-/// Errors: lengths inconsistent with `sh`.
+/// # Errors
+/// Lengths inconsistent with `sh`.
 pub fn apply(x: &[f32], sh: BnShape, scale: &[f32], shift: &[f32], relu: bool) -> Result<Vec<f32>> {
     sh.check("input", x.len())?;
     sh.check_c("scale", scale.len())?;
@@ -211,7 +216,8 @@ fn over_planes(out: &mut [f32], sh: &BnShape, f: impl Fn(usize, &mut [f32]) + Sy
 /// ReLU), `g` is first masked to `y > 0`: the ReLU's backward fused in.
 /// Returns `(dx, dweight, dbias)`; `dx` only when `need_dx`.
 ///
-/// Errors: lengths inconsistent with `sh`.
+/// # Errors
+/// Lengths inconsistent with `sh`.
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn backward_train(
     x: &[f32],

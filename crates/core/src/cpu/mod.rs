@@ -3,6 +3,7 @@
 mod alloc;
 pub mod batch_norm;
 mod conv;
+mod elementwise;
 mod f32_view;
 mod index;
 pub(crate) mod map;
@@ -130,7 +131,7 @@ impl BackendStorage for CpuStorage {
         boxed(map::to_dtype(self, l, dtype))
     }
     fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Storage> {
-        boxed(map::unary(self, l, op)?)
+        boxed(elementwise::unary(self, l, op)?)
     }
     fn binary(
         &self,
@@ -139,10 +140,10 @@ impl BackendStorage for CpuStorage {
         rl: &Layout,
         op: BinaryOp,
     ) -> Result<Storage> {
-        boxed(map::binary(self, l, cpu(rhs, "binary")?, rl, op)?)
+        boxed(elementwise::binary(self, l, cpu(rhs, "binary")?, rl, op)?)
     }
     fn cmp(&self, l: &Layout, rhs: &dyn BackendStorage, rl: &Layout, op: CmpOp) -> Result<Storage> {
-        boxed(map::cmp(self, l, cpu(rhs, "compare")?, rl, op)?)
+        boxed(elementwise::cmp(self, l, cpu(rhs, "compare")?, rl, op)?)
     }
     fn where_cond(
         &self,
@@ -152,7 +153,7 @@ impl BackendStorage for CpuStorage {
         f: &dyn BackendStorage,
         fl: &Layout,
     ) -> Result<Storage> {
-        boxed(map::where_cond(
+        boxed(elementwise::where_cond(
             self,
             l,
             cpu(t, "where")?,

@@ -110,6 +110,9 @@ impl CpuStorage {
     }
 
     /// The buffer as a slice of `T`, if that is its dtype.
+    ///
+    /// # Errors
+    /// `Error::DTypeMismatch` when `T` is not the storage's dtype.
     pub fn as_slice<T: WithDType>(&self) -> Result<&[T]> {
         T::cpu_slice(self).ok_or(Error::DTypeMismatch {
             op: "as_slice",
@@ -119,6 +122,9 @@ impl CpuStorage {
     }
 
     /// The buffer as a mutable slice of `T`, if that is its dtype.
+    ///
+    /// # Errors
+    /// `Error::DTypeMismatch` when `T` is not the storage's dtype.
     pub fn as_mut_slice<T: WithDType>(&mut self) -> Result<&mut [T]> {
         let dt = self.dtype();
         T::cpu_slice_mut(self).ok_or(Error::DTypeMismatch {

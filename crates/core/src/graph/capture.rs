@@ -67,7 +67,8 @@ impl Capture {
     /// Runs `f` on the inputs (the tensors given to [`Capture::input`], in order) and
     /// records every op it makes into a graph whose outputs are `f`'s results.
     ///
-    /// Errors: what `f` returns; a capture already running on this thread; with a
+    /// # Errors
+    /// What `f` returns; a capture already running on this thread; with a
     /// symbolic batch, inputs without a dim 0 of equal size, or a computation whose ops
     /// differ between the two batch sizes.
     pub fn run(&self, f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>>) -> Result<Graph> {

@@ -10,7 +10,8 @@ impl Graph {
     /// outputs. Ops run on the inputs' device; parameters and constants must already be
     /// there ([`Graph::to_device`]). Gradients are recorded as for eager ops.
     ///
-    /// Errors: wrong number of inputs; an input whose dtype, rank or fixed dims differ from
+    /// # Errors
+    /// Wrong number of inputs; an input whose dtype, rank or fixed dims differ from
     /// its placeholder's (the message names the placeholder), or whose batch size differs
     /// between inputs; a custom op (it cannot be replayed); any op's own error.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
@@ -86,6 +87,10 @@ impl Graph {
     }
 
     /// The same graph with parameters and constants moved to `device`.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a graph holding a custom op, which cannot be moved; device errors copying
+    /// parameters and constants.
     pub fn to_device(&self, device: &crate::Device) -> Result<Graph> {
         let mut g = self.clone();
         for node in &mut g.nodes {

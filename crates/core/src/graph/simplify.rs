@@ -29,7 +29,8 @@ impl Graph {
     /// Runs the passes to a fixed point and returns what they did. The simplified graph
     /// computes the same outputs (see the module docs for the one signed-zero caveat).
     ///
-    /// Errors: an op failing while a constant is folded.
+    /// # Errors
+    /// An op failing while a constant is folded.
     pub fn simplify(&mut self) -> Result<SimplifyStats> {
         let mut st = SimplifyStats::default();
         for _ in 0..32 {

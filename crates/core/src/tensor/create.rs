@@ -7,6 +7,10 @@ use crate::{CpuStorage, DType, Device, Error, Layout, Result, Shape, WithDType};
 
 impl Tensor {
     /// A tensor of `shape` holding `data` (row-major) on `device`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `data.len()` differs from the shape's element count; device errors copying
+    /// to `device`.
     pub fn from_vec<T: WithDType>(
         data: Vec<T>,
         shape: impl Into<Shape>,
@@ -24,6 +28,9 @@ impl Tensor {
     }
 
     /// A tensor of `shape` copied from `data`.
+    ///
+    /// # Errors
+    /// As [`Tensor::from_vec`].
     pub fn from_slice<T: WithDType>(
         data: &[T],
         shape: impl Into<Shape>,
@@ -33,6 +40,9 @@ impl Tensor {
     }
 
     /// A tensor from host storage (element count must match the shape).
+    ///
+    /// # Errors
+    /// `Error::Msg` when the storage length differs from the shape's element count; device errors.
     pub fn from_cpu_storage(
         data: CpuStorage,
         shape: impl Into<Shape>,
@@ -50,11 +60,17 @@ impl Tensor {
     }
 
     /// A 0-dim tensor holding `v`.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn scalar<T: WithDType>(v: T, device: &Device) -> Result<Tensor> {
         Self::from_vec(vec![v], Shape::new(vec![]), device)
     }
 
     /// `shape` filled with `value`.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn full(
         value: f64,
         shape: impl Into<Shape>,
@@ -67,27 +83,42 @@ impl Tensor {
     }
 
     /// Zeros.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         Self::full(0.0, shape, dtype, device)
     }
 
     /// Ones.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         Self::full(1.0, shape, dtype, device)
     }
 
     /// Zeros shaped, typed and placed like `self`.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn zeros_like(&self) -> Result<Tensor> {
         self.full_like(0.0)
     }
 
     /// Ones shaped, typed and placed like `self`.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn ones_like(&self) -> Result<Tensor> {
         self.full_like(1.0)
     }
 
     /// `value` shaped, typed and placed like `self` (a graph capture records it as
     /// [`Op::FullLike`], so its shape follows `self` when the graph runs on other shapes).
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn full_like(&self, value: f64) -> Result<Tensor> {
         let shape = self.shape().clone();
         let s = self
@@ -103,6 +134,9 @@ impl Tensor {
     }
 
     /// `start, start+step, ...` below `end` (as torch.arange).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `step` is 0 or not finite, or points away from `end`.
     pub fn arange(
         start: f64,
         end: f64,
@@ -123,6 +157,9 @@ impl Tensor {
     }
 
     /// `n` evenly spaced points from `start` to `end` inclusive.
+    ///
+    /// # Errors
+    /// Device errors only; `n = 0` gives an empty tensor, `n = 1` gives `[start]`.
     pub fn linspace(
         start: f64,
         end: f64,
@@ -150,6 +187,9 @@ impl Tensor {
     }
 
     /// The `n`×`n` identity.
+    ///
+    /// # Errors
+    /// Device errors only.
     pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
         let mut v = vec![0f64; n * n];
         (0..n).for_each(|i| v[i * n + i] = 1.0);
@@ -159,6 +199,9 @@ impl Tensor {
     }
 
     /// Uniform numbers in `[lo, hi)` from the global generator (see [`crate::manual_seed`]).
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn rand(
         lo: f64,
         hi: f64,
@@ -170,6 +213,9 @@ impl Tensor {
     }
 
     /// Uniform numbers from an explicit generator.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn rand_with(
         lo: f64,
         hi: f64,
@@ -188,6 +234,9 @@ impl Tensor {
     }
 
     /// Normal numbers from the global generator.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn randn(
         mean: f64,
         std: f64,
@@ -199,6 +248,9 @@ impl Tensor {
     }
 
     /// Normal numbers from an explicit generator.
+    ///
+    /// # Errors
+    /// Device errors only (no backend for `device`, out of memory).
     pub fn randn_with(
         mean: f64,
         std: f64,
@@ -218,11 +270,17 @@ impl Tensor {
     }
 
     /// Integers in `lo..hi` (i64) from the global generator.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `lo >= hi` (an empty range); device errors.
     pub fn randint(lo: i64, hi: i64, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         with_global(|g| Self::randint_with(lo, hi, shape, device, g))
     }
 
     /// Integers in `lo..hi` (i64) from an explicit generator.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `lo >= hi` (an empty range); device errors.
     pub fn randint_with(
         lo: i64,
         hi: i64,
@@ -244,6 +302,10 @@ impl Tensor {
     }
 
     /// All elements, row-major, as `T` (which must be the dtype). Copies from any device.
+    ///
+    /// # Errors
+    /// `Error::DTypeMismatch` when `T` is not the tensor's dtype (use [`Tensor::to_f64_vec`] for
+    /// any); device errors copying to the host.
     pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
         crate::graph::tape::note_read(self, "to_vec");
         if self.dtype() != T::DTYPE {
@@ -271,11 +333,18 @@ impl Tensor {
     }
 
     /// Elements converted to f64 (any dtype).
+    ///
+    /// # Errors
+    /// Device errors copying to the host.
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
         self.to_dtype(DType::F64)?.to_vec::<f64>()
     }
 
     /// The single element of a one-element tensor.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the tensor does not hold exactly one element; `Error::DTypeMismatch` when
+    /// `T` is not its dtype.
     pub fn item<T: WithDType>(&self) -> Result<T> {
         if self.elem_count() != 1 {
             return Err(Error::msg(format!(
@@ -288,6 +357,9 @@ impl Tensor {
     }
 
     /// The single element as f64, whatever the dtype.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the tensor does not hold exactly one element.
     pub fn item_f64(&self) -> Result<f64> {
         if self.elem_count() != 1 {
             return Err(Error::msg(format!(
@@ -300,6 +372,9 @@ impl Tensor {
     }
 
     /// Converts to `dtype` (a no-op clone when it already is).
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for a cast the backend lacks; device errors (out of memory).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
@@ -315,6 +390,10 @@ impl Tensor {
     }
 
     /// Moves to `device` (a no-op clone when already there).
+    ///
+    /// # Errors
+    /// `Error::Msg` when no backend is registered for `device`; device errors (out of memory, a
+    /// failed copy).
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if *device == self.device() {
             return Ok(self.clone());
@@ -334,11 +413,17 @@ impl Tensor {
     }
 
     /// Alias of [`Tensor::to_device`].
+    ///
+    /// # Errors
+    /// As [`Tensor::to_device`].
     pub fn to(&self, device: &Device) -> Result<Tensor> {
         self.to_device(device)
     }
 
     /// A contiguous copy (recorded as identity).
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn copy(&self) -> Result<Tensor> {
         let s = self.storage().copy_layout(self.layout())?;
         Ok(Tensor::from_storage(
@@ -350,6 +435,9 @@ impl Tensor {
     }
 
     /// `self` if contiguous, else a contiguous copy.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             Ok(self.clone())

@@ -29,6 +29,10 @@ impl Tensor {
     }
 
     /// Entries of `dim` picked by the 1-D i64 tensor `ids`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `ids` is not a 1-D i64 tensor; `Error::IndexOutOfRange` for an id outside
+    /// `0..size`; `Error::DimOutOfRange` for a bad `dim`.
     pub fn index_select(&self, ids: &Tensor, dim: isize) -> Result<Tensor> {
         let d = resolve_dim(dim, self.rank(), "index_select")?;
         if ids.rank() != 1 {
@@ -56,6 +60,10 @@ impl Tensor {
     }
 
     /// `out[i][j] = self[ids[i][j]][j]` for dim 0 (torch.gather; same rank, ids no larger).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` when `ids` has another rank or is larger than `self` off `dim`;
+    /// `Error::Msg` for non-i64 `ids`; `Error::IndexOutOfRange` for an id outside the dim.
     pub fn gather(&self, ids: &Tensor, dim: isize) -> Result<Tensor> {
         let d = resolve_dim(dim, self.rank(), "gather")?;
         let ok = ids.rank() == self.rank()
@@ -89,6 +97,10 @@ impl Tensor {
     }
 
     /// A copy of `self` with `src` added at the positions `ids` names along `dim` (torch.scatter_add).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` when `ids` and `src` differ in shape or exceed `self` off `dim`;
+    /// `Error::Msg` for non-i64 `ids`; `Error::IndexOutOfRange` for an id outside the dim.
     pub fn scatter_add(&self, ids: &Tensor, src: &Tensor, dim: isize) -> Result<Tensor> {
         let d = resolve_dim(dim, self.rank(), "scatter_add")?;
         super::same_device_dtype(self, src, "scatter_add")?;
@@ -131,6 +143,11 @@ impl Tensor {
     }
 
     /// A copy of `self` with slice i of `src` added to slice `ids[i]` along `dim` (torch.index_add).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` when `src` does not match `self` with `ids.len()` at `dim`;
+    /// `Error::Msg` for `ids` that is not 1-D i64; `Error::IndexOutOfRange` for an id outside the
+    /// dim.
     pub fn index_add(&self, ids: &Tensor, src: &Tensor, dim: isize) -> Result<Tensor> {
         let d = resolve_dim(dim, self.rank(), "index_add")?;
         super::same_device_dtype(self, src, "index_add")?;
@@ -173,6 +190,10 @@ impl Tensor {
     }
 
     /// One-hot encoding of i64 class indices: shape `[..., num_classes]`, dtype `dtype`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `self` is not i64; `Error::IndexOutOfRange` for a class outside
+    /// `0..num_classes`.
     pub fn one_hot(&self, num_classes: usize, dtype: DType) -> Result<Tensor> {
         Self::check_ids(self, num_classes, "one_hot")?;
         let flat = self.reshape([self.elem_count(), 1])?;
@@ -185,6 +206,10 @@ impl Tensor {
     }
 
     /// Rows of the `[num, dim]` table `self` for the i64 indices `ids` (any shape): `[..ids, dim]`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `self` is not 2-D or `ids` is not i64; `Error::IndexOutOfRange` for an id
+    /// outside `0..num`.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         if self.rank() != 2 {
             return Err(Error::msg(format!(

@@ -7,6 +7,11 @@ use crate::{Error, Result, Shape};
 
 impl Tensor {
     /// Batched matmul of 3-D tensors `[b, m, k] x [b, k, n]` (any strides, no copies).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` unless both are 3-D with equal batch and inner dims;
+    /// `Error::DTypeMismatch` / `Error::DeviceMismatch` between the operands;
+    /// `Error::UnsupportedDType` for dtypes the backend's matmul lacks.
     pub fn bmm(&self, rhs: &Tensor) -> Result<Tensor> {
         if let Some((a, b)) = crate::autocast::lower_pair(self, rhs)? {
             return a.bmm(&b);
@@ -39,6 +44,10 @@ impl Tensor {
 
     /// Matrix product as `torch.matmul`: 1-D operands are promoted (and the added dim
     /// removed), batch dims broadcast, and `[..., m, k] x [k, n]` folds the batch into m.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a 0-D operand; `Error::ShapeMismatch` when the inner dims differ or the
+    /// batch dims do not broadcast; dtype and device errors as [`Tensor::bmm`].
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         let mismatch = || Error::ShapeMismatch {
             op: "matmul",

@@ -137,6 +137,9 @@ impl Tensor {
 
     /// Wraps a backend storage as a contiguous tensor of `shape` (no gradient record).
     /// For backends and ops defined outside core.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the storage length differs from the shape's element count.
     pub fn from_backend_storage(storage: Storage, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if storage.len() < shape.elem_count() {
@@ -175,6 +178,9 @@ impl Tensor {
         self.0.layout.elem_count()
     }
     /// Size of `dim` (negative counts from the end).
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` when `dim` is outside `-rank..rank`.
     pub fn dim(&self, dim: isize) -> Result<usize> {
         Ok(self.dims()[self.shape().dim(dim, "dim")?])
     }
@@ -217,6 +223,9 @@ impl Tensor {
     }
 
     /// Marks a leaf as requiring grad (float dtypes only; not on op results).
+    ///
+    /// # Errors
+    /// `Error::Msg` when turning it on for a non-float tensor, or for an op result (only leaves).
     pub fn set_requires_grad(&self, on: bool) -> Result<&Self> {
         if on && !self.dtype().is_float() {
             return Err(Error::msg(format!(
@@ -234,6 +243,9 @@ impl Tensor {
     }
 
     /// Builder form of [`Tensor::set_requires_grad`].
+    ///
+    /// # Errors
+    /// As [`Tensor::set_requires_grad`].
     pub fn requires_grad_(self, on: bool) -> Result<Self> {
         self.set_requires_grad(on)?;
         Ok(self)
@@ -287,6 +299,10 @@ impl Tensor {
 
     /// Copies `src` (same shape and dtype, any device) into this tensor's storage, in place.
     /// Not recorded: for optimizer and running-statistics updates.
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` / `Error::DTypeMismatch` when `src` differs in shape or dtype; device
+    /// errors copying it across devices.
     pub fn assign(&self, src: &Tensor) -> Result<()> {
         crate::graph::tape::note_side_effect("assign");
         if src.shape() != self.shape() {
@@ -318,6 +334,11 @@ impl Tensor {
     }
 
     /// Runs a fused optimizer update on this (contiguous) parameter, in place.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the parameter or a state buffer is not contiguous, or a buffer is shaped
+    /// otherwise; `Error::ShapeMismatch` when the gradient's shape differs; backend errors for
+    /// dtypes the kernel lacks.
     pub fn optim_update(
         &self,
         grad: &Tensor,

@@ -18,6 +18,11 @@ impl Tensor {
 
     /// 2-D convolution (cross-correlation, as PyTorch): input `[N, C, H, W]`, weight
     /// `[O, C/groups, kH, kW]`, optional bias `[O]`; output `[N, O, oH, oW]`.
+    ///
+    /// # Errors
+    /// `Error::Msg` unless input is 4-D `[N, C, H, W]` and weight `[O, C/groups, kH, kW]` with
+    /// `groups` dividing `C` and `O`, bias `[O]`, and the padded input at least the dilated kernel;
+    /// dtype and device errors as for binary ops.
     pub fn conv2d(
         &self,
         weight: &Tensor,
@@ -88,6 +93,9 @@ impl Tensor {
 
     /// Gradient of conv2d w.r.t. its input (`self` = grad_out `[N, O, oH, oW]`), output
     /// `[N, C, input_hw]`; recorded (differentiable in both inputs) when an input requires grad.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `self`, `weight` and `input_hw` do not fit one convolution's geometry.
     pub fn conv2d_backward_input(
         &self,
         weight: &Tensor,
@@ -118,6 +126,9 @@ impl Tensor {
 
     /// Gradient of conv2d w.r.t. its weight (`self` = input, `grad_out` `[N, O, oH, oW]`),
     /// output `[O, C/groups, kernel_hw]`; recorded when an input requires grad.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `self`, `grad_out` and `kernel_hw` do not fit one convolution's geometry.
     pub fn conv2d_backward_weight(
         &self,
         grad_out: &Tensor,
@@ -170,11 +181,19 @@ impl Tensor {
     }
 
     /// Max pooling; returns values (indices are kept for backward).
+    ///
+    /// # Errors
+    /// `Error::Msg` unless the input is 4-D `[N, C, H, W]`, the kernel non-zero, the padding at
+    /// most half the kernel and the window fits; `Error::UnsupportedDType` for integer and bool
+    /// inputs.
     pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Tensor> {
         Ok(self.max_pool2d_with_indices(p)?.0)
     }
 
     /// Max pooling with the i64 indices (`h * W + w` within each plane), as PyTorch.
+    ///
+    /// # Errors
+    /// As [`Tensor::max_pool2d`].
     pub fn max_pool2d_with_indices(&self, p: Pool2dParams) -> Result<(Tensor, Tensor)> {
         let shape = self.pool_out(&p, "max_pool2d")?;
         let (v, i) = self.storage().max_pool2d(self.layout(), &p)?;
@@ -195,6 +214,10 @@ impl Tensor {
 
     /// Gradient of max pooling (`self` = grad_out, `indices` from the forward), output
     /// shaped `input`; recorded (differentiable in `self`) when `self` requires grad.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `input` is not 4-D with the gradient's batch and channels, or `indices` is
+    /// not i64 shaped like `self`.
     pub fn max_pool2d_backward(&self, indices: &Tensor, input: &Shape) -> Result<Tensor> {
         let in_hw = pool_input_hw(self, input, "max_pool2d_backward")?;
         let s = self.storage().max_pool2d_backward(
@@ -216,6 +239,9 @@ impl Tensor {
     }
 
     /// Average pooling.
+    ///
+    /// # Errors
+    /// As [`Tensor::max_pool2d`]; `Error::Msg` for a dilation other than 1 (PyTorch has none).
     pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Tensor> {
         let shape = self.pool_out(&p, "avg_pool2d")?;
         let s = self.storage().avg_pool2d(self.layout(), &p)?;
@@ -232,6 +258,9 @@ impl Tensor {
 
     /// Gradient of average pooling (`self` = grad_out), output shaped `input`; recorded
     /// when `self` requires grad.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `input` is not 4-D with the gradient's batch and channels.
     pub fn avg_pool2d_backward(&self, p: Pool2dParams, input: &Shape) -> Result<Tensor> {
         let in_hw = pool_input_hw(self, input, "avg_pool2d_backward")?;
         let s = self
@@ -250,6 +279,9 @@ impl Tensor {
     }
 
     /// Adaptive average pooling to `out_hw`.
+    ///
+    /// # Errors
+    /// `Error::Msg` unless the input is 4-D and `out_hw` is non-zero.
     pub fn adaptive_avg_pool2d(&self, out_hw: (usize, usize)) -> Result<Tensor> {
         let (n, c, _, _) = self.check_nchw("adaptive_avg_pool2d")?;
         if out_hw.0 == 0 || out_hw.1 == 0 {
@@ -271,6 +303,9 @@ impl Tensor {
 
     /// Gradient of adaptive average pooling (`self` = grad_out), output shaped `input`;
     /// recorded when `self` requires grad.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `input` is not 4-D with the gradient's batch and channels.
     pub fn adaptive_avg_pool2d_backward(&self, input: &Shape) -> Result<Tensor> {
         let in_hw = pool_input_hw(self, input, "adaptive_avg_pool2d_backward")?;
         let s = self

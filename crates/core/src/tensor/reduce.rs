@@ -38,6 +38,10 @@ impl Tensor {
     }
 
     /// Runs a recorded Sum/Max/Min reduction.
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a dim outside `-rank..rank`; `Error::Msg` for `ArgMax`/`ArgMin`
+    /// over other than one dim; `Error::UnsupportedDType` for bool tensors.
     pub fn reduce_op(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         if op == ReduceOp::Sum {
             if let Some(x) = crate::autocast::to_f32(self)? {
@@ -67,16 +71,25 @@ impl Tensor {
     }
 
     /// Sum over `dims` (empty = all).
+    ///
+    /// # Errors
+    /// As [`Tensor::reduce_op`].
     pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Sum, dims, keepdim)
     }
 
     /// Sum of all elements (0-dim).
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for bool tensors.
     pub fn sum_all(&self) -> Result<Tensor> {
         self.sum(&[], false)
     }
 
     /// Mean over `dims` (empty = all).
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for non-float tensors; `Error::DimOutOfRange` for a bad dim.
     pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         if !self.dtype().is_float() {
             return Err(Error::UnsupportedDType {
@@ -90,27 +103,42 @@ impl Tensor {
     }
 
     /// Mean of all elements (0-dim).
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for non-float tensors.
     pub fn mean_all(&self) -> Result<Tensor> {
         self.mean(&[], false)
     }
 
     /// Maximum over `dims` (torch.amax; a NaN makes it NaN; the gradient is shared evenly
     /// among ties).
+    ///
+    /// # Errors
+    /// As [`Tensor::reduce_op`].
     pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Max, dims, keepdim)
     }
 
     /// Minimum over `dims` (torch.amin; as [`Tensor::max`]).
+    ///
+    /// # Errors
+    /// As [`Tensor::reduce_op`].
     pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::Min, dims, keepdim)
     }
 
     /// Index (i64) of the first maximum along `dim`.
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a bad `dim`; `Error::UnsupportedDType` for bool tensors.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::ArgMax, &[dim], keepdim)
     }
 
     /// Index (i64) of the first minimum along `dim`.
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a bad `dim`; `Error::UnsupportedDType` for bool tensors.
     pub fn argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
         self.reduce_op(ReduceOp::ArgMin, &[dim], keepdim)
     }
@@ -118,11 +146,17 @@ impl Tensor {
     /// `(values, indices)` of the maximum along `dim` (torch.max(x, dim)): the index is the
     /// first maximal one (a NaN counts as maximal) and the values' gradient goes entirely to it,
     /// as in PyTorch (unlike [`Tensor::max`], which shares it among ties).
+    ///
+    /// # Errors
+    /// As [`Tensor::argmax`].
     pub fn max_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
         self.extreme_at_index(ReduceOp::ArgMax, dim, keepdim)
     }
 
     /// `(values, indices)` of the minimum along `dim` (torch.min(x, dim)); see [`Tensor::max_dim`].
+    ///
+    /// # Errors
+    /// As [`Tensor::argmin`].
     pub fn min_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
         self.extreme_at_index(ReduceOp::ArgMin, dim, keepdim)
     }
@@ -146,6 +180,9 @@ impl Tensor {
     }
 
     /// Variance over `dims`; `unbiased` divides by n-1 (PyTorch's default).
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for non-float tensors; `Error::DimOutOfRange` for a bad dim.
     pub fn var(&self, dims: &[isize], unbiased: bool, keepdim: bool) -> Result<Tensor> {
         let ds = self.reduce_dims(dims, "var")?;
         let n: usize = ds.iter().map(|&d| self.dims()[d]).product();
@@ -159,12 +196,18 @@ impl Tensor {
 
     /// Standard deviation over `dims`; its gradient at a constant input (std 0) is 0, as
     /// PyTorch defines it (not the NaN of `sqrt`'s infinite slope times zero).
+    ///
+    /// # Errors
+    /// As [`Tensor::var`].
     pub fn std(&self, dims: &[isize], unbiased: bool, keepdim: bool) -> Result<Tensor> {
         self.var(dims, unbiased, keepdim)?.sqrt_of_sum()
     }
 
     /// Euclidean (L2) norm over `dims` (empty = all), torch.linalg.vector_norm; its gradient
     /// at an all-zero input is 0, as in PyTorch.
+    ///
+    /// # Errors
+    /// As [`Tensor::var`].
     pub fn norm(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.square()?.sum(dims, keepdim)?.sqrt_of_sum()
     }
@@ -182,6 +225,9 @@ impl Tensor {
     }
 
     /// `log(sum(exp(x)))` over `dims`, computed stably.
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for non-float tensors; `Error::DimOutOfRange` for a bad dim.
     pub fn logsumexp(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         let m = self.detach().max(dims, true)?;
         let m = m.where_cond_finite()?;
@@ -246,16 +292,25 @@ impl Tensor {
 
     /// Softmax over `dim`. As in PyTorch, a row's max is subtracted whatever it is (a `+inf`
     /// makes the row NaN) and an all `-inf` row gives NaN.
+    ///
+    /// # Errors
+    /// `Error::UnsupportedDType` for non-float tensors; `Error::DimOutOfRange` for a bad `dim`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
         self.softmax_impl(dim, false)
     }
 
     /// Log-softmax over `dim`.
+    ///
+    /// # Errors
+    /// As [`Tensor::softmax`].
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
         self.softmax_impl(dim, true)
     }
 
     /// Number of elements equal between two tensors, as f64 (handy for accuracy).
+    ///
+    /// # Errors
+    /// As [`Tensor::cmp_op`] (shapes must broadcast, dtypes and devices agree).
     pub fn count_eq(&self, other: &Tensor) -> Result<f64> {
         self.eq(other)?
             .to_dtype(DType::F64)?

@@ -12,6 +12,9 @@ impl Tensor {
 
     /// Same elements, new shape; a view when strides allow, else a copy. One dim may be
     /// given as `usize::MAX` via [`Tensor::reshape_infer`].
+    ///
+    /// # Errors
+    /// `Error::Msg` when the new shape's element count differs.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.elem_count() != self.elem_count() {
@@ -36,6 +39,10 @@ impl Tensor {
     }
 
     /// Reshape where one entry may be `-1` (inferred), as `torch.reshape`.
+    ///
+    /// # Errors
+    /// `Error::Msg` for more than one `-1`, another negative entry, or a count that does not
+    /// divide.
     pub fn reshape_infer(&self, dims: &[isize]) -> Result<Tensor> {
         let known: usize = dims
             .iter()
@@ -60,17 +67,26 @@ impl Tensor {
     }
 
     /// Alias of [`Tensor::reshape`] (PyTorch's `view`).
+    ///
+    /// # Errors
+    /// As [`Tensor::reshape`].
     pub fn view(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         self.reshape(shape)
     }
 
     /// Reorders dims: output dim i is input dim `perm[i]`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `perm` is not a permutation of `0..rank`.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let l = self.layout().permute(perm)?;
         Ok(self.view_with(l, || Op::Permute(self.clone(), perm.to_vec())))
     }
 
     /// Swaps two dims (negative dims count from the end).
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a dim outside `-rank..rank`.
     pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor> {
         let (a, b) = (
             self.resolve(d0, "transpose")?,
@@ -82,6 +98,9 @@ impl Tensor {
     }
 
     /// Transpose of a 2-D tensor (identity for 0-D and 1-D, as PyTorch).
+    ///
+    /// # Errors
+    /// `Error::Msg` for a tensor of rank above 2.
     pub fn t(&self) -> Result<Tensor> {
         match self.rank() {
             0 | 1 => Ok(self.clone()),
@@ -93,6 +112,9 @@ impl Tensor {
     }
 
     /// Elements `start..start+len` along `dim`.
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a bad `dim`; `Error::Msg` when `start + len` exceeds its size.
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
         let d = self.resolve(dim, "narrow")?;
         let l = self.layout().narrow(d, start, len)?;
@@ -108,11 +130,18 @@ impl Tensor {
     }
 
     /// Alias of [`Tensor::narrow`] taking a range.
+    ///
+    /// # Errors
+    /// As [`Tensor::narrow`].
     pub fn slice(&self, dim: isize, range: std::ops::Range<usize>) -> Result<Tensor> {
         self.narrow(dim, range.start, range.end.saturating_sub(range.start))
     }
 
     /// Index `index` of `dim`, removing that dim (negative index counts from the end).
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a bad `dim`; `Error::IndexOutOfRange` for `index` outside
+    /// `-size..size`.
     pub fn select(&self, dim: isize, index: isize) -> Result<Tensor> {
         let d = self.resolve(dim, "select")?;
         let size = self.dims()[d] as isize;
@@ -128,6 +157,9 @@ impl Tensor {
     }
 
     /// Removes `dim` if its size is 1 (else returns the tensor unchanged, as PyTorch).
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a bad `dim`.
     pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
         let d = self.resolve(dim, "squeeze")?;
         if self.dims()[d] != 1 {
@@ -139,12 +171,18 @@ impl Tensor {
     }
 
     /// Removes every size-1 dim.
+    ///
+    /// # Errors
+    /// None in practice (a view of the same elements).
     pub fn squeeze_all(&self) -> Result<Tensor> {
         let dims: Vec<usize> = self.dims().iter().copied().filter(|&d| d != 1).collect();
         self.reshape(dims)
     }
 
     /// Inserts a size-1 dim at `dim` (in `-(rank+1)..=rank`).
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for `dim` outside `-(rank+1)..=rank`.
     pub fn unsqueeze(&self, dim: isize) -> Result<Tensor> {
         let d = resolve_dim(dim, self.rank() + 1, "unsqueeze")?;
         let mut dims = self.dims().to_vec();
@@ -153,6 +191,9 @@ impl Tensor {
     }
 
     /// Broadcasts to `shape` without copying (stride 0 on repeated dims).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` when `shape` has fewer dims, or a dim of size other than 1 differs.
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if &shape == self.shape() {
@@ -163,11 +204,17 @@ impl Tensor {
     }
 
     /// Alias of [`Tensor::broadcast_to`] (PyTorch's `expand`).
+    ///
+    /// # Errors
+    /// As [`Tensor::broadcast_to`].
     pub fn expand(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         self.broadcast_to(shape)
     }
 
     /// Merges dims `start..=end` into one.
+    ///
+    /// # Errors
+    /// `Error::DimOutOfRange` for a bad dim; `Error::Msg` when `start > end`.
     pub fn flatten(&self, start: isize, end: isize) -> Result<Tensor> {
         if self.rank() == 0 {
             return self.reshape([1]);
@@ -188,6 +235,9 @@ impl Tensor {
     }
 
     /// Splits `dim` into pieces of `size` (the last may be smaller).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `size` is 0; `Error::DimOutOfRange` for a bad `dim`.
     pub fn split(&self, size: usize, dim: isize) -> Result<Vec<Tensor>> {
         let d = self.resolve(dim, "split")?;
         if size == 0 {
@@ -201,6 +251,9 @@ impl Tensor {
     }
 
     /// Splits `dim` into `chunks` nearly equal pieces (as torch.chunk).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `chunks` is 0; `Error::DimOutOfRange` for a bad `dim`.
     pub fn chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor>> {
         if chunks == 0 {
             return Err(Error::msg("chunk: number of chunks must be positive"));
@@ -211,6 +264,10 @@ impl Tensor {
     }
 
     /// Concatenates along `dim`; all other dims must agree.
+    ///
+    /// # Errors
+    /// `Error::Msg` for an empty list; `Error::ShapeMismatch` when ranks or the other dims differ;
+    /// `Error::DTypeMismatch` / `Error::DeviceMismatch` between tensors.
     pub fn cat(ts: &[Tensor], dim: isize) -> Result<Tensor> {
         let first = ts
             .first()
@@ -259,6 +316,10 @@ impl Tensor {
     }
 
     /// Stacks equal-shaped tensors along a new `dim`.
+    ///
+    /// # Errors
+    /// `Error::Msg` for an empty list; `Error::ShapeMismatch` when the shapes differ; dtype and
+    /// device errors as [`Tensor::cat`].
     pub fn stack(ts: &[Tensor], dim: isize) -> Result<Tensor> {
         let first = ts
             .first()

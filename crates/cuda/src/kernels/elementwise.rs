@@ -30,17 +30,7 @@ __device__ __forceinline__ T unary_op(int op, T tv, double p0, double p1) {
     case 17: r = (p0 == 2.0) ? x * x : m_pow(x, (ACC)p0); break;
     case 18: r = (x != x) ? x : m_fmin(m_fmax(x, (ACC)p0), (ACC)p1); break;
     case 19: r = mul_rn(x, (ACC)p0) + (ACC)p1; break;
-    case 20: {
-      double xf = (double)x;
-      double cdf = 0.5 * (1.0 + erf(xf * 0.70710678118654752440));
-      double pdf = exp(-0.5 * xf * xf) * 0.39894228040143267794;
-      r = (ACC)(cdf + xf * pdf);
-    } break;
-    case 21: {
-      double xf = (double)x;
-      double t = tanh(SQRT_2_OVER_PI * (xf + GELU_C * xf * xf * xf));
-      r = (ACC)(0.5 * (1.0 + t) + 0.5 * xf * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * xf * xf));
-    } break;
+    case 20: r = m_erf(x); break;  // erff for f32/f16/bf16, erf for f64
     default: r = x;
   }
   return sta(r);

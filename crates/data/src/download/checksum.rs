@@ -32,6 +32,10 @@ impl Checksum {
     }
 
     /// Parses `"sha256:HEX"` or `"md5:HEX"`. Errors on another algorithm or a malformed digest.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an algorithm other than `sha256`/`md5` or a digest of the wrong
+    /// length or not hex.
     pub fn parse(s: &str) -> Result<Self> {
         let (algo, hex) = s
             .split_once(':')
@@ -72,6 +76,9 @@ impl Checksum {
     }
 
     /// Computes the same kind of checksum for the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path` when it cannot be read.
     pub fn compute(&self, path: &Path) -> Result<Checksum> {
         Ok(match self {
             Checksum::Sha256(_) => Checksum::Sha256(sha256_file(path)?),
@@ -81,6 +88,10 @@ impl Checksum {
     }
 
     /// Checks the file at `path`; the error names `source` (a URL or path) and both digests.
+    ///
+    /// # Errors
+    /// [`Error::Checksum`] naming `source` and both digests on a mismatch; [`Error::Io`] when
+    /// `path` cannot be read.
     pub fn verify(&self, path: &Path, source: &str) -> Result<()> {
         let actual = self.compute(path)?;
         if &actual == self {
@@ -125,11 +136,17 @@ fn hash_file<D: Digest>(path: &Path) -> Result<String> {
 }
 
 /// SHA-256 of the file at `path`, lowercase hex.
+///
+/// # Errors
+/// [`Error::Io`] naming `path` when it cannot be read.
 pub fn sha256_file(path: &Path) -> Result<String> {
     hash_file::<sha2::Sha256>(path)
 }
 
 /// MD5 of the file at `path`, lowercase hex.
+///
+/// # Errors
+/// [`Error::Io`] naming `path` when it cannot be read.
 pub fn md5_file(path: &Path) -> Result<String> {
     hash_file::<md5::Md5>(path)
 }

@@ -100,7 +100,8 @@ impl DownloadOptions {
 /// verified against `expected`, then renamed to `dest`. Network errors are retried per
 /// [`DownloadOptions::retries`]; HTTP error statuses move on to the next mirror.
 ///
-/// Errors: every mirror failed ([`Error::AllMirrorsFailed`] holding each URL's error, or that
+/// # Errors
+/// Every mirror failed ([`Error::AllMirrorsFailed`] holding each URL's error, or that
 /// error alone with a single URL): an HTTP status ([`Error::Http`]), a network error
 /// ([`Error::Network`]), a checksum mismatch ([`Error::Checksum`], after which no file is left),
 /// or a local I/O error. A `.part` from a cut-off transfer is kept so the next call resumes it.
@@ -118,7 +119,8 @@ pub fn download_file(
 /// runs past `size` is cut off at the first byte too many, so a server can never fill the
 /// disk with more than was declared.
 ///
-/// Errors: those of [`download_file`], and [`Error::Format`] naming the URL and both sizes
+/// # Errors
+/// Those of [`download_file`], and [`Error::Format`] naming the URL and both sizes
 /// when the server's length disagrees with `size` (nothing is left behind).
 pub fn download_file_sized(
     urls: &[String],

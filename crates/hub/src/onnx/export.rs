@@ -2,11 +2,10 @@
 //! graph op, parameters as initializers under their state-dict names, and the graph's
 //! symbolic batch `N` as a named dimension (`dim_param`), so the file runs at any batch.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use mlfw_core::graph::{Graph, NodeKind, SymDim, ValueId};
-use mlfw_core::{BinaryOp, CmpOp, DType, Device, Error, Op, ReduceOp, Result, Tensor, UnaryOp};
+use mlfw_core::{BinaryOp, CmpOp, Device, Error, Op, ReduceOp, Result, Tensor, UnaryOp};
 use mlfw_nn::Module;
 use prost::Message;
 
@@ -19,7 +18,8 @@ pub const EXPORT_OPSET: i64 = 17;
 /// Converts `graph` into an ONNX model: inputs named as the graph's placeholders,
 /// outputs `output` (or `output0`, `output1`, … for several).
 ///
-/// Errors: an op ONNX export does not cover (backward kernels, scatter/index-add, custom
+/// # Errors
+/// An op ONNX export does not cover (backward kernels, scatter/index-add, custom
 /// ops), naming the node; a symbolic batch that is not dim 0 of the first input.
 pub fn export_graph(graph: &Graph) -> Result<ModelProto> {
     let mut b = Builder::new(graph)?;
@@ -54,7 +54,8 @@ pub fn export_graph(graph: &Graph) -> Result<ModelProto> {
 
 /// Writes `graph` as an ONNX file at `path` (atomically: a temporary file, then renamed).
 ///
-/// Errors: as [`export_graph`]; writing the file.
+/// # Errors
+/// As [`export_graph`]; writing the file.
 pub fn save_graph(graph: &Graph, path: impl AsRef<Path>) -> Result<()> {
     let bytes = export_graph(graph)?.encode_to_vec();
     mlfw_core::safetensors::write_atomic(path, &bytes)
@@ -64,7 +65,8 @@ pub fn save_graph(graph: &Graph, path: impl AsRef<Path>) -> Result<()> {
 /// model's current mode (put it in eval mode first), and writes it as ONNX to `path`.
 /// Inputs and outputs are named `input` and `output`.
 ///
-/// Errors: the capture failing (a model whose ops depend on the batch size); as
+/// # Errors
+/// The capture failing (a model whose ops depend on the batch size); as
 /// [`save_graph`].
 pub fn export_module(model: &dyn Module, example: &Tensor, path: impl AsRef<Path>) -> Result<()> {
     let example = example.to_device(&Device::Cpu)?;
@@ -424,6 +426,7 @@ fn unary(b: &mut Builder, id: ValueId, a: ValueId, u: UnaryOp) -> Result<()> {
         UnaryOp::Cos => Some("Cos"),
         UnaryOp::Tanh => Some("Tanh"),
         UnaryOp::Sigmoid => Some("Sigmoid"),
+        UnaryOp::Erf => Some("Erf"),
         UnaryOp::Relu => Some("Relu"),
         UnaryOp::Sign => Some("Sign"),
         UnaryOp::Recip => Some("Reciprocal"),
@@ -499,11 +502,3 @@ fn unary(b: &mut Builder, id: ValueId, a: ValueId, u: UnaryOp) -> Result<()> {
         ))),
     }
 }
-
-/// Graph dtypes ONNX export writes for scalar constants.
-pub(super) fn scalar_tensor(v: f64, dtype: DType) -> Result<Tensor> {
-    Tensor::full(v, Vec::<usize>::new(), dtype, &Device::Cpu)
-}
-
-/// Maps from graph values to ONNX value names.
-pub(super) type Names = HashMap<ValueId, String>;

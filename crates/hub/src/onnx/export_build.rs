@@ -4,14 +4,21 @@
 use std::collections::{HashMap, HashSet};
 
 use mlfw_core::graph::{Graph, NodeKind, SymDim, ValueId};
-use mlfw_core::{DType, Error, Result, Tensor};
+use mlfw_core::{DType, Device, Error, Result, Tensor};
 
-use super::export::{scalar_tensor, Names};
 use super::proto::{
     attribute_type as at, AttributeProto, DimValue, Dimension, GraphProto, NodeProto,
     TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 use super::tensor::{from_tensor, onnx_type_of};
+
+/// A scalar constant of the graph's dtype, as export writes it.
+fn scalar_tensor(v: f64, dtype: DType) -> Result<Tensor> {
+    Tensor::full(v, Vec::<usize>::new(), dtype, &Device::Cpu)
+}
+
+/// Maps from graph values to ONNX value names.
+type Names = HashMap<ValueId, String>;
 
 /// The name of the symbolic batch dimension in exported files.
 pub const BATCH_DIM: &str = "N";
@@ -29,6 +36,8 @@ pub(super) struct Builder<'g> {
 }
 
 impl<'g> Builder<'g> {
+    /// # Errors
+    /// None in practice: the graph's names are always valid.
     pub fn new(g: &'g Graph) -> Result<Self> {
         let mut names = HashMap::new();
         let mut taken: HashSet<String> = g.nodes.iter().map(|n| n.name.clone()).collect();
@@ -121,6 +130,8 @@ impl<'g> Builder<'g> {
         self.graph.input.push(vi);
     }
 
+    /// # Errors
+    /// Errors of [`from_tensor`] (a tensor that cannot be copied to the host).
     pub fn initializer(&mut self, id: ValueId, t: &Tensor) -> Result<()> {
         let name = self.name(id);
         self.graph.initializer.push(from_tensor(&name, t)?);
@@ -156,6 +167,9 @@ impl<'g> Builder<'g> {
     }
 
     /// Adds a node computing graph value `id`.
+    ///
+    /// # Errors
+    /// None in practice (a `Result` for the exporter's `?` chains).
     pub fn node_out(
         &mut self,
         id: ValueId,
@@ -180,6 +194,9 @@ impl<'g> Builder<'g> {
     }
 
     /// A scalar initializer of `dtype`.
+    ///
+    /// # Errors
+    /// Errors of [`from_tensor`].
     pub fn const_scalar(&mut self, v: f64, dtype: DType) -> Result<String> {
         let name = self.fresh("onnx_const");
         self.graph
@@ -206,6 +223,9 @@ impl<'g> Builder<'g> {
     }
 
     /// A 1-D int64 value holding `dims` for the run's batch size.
+    ///
+    /// # Errors
+    /// Errors of [`from_tensor`] for the constant parts.
     pub fn shape_value(&mut self, dims: &[SymDim]) -> Result<String> {
         if dims.iter().all(|d| !d.is_symbolic()) {
             return Ok(self.const_i64(&dims.iter().map(|d| d.fixed as i64).collect::<Vec<_>>()));
@@ -231,6 +251,9 @@ impl<'g> Builder<'g> {
     }
 
     /// Reshape's target: fixed, or with `-1` for the one batch-dependent dim.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a target shape with a 0 dim.
     pub fn shape_for_reshape(&mut self, dims: &[SymDim]) -> Result<String> {
         if dims.iter().any(|d| !d.is_symbolic() && d.fixed == 0) {
             return Err(Error::msg(
@@ -248,6 +271,9 @@ impl<'g> Builder<'g> {
     }
 
     /// Declares the graph outputs (adding an Identity where an output is not an op's own).
+    ///
+    /// # Errors
+    /// None in practice (a `Result` for the exporter's `?` chains).
     pub fn outputs(&mut self) -> Result<()> {
         let many = self.g.outputs.len() > 1;
         for (i, o) in self.g.outputs.clone().into_iter().enumerate() {
@@ -312,6 +338,8 @@ impl<'g> Builder<'g> {
         }
     }
 
+    /// # Errors
+    /// Errors of [`from_tensor`].
     pub fn tensor_attr(name: &str, t: &Tensor) -> Result<AttributeProto> {
         Ok(AttributeProto {
             name: name.into(),

@@ -18,9 +18,10 @@ mod node;
 mod ops;
 mod ops_shape;
 pub mod proto;
+mod supported;
 mod tensor;
 
 pub use export::{export_graph, export_module, save_graph, EXPORT_OPSET};
 pub use model::{Dim, OnnxModel, ValueSpec};
-pub use ops::SUPPORTED as SUPPORTED_OPS;
+pub use supported::SUPPORTED as SUPPORTED_OPS;
 pub use tensor::{dtype_of, from_tensor, onnx_type_of, to_tensor};

@@ -11,6 +11,7 @@ use prost::Message;
 use super::node::NodeCtx;
 use super::ops;
 use super::proto::{DimValue, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use super::supported;
 use super::tensor::{dtype_of, to_tensor};
 
 /// One dimension of a declared input shape.
@@ -59,7 +60,8 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Reads and checks an `.onnx` file; external data files are read from its folder.
     ///
-    /// Errors: the file unreadable; a malformed or truncated protobuf; an operator that is
+    /// # Errors
+    /// The file unreadable; a malformed or truncated protobuf; an operator that is
     /// not supported (named with its node and the opset); initializers whose data
     /// disagrees with their shape, or external data outside the model's folder.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
@@ -79,7 +81,8 @@ impl OnnxModel {
 
     /// Parses a model from its protobuf bytes; `base` is where external data files are.
     ///
-    /// Errors: as [`OnnxModel::load`].
+    /// # Errors
+    /// As [`OnnxModel::load`].
     pub fn from_bytes(bytes: &[u8], base: Option<&Path>, device: &Device) -> Result<Self> {
         let model = ModelProto::decode(bytes)
             .map_err(|e| Error::msg(format!("onnx: not a valid ONNX protobuf ({e})")))?;
@@ -88,7 +91,8 @@ impl OnnxModel {
 
     /// Builds a model from a decoded `ModelProto`.
     ///
-    /// Errors: as [`OnnxModel::load`].
+    /// # Errors
+    /// As [`OnnxModel::load`].
     pub fn from_proto(model: &ModelProto, base: Option<&Path>, device: &Device) -> Result<Self> {
         let opset = model
             .opset_import
@@ -151,7 +155,8 @@ impl OnnxModel {
     /// Runs the graph on `inputs` (one per [`OnnxModel::inputs`], same order), returning
     /// the outputs in order.
     ///
-    /// Errors: a wrong number of inputs, a wrong dtype or rank or fixed dim (naming the
+    /// # Errors
+    /// A wrong number of inputs, a wrong dtype or rank or fixed dim (naming the
     /// input), or a node failing (naming it, its op and the opset).
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
@@ -229,7 +234,8 @@ impl OnnxModel {
     /// the ONNX inputs, parameters named as the initializers). When every input's dim 0 is
     /// symbolic in the file, so is the graph's batch.
     ///
-    /// Errors: as [`OnnxModel::run`], and those of [`Capture::run`].
+    /// # Errors
+    /// As [`OnnxModel::run`], and those of [`Capture::run`].
     pub fn to_graph(&self, example: &[Tensor]) -> Result<Graph> {
         let symbolic = !self.inputs.is_empty()
             && self
@@ -280,7 +286,7 @@ fn last_reads(graph: &GraphProto) -> Vec<Vec<String>> {
 fn check_ops(graph: &GraphProto, opset: i64) -> Result<()> {
     for n in &graph.node {
         let known = (n.domain.is_empty() || n.domain == "ai.onnx")
-            && ops::SUPPORTED.contains(&n.op_type.as_str());
+            && supported::SUPPORTED.contains(&n.op_type.as_str());
         if !known {
             let dom = if n.domain.is_empty() {
                 String::new()
@@ -291,7 +297,7 @@ fn check_ops(graph: &GraphProto, opset: i64) -> Result<()> {
                 "onnx: unsupported op `{}`{dom} (node `{}`, opset {opset}); supported: {}",
                 n.op_type,
                 n.name,
-                ops::SUPPORTED.join(", ")
+                supported::SUPPORTED.join(", ")
             )));
         }
     }

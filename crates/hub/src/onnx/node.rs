@@ -24,6 +24,9 @@ impl NodeCtx<'_> {
     }
 
     /// Input `k`, which must be present.
+    ///
+    /// # Errors
+    /// `Error::Msg` naming the node when input `k` is absent.
     pub fn input(&self, k: usize) -> Result<&Tensor> {
         self.inputs
             .get(k)
@@ -37,6 +40,9 @@ impl NodeCtx<'_> {
     }
 
     /// Input `k` as host i64 values (shapes, axes), when given.
+    ///
+    /// # Errors
+    /// Errors of reading input `k` (a malformed initializer).
     pub fn ints_input(&self, k: usize) -> Result<Option<Vec<i64>>> {
         self.opt_input(k)
             .map(|t| t.to_dtype(mlfw_core::DType::I64)?.to_vec::<i64>())
@@ -71,6 +77,10 @@ impl NodeCtx<'_> {
 
     /// A tensor-valued attribute (Constant's `value`, ConstantOfShape's `value`) on the
     /// model's device, or the scalar/list forms Constant also accepts.
+    ///
+    /// # Errors
+    /// `Error::Msg` naming the node when the attribute is missing, holds no tensor, or has an
+    /// unsupported type.
     pub fn tensor_attr(&self, name: &str) -> Result<Option<Tensor>> {
         let Some(a) = self.attr(name) else {
             return Ok(None);
@@ -94,6 +104,9 @@ impl NodeCtx<'_> {
     }
 
     /// Normalizes a possibly negative axis for a tensor of `rank` dims.
+    ///
+    /// # Errors
+    /// `Error::Msg` naming the node when `axis` is outside `-rank..rank`.
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
         let a = if axis < 0 { axis + rank as i64 } else { axis };
         if a < 0 || a >= rank as i64 {

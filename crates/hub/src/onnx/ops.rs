@@ -8,22 +8,13 @@ use mlfw_core::{Conv2dParams, DType, Pool2dParams, Result, Tensor, UnaryOp};
 use super::node::NodeCtx;
 use super::ops_shape;
 
-/// The operators (default domain) the importer runs.
-#[rustfmt::skip]
-pub const SUPPORTED: &[&str] = &[
-    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf",
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Softmax", "LogSoftmax", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "BatchNormalization", "LayerNormalization", "Flatten",
-    "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Slice", "Gather", "Shape",
-    "Constant", "ConstantOfShape", "Identity", "Dropout", "ReduceMean", "ReduceSum", "Clip",
-    "Cast",
-    // Beyond the list: what mlfw's own exporter may write.
-    "Neg", "Abs", "Reciprocal", "Sin", "Cos", "Sign", "Max", "Min", "Where", "Equal", "Less",
-    "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "ReduceMax", "ReduceMin", "ArgMax",
-    "ArgMin", "Expand", "GatherElements",
-];
-
 /// Evaluates one node.
+///
+/// # Errors
+/// `Error::Msg` naming the node: a missing input or attribute, an unsupported attribute value
+/// (`select_last_index = 1`, an unknown GELU `approximate`, a Cast target), or an op no family
+/// implements (listing [`SUPPORTED`](super::supported::SUPPORTED)); errors of the tensor ops on the
+/// node's inputs.
 pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
     let x = || c.input(0);
     let one = |t: Tensor| Ok(vec![t]);
@@ -63,7 +54,7 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
                 x.argmin(axis, keep)?
             })
         }
-        "Erf" => one(erf(x()?)?),
+        "Erf" => one(x()?.erf()?),
         "Relu" => one(x()?.unary_op(UnaryOp::Relu)?),
         "LeakyRelu" => one(x()?.leaky_relu(c.float("alpha", 0.01) as f64)?),
         "Sigmoid" => one(x()?.unary_op(UnaryOp::Sigmoid)?),
@@ -109,32 +100,6 @@ fn pow(x: &Tensor, e: &Tensor) -> Result<Tensor> {
 /// The first element of `t` as f64 (scalar operands such as Clip's bounds).
 fn first_f64(t: &Tensor) -> Result<f64> {
     Ok(t.to_f64_vec()?.first().copied().unwrap_or(0.0))
-}
-
-/// The error function from mlfw's elementwise ops: `sign(x)·(1 − erfc(|x|))` with the
-/// Chebyshev fit of Numerical Recipes (`erfcc`, fractional error < 1.2e-7 everywhere).
-fn erf(x: &Tensor) -> Result<Tensor> {
-    const C: [f64; 10] = [
-        -1.26551223,
-        1.00002368,
-        0.37409196,
-        0.09678418,
-        -0.18628806,
-        0.27886807,
-        -1.13520398,
-        1.48851587,
-        -0.82215223,
-        0.17087277,
-    ];
-    let z = x.abs()?;
-    let t = z.affine(0.5, 1.0)?.recip()?;
-    let mut poly = t.mul_scalar(C[9])?;
-    for &k in C[1..9].iter().rev() {
-        poly = poly.add_scalar(k)?.mul(&t)?;
-    }
-    let expo = poly.add_scalar(C[0])?.sub(&z.square()?)?;
-    let erfc = t.mul(&expo.exp()?)?;
-    x.sign()?.mul(&erfc.affine(-1.0, 1.0)?)
 }
 
 fn softmax(c: &NodeCtx) -> Result<Tensor> {

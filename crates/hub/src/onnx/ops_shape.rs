@@ -7,6 +7,9 @@ use mlfw_core::{DType, Error, Result, Tensor};
 use super::node::NodeCtx;
 
 /// Evaluates one shape-family node; an op no family knows is an "unsupported" error.
+///
+/// # Errors
+/// As [`super::ops::eval`]; `Error::Msg` naming the op, node and opset for an op not supported.
 pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
     let one = |t: Tensor| Ok(vec![t]);
     match c.node.op_type.as_str() {
@@ -102,7 +105,7 @@ pub fn eval(c: &NodeCtx) -> Result<Vec<Tensor>> {
             "onnx: unsupported op `{other}` (node `{}`, opset {}); supported: {}",
             c.node.name,
             c.opset,
-            super::ops::SUPPORTED.join(", ")
+            super::supported::SUPPORTED.join(", ")
         ))),
     }
 }

@@ -12,6 +12,9 @@ use mlfw_core::{DType, Device, Error, Result, Tensor};
 use super::proto::{data_type as dt, TensorProto};
 
 /// The mlfw dtype an ONNX element type loads as (INT32 and INT8 widen to i64).
+///
+/// # Errors
+/// `Error::Msg` listing the supported types for another ONNX element type.
 pub fn dtype_of(onnx: i32) -> Result<DType> {
     Ok(match onnx {
         dt::FLOAT => DType::F32,
@@ -73,7 +76,8 @@ fn dims_of(t: &TensorProto) -> Result<(Vec<usize>, usize)> {
 /// Loads a `TensorProto` onto `device`. `base` is the model file's folder, where external
 /// data files must lie.
 ///
-/// Errors: an unsupported element type; data whose size disagrees with the dims; an
+/// # Errors
+/// An unsupported element type; data whose size disagrees with the dims; an
 /// external file outside `base`, missing, or shorter than the declared offset + length.
 pub fn to_tensor(t: &TensorProto, base: Option<&Path>, device: &Device) -> Result<Tensor> {
     let dtype = dtype_of(t.data_type)?;
@@ -235,6 +239,9 @@ fn read_external(t: &TensorProto, base: Option<&Path>, want: usize) -> Result<Ve
 }
 
 /// Writes `t` (any device) as a `TensorProto` named `name` with little-endian `raw_data`.
+///
+/// # Errors
+/// Device errors copying `t` to the host.
 pub fn from_tensor(name: &str, t: &Tensor) -> Result<TensorProto> {
     let t = t.to_device(&Device::Cpu)?;
     let raw: Vec<u8> = match t.dtype() {

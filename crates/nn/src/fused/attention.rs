@@ -236,7 +236,7 @@ impl FusedAttention {
     fn composed(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let (l, s) = (q.dims()[q.rank() - 2], k.dims()[k.rank() - 2]);
         let bias = if self.attn.causal {
-            Some(crate::attention::causal_bias(
+            Some(crate::composed::causal_bias(
                 l,
                 s,
                 DType::F32,
@@ -246,7 +246,7 @@ impl FusedAttention {
             None
         };
         let scale = Some(self.attn.scale as f64);
-        Ok(crate::attention::composed(q, k, v, bias.as_ref(), 0.0, false, scale)?.0)
+        crate::composed::attention_weights(q, k, v, bias.as_ref(), scale)?.matmul(v)
     }
 }
 

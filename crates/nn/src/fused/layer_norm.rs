@@ -249,7 +249,7 @@ impl LayerNorm {
         let x = &inputs[0];
         let w = self.affine.0.then(|| &inputs[1]);
         let b = self.affine.1.then(|| &inputs[1 + self.affine.0 as usize]);
-        let y = crate::functional::layer_norm_composed(x, &self.shape, w, b, self.eps)?;
+        let y = crate::composed::layer_norm(x, &self.shape, w, b, self.eps)?;
         mlfw_autograd::grad_with(&y, inputs, Some(grad), true)
     }
 }
@@ -274,8 +274,7 @@ mod tests {
             let g = rand(&shape, 4, 0.0).detach();
             let fused = super::layer_norm(&x, &norm, w.as_ref(), b.as_ref(), 1e-5).unwrap();
             let plain =
-                crate::functional::layer_norm_composed(&x, &norm, w.as_ref(), b.as_ref(), 1e-5)
-                    .unwrap();
+                crate::composed::layer_norm(&x, &norm, w.as_ref(), b.as_ref(), 1e-5).unwrap();
             assert!(max_diff(&fused, &plain) < 2e-5, "{shape:?} {norm:?}");
             let mut inputs = vec![x.clone()];
             inputs.extend(w.clone());

@@ -13,7 +13,7 @@
 
 use super::f32s;
 use super::lstm_kernel::{self as kernel, Dims, Saved};
-use crate::recurrent::{cell_step, RnnMode};
+use crate::recurrent::cell::{cell_step, RnnMode};
 use mlfw_autograd::Function;
 use mlfw_core::{Device, Error, Result, Tensor};
 use std::sync::Mutex;

@@ -59,6 +59,9 @@ pub struct MultiheadAttention {
 impl MultiheadAttention {
     /// `MultiheadAttention(embed_dim, num_heads, dropout=0, bias, batch_first)` from the global
     /// generator.
+    ///
+    /// # Errors
+    /// `Error::Msg` unless `embed_dim` is a positive multiple of `num_heads`.
     pub fn new(
         embed_dim: usize,
         num_heads: usize,
@@ -70,6 +73,9 @@ impl MultiheadAttention {
     }
 
     /// The same, initialised from `g`.
+    ///
+    /// # Errors
+    /// `Error::Msg` unless `embed_dim` is a positive multiple of `num_heads`.
     pub fn new_with(
         embed_dim: usize,
         num_heads: usize,
@@ -131,8 +137,12 @@ impl MultiheadAttention {
 
     /// Attention of `query [L, N, E]` over `key`/`value [S, N, E]` (batch-first or unbatched
     /// as configured): the output `[L, N, E]` and, if `need_weights`, the weights
-    /// `[N, L, S]` (averaged) or `[N, heads, L, S]`. Wrong mask shapes or dtypes are errors
-    /// naming the argument and both shapes.
+    /// `[N, L, S]` (averaged) or `[N, heads, L, S]`.
+    ///
+    /// # Errors
+    /// `Error::Msg` naming the argument and both shapes for a mask of the wrong shape or dtype
+    /// (bool or the input's), inputs not ending in `embed_dim`, or `query`/`key`/`value` that
+    /// disagree on batch or sequence sizes.
     pub fn forward_with(
         &self,
         query: &Tensor,

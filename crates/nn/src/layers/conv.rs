@@ -83,6 +83,10 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A float32 layer with a square `kernel`, initialised from the global generator.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the channels are not divisible by `groups`, or the kernel, stride or
+    /// dilation is 0.
     pub fn new(
         c_in: usize,
         c_out: usize,
@@ -94,6 +98,10 @@ impl Conv2d {
     }
 
     /// A float32 layer with kernel `(kh, kw)`, initialised from `g`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the channels are not divisible by `groups`, or a kernel, stride or
+    /// dilation size is 0.
     pub fn new_with(
         c_in: usize,
         c_out: usize,

@@ -16,6 +16,9 @@ pub struct Dropout {
 
 impl Dropout {
     /// Dropout with probability `p` in `[0, 1]`, drawing from the global generator.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `p` is outside `[0, 1]`.
     pub fn new(p: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&p) {
             return Err(Error::msg(format!(
@@ -30,6 +33,9 @@ impl Dropout {
     }
 
     /// Dropout with its own generator seeded with `seed` (reproducible masks).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `p` is outside `[0, 1]`.
     pub fn with_seed(p: f64, seed: u64) -> Result<Self> {
         let mut d = Self::new(p)?;
         d.generator = Some(Mutex::new(Generator::new(seed)));

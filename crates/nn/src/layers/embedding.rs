@@ -15,6 +15,9 @@ pub struct Embedding {
 
 impl Embedding {
     /// A float32 table from the global generator.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(num: usize, dim: usize, device: &Device) -> Result<Self> {
         Self::from_tensor(
             Tensor::randn(0.0, 1.0, [num, dim], DType::F32, device)?,
@@ -23,6 +26,9 @@ impl Embedding {
     }
 
     /// A float32 table from `g`, with an optional zeroed `padding_idx` row.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a `padding_idx` outside `0..num`.
     pub fn new_with(
         num: usize,
         dim: usize,
@@ -37,6 +43,9 @@ impl Embedding {
     }
 
     /// A table from an existing `[num, dim]` tensor (made a parameter).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `w` is not 2-D or `padding_idx` is outside `0..num`.
     pub fn from_tensor(w: Tensor, padding_idx: Option<usize>) -> Result<Self> {
         let [num, _] = *w.dims() else {
             return Err(Error::msg(format!(

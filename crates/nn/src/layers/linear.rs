@@ -16,6 +16,9 @@ pub struct Linear {
 
 impl Linear {
     /// A float32 layer initialised from the global generator.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(
         in_features: usize,
         out_features: usize,
@@ -26,6 +29,9 @@ impl Linear {
     }
 
     /// A float32 layer initialised from `g`.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new_with(
         in_features: usize,
         out_features: usize,
@@ -61,6 +67,9 @@ impl Linear {
     }
 
     /// A layer from existing tensors (`weight [out, in]`, `bias [out]`), made parameters.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `weight` is not 2-D or `bias` is not `[out]`.
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
         if weight.rank() != 2 {
             return Err(Error::msg(format!(

@@ -59,11 +59,17 @@ impl BatchNorm {
     }
 
     /// `BatchNorm1d(c)`: eps 1e-5, momentum 0.1, affine, tracking running stats.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new_1d(c: usize, device: &Device) -> Result<Self> {
         Self::build(c, &[2, 3], "BatchNorm1d", device)
     }
 
     /// `BatchNorm2d(c)`: eps 1e-5, momentum 0.1, affine, tracking running stats.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new_2d(c: usize, device: &Device) -> Result<Self> {
         Self::build(c, &[4], "BatchNorm2d", device)
     }
@@ -107,6 +113,10 @@ impl BatchNorm {
 impl BatchNorm {
     /// `relu(self.forward(x))`, the ReLU fused into the normalisation where the kernels allow
     /// ([`functional::batch_norm_relu`]); same errors as `forward`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `x` is not `[N, C]`/`[N, C, L]` (1-d) or `[N, C, H, W]` (2-d) with this
+    /// layer's `C`; as [`functional::batch_norm`].
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         self.run(x, true)
     }
@@ -217,6 +227,9 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// `LayerNorm(normalized_shape)` with elementwise affine.
+    ///
+    /// # Errors
+    /// `Error::Msg` for an empty `normalized_shape`.
     pub fn new(normalized_shape: &[usize], device: &Device) -> Result<Self> {
         if normalized_shape.is_empty() {
             return Err(Error::msg("LayerNorm: normalized_shape must not be empty"));

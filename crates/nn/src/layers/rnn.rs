@@ -78,6 +78,9 @@ macro_rules! recurrent_layer {
                 &self.0.cfg
             }
             /// A parameter by its PyTorch key (`weight_ih_l0`, `bias_hh_l1_reverse`, ...).
+            ///
+            /// # Errors
+            /// `Error::Msg` naming `key` when the layer has no such parameter.
             pub fn weight(&self, key: &str) -> Result<&Tensor> {
                 self.0.get(key)
             }
@@ -131,10 +134,16 @@ recurrent_layer!(
 
 impl Rnn {
     /// A float32 tanh (`relu = false`) or relu RNN from the global generator.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `hidden_size` or `num_layers` is 0, or `dropout` is outside `[0, 1]`.
     pub fn new(cfg: RnnConfig, relu: bool, device: &Device) -> Result<Self> {
         Ok(Rnn(Stack::new(Self::mode(relu), cfg, device, None)?))
     }
     /// The same, initialised from `g`.
+    ///
+    /// # Errors
+    /// As [`Rnn::new`].
     pub fn new_with(
         cfg: RnnConfig,
         relu: bool,
@@ -152,6 +161,10 @@ impl Rnn {
     }
     /// Output and final hidden state; `h0 [layers·directions, batch, hidden]` defaults to zeros.
     /// Errors name the argument and both shapes.
+    ///
+    /// # Errors
+    /// `Error::Msg` naming the argument and both shapes when `x` is not `[seq, batch, input]`
+    /// (batch-first or unbatched as configured) or `h0` is shaped or typed otherwise.
     pub fn forward_with(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let r = self.0.run(x, h0, None)?;
         Ok((r.output, r.h_n))
@@ -160,15 +173,24 @@ impl Rnn {
 
 impl Lstm {
     /// A float32 LSTM from the global generator.
+    ///
+    /// # Errors
+    /// As [`Rnn::new`].
     pub fn new(cfg: RnnConfig, device: &Device) -> Result<Self> {
         Ok(Lstm(Stack::new(RnnMode::Lstm, cfg, device, None)?))
     }
     /// The same, initialised from `g`.
+    ///
+    /// # Errors
+    /// As [`Rnn::new`].
     pub fn new_with(cfg: RnnConfig, device: &Device, g: &mut Generator) -> Result<Self> {
         Ok(Lstm(Stack::new(RnnMode::Lstm, cfg, device, Some(g))?))
     }
     /// Output and final `(h_n, c_n)`; the initial `(h0, c0)` (both
     /// `[layers·directions, batch, hidden]`) default to zeros.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward_with`], for `h0` and `c0`.
     pub fn forward_with(
         &self,
         x: &Tensor,
@@ -182,14 +204,23 @@ impl Lstm {
 
 impl Gru {
     /// A float32 GRU from the global generator.
+    ///
+    /// # Errors
+    /// As [`Rnn::new`].
     pub fn new(cfg: RnnConfig, device: &Device) -> Result<Self> {
         Ok(Gru(Stack::new(RnnMode::Gru, cfg, device, None)?))
     }
     /// The same, initialised from `g`.
+    ///
+    /// # Errors
+    /// As [`Rnn::new`].
     pub fn new_with(cfg: RnnConfig, device: &Device, g: &mut Generator) -> Result<Self> {
         Ok(Gru(Stack::new(RnnMode::Gru, cfg, device, Some(g))?))
     }
     /// Output and final hidden state; `h0` defaults to zeros.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward_with`].
     pub fn forward_with(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let r = self.0.run(x, h0, None)?;
         Ok((r.output, r.h_n))

@@ -124,10 +124,16 @@ macro_rules! cell_module {
 
         impl $name {
             /// A float32 cell from the global generator.
+            ///
+            /// # Errors
+            /// `Error::Msg` when `hidden_size` is 0.
             pub fn new(input_size: usize, hidden_size: usize, bias: bool, device: &Device) -> Result<Self> {
                 Ok($name(Cell::new($mode, input_size, hidden_size, bias, device, None)?))
             }
             /// The same, initialised from `g`.
+            ///
+            /// # Errors
+            /// `Error::Msg` when `hidden_size` is 0.
             pub fn new_with(
                 input_size: usize,
                 hidden_size: usize,
@@ -189,6 +195,10 @@ impl RnnCell {
     }
 
     /// `h' ` from `x` and `hx [batch, hidden]` (zeros when absent).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `x` is not `[batch, input]` or `[input]`, or `hx` is not shaped `[batch,
+    /// hidden]`.
     pub fn step(&self, x: &Tensor, hx: Option<&Tensor>) -> Result<Tensor> {
         Ok(self.0.step(x, hx, None)?.0)
     }
@@ -196,6 +206,10 @@ impl RnnCell {
 
 impl LstmCell {
     /// `(h', c')` from `x [batch, in]` and `(hx, cx)` (each `[batch, hidden]`, zeros when absent).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `x` is not `[batch, input]` or `[input]`, or `hx`/`cx` are not shaped
+    /// `[batch, hidden]`.
     pub fn step(&self, x: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor)> {
         let (h, c) = self.0.step(x, state.map(|s| s.0), state.map(|s| s.1))?;
         Ok((h, c.ok_or_else(|| Error::msg("LSTMCell: no cell state"))?))
@@ -204,6 +218,10 @@ impl LstmCell {
 
 impl GruCell {
     /// `h'` from `x [batch, in]` and `hx [batch, hidden]` (zeros when absent).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `x` is not `[batch, input]` or `[input]`, or `hx` is not shaped `[batch,
+    /// hidden]`.
     pub fn step(&self, x: &Tensor, hx: Option<&Tensor>) -> Result<Tensor> {
         Ok(self.0.step(x, hx, None)?.0)
     }

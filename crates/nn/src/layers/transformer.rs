@@ -136,6 +136,10 @@ pub struct TransformerEncoderLayer {
 
 impl TransformerEncoderLayer {
     /// A float32 layer initialised from `g` (PyTorch's inits: see [`MultiheadAttention`], [`Linear`]).
+    ///
+    /// # Errors
+    /// `Error::Msg` unless `d_model` is a positive multiple of `nhead` (as
+    /// [`MultiheadAttention::new`]).
     pub fn new_with(cfg: TransformerConfig, device: &Device, g: &mut Generator) -> Result<Self> {
         Ok(TransformerEncoderLayer {
             self_attn: mha(&cfg, device, g)?,
@@ -155,6 +159,10 @@ impl TransformerEncoderLayer {
     /// Runs on `src` with an optional `mask` (`[L, L]` or `[batch·heads, L, L]`; bool true = not
     /// allowed, or float added), `key_padding_mask [batch, L]` and `is_causal` (a causal mask
     /// when `mask` is absent).
+    ///
+    /// # Errors
+    /// Errors of [`MultiheadAttention::forward_with`] (mask shapes and dtypes, named) and of the
+    /// layer norms (an input not ending in `d_model`).
     pub fn forward_with(
         &self,
         src: &Tensor,
@@ -210,6 +218,10 @@ pub struct DecoderMasks<'a> {
 
 impl TransformerDecoderLayer {
     /// A float32 layer initialised from `g`.
+    ///
+    /// # Errors
+    /// `Error::Msg` unless `d_model` is a positive multiple of `nhead` (as
+    /// [`MultiheadAttention::new`]).
     pub fn new_with(cfg: TransformerConfig, device: &Device, g: &mut Generator) -> Result<Self> {
         Ok(TransformerDecoderLayer {
             self_attn: mha(&cfg, device, g)?,
@@ -224,6 +236,9 @@ impl TransformerDecoderLayer {
     }
 
     /// Runs on `tgt [T, batch, E]` attending to `memory [S, batch, E]` (or batch-first).
+    ///
+    /// # Errors
+    /// As [`TransformerEncoderLayer::forward_with`], for `tgt`, `memory` and each mask.
     pub fn forward_with(
         &self,
         tgt: &Tensor,
@@ -320,6 +335,9 @@ fn run_stack<L>(
 
 impl TransformerEncoder {
     /// `num_layers` copies of `layer` (identical initial weights, as PyTorch).
+    ///
+    /// # Errors
+    /// Device errors copying the layer's weights.
     pub fn new(
         layer: &TransformerEncoderLayer,
         num_layers: usize,
@@ -332,6 +350,9 @@ impl TransformerEncoder {
     }
 
     /// Runs every layer with the same masks (see [`TransformerEncoderLayer::forward_with`]).
+    ///
+    /// # Errors
+    /// As [`TransformerEncoderLayer::forward_with`].
     pub fn forward_with(
         &self,
         src: &Tensor,
@@ -347,6 +368,9 @@ impl TransformerEncoder {
 
 impl TransformerDecoder {
     /// `num_layers` copies of `layer`.
+    ///
+    /// # Errors
+    /// Device errors copying the layer's weights.
     pub fn new(
         layer: &TransformerDecoderLayer,
         num_layers: usize,
@@ -359,6 +383,9 @@ impl TransformerDecoder {
     }
 
     /// Runs every layer over `memory` with the same masks.
+    ///
+    /// # Errors
+    /// As [`TransformerDecoderLayer::forward_with`].
     pub fn forward_with(
         &self,
         tgt: &Tensor,

@@ -61,6 +61,9 @@ impl std::fmt::Display for CaseResult {
 /// infinite when a special value differs: a NaN where `b` has none or none where it has one,
 /// another infinity than `b`'s, or a non-finite `a` where `b` is finite. Errors on a shape
 /// mismatch.
+///
+/// # Errors
+/// `Error::Msg` when the shapes differ.
 pub fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
     if a.dims() != b.dims() {
         return Err(Error::msg(format!(
@@ -108,12 +111,19 @@ pub fn failures(results: &[CaseResult]) -> Vec<String> {
 }
 
 /// Runs every case of the file at `path` on `device`.
+///
+/// # Errors
+/// `Error::File` when `path` is missing or not safetensors; then as [`run`].
 pub fn run_file(path: &Path, device: &Device) -> Result<Vec<CaseResult>> {
     let file = safetensors::load(path, &Device::Cpu)?;
     run(&file, device)
 }
 
 /// Runs every case of a loaded fixture file on `device`, sorted by name.
+///
+/// # Errors
+/// None of its own: a case that cannot run (unknown op, missing tensor, kernel error) is
+/// reported in its [`CaseResult`]'s `error`, not as an `Err`.
 pub fn run(file: &SafeTensorsFile, device: &Device) -> Result<Vec<CaseResult>> {
     let mut cases: Vec<(String, Value)> = file
         .metadata

@@ -58,6 +58,10 @@ pub(crate) fn conv_kaiming(
 
 /// torchvision's `Conv2dNormActivation`: `Sequential(conv k×k (padding (k−1)/2, no bias),
 /// BatchNorm2d(eps), act)`, keys `0.weight`, `1.{weight,bias,running_mean,running_var}`.
+///
+/// # Errors
+/// `Error::Msg` when `groups` does not divide the channels or a size is 0 (as
+/// [`mlfw_nn::Conv2d::new`]).
 pub fn conv_norm_act(
     c_in: usize,
     c_out: usize,
@@ -89,6 +93,9 @@ pub struct SqueezeExcitation {
 
 impl SqueezeExcitation {
     /// SE over `channels` with `squeeze` hidden channels.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(channels: usize, squeeze: usize, d: &Device) -> Result<Self> {
         let c = |i, o| -> Result<Conv2d> {
             let conv = Conv2d::new(i, o, 1, Conv2dConfig::default(), d)?;

@@ -31,6 +31,9 @@ impl Bottleneck {
     pub const EXPANSION: usize = 4;
 
     /// A block from `c_in` channels through `width` to `4·width`, with `stride`.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(c_in: usize, width: usize, stride: usize, d: &Device) -> Result<Self> {
         let c_out = width * Self::EXPANSION;
         let downsample = if stride != 1 || c_in != c_out {

@@ -61,6 +61,9 @@ const B0: [Stage; 7] = [
 impl MbConv {
     /// A block from `c_in` to `c_out` channels: hidden width `c_in · expand`, depthwise
     /// `kernel`×`kernel` at `stride`, stochastic-depth probability `sd_prob`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when a channel count is 0 (as [`mlfw_nn::Conv2d::new`]).
     pub fn new(
         c_in: usize,
         c_out: usize,
@@ -126,6 +129,9 @@ impl EfficientNet {
 
     /// A fresh EfficientNet-B0 initialised as torchvision (Kaiming-normal convs, linear
     /// U(±1/√num_classes)). Errors on zero classes or channels.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn b0(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         if num_classes == 0 || in_channels == 0 {
             return Err(Error::msg(format!(

@@ -25,6 +25,9 @@ pub struct LeNet5 {
 impl LeNet5 {
     /// A LeNet-5 for `in_channels`-channel 28×28 images and `num_classes` classes, with
     /// PyTorch's default initialisation (global generator).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `in_channels` or `num_classes` is 0.
     pub fn new(num_classes: usize, in_channels: usize, device: &Device) -> Result<Self> {
         if num_classes == 0 || in_channels == 0 {
             return Err(Error::msg(
@@ -71,6 +74,9 @@ pub struct Mlp {
 
 impl Mlp {
     /// `in_features → hidden[0] → ... → num_classes`, PyTorch's default initialisation.
+    ///
+    /// # Errors
+    /// `Error::Msg` when a size is 0.
     pub fn new(
         in_features: usize,
         hidden: &[usize],

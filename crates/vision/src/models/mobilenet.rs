@@ -18,6 +18,9 @@ pub struct InvertedResidual {
 impl InvertedResidual {
     /// A block from `c_in` to `c_out` channels at `stride` (1 or 2) with hidden width
     /// `round(c_in · expand_ratio)`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when a channel count is 0 (as [`mlfw_nn::Conv2d::new`]).
     pub fn new(
         c_in: usize,
         c_out: usize,
@@ -90,6 +93,9 @@ impl MobileNetV2 {
 
     /// A fresh MobileNetV2 initialised as torchvision (Kaiming-normal convs, N(0, 0.01)
     /// linear). Errors on zero classes or channels.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn new(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         if num_classes == 0 || in_channels == 0 {
             return Err(Error::msg(format!(

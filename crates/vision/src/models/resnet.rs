@@ -40,6 +40,9 @@ pub struct BasicBlock {
 
 impl BasicBlock {
     /// A block from `c_in` to `c_out` channels with `stride`.
+    ///
+    /// # Errors
+    /// Device errors only (out of memory).
     pub fn new(c_in: usize, c_out: usize, stride: usize, d: &Device) -> Result<Self> {
         let downsample = if stride != 1 || c_in != c_out {
             Some(
@@ -184,31 +187,50 @@ impl ResNet {
     }
 
     /// torchvision's `resnet18(num_classes)`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn resnet18(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::new([2, 2, 2, 2], num_classes, in_channels, false, d)
     }
 
     /// torchvision's `resnet34(num_classes)`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn resnet34(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::new([3, 4, 6, 3], num_classes, in_channels, false, d)
     }
 
     /// torchvision's `resnet50(num_classes)` (bottleneck blocks `[3, 4, 6, 3]`).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn resnet50(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::with_bottlenecks([3, 4, 6, 3], num_classes, in_channels, d)
     }
 
     /// ResNet-18 with the CIFAR stem (3×3 stride-1 conv1, no max-pool) for 32×32 images.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn resnet18_cifar(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::new([2, 2, 2, 2], num_classes, in_channels, true, d)
     }
 
     /// ResNet-34 with the CIFAR stem.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn resnet34_cifar(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::new([3, 4, 6, 3], num_classes, in_channels, true, d)
     }
 
     /// The backbone's output before `fc`: `[N, 512]` (`[N, 2048]` with bottlenecks).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `x` is not `[N, in_channels, H, W]` with `H, W` at least the network's
+    /// minimum; errors name the stage.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let min = if self.maxpool { 32 } else { 8 };
         check_input(x, "ResNet", self.conv1.in_channels(), min, None)?;

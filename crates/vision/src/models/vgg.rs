@@ -25,6 +25,9 @@ pub struct Vgg {
 impl Vgg {
     /// `vgg11_bn(num_classes)` for `in_channels`-channel images, initialised as torchvision
     /// (convs Kaiming normal fan_out, linears N(0, 0.01), biases 0).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn vgg11_bn(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         if num_classes == 0 || in_channels == 0 {
             return Err(Error::msg(

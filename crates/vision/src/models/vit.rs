@@ -22,6 +22,9 @@ pub struct EncoderBlock {
 
 impl EncoderBlock {
     /// A block of width `e` with `heads` attention heads and an MLP of width `mlp`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `e` is not a positive multiple of `heads`.
     pub fn new(e: usize, heads: usize, mlp: usize, d: &Device) -> Result<Self> {
         let l1 = Linear::new(e, mlp, true, d)?;
         let l2 = Linear::new(mlp, e, true, d)?;
@@ -147,13 +150,18 @@ pub struct VisionTransformer {
 
 impl VisionTransformer {
     /// ViT-B/16 (patch 16, image 224, 12 layers, 12 heads, width 768, MLP 3072).
+    ///
+    /// # Errors
+    /// `Error::Msg` when `num_classes` or `in_channels` is 0.
     pub fn vit_b_16(num_classes: usize, in_channels: usize, d: &Device) -> Result<Self> {
         Self::new(224, 16, 12, 12, 768, 3072, num_classes, in_channels, d)
     }
 
     /// A ViT with the given sizes, initialised as torchvision (truncated-normal-like patch
-    /// projection, N(0, 0.02) position embedding, zero class token and head). Errors on zero
-    /// sizes or an image not divisible by the patch.
+    /// projection, N(0, 0.02) position embedding, zero class token and head).
+    ///
+    /// # Errors
+    /// `Error::Msg` for a zero size or an image not divisible by the patch.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         image: usize,

@@ -103,6 +103,9 @@ pub struct RandomAffine {
 
 impl RandomAffine {
     /// Rotation uniform in `[-degrees, degrees]`, nothing else. Errors if `degrees < 0`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `degrees` is negative or NaN.
     pub fn new(degrees: f64) -> Result<Self> {
         if degrees.is_nan() || degrees < 0.0 {
             return Err(Error::msg(format!(
@@ -120,6 +123,9 @@ impl RandomAffine {
     }
 
     /// Maximum horizontal and vertical shift as fractions of width and height, in `[0, 1]`.
+    ///
+    /// # Errors
+    /// `Error::Msg` when a fraction is outside `[0, 1]`.
     pub fn translate(mut self, fx: f64, fy: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&fx) || !(0.0..=1.0).contains(&fy) {
             return Err(Error::msg(format!(
@@ -131,6 +137,9 @@ impl RandomAffine {
     }
 
     /// Scale factor range, positive.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the range is not finite with `lo <= hi`, or not positive.
     pub fn scale(mut self, lo: f64, hi: f64) -> Result<Self> {
         let r = check_range((lo, hi), "RandomAffine scale")?;
         if r.0 <= 0.0 {
@@ -141,6 +150,9 @@ impl RandomAffine {
     }
 
     /// x-shear range in degrees.
+    ///
+    /// # Errors
+    /// `Error::Msg` when the range is not finite with `lo <= hi`.
     pub fn shear(mut self, lo: f64, hi: f64) -> Result<Self> {
         self.shear = Some(check_range((lo, hi), "RandomAffine shear")?);
         Ok(self)
@@ -186,7 +198,8 @@ pub struct RandomRotation {
 }
 
 impl RandomRotation {
-    /// Errors if `degrees < 0`.
+    /// # Errors
+    /// `Error::Msg` when `degrees` is negative or NaN.
     pub fn new(degrees: f64) -> Result<Self> {
         if degrees.is_nan() || degrees < 0.0 {
             return Err(Error::msg(format!(
@@ -213,6 +226,9 @@ impl RandomRotation {
     }
 
     /// Rotates `x` by exactly `degrees` counter-clockwise.
+    ///
+    /// # Errors
+    /// `Error::Msg` when `x` is not an image or `[C, H, W]`/`[N, C, H, W]` tensor; device errors.
     pub fn rotate(x: Img, degrees: f64, interp: Interpolation, fill: f32) -> Result<Img> {
         let m = inverse_matrix(-degrees, (0.0, 0.0), 1.0, (0.0, 0.0));
         map_planar(x, "rotate", |p| Ok(warp(p, m, interp, fill)))

@@ -46,7 +46,8 @@ pub struct Normalize {
 }
 
 impl Normalize {
-    /// Errors: empty or different-length lists, or a std that is zero or not finite.
+    /// # Errors
+    /// Empty or different-length lists, or a std that is zero or not finite.
     pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
         if mean.is_empty() || mean.len() != std.len() {
             return Err(Error::msg(format!(
@@ -74,6 +75,10 @@ impl Normalize {
     }
 
     /// Normalizes a float tensor `[..., C, H, W]` (any device).
+    ///
+    /// # Errors
+    /// `Error::Msg` for a non-float tensor (use `ToTensor` first), fewer than 3 dims, or mean/std
+    /// counts other than the channel count.
     pub fn normalize(&self, t: &Tensor) -> Result<Tensor> {
         if !t.dtype().is_float() {
             return Err(Error::msg(format!(
@@ -121,6 +126,7 @@ pub struct Grayscale {
 }
 
 impl Grayscale {
+    /// # Errors
     /// Errors unless `num_output_channels` is 1 or 3.
     pub fn new(num_output_channels: usize) -> Result<Self> {
         if num_output_channels != 1 && num_output_channels != 3 {

@@ -54,6 +54,9 @@ pub enum Img {
 
 impl Img {
     /// The tensor: as is for a tensor, an f32 `[C, H, W]` in `[0, 1]` for an image.
+    ///
+    /// # Errors
+    /// Device errors only (converting an image allocates the tensor).
     pub fn into_tensor(self) -> Result<Tensor> {
         match self {
             Img::Tensor(t) => Ok(t),
@@ -66,6 +69,9 @@ impl Img {
 
     /// The image: as is for an image; a u8 `[C, H, W]` tensor (C in 1..=4) becomes an image,
     /// a float tensor is read as `[0, 1]` values.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a tensor that is not `[C, H, W]` with 1 to 4 channels.
     pub fn into_image(self) -> Result<DynamicImage> {
         match self {
             Img::Image(i) => Ok(i),
@@ -80,6 +86,9 @@ impl Img {
     }
 
     /// `(channels, height, width)`.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a tensor of fewer than 3 dims.
     pub fn chw(&self) -> Result<(usize, usize, usize)> {
         match self {
             Img::Image(i) => Ok((channels_of(i), i.height() as usize, i.width() as usize)),

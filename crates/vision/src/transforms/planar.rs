@@ -78,6 +78,9 @@ impl Planar {
     }
 
     /// From a `[C, H, W]` or `[..., C, H, W]` tensor of any dtype and device.
+    ///
+    /// # Errors
+    /// `Error::Msg` for a tensor of fewer than 3 dims; device errors copying it to the host.
     pub fn from_tensor(t: &Tensor, op: &str) -> Result<Planar> {
         let dims = t.dims();
         if dims.len() < 3 {
@@ -104,6 +107,9 @@ impl Planar {
     }
 
     /// Back to a tensor (same dtype/device as the source; u8 values are rounded and clamped).
+    ///
+    /// # Errors
+    /// Device errors only.
     pub fn into_tensor(self) -> Result<Tensor> {
         let (dtype, device, mut dims) = match self.origin {
             Origin::Tensor {
@@ -129,6 +135,9 @@ impl Planar {
     }
 
     /// Back to an 8-bit image with 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels.
+    ///
+    /// # Errors
+    /// `Error::Msg` for more than one image or a channel count other than 1 to 4.
     pub fn into_image(self) -> Result<DynamicImage> {
         let (c, h, w) = (self.channels, self.h, self.w);
         if self.planes != c {

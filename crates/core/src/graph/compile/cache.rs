@@ -20,7 +20,8 @@ impl CompiledGraph {
     /// Compiles `graph` for the batch it was captured with and keeps up to `capacity`
     /// plans (at least one).
     ///
-    /// Errors: as [`super::compile`].
+    /// # Errors
+    /// As [`super::compile`].
     pub fn new(graph: Graph, capacity: usize) -> Result<Self> {
         let first = super::compile(&graph)?;
         Ok(CompiledGraph {
@@ -60,7 +61,8 @@ impl CompiledGraph {
 
     /// [`Plan::profile`] of the plan for the inputs' shapes (compiled if needed).
     ///
-    /// Errors: as [`CompiledGraph::run`].
+    /// # Errors
+    /// As [`CompiledGraph::run`].
     pub fn profile(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, f64)>> {
         self.run(inputs)?;
         let last = self.plans.len() - 1;
@@ -69,7 +71,8 @@ impl CompiledGraph {
 
     /// Runs the plan for the inputs' shapes, compiling it first when there is none.
     ///
-    /// Errors: inputs the graph does not accept (wrong count, dtype, rank, fixed dims, or
+    /// # Errors
+    /// Inputs the graph does not accept (wrong count, dtype, rank, fixed dims, or
     /// a batch size that differs between inputs); as [`Plan::run`].
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let found = self.plans.iter().position(|p| {

@@ -42,10 +42,7 @@ impl Group {
 /// the GELU forms are computed in f64 and stay eager too).
 fn unary_ok(op: UnaryOp) -> bool {
     use UnaryOp as U;
-    !matches!(
-        op,
-        U::Exp | U::GeluErf | U::GeluTanh | U::GeluErfGrad | U::GeluTanhGrad | U::Sign
-    )
+    !matches!(op, U::Exp | U::GeluErf | U::GeluTanh | U::Sign)
 }
 
 /// Whether node `k` may be part of a fused group (float32 elementwise, all inputs f32, or

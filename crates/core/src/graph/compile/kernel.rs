@@ -515,13 +515,12 @@ unsafe fn exec(p: &[*mut f32; MAX_REGS], l: usize, ins: Instr, n: usize) {
                     let (m, c) = (m as f32, c as f32);
                     map1(p, l, d, a, n, |x| x * m + c)
                 }
+                // libm's erf in f64, rounded once: the eager kernel's arithmetic.
+                UnaryOp::Erf => map1(p, l, d, a, n, |x| libm::erf(x as f64) as f32),
                 // Not fused (see `fuse::unary_ok`); the planner never emits them.
-                UnaryOp::Exp
-                | UnaryOp::GeluErf
-                | UnaryOp::GeluTanh
-                | UnaryOp::GeluErfGrad
-                | UnaryOp::GeluTanhGrad
-                | UnaryOp::Sign => unreachable!("unfused unary op in a fused kernel"),
+                UnaryOp::Exp | UnaryOp::GeluErf | UnaryOp::GeluTanh | UnaryOp::Sign => {
+                    unreachable!("unfused unary op in a fused kernel")
+                }
             },
             Instr::Binary(d, a, b, op) => match op {
                 BinaryOp::Add => map2(p, l, d, a, b, n, |x, y| x + y),

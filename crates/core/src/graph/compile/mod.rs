@@ -125,14 +125,16 @@ pub struct Plan {
 /// Compiles `graph` for the batch size it was captured with (its fixed shapes when it has
 /// no symbolic batch). See [`compile_for_batch`].
 ///
-/// Errors: a custom op (it cannot be replayed).
+/// # Errors
+/// A custom op (it cannot be replayed).
 pub fn compile(graph: &Graph) -> Result<Plan> {
     plan::build(graph, graph.batch.unwrap_or(0))
 }
 
 /// Compiles `graph` for batch size `n` of its symbolic batch dimension.
 ///
-/// Errors: as [`compile`]; `n == 0` for a graph with a symbolic batch.
+/// # Errors
+/// As [`compile`]; `n == 0` for a graph with a symbolic batch.
 pub fn compile_for_batch(graph: &Graph, n: usize) -> Result<Plan> {
     if graph.batch.is_some() && n == 0 {
         return Err(Error::msg("compile: batch size must be at least 1"));
@@ -211,7 +213,8 @@ impl Plan {
     /// recorded. Parameters are read from the tensors the graph holds, so in-place
     /// updates to them (an optimizer step) are seen by the next run.
     ///
-    /// Errors: wrong number of inputs; an input whose dtype or shape differs from the
+    /// # Errors
+    /// Wrong number of inputs; an input whose dtype or shape differs from the
     /// plan's (a plan never computes on other shapes: use [`CompiledGraph`] to recompile);
     /// any op's own error.
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
@@ -251,7 +254,8 @@ impl Plan {
     /// Runs the plan like [`Plan::run`] and returns, per step, its name and seconds
     /// (for finding where a step's time goes).
     ///
-    /// Errors: as [`Plan::run`].
+    /// # Errors
+    /// As [`Plan::run`].
     pub fn profile(&mut self, inputs: &[Tensor]) -> Result<Vec<(String, f64)>> {
         self.timings = Some(Vec::with_capacity(self.steps.len()));
         let r = self.run(inputs);

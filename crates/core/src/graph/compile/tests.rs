@@ -47,6 +47,41 @@ fn fused_plan_is_bit_identical_to_graph_run() -> Result<()> {
 }
 
 #[test]
+fn fused_erf_is_bit_identical_to_eager() -> Result<()> {
+    crate::manual_seed(11);
+    let mut x = randn(&[3, 1000])?;
+    // Special values: ±inf, NaN, -0 pass through erf as the eager kernel does.
+    x = Tensor::cat(
+        &[
+            x,
+            Tensor::from_vec(
+                vec![f32::INFINITY, f32::NEG_INFINITY, f32::NAN],
+                [3, 1],
+                &Device::Cpu,
+            )?,
+            Tensor::from_vec(vec![-0.0f32, 9.0, -4.5], [3, 1], &Device::Cpu)?,
+        ],
+        1,
+    )?;
+    // The erf-form GELU written out: x · ½(1 + erf(x/√2)).
+    let gelu = |xs: &[Tensor]| -> Result<Vec<Tensor>> {
+        let x = &xs[0];
+        let e = x.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?.erf()?;
+        Ok(vec![x.mul(&e.affine(0.5, 0.5)?)?, e])
+    };
+    let g = Capture::new().input("x", &x).run(gelu)?;
+    let mut plan = compile(&g)?;
+    let st = plan.stats();
+    assert!(st.fused_nodes >= 4, "erf joins the fused group: {st:?}");
+    let want = gelu(std::slice::from_ref(&x))?;
+    let got = plan.run(std::slice::from_ref(&x))?;
+    for (w, h) in want.iter().zip(&got) {
+        assert_eq!(bits(w)?, bits(h)?);
+    }
+    Ok(())
+}
+
+#[test]
 fn nan_and_broadcast_scalars_follow_eager() -> Result<()> {
     let x = Tensor::from_vec(
         vec![f32::NAN, -1.0, 0.0, 2.0, f32::INFINITY],

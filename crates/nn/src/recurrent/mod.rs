@@ -5,41 +5,13 @@
 //! at once, then one matmul per step computes the recurrent part of all gates. Everything
 //! is composed of recorded core ops, so autograd differentiates it (twice, too).
 
+pub(crate) mod cell;
+
+pub(crate) use cell::cell_step;
+pub use cell::RnnMode;
+
 use crate::functional;
 use mlfw_core::{Error, Result, Tensor};
-
-/// The cell a recurrent layer runs. Gate order follows PyTorch: LSTM `i, f, g, o`; GRU `r, z, n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RnnMode {
-    /// Elman RNN, `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`.
-    RnnTanh,
-    /// Elman RNN with relu.
-    RnnRelu,
-    /// Long short-term memory (4 gates).
-    Lstm,
-    /// Gated recurrent unit (3 gates).
-    Gru,
-}
-
-impl RnnMode {
-    /// Number of gates (rows of `weight_ih` per hidden unit).
-    pub fn gates(self) -> usize {
-        match self {
-            RnnMode::Lstm => 4,
-            RnnMode::Gru => 3,
-            _ => 1,
-        }
-    }
-
-    /// PyTorch's class name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            RnnMode::RnnTanh | RnnMode::RnnRelu => "RNN",
-            RnnMode::Lstm => "LSTM",
-            RnnMode::Gru => "GRU",
-        }
-    }
-}
 
 /// The options of a recurrent layer, with PyTorch's defaults (`num_layers 1`, `bias true`,
 /// `batch_first false`, `dropout 0`, `bidirectional false`).
@@ -174,7 +146,13 @@ pub(crate) struct CellWeights<'a> {
 /// `x`: `[seq, batch, input]` (`[batch, seq, input]` with `batch_first`) or unbatched
 /// `[seq, input]`; `h0`/`c0`: `[layers·directions, batch, hidden]` (`[layers·directions,
 /// hidden]` unbatched), zeros when absent; `c0` only for LSTM. `training` enables the
-/// dropout between layers. Errors name the argument and both shapes.
+/// dropout between layers.
+///
+/// # Errors
+/// `Error::Msg` naming the argument and both shapes: a weight list of the wrong length or
+/// shapes, `x` not of the configured layout, `h0`/`c0` shaped or typed otherwise than the
+/// input, `c0` for a mode other than LSTM, or an invalid `cfg` (zero sizes, dropout outside
+/// `[0, 1]`).
 pub fn recurrent(
     mode: RnnMode,
     cfg: &RnnConfig,
@@ -364,53 +342,4 @@ pub(crate) fn run_direction(
         Tensor::stack(&outs, 0)?
     };
     Ok((out, h, c))
-}
-
-/// One time step given the input part of the gates `xg [B, G·H]` (input biases included),
-/// the state, `W_hhᵀ [H, G·H]` and (GRU only) `b_hh`.
-pub(crate) fn cell_step(
-    mode: RnnMode,
-    xg: &Tensor,
-    h: &Tensor,
-    c: Option<&Tensor>,
-    w_hh_t: &Tensor,
-    gru_b_hh: Option<&Tensor>,
-) -> Result<(Tensor, Option<Tensor>)> {
-    let hs = h.dims()[1];
-    let hp = h.matmul(w_hh_t)?;
-    match mode {
-        RnnMode::RnnTanh => Ok((xg.add(&hp)?.tanh()?, None)),
-        RnnMode::RnnRelu => Ok((xg.add(&hp)?.relu()?, None)),
-        RnnMode::Lstm => {
-            let c = c.ok_or_else(|| Error::msg("LSTM: missing cell state"))?;
-            let gates = xg.add(&hp)?;
-            let sg = gates.sigmoid()?;
-            let (ig, fg, og) = (
-                sg.narrow(1, 0, hs)?,
-                sg.narrow(1, hs, hs)?,
-                sg.narrow(1, 3 * hs, hs)?,
-            );
-            let gg = gates.narrow(1, 2 * hs, hs)?.tanh()?;
-            let c2 = fg.mul(c)?.add(&ig.mul(&gg)?)?;
-            let h2 = og.mul(&c2.tanh()?)?;
-            Ok((h2, Some(c2)))
-        }
-        RnnMode::Gru => {
-            let hp = match gru_b_hh {
-                Some(b) => hp.add(b)?,
-                None => hp,
-            };
-            let rz = xg
-                .narrow(1, 0, 2 * hs)?
-                .add(&hp.narrow(1, 0, 2 * hs)?)?
-                .sigmoid()?;
-            let (r, z) = (rz.narrow(1, 0, hs)?, rz.narrow(1, hs, hs)?);
-            let n = xg
-                .narrow(1, 2 * hs, hs)?
-                .add(&r.mul(&hp.narrow(1, 2 * hs, hs)?)?)?
-                .tanh()?;
-            // (1 − z)·n + z·h = n + z·(h − n)
-            Ok((n.add(&z.mul(&h.sub(&n)?)?)?, None))
-        }
-    }
 }
