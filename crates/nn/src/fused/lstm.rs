@@ -172,7 +172,12 @@ mod tests {
     /// gradients, both directions, hidden sizes split over threads unevenly.
     #[test]
     fn fused_matches_composed() {
-        for (t, b, h, reverse) in [(5, 3, 70, false), (4, 2, 20, true), (1, 1, 3, false)] {
+        for (t, b, h, reverse) in [
+            (5, 3, 70, false),
+            (4, 2, 20, true),
+            (1, 1, 3, false),
+            (3, 5, 32, true),
+        ] {
             let xg = rand(&[t, b, 4 * h], 1, 0.0);
             let (h0, c0) = (rand(&[b, h], 2, 0.0), rand(&[b, h], 3, 0.0));
             let w = rand(&[4 * h, h], 4, 0.0).mul_scalar(0.3).unwrap();
