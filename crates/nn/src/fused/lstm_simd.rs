@@ -204,17 +204,19 @@ pub(crate) fn forward(
     let (bh, bg) = (b * h, b * g4);
     assert!(h % 16 == 0 && xg.len() >= d.t * bg && w.len() >= g4 * h);
     assert!(h0.len() >= bh && c0.len() >= bh);
-    let mut out = vec![0f32; (d.t + 1) * bh];
-    let mut acts = vec![0f32; d.t * bg];
-    let mut cs = vec![0f32; d.t * bh];
-    let mut tcs = vec![0f32; d.t * bh];
+    // Filled completely below (every step of `order`, a permutation of 0..T, writes its row
+    // of each; `out`'s last row is the final state), so not zeroed first.
+    let mut out: Vec<f32> = Vec::with_capacity((d.t + 1) * bh);
+    let mut acts: Vec<f32> = Vec::with_capacity(d.t * bg);
+    let mut cs: Vec<f32> = Vec::with_capacity(d.t * bh);
+    let mut tcs: Vec<f32> = Vec::with_capacity(d.t * bh);
     let mut c = c0[..bh].to_vec();
     let wp = pack_forward(w, h);
     let (po, pa, pc, pt, pstate) = (
-        Out::new(&mut out),
-        Out::new(&mut acts),
-        Out::new(&mut cs),
-        Out::new(&mut tcs),
+        Out(out.as_mut_ptr()),
+        Out(acts.as_mut_ptr()),
+        Out(cs.as_mut_ptr()),
+        Out(tcs.as_mut_ptr()),
         Out::new(&mut c),
     );
     let units = ranges(h, parts);
@@ -245,7 +247,15 @@ pub(crate) fn forward(
             unsafe { fwd_blocks(p.0, units[i]) }
         });
     }
-    out[d.t * bh..].copy_from_slice(&c);
+    // SAFETY: row T of `out` is in its capacity and `c` is b×h.
+    unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), po.at(d.t * bh), bh) };
+    // SAFETY: every element was written above (see the allocation).
+    unsafe {
+        out.set_len((d.t + 1) * bh);
+        acts.set_len(d.t * bg);
+        cs.set_len(d.t * bh);
+        tcs.set_len(d.t * bh);
+    }
     (out, Saved { acts, cs, tcs })
 }
 
@@ -388,12 +398,18 @@ pub(crate) fn backward(
     assert!(h % 16 == 0 && gout.len() >= (d.t + 1) * bh && hout.len() >= d.t * bh);
     assert!(h0.len() >= bh && c0.len() >= bh && w.len() >= g4 * h);
     assert!(s.acts.len() >= d.t * bg && s.cs.len() >= d.t * bh && s.tcs.len() >= d.t * bh);
-    let mut dxg = vec![0f32; d.t * bg];
-    let mut hprev = vec![0f32; d.t * bh];
+    // `dxg` and `hprev` are filled completely below (every step writes its row), so not
+    // zeroed first.
+    let mut dxg: Vec<f32> = Vec::with_capacity(d.t * bg);
+    let mut hprev: Vec<f32> = Vec::with_capacity(d.t * bh);
     let mut dc = gout[d.t * bh..(d.t + 1) * bh].to_vec();
     let mut dh0 = vec![0f32; bh];
     let wp = pack_backward(w, h);
-    let (pg, pc) = (Out::new(&mut dxg), Out::new(&mut dc));
+    let (pg, pc, ph) = (
+        Out(dxg.as_mut_ptr()),
+        Out::new(&mut dc),
+        Out(hprev.as_mut_ptr()),
+    );
     let units = ranges(h, parts);
     for (k, &t) in order.iter().enumerate().rev() {
         let (c_prev, h_prev): (&[f32], &[f32]) = if k == 0 {
@@ -402,7 +418,8 @@ pub(crate) fn backward(
             let p = order[k - 1];
             (&s.cs[p * bh..(p + 1) * bh], &hout[p * bh..(p + 1) * bh])
         };
-        hprev[t * bh..(t + 1) * bh].copy_from_slice(&h_prev[..bh]);
+        // SAFETY: row t of `hprev` is in its capacity; h_prev holds b×h.
+        unsafe { std::ptr::copy_nonoverlapping(h_prev.as_ptr(), ph.at(t * bh), bh) };
         let p = SendBwd(Bwd {
             h,
             b,
@@ -424,6 +441,11 @@ pub(crate) fn backward(
             // fork-join before and is only read now.
             unsafe { bwd_blocks(p.0, units[i]) }
         });
+    }
+    // SAFETY: every element was written above (see the allocation).
+    unsafe {
+        dxg.set_len(d.t * bg);
+        hprev.set_len(d.t * bh);
     }
     // The initial state's gradient: dG[first]·W_hh.
     if let Some(&first) = order.first() {
