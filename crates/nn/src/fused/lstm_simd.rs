@@ -23,7 +23,7 @@ const MR: usize = 6;
 /// switched off with `MLFW_LSTM_SIMD=0` (for comparisons).
 pub(crate) fn usable(h: usize) -> bool {
     h > 0
-        && h % 16 == 0
+        && h.is_multiple_of(16)
         && std::arch::is_x86_feature_detected!("avx512f")
         && std::env::var_os("MLFW_LSTM_SIMD").is_none_or(|v| v != "0")
 }
@@ -202,7 +202,7 @@ pub(crate) fn forward(
 ) -> (Vec<f32>, Saved) {
     let (b, h, g4) = (d.b, d.h, 4 * d.h);
     let (bh, bg) = (b * h, b * g4);
-    assert!(h % 16 == 0 && xg.len() >= d.t * bg && w.len() >= g4 * h);
+    assert!(h.is_multiple_of(16) && xg.len() >= d.t * bg && w.len() >= g4 * h);
     assert!(h0.len() >= bh && c0.len() >= bh);
     // Filled completely below (every step of `order`, a permutation of 0..T, writes its row
     // of each; `out`'s last row is the final state), so not zeroed first.
@@ -395,7 +395,7 @@ pub(crate) fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (b, h, g4) = (d.b, d.h, 4 * d.h);
     let (bh, bg) = (b * h, b * g4);
-    assert!(h % 16 == 0 && gout.len() >= (d.t + 1) * bh && hout.len() >= d.t * bh);
+    assert!(h.is_multiple_of(16) && gout.len() >= (d.t + 1) * bh && hout.len() >= d.t * bh);
     assert!(h0.len() >= bh && c0.len() >= bh && w.len() >= g4 * h);
     assert!(s.acts.len() >= d.t * bg && s.cs.len() >= d.t * bh && s.tcs.len() >= d.t * bh);
     // `dxg` and `hprev` are filled completely below (every step writes its row), so not
