@@ -25,3 +25,11 @@ fn torch_seq_fixture_passes() {
 fn torch_seq_options_fixture_passes() {
     check("seq_options.safetensors", 5);
 }
+
+/// LSTMs with hidden sizes that are multiples of 16 (the AVX-512 kernels where the CPU has
+/// them), odd batches, both directions, 1 and 2 layers; written by
+/// `tests/fixtures/torch-seq/gen_seq_lstm_simd.py`.
+#[test]
+fn torch_seq_lstm_simd_fixture_passes() {
+    check("seq_lstm_simd.safetensors", 2);
+}

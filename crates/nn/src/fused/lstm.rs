@@ -15,6 +15,7 @@ use super::f32s;
 use super::lstm_kernel::{self as kernel, Dims, Saved};
 use crate::recurrent::cell::{cell_step, RnnMode};
 use mlfw_autograd::Function;
+use mlfw_core::cpu::batch_norm::with_f32;
 use mlfw_core::{Device, Error, Result, Tensor};
 use std::sync::Mutex;
 
@@ -80,10 +81,15 @@ impl Function for LstmSeq {
             b,
             h: g4 / 4,
         };
-        let xg = f32s(&inputs[0])?;
         let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
         let w = f32s(&inputs[3])?;
-        let (out, saved) = kernel::forward(d, &self.order(t_len), &xg, (&h0, &c0), &w);
+        let order = self.order(t_len);
+        let run = |xg: &[f32]| kernel::forward(d, &order, xg, (&h0, &c0), &w);
+        // xg (the largest input) is read in place when it can be.
+        let (out, saved) = match with_f32(&inputs[0], run) {
+            Some(r) => r,
+            None => run(&f32s(&inputs[0])?),
+        };
         *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
         Tensor::from_vec(out, [t_len + 1, b, d.h], &Device::Cpu)
     }
@@ -109,12 +115,24 @@ impl Function for LstmSeq {
             b,
             h: g4 / 4,
         };
-        let (gout, hout) = (f32s(&grad.contiguous()?)?, f32s(output)?);
+        let grad = grad.contiguous()?;
         let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
         let w = f32s(&inputs[3])?;
         let order = self.order(t_len);
-        let (dxg, dh0, dc0, hprev) =
-            kernel::backward(d, &order, (&gout, &hout), (&h0, &c0), &w, saved);
+        let run = |gout: &[f32], hout: &[f32]| {
+            kernel::backward(d, &order, (gout, hout), (&h0, &c0), &w, saved)
+        };
+        // The output and its gradient are read in place when they can be.
+        let inner = |gout: &[f32]| -> Result<_> {
+            match with_f32(output, |hout| run(gout, hout)) {
+                Some(r) => Ok(r),
+                None => Ok(run(gout, &f32s(output)?)),
+            }
+        };
+        let (dxg, dh0, dc0, hprev) = match with_f32(&grad, inner) {
+            Some(r) => r?,
+            None => inner(&f32s(&grad)?)?,
+        };
         let dev = Device::Cpu;
         let dxg = Tensor::from_vec(dxg, [t_len, b, g4], &dev)?;
         let hprev = Tensor::from_vec(hprev, [t_len * b, d.h], &dev)?;
@@ -172,7 +190,12 @@ mod tests {
     /// gradients, both directions, hidden sizes split over threads unevenly.
     #[test]
     fn fused_matches_composed() {
-        for (t, b, h, reverse) in [(5, 3, 70, false), (4, 2, 20, true), (1, 1, 3, false)] {
+        for (t, b, h, reverse) in [
+            (5, 3, 70, false),
+            (4, 2, 20, true),
+            (1, 1, 3, false),
+            (3, 5, 32, true),
+        ] {
             let xg = rand(&[t, b, 4 * h], 1, 0.0);
             let (h0, c0) = (rand(&[b, h], 2, 0.0), rand(&[b, h], 3, 0.0));
             let w = rand(&[4 * h, h], 4, 0.0).mul_scalar(0.3).unwrap();

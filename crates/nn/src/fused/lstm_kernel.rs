@@ -63,6 +63,21 @@ pub(crate) fn forward(
     (h0, c0): (&[f32], &[f32]),
     w: &[f32],
 ) -> (Vec<f32>, Saved) {
+    #[cfg(target_arch = "x86_64")]
+    if super::lstm_simd::usable(d.h) {
+        return super::lstm_simd::forward(d, order, xg, (h0, c0), w, parallel::num_threads());
+    }
+    forward_generic(d, order, xg, (h0, c0), w)
+}
+
+/// [`forward`] on gemm and the scalar gate loops (any hidden size, any CPU).
+pub(crate) fn forward_generic(
+    d: Dims,
+    order: &[usize],
+    xg: &[f32],
+    (h0, c0): (&[f32], &[f32]),
+    w: &[f32],
+) -> (Vec<f32>, Saved) {
     let (b, h, g4) = (d.b, d.h, 4 * d.h);
     let (bh, bg) = (b * h, b * g4);
     let mut out = vec![0f32; (d.t + 1) * bh];
@@ -174,6 +189,24 @@ pub(crate) fn forward(
 /// gradient).
 #[allow(clippy::type_complexity)]
 pub(crate) fn backward(
+    d: Dims,
+    order: &[usize],
+    (gout, hout): (&[f32], &[f32]),
+    (h0, c0): (&[f32], &[f32]),
+    w: &[f32],
+    s: &Saved,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::lstm_simd::usable(d.h) {
+        let parts = parallel::num_threads();
+        return super::lstm_simd::backward(d, order, (gout, hout), (h0, c0), w, s, parts);
+    }
+    backward_generic(d, order, (gout, hout), (h0, c0), w, s)
+}
+
+/// [`backward`] on gemm and the scalar gate loops (any hidden size, any CPU).
+#[allow(clippy::type_complexity)]
+pub(crate) fn backward_generic(
     d: Dims,
     order: &[usize],
     (gout, hout): (&[f32], &[f32]),

@@ -16,6 +16,8 @@ pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod lstm;
 mod lstm_kernel;
+#[cfg(target_arch = "x86_64")]
+mod lstm_simd;
 
 use mlfw_core::cpu::batch_norm::with_f32;
 use mlfw_core::{DType, Device, Result, Tensor};

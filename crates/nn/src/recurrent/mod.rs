@@ -298,18 +298,18 @@ pub(crate) fn run_direction(
         )));
     };
     let g = w.w_ih.dims()[0];
-    // The input part of every gate for the whole sequence in one matmul.
-    let mut xp = x.reshape([t_len * b, i])?.matmul(&w.w_ih.t()?)?;
-    let hb = match (mode, w.b_ih, w.b_hh) {
+    // The input part of every gate for the whole sequence in one matmul (biases added in
+    // place by the fused linear op where it applies).
+    let x2 = x.reshape([t_len * b, i])?;
+    let (xp, hb) = match (mode, w.b_ih, w.b_hh) {
         (RnnMode::Gru, Some(bi), Some(bh)) => {
-            xp = xp.add(bi)?;
-            Some(bh)
+            (crate::functional::linear(&x2, w.w_ih, Some(bi))?, Some(bh))
         }
-        (_, Some(bi), Some(bh)) => {
-            xp = xp.add(&bi.add(bh)?)?;
-            None
-        }
-        _ => None,
+        (_, Some(bi), Some(bh)) => (
+            crate::functional::linear(&x2, w.w_ih, Some(&bi.add(bh)?))?,
+            None,
+        ),
+        _ => (x2.matmul(&w.w_ih.t()?)?, None),
     };
     let xp = xp.reshape([t_len, b, g])?;
     if let (RnnMode::Lstm, Some(c0)) = (mode, &c) {
