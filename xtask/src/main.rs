@@ -1,4 +1,7 @@
-//! Developer tasks: `cargo xtask ci` (fmt check + clippy + tests) and `cargo xtask bench`.
+//! Developer tasks: `cargo xtask ci` (fmt check + clippy + tests), `cargo xtask bench` and
+//! `cargo xtask error-docs` (which fallible public functions document their errors).
+
+mod error_docs;
 
 use std::process::{exit, Command};
 
@@ -126,9 +129,10 @@ fn main() {
     let ok = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(args.get(1).map(String::as_str).unwrap_or("all")),
+        Some("error-docs") => error_docs::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | cargo xtask bench [all|core|autograd|data|lenet|resnet]"
+                "usage: cargo xtask ci | cargo xtask bench [all|core|autograd|data|lenet|resnet] | cargo xtask error-docs [--list] [CRATE...]"
             );
             exit(2);
         }

@@ -24,7 +24,7 @@ impl MnistMini {
     /// Loads the training (`train = true`) or test split.
     ///
     /// # Errors
-    /// Only if the embedded files were corrupt ([`Error::Format`]); none in practice.
+    /// Only if the embedded files were corrupt ([`crate::Error::Format`]); none in practice.
     pub fn new(train: bool) -> Result<ImageDataset> {
         let (images, labels, split) = if train {
             (TRAIN_IMAGES, TRAIN_LABELS, "train")

@@ -65,7 +65,8 @@ fn item(
 /// and of the cache. An unreadable registry becomes a warning, not an error.
 ///
 /// # Errors
-/// [`Error::Invalid`] for a malformed `opts.registry`; [`Error::Io`] when the cache folder cannot
+/// [`crate::Error::Invalid`] for a malformed `opts.registry`; [`crate::Error::Io`] when the cache
+/// folder cannot
 /// be read (unreadable registries are warnings, not errors).
 pub fn list(opts: &HubOptions) -> Result<Listing> {
     let ctx = Ctx::new(opts)?;
@@ -129,8 +130,10 @@ pub struct Info {
 /// and the cached copy. Falls back to the cache when no registry is reachable or lists it.
 ///
 /// # Errors
-/// [`Error::UnsafeName`] for a malformed `spec`; [`Error::NotFound`] (listing what the registries
-/// hold) when none lists it and it is not cached; [`Error::NotCached`] offline; a registry's error
+/// [`crate::Error::UnsafeName`] for a malformed `spec`; [`crate::Error::NotFound`] (listing what
+/// the registries
+/// hold) when none lists it and it is not cached; [`crate::Error::NotCached`] offline; a registry's
+/// error
 /// when it is unreachable and nothing is cached.
 pub fn info(spec: &str, opts: &HubOptions) -> Result<Info> {
     let ctx = Ctx::new(opts)?;
@@ -160,8 +163,9 @@ pub fn info(spec: &str, opts: &HubOptions) -> Result<Info> {
 /// folders removed; errors when none was cached.
 ///
 /// # Errors
-/// [`Error::UnsafeName`] for a malformed `spec`; [`Error::Invalid`] naming the cache folder when
-/// nothing matches; [`Error::Io`] naming a folder that cannot be removed.
+/// [`crate::Error::UnsafeName`] for a malformed `spec`; [`crate::Error::Invalid`] naming the cache
+/// folder when
+/// nothing matches; [`crate::Error::Io`] naming a folder that cannot be removed.
 pub fn rm(spec: &str, opts: &HubOptions) -> Result<Vec<PathBuf>> {
     let ctx = Ctx::new(opts)?;
     let (name, version) = parse_spec(spec)?;

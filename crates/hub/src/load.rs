@@ -115,10 +115,10 @@ pub fn load_weights(spec: &str) -> Result<Pretrained> {
 
 /// The state dict of `spec` (`NAME[@VERSION]` or a single-model registry address) on `device`:
 /// the cached copy when there is one (re-verified by sha256), else pulled first
-/// (see [`crate::pull`]; `opts.force` always pulls).
+/// (see [`crate::pull()`]; `opts.force` always pulls).
 ///
 /// # Errors
-/// Those of [`crate::pull`]; a cached file whose digest no longer matches; weights
+/// Those of [`crate::pull()`]; a cached file whose digest no longer matches; weights
 /// that are not valid safetensors (naming the file).
 pub fn load_weights_with(spec: &str, opts: &HubOptions, device: &Device) -> Result<Pretrained> {
     let ctx = Ctx::new(opts)?;
