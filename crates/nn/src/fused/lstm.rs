@@ -13,9 +13,12 @@
 
 use super::f32s;
 use super::lstm_kernel::{self as kernel, Dims, Saved};
+#[cfg(target_arch = "x86_64")]
+use super::lstm_simd;
 use crate::recurrent::cell::{cell_step, RnnMode};
 use mlfw_autograd::Function;
 use mlfw_core::cpu::batch_norm::with_f32;
+use mlfw_core::parallel;
 use mlfw_core::{Device, Error, Result, Tensor};
 use std::sync::Mutex;
 
@@ -84,7 +87,7 @@ impl Function for LstmSeq {
         let (h0, c0) = (f32s(&inputs[1])?, f32s(&inputs[2])?);
         let w = f32s(&inputs[3])?;
         let order = self.order(t_len);
-        let run = |xg: &[f32]| kernel::forward(d, &order, xg, (&h0, &c0), &w);
+        let run = |xg: &[f32]| kernel_forward(d, &order, xg, (&h0, &c0), &w);
         // xg (the largest input) is read in place when it can be.
         let (out, saved) = match with_f32(&inputs[0], run) {
             Some(r) => r,
@@ -120,7 +123,7 @@ impl Function for LstmSeq {
         let w = f32s(&inputs[3])?;
         let order = self.order(t_len);
         let run = |gout: &[f32], hout: &[f32]| {
-            kernel::backward(d, &order, (gout, hout), (&h0, &c0), &w, saved)
+            kernel_backward(d, &order, (gout, hout), (&h0, &c0), &w, saved)
         };
         // The output and its gradient are read in place when they can be.
         let inner = |gout: &[f32]| -> Result<_> {
@@ -179,6 +182,45 @@ fn composed_backward(
     let out = Tensor::stack(&all, 0)?;
     let gs = mlfw_autograd::grad_with(&out, inputs, Some(grad), true)?;
     Ok(gs)
+}
+
+/// Forward over the steps in `order`: `xg [T, B, 4H]` (input part of the gates, biases
+/// included), `h0`/`c0 [B, H]`, `w = W_hh [4H, H]`. Returns `[T + 1, B, H]` (h_t in time
+/// order, then the final cell state) and the saved activations.
+fn kernel_forward(
+    d: Dims,
+    order: &[usize],
+    xg: &[f32],
+    (h0, c0): (&[f32], &[f32]),
+    w: &[f32],
+) -> (Vec<f32>, Saved) {
+    #[cfg(target_arch = "x86_64")]
+    if lstm_simd::usable(d.h) {
+        return lstm_simd::forward(d, order, xg, (h0, c0), w, parallel::num_threads());
+    }
+    kernel::forward_generic(d, order, xg, (h0, c0), w)
+}
+
+/// Backward through the steps of `order` (reversed): from the output gradient
+/// `gout [T + 1, B, H]` (row `T`: the final cell state's), the forward's output `hout`,
+/// `h0`, `c0`, `w = W_hh [4H, H]` and the saved activations. Returns the gradients of
+/// `xg [T, B, 4H]`, `h0` and `c0`, and `h_{t−1}` per step (`[T, B, H]`, for `W_hh`'s
+/// gradient).
+#[allow(clippy::type_complexity)]
+fn kernel_backward(
+    d: Dims,
+    order: &[usize],
+    (gout, hout): (&[f32], &[f32]),
+    (h0, c0): (&[f32], &[f32]),
+    w: &[f32],
+    s: &Saved,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if lstm_simd::usable(d.h) {
+        let parts = parallel::num_threads();
+        return lstm_simd::backward(d, order, (gout, hout), (h0, c0), w, s, parts);
+    }
+    kernel::backward_generic(d, order, (gout, hout), (h0, c0), w, s)
 }
 
 #[cfg(test)]

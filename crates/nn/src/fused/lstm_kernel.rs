@@ -1,4 +1,5 @@
-//! The float32 kernels of [`super::lstm`]: an LSTM layer-direction forward and backward
+//! The generic float32 kernels of [`super::lstm`] (any hidden size, any CPU; the AVX-512 ones
+//! are [`super::lstm_simd`]): an LSTM layer-direction forward and backward
 //! through time. The hidden units are split into one block per thread; per time step each
 //! thread computes the recurrent product for its units' four gates (four small gemms against
 //! `W_hhᵀ` read in place), then their gate math, vectorised (`sigmoid(x) = 1/(1 + e^−x)`,
@@ -53,24 +54,7 @@ fn blocks(h: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Forward over the steps in `order`: `xg [T, B, 4H]` (input part of the gates, biases
-/// included), `h0`/`c0 [B, H]`, `w = W_hh [4H, H]`. Returns `[T + 1, B, H]` (h_t in time
-/// order, then the final cell state) and the saved activations.
-pub(crate) fn forward(
-    d: Dims,
-    order: &[usize],
-    xg: &[f32],
-    (h0, c0): (&[f32], &[f32]),
-    w: &[f32],
-) -> (Vec<f32>, Saved) {
-    #[cfg(target_arch = "x86_64")]
-    if super::lstm_simd::usable(d.h) {
-        return super::lstm_simd::forward(d, order, xg, (h0, c0), w, parallel::num_threads());
-    }
-    forward_generic(d, order, xg, (h0, c0), w)
-}
-
-/// [`forward`] on gemm and the scalar gate loops (any hidden size, any CPU).
+/// [`super::lstm`]'s forward on gemm and the scalar gate loops (any hidden size, any CPU).
 pub(crate) fn forward_generic(
     d: Dims,
     order: &[usize],
@@ -182,29 +166,7 @@ pub(crate) fn forward_generic(
     (out, Saved { acts, cs, tcs })
 }
 
-/// Backward through the steps of `order` (reversed): from the output gradient
-/// `gout [T + 1, B, H]` (row `T`: the final cell state's), the forward's output `hout`,
-/// `h0`, `c0`, `w = W_hh [4H, H]` and the saved activations. Returns the gradients of
-/// `xg [T, B, 4H]`, `h0` and `c0`, and `h_{t−1}` per step (`[T, B, H]`, for `W_hh`'s
-/// gradient).
-#[allow(clippy::type_complexity)]
-pub(crate) fn backward(
-    d: Dims,
-    order: &[usize],
-    (gout, hout): (&[f32], &[f32]),
-    (h0, c0): (&[f32], &[f32]),
-    w: &[f32],
-    s: &Saved,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    #[cfg(target_arch = "x86_64")]
-    if super::lstm_simd::usable(d.h) {
-        let parts = parallel::num_threads();
-        return super::lstm_simd::backward(d, order, (gout, hout), (h0, c0), w, s, parts);
-    }
-    backward_generic(d, order, (gout, hout), (h0, c0), w, s)
-}
-
-/// [`backward`] on gemm and the scalar gate loops (any hidden size, any CPU).
+/// [`super::lstm`]'s backward on gemm and the scalar gate loops (any hidden size, any CPU).
 #[allow(clippy::type_complexity)]
 pub(crate) fn backward_generic(
     d: Dims,
