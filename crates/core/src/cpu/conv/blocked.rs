@@ -215,46 +215,68 @@ unsafe fn fwd_block<const R: usize>(_: *const f32, _: &[usize], _: *const f32, _
     unreachable!("blocked kernels need AVX-512")
 }
 
+/// Most elements of padded inputs and transposed `dy` made at once by the weight gradient
+/// (64 MB; larger batches of large images go in several passes).
+const BW_BATCH: usize = 1 << 24;
 /// Elements of transposed `dy` (one channel block) kept in cache per weight-gradient chunk.
 const BW_CHUNK: usize = 1 << 15;
 
-/// Weight gradient `[O, C, kH, kW]`: the padded inputs and `dyᵀ[P'][O']` of the whole batch
-/// are made once, then the output-channel blocks are spread over the pool.
+/// Weight gradient `[O, C, kH, kW]`: the padded inputs and `dyᵀ[P'][O']` of the batch (or
+/// of [`BW_BATCH`]-sized parts of it) are made once, then the output-channel blocks are
+/// spread over the pool.
 pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> {
     let plan = Plan::new(g, w, 1, TB);
-    let (k, kp, np, op) = (g.k(), plan.offs.len(), g.np(), g.o.next_multiple_of(OB));
+    let (k, np, op) = (g.k(), g.np(), g.o.next_multiple_of(OB));
     let mut dw = vec![0f32; g.o * k];
     if g.n == 0 || np == 0 {
         return dw;
     }
+    let batch = (BW_BATCH / (plan.img + w.np * op)).clamp(1, g.n);
+    for i0 in (0..g.n).step_by(batch) {
+        images_into(x, dy, g, w, &plan, (i0, batch.min(g.n - i0)), &mut dw);
+    }
+    dw
+}
+
+/// Adds the weight gradient of images `i0..i0 + nb` into `dw[O, K]`.
+fn images_into(
+    x: &[f32],
+    dy: &[f32],
+    g: &Geom,
+    w: &Wide,
+    plan: &Plan,
+    (i0, nb): (usize, usize),
+    dw: &mut [f32],
+) {
+    let (k, kp, np, op) = (g.k(), plan.offs.len(), g.np(), g.o.next_multiple_of(OB));
     let dy_img = w.np * op;
     let parallel = g.work() >= PAR_WORK;
-    with_scratch(g.n * (plan.img + dy_img), |buf: &mut [f32]| {
-        let (xps, dyts) = buf.split_at_mut(g.n * plan.img);
+    with_scratch(nb * (plan.img + dy_img), |buf: &mut [f32]| {
+        let (xps, dyts) = buf.split_at_mut(nb * plan.img);
         let pads = if parallel { plan.img } else { xps.len() };
         parallel::for_each_chunk_mut(xps, pads, |ci, chunk| {
             for (b, xp) in chunk.chunks_exact_mut(plan.img).enumerate() {
-                let i = ci * (pads / plan.img) + b;
-                pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
+                let i = i0 + ci * (pads / plan.img) + b;
+                pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, plan);
             }
         });
         let dys = if parallel { dy_img } else { dyts.len() };
         parallel::for_each_chunk_mut(dyts, dys, |ci, chunk| {
             for (b, dyt) in chunk.chunks_exact_mut(dy_img).enumerate() {
-                let i = ci * (dys / dy_img) + b;
+                let i = i0 + ci * (dys / dy_img) + b;
                 transpose_dy(&dy[i * g.o * np..(i + 1) * g.o * np], dyt, g, w, op);
             }
         });
         let (xps, dyts) = (&*xps, &*dyts);
-        let per = (BW_CHUNK / (w.np * OB)).clamp(1, g.n);
+        let per = (BW_CHUNK / (w.np * OB)).clamp(1, nb);
         let rows = if parallel { OB * k } else { dw.len() };
-        parallel::for_each_chunk_mut(&mut dw, rows, |ci, dwc| {
+        parallel::for_each_chunk_mut(dw, rows, |ci, dwc| {
             let mut acc = vec![0f32; kp * OB];
             for (bi, dwb) in dwc.chunks_mut(OB * k).enumerate() {
                 let ob = ci * (rows / (OB * k)) + bi;
                 acc.fill(0.0);
-                for i0 in (0..g.n).step_by(per) {
-                    let count = per.min(g.n - i0);
+                for b0 in (0..nb).step_by(per) {
+                    let count = per.min(nb - b0);
                     for t0 in (0..kp).step_by(TB) {
                         let offs: &[usize; TB] =
                             plan.offs[t0..t0 + TB].try_into().expect("whole tap block");
@@ -264,9 +286,9 @@ pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> 
                         // and the adds stay within `acc` (t0 + TB ≤ K').
                         unsafe {
                             bw_block(
-                                xps.as_ptr().add(i0 * plan.img),
+                                xps.as_ptr().add(b0 * plan.img),
                                 plan.img,
-                                dyts.as_ptr().add(i0 * dy_img + ob * OB),
+                                dyts.as_ptr().add(b0 * dy_img + ob * OB),
                                 dy_img,
                                 op,
                                 w.np,
@@ -279,13 +301,12 @@ pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> 
                 }
                 for (lane, row) in dwb.chunks_exact_mut(k).enumerate() {
                     for (t, v) in row.iter_mut().enumerate() {
-                        *v = acc[t * OB + lane];
+                        *v += acc[t * OB + lane];
                     }
                 }
             }
         });
     });
-    dw
 }
 
 /// `dyt[p][o] = dy[o][p]` at the wide positions of one image (`O'` channels a row), zeros in
@@ -353,4 +374,39 @@ unsafe fn bw_block(
     _: *mut f32,
 ) {
     unreachable!("blocked kernels need AVX-512")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The weight gradient made in several passes over the batch (as large images do) equals
+    /// the one-pass result.
+    #[test]
+    fn weight_gradient_in_parts_matches_one_pass() {
+        if !has_avx512() {
+            eprintln!("skipped: no AVX-512 (or MLFW_CONV_DIRECT=0)");
+            return;
+        }
+        let p = Conv2dParams {
+            padding: (1, 1),
+            ..Conv2dParams::default()
+        };
+        let g = Geom::new("test", (5, 40, 6, 7), (48, 40, 3, 3), None, &p).expect("geometry");
+        let w = Wide::new(&g).expect("wide layout");
+        let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
+        let x: Vec<f32> = (0..g.n * g.img()).map(val).collect();
+        let dy: Vec<f32> = (0..g.n * g.o * g.np()).map(|i| val(i + 17)).collect();
+        let whole = bwd_weight(&x, &dy, &g, &w);
+        let plan = Plan::new(&g, &w, 1, TB);
+        let mut parts = vec![0f32; whole.len()];
+        for (i0, nb) in [(0, 2), (2, 1), (3, 2)] {
+            images_into(&x, &dy, &g, &w, &plan, (i0, nb), &mut parts);
+        }
+        let scale = whole.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in whole.iter().zip(&parts) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+        assert!(scale > 1.0, "a gradient that is not all zeros");
+    }
 }
