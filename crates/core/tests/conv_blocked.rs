@@ -43,6 +43,8 @@ fn resnet_shapes_match_reference() {
     check(&[3, 96, 4, 4], &[96, 96, 3, 3], p, 2);
     // A 16×16 map (separate borders) and more images than threads.
     check(&[5, 32, 16, 16], &[64, 32, 3, 3], p, 3);
+    // VGG-11's last 3×3 layers at 32×32 input: 2×2 maps.
+    check(&[2, 64, 2, 2], &[64, 64, 3, 3], p, 4);
 }
 
 #[test]

@@ -45,9 +45,9 @@ pub(super) fn usable(g: &Geom) -> bool {
     g.groups == 1 && g.o >= OB && g.c >= 8 && g.o * g.k() > MAX_WEIGHTS && enabled()
 }
 
-/// AVX-512F is present ([`has_avx512`], which `MLFW_CONV_DIRECT=0` switches off) and
-/// `MLFW_CONV_BLOCKED=0` does not switch these kernels off alone (for comparisons: the
-/// layers then take the wide im2col + gemm path).
+/// AVX-512F is present ([`has_avx512`], false under `MLFW_CONV_DIRECT=0`) and these kernels
+/// are not switched off alone by `MLFW_CONV_BLOCKED=0` (for A/B runs: the layers then take
+/// the wide im2col + gemm path).
 fn enabled() -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let off =
