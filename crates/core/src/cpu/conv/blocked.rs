@@ -55,12 +55,14 @@ fn enabled() -> bool {
     !off && has_avx512()
 }
 
-/// Positions per register block: the one of 12, 10, 8 that wastes the fewest, ties to the
-/// largest.
+/// Positions per register block: the largest of 12, 10, 8 that rounds `np` up by at most
+/// 1/32, else the one that wastes the fewest.
 fn positions(np: usize) -> usize {
+    let waste = |r: usize| np.next_multiple_of(r) - np;
     [12, 10, 8]
         .into_iter()
-        .min_by_key(|&r| np.next_multiple_of(r))
+        .find(|&r| 32 * waste(r) <= np)
+        .or_else(|| [12, 10, 8].into_iter().min_by_key(|&r| waste(r)))
         .unwrap_or(12)
 }
 
