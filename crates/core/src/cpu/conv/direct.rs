@@ -35,7 +35,7 @@ pub(super) fn usable(g: &Geom) -> bool {
 }
 
 /// AVX-512F is present and the kernels are not switched off with `MLFW_CONV_DIRECT=0`.
-fn has_avx512() -> bool {
+pub(super) fn has_avx512() -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *OFF.get_or_init(|| std::env::var("MLFW_CONV_DIRECT").is_ok_and(|v| v.trim() == "0")) {
         return false;
@@ -51,19 +51,19 @@ fn has_avx512() -> bool {
 }
 
 /// Sizes shared by the three kernels.
-struct Plan {
+pub(super) struct Plan {
     /// `off(t)` for every tap, padded with zeros to a whole tap block.
-    offs: Vec<usize>,
+    pub(super) offs: Vec<usize>,
     /// Wide positions rounded up to whole register blocks.
-    np: usize,
+    pub(super) np: usize,
     /// Elements of one padded image including the zero slack for overhanging reads.
-    img: usize,
+    pub(super) img: usize,
     /// Elements of one padded image without slack.
-    body: usize,
+    pub(super) body: usize,
 }
 
 impl Plan {
-    fn new(g: &Geom, w: &Wide, block: usize, taps: usize) -> Plan {
+    pub(super) fn new(g: &Geom, w: &Wide, block: usize, taps: usize) -> Plan {
         let k = g.k();
         let mut offs = Vec::with_capacity(k.next_multiple_of(taps));
         for c in 0..g.c {
@@ -88,7 +88,7 @@ impl Plan {
 }
 
 /// Writes image `x[C, H, W]` into `xp` (`Plan::img` elements) zero-padded, slack zeroed.
-fn pad_into(x: &[f32], xp: &mut [f32], g: &Geom, w: &Wide, plan: &Plan) {
+pub(super) fn pad_into(x: &[f32], xp: &mut [f32], g: &Geom, w: &Wide, plan: &Plan) {
     wide::pad(x, &mut xp[..plan.body], g, w);
     xp[plan.body..].fill(0.0);
 }

@@ -1,14 +1,17 @@
 //! 2-D convolution and its two backward passes on the CPU.
 //!
-//! Three implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
+//! Four implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
 //! candle's `cpu_backend/conv2d.rs`), fastest first:
 //! - [`direct`]: AVX-512 f32 kernels without im2col or gemm, for stride-1 convolutions with
 //!   few weights (LeNet-sized), in the wide layout;
+//! - [`blocked`]: AVX-512 f32 kernels with output channels in the register lanes, for
+//!   stride-1 convolutions with many channels (ResNet's and VGG's 3×3 layers), also in the
+//!   wide layout;
 //! - [`wide`]: stride-1 convolutions by "wide" im2col (one contiguous copy per `col` row,
 //!   images stacked per gemm);
 //! - [`im2col`]: the general im2col/col2im path (strides > 1, 1×1 kernels).
 //!
-//! The last two share the gemm products of [`gemm`]; all three the geometry, per-thread
+//! The last two share the gemm products of [`gemm`]; all four the geometry, per-thread
 //! scratch and batch split of [`geom`]. With K = C/g·kH·kW per group and P = oH·oW:
 //! - forward: `outᵀ[P, O] = colᵀ[P, K] · Wᵀ[K, O]`, one product per image;
 //! - input grad: `dcolᵀ[P, K] = dYᵀ[P, O] · W[O, K]` per image, then col2im adds `dcol` back;
@@ -19,6 +22,7 @@
 //! Images are spread over the thread pool, each thread with its own scratch. f16/bf16
 //! compute in f32.
 
+mod blocked;
 mod direct;
 mod gemm;
 mod geom;
@@ -38,6 +42,8 @@ use wide::Wide;
 enum Conv2dImpl {
     /// AVX-512 direct kernels in the wide layout (f32 only).
     Direct(Wide),
+    /// AVX-512 blocked direct kernels, output channels in the lanes (f32 only).
+    Blocked(Wide),
     /// Wide im2col + gemm.
     Wide(Wide),
     /// General im2col + gemm.
@@ -50,6 +56,9 @@ impl Conv2dImpl {
         match Wide::new(g) {
             Some(w) if TypeId::of::<T>() == TypeId::of::<f32>() && direct::usable(g) => {
                 Conv2dImpl::Direct(w)
+            }
+            Some(w) if TypeId::of::<T>() == TypeId::of::<f32>() && blocked::usable(g) => {
+                Conv2dImpl::Blocked(w)
             }
             Some(w) => Conv2dImpl::Wide(w),
             None => Conv2dImpl::Im2col,
@@ -70,8 +79,16 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
         }
     }
     let mut out = vec![T::ZERO; len];
+    if let (Conv2dImpl::Blocked(wide), Some(xf), Some(wf)) = (imp, as_f32(x), as_f32(w)) {
+        if let Some(o) = as_f32_mut(&mut out) {
+            blocked::fwd(xf, wf, g, &wide, o);
+            return out;
+        }
+    }
     match imp {
-        Conv2dImpl::Direct(wide) | Conv2dImpl::Wide(wide) => wide::fwd(x, w, g, &wide, &mut out),
+        Conv2dImpl::Direct(wide) | Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
+            wide::fwd(x, w, g, &wide, &mut out)
+        }
         Conv2dImpl::Im2col => im2col::fwd(x, w, g, &mut out),
     }
     out
@@ -83,6 +100,15 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
         Conv2dImpl::Direct(wide) => {
             if let (Some(dy), Some(w), Some(d)) = (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
                 direct::bwd_input(dy, w, g, &wide, d);
+            }
+        }
+        Conv2dImpl::Blocked(wide) => {
+            let done = match (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
+                (Some(dy), Some(w), Some(d)) => blocked::bwd_input(dy, w, g, d).is_some(),
+                _ => false,
+            };
+            if !done {
+                wide::bwd_input(dy, w, g, &wide, &mut dx);
             }
         }
         Conv2dImpl::Wide(wide) => wide::bwd_input(dy, w, g, &wide, &mut dx),
@@ -101,6 +127,13 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
             let mut out = vec![T::ZERO; out_len];
             if let (Some(xf), Some(dyf), Some(o)) = (as_f32(x), as_f32(dy), as_f32_mut(&mut out)) {
                 o.copy_from_slice(&direct::bwd_weight(xf, dyf, g, &wide));
+            }
+            out
+        }
+        Conv2dImpl::Blocked(wide) => {
+            let mut out = vec![T::ZERO; out_len];
+            if let (Some(xf), Some(dyf), Some(o)) = (as_f32(x), as_f32(dy), as_f32_mut(&mut out)) {
+                o.copy_from_slice(&blocked::bwd_weight(xf, dyf, g, &wide));
             }
             out
         }
