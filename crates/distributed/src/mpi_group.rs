@@ -1,30 +1,29 @@
-//! The MPI backend (rsmpi over Open MPI or MPICH). One communication thread initialises MPI
-//! (asking for `MPI_THREAD_SERIALIZED`), finalises it, and makes the large blocking calls that
-//! the other threads hand it; f32 sums below [`DIRECT_BYTES`] are started by the calling thread
-//! itself as a non-blocking `MPI_Iallreduce` and completed by polling `MPI_Test`, which saves the
-//! ~5 µs hand-off to another thread that a small message would otherwise pay (measured: 1 KB
-//! took 5.5 µs against `MPI_Allreduce`'s 0.3 µs). One lock serialises every call of the process,
-//! so collectives from the training thread and from DDP's reducer run in the order they are made.
-//! A collective that does not finish within the timeout (`MLFW_DIST_TIMEOUT_S`, default 600 s)
-//! is an error naming this rank and the collective: a rank that died leaves the others waiting,
-//! and `mpirun` also ends the job and names it.
+//! The MPI backend (rsmpi over Open MPI or MPICH). A communication thread initialises MPI
+//! (asking for `MPI_THREAD_SERIALIZED`), finalises it, makes the rare collectives (broadcast,
+//! barrier, f64 sums, gathers) that the other threads hand it, and watches the f32 sums, which
+//! the calling thread makes itself with a blocking `MPI_Allreduce` into a reused buffer: no
+//! hand-off to another thread (which cost ~5 µs per call and 5–15% at 1–4 MB) and no fresh
+//! pages per call. One lock serialises every MPI call of the process, so collectives from the
+//! training thread and from DDP's reducer run in the order they are made.
+//!
+//! Timeouts (`MLFW_DIST_TIMEOUT_S`, default 600 s): a handed-off collective that does not finish
+//! in time is an error naming this rank and the collective. A blocking f32 sum cannot be
+//! interrupted, so the communication thread acts as a watchdog, like PyTorch's NCCL watchdog:
+//! it prints the same error and ends the process (exit status 1), and `mpirun` then ends the
+//! job. A rank that dies is also noticed by `mpirun`, which ends the job and names it.
+//! `MLFW_MPI_DIRECT=0` (or MPI granting less than `MPI_THREAD_SERIALIZED`) hands the f32 sums
+//! to the communication thread too.
 
 use crate::group::ProcessGroup;
 use mlfw_core::{Error, Result};
 use mpi::collective::SystemOperation;
-use mpi::request::StaticScope;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// f32 sums up to this many bytes are made by the calling thread (when MPI grants at least
-/// `MPI_THREAD_SERIALIZED`; `MLFW_MPI_DIRECT=0` turns it off); larger ones by the
-/// communication thread, whose blocking `MPI_Allreduce` uses the MPI library's tuned
-/// algorithms (Open MPI 4.1's non-blocking one took 3× as long at 256 KB).
-pub const DIRECT_BYTES: usize = 64 << 10;
 
 enum Req {
     SumF32(Vec<f32>, Sender<Vec<f32>>),
@@ -42,8 +41,18 @@ pub struct MpiGroup {
     tx: Mutex<Sender<Req>>,
     thread: Option<JoinHandle<()>>,
     timeout: Duration,
-    /// MPI granted `MPI_THREAD_SERIALIZED` or more: small sums may run on the caller's thread.
+    /// MPI granted `MPI_THREAD_SERIALIZED` or more: f32 sums run on the caller's thread.
     direct: bool,
+    /// The receive buffer of the next direct f32 sum (the last caller's input).
+    spare: Mutex<Vec<f32>>,
+    /// When the direct sum in flight started (ms since `watch.base`, plus 1), or 0.
+    watch: Arc<Watch>,
+}
+
+/// What the watchdog reads: whether a blocking call is in flight, and since when.
+struct Watch {
+    base: Instant,
+    since_ms: AtomicU64,
 }
 
 impl MpiGroup {
@@ -57,9 +66,14 @@ impl MpiGroup {
             .map_or(Duration::from_secs(600), Duration::from_secs);
         let (tx, rx) = channel::<Req>();
         let (ready_tx, ready_rx) = channel::<std::result::Result<(usize, usize, bool), String>>();
+        let watch = Arc::new(Watch {
+            base: Instant::now(),
+            since_ms: AtomicU64::new(0),
+        });
+        let watched = (Arc::clone(&watch), timeout);
         let thread = std::thread::Builder::new()
             .name("mlfw-mpi".into())
-            .spawn(move || serve(rx, ready_tx))
+            .spawn(move || serve(rx, ready_tx, watched))
             .map_err(|e| Error::msg(format!("MPI: cannot start the communication thread: {e}")))?;
         let (rank, world, direct) = ready_rx
             .recv()
@@ -72,6 +86,8 @@ impl MpiGroup {
             thread: Some(thread),
             timeout,
             direct,
+            spare: Mutex::new(Vec::new()),
+            watch,
         })
     }
 
@@ -101,45 +117,34 @@ impl MpiGroup {
             .map_err(|_| self.timed_out(what))
     }
 
-    /// The sum of `buf` over all ranks, started and completed on this thread
-    /// (`MPI_Iallreduce`, then `MPI_Test` until done or the timeout), under the same lock.
+    /// The sum of `buf` over all ranks by a blocking `MPI_Allreduce` on this thread, under
+    /// the lock, into the previous call's buffer; the watchdog ends the process if it does not
+    /// return within the timeout.
     fn sum_direct(&self, buf: Vec<f32>) -> Result<Vec<f32>> {
         let _serial = self
             .tx
             .lock()
             .map_err(|_| Error::msg("MPI: internal lock poisoned"))?;
-        // The buffers are handed to MPI for as long as the request may run: leaked here and
-        // taken back once it completed (on a timeout they stay leaked, as MPI may still
-        // write into them).
-        let n = buf.len();
-        let send: &'static mut [f32] = Box::leak(buf.into_boxed_slice());
-        let recv: &'static mut [f32] = Box::leak(vec![0f32; n].into_boxed_slice());
-        let (send_ptr, recv_ptr) = (send as *mut [f32], recv as *mut [f32]);
-        let world = SimpleCommunicator::world();
-        let mut req =
-            world.immediate_all_reduce_into(StaticScope, &*send, recv, SystemOperation::sum());
-        let start = Instant::now();
-        let mut polls = 0u32;
-        loop {
-            match req.test() {
-                Ok(_) => break,
-                Err(r) => req = r,
-            }
-            polls = polls.wrapping_add(1);
-            if polls.is_multiple_of(4096) && start.elapsed() > self.timeout {
-                std::mem::forget(req);
-                return Err(self.timed_out("all_reduce"));
-            }
-            std::hint::spin_loop();
-        }
-        // SAFETY: the request completed, so MPI no longer uses either buffer, and both came
-        // from `Box::leak` above.
-        let (_send, recv) = unsafe { (Box::from_raw(send_ptr), Box::from_raw(recv_ptr)) };
-        Ok(recv.into_vec())
+        let mut spare = self
+            .spare
+            .lock()
+            .map_err(|_| Error::msg("MPI: internal lock poisoned"))?;
+        let mut out = std::mem::take(&mut *spare);
+        out.resize(buf.len(), 0.0);
+        let started = self.watch.base.elapsed().as_millis() as u64 + 1;
+        self.watch.since_ms.store(started, Ordering::SeqCst);
+        SimpleCommunicator::world().all_reduce_into(&buf[..], &mut out[..], SystemOperation::sum());
+        self.watch.since_ms.store(0, Ordering::SeqCst);
+        *spare = buf;
+        Ok(out)
     }
 }
 
-fn serve(rx: Receiver<Req>, ready: Sender<std::result::Result<(usize, usize, bool), String>>) {
+fn serve(
+    rx: Receiver<Req>,
+    ready: Sender<std::result::Result<(usize, usize, bool), String>>,
+    (watch, timeout): (Arc<Watch>, Duration),
+) {
     let Some((universe, granted)) = mpi::initialize_with_threading(mpi::Threading::Serialized)
     else {
         let _ = ready.send(Err("MPI: already initialised in this process".into()));
@@ -154,7 +159,28 @@ fn serve(rx: Receiver<Req>, ready: Sender<std::result::Result<(usize, usize, boo
     // The receive buffer of the last f32 sum is kept and reused: a fresh one per call would
     // cost a page fault per 4 KiB (tens of ms for 64 MB); the caller's buffer becomes the next.
     let mut spare: Vec<f32> = Vec::new();
-    while let Ok(req) = rx.recv() {
+    let tick = Duration::from_millis(200).min(timeout);
+    loop {
+        let req = match rx.recv_timeout(tick) {
+            Ok(req) => req,
+            Err(RecvTimeoutError::Timeout) => {
+                let since = watch.since_ms.load(Ordering::SeqCst);
+                let now = watch.base.elapsed().as_millis() as u64 + 1;
+                if since != 0 && now.saturating_sub(since) > timeout.as_millis() as u64 {
+                    eprintln!(
+                        "error: rank {} of {}: MPI all_reduce did not finish within {} s; another \
+                         rank has probably died or stopped calling collectives \
+                         (MLFW_DIST_TIMEOUT_S sets the limit); ending this process",
+                        world.rank(),
+                        world.size(),
+                        timeout.as_secs()
+                    );
+                    std::process::exit(1);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match req {
             Req::SumF32(buf, back) => {
                 let mut out = std::mem::take(&mut spare);
@@ -211,7 +237,7 @@ impl ProcessGroup for MpiGroup {
         "mpi"
     }
     fn all_reduce_sum(&self, buf: Vec<f32>) -> Result<Vec<f32>> {
-        if self.direct && buf.len() * 4 <= DIRECT_BYTES {
+        if self.direct {
             return self.sum_direct(buf);
         }
         self.call("all_reduce", |tx| Req::SumF32(buf, tx))

@@ -145,9 +145,10 @@ fn a_rank_that_dies_stops_the_others_with_an_error() {
     assert!(err.contains("rank 1") || err.contains("exited"), "{err}");
 }
 
-/// A peer that is alive but never joins the collective: the small sum (made on the caller's
-/// thread) and the large one (made by the communication thread) both return the timeout
-/// error naming the rank instead of waiting forever.
+/// A peer that is alive but never joins the collective: a sum made on the caller's thread
+/// (the watchdog ends the process) and one handed to the communication thread
+/// (`MLFW_MPI_DIRECT=0`: an error is returned) both stop with the timeout error naming the
+/// rank instead of waiting forever.
 #[cfg(feature = "mpi")]
 #[test]
 fn a_collective_a_peer_never_joins_times_out_with_an_error() {
@@ -162,11 +163,11 @@ fn a_collective_a_peer_never_joins_times_out_with_an_error() {
         }
         let len: usize = len.parse().unwrap();
         let e = pg.all_reduce_sum(vec![1.0; len]).unwrap_err().to_string();
-        eprintln!("rank 0 got: {e}");
+        eprintln!("error: {e}");
         // MPI cannot be finalised with a collective still open: leave without dropping `pg`.
         std::process::exit(7);
     }
-    for len in [16usize, 1 << 20] {
+    for (len, direct) in [(16usize, "1"), (1 << 20, "1"), (16, "0")] {
         let t = Instant::now();
         let o = Command::new("timeout")
             .args(["120", "mpirun", "-np", "2", "--oversubscribe"])
@@ -178,6 +179,7 @@ fn a_collective_a_peer_never_joins_times_out_with_an_error() {
                 "--nocapture",
             ])
             .env(CHILD, len.to_string())
+            .env("MLFW_MPI_DIRECT", direct)
             .env("MLFW_DIST_TIMEOUT_S", "2")
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
@@ -187,7 +189,7 @@ fn a_collective_a_peer_never_joins_times_out_with_an_error() {
         assert!(!o.status.success(), "the job must fail");
         assert!(
             err.contains("rank 0 of 2: MPI all_reduce did not finish within 2 s"),
-            "{len} floats: {err}"
+            "{len} floats, direct {direct}: {err}"
         );
         assert!(t.elapsed() < Duration::from_secs(60));
     }
