@@ -247,11 +247,14 @@ impl LmTrainer {
     fn epoch(&mut self) -> Result<()> {
         let e = self.state.epoch;
         let total = self.steps_per_epoch();
-        let mut bar = self.console.epoch(
-            format!("epoch {}/{}", e + 1, self.cfg.epochs),
-            total,
-            self.state.step,
-        );
+        let mut bar = self
+            .console
+            .epoch(
+                format!("epoch {}/{}", e + 1, self.cfg.epochs),
+                total,
+                self.state.step,
+            )
+            .with_unit("tokens/s");
         let (t, seconds0) = (Instant::now(), self.state.seconds);
         let params = self.model.parameters();
         let (b, seed) = (self.cfg.batch_size, self.cfg.seed);

@@ -68,6 +68,7 @@ impl Console {
             start: Instant::now(),
             first: done,
             images: 0,
+            unit: "img/s",
             next_line: done + steps.div_ceil(10).max(1),
         }
     }
@@ -82,24 +83,31 @@ pub struct EpochProgress {
     start: Instant,
     first: usize,
     images: usize,
+    unit: &'static str,
     next_line: usize,
 }
 
 impl EpochProgress {
+    /// Names the rate of what `step` counts (`img/s` unless told, `tokens/s` for language models).
+    pub fn with_unit(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
+    }
+
     /// Records that step `step` (counted from 1) finished with `loss` after `images` images.
     pub fn step(&mut self, step: usize, loss: f64, images: usize) {
         self.images += images;
         let rate = self.images_per_s();
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("loss {loss:.4} {rate:.0} img/s"));
+            bar.set_message(format!("loss {loss:.4} {rate:.0} {}", self.unit));
             bar.set_position(step as u64);
         } else if self.console.mode == Mode::Lines && step >= self.next_line {
             self.next_line = step + self.steps.div_ceil(10).max(1);
             let per_step = self.start.elapsed().as_secs_f64() / (step - self.first).max(1) as f64;
             let eta = self.steps.saturating_sub(step) as f64 * per_step;
             self.console.line(format!(
-                "{} step {step}/{} loss {loss:.4} {rate:.0} img/s eta {eta:.0}s",
-                self.label, self.steps
+                "{} step {step}/{} loss {loss:.4} {rate:.0} {} eta {eta:.0}s",
+                self.label, self.steps, self.unit
             ));
         }
     }
