@@ -16,6 +16,8 @@ mod vexp;
 
 pub use alloc::tune_allocator;
 pub use storage::CpuStorage;
+#[cfg(target_arch = "x86_64")]
+pub use vexp::exp16;
 pub use vexp::exp_shifted_sum;
 
 use crate::backend::{Backend, BackendStorage, Storage};

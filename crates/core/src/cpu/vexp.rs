@@ -103,10 +103,17 @@ unsafe fn exp_avx512(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
     }
 }
 
-/// `exp` of 16 lanes.
+/// `e^x` of 16 lanes (AVX-512): Cody–Waite range reduction `x = n·ln2 + r`, a degree-7
+/// polynomial for `e^r` (the Cephes `expf` coefficients), `2^n` by `scalef`; NaN stays NaN, the
+/// input is clamped to `[−104, 89]` (0 and `+inf` beyond). Public for the fused kernels of the
+/// outer rings (LSTM gates) so there is one vector `exp`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn exp16(x: __m512) -> __m512 {
+#[inline]
+pub unsafe fn exp16(x: __m512) -> __m512 {
     // max/min return their second operand when either is NaN: NaN stays NaN.
     let x = _mm512_min_ps(
         _mm512_set1_ps(89.0),

@@ -13,6 +13,7 @@
 
 use super::lstm_kernel::{Dims, Saved};
 use super::{mm, Out};
+use mlfw_core::cpu::exp16;
 use mlfw_core::parallel;
 use std::arch::x86_64::*;
 
@@ -37,33 +38,6 @@ fn ranges(h: usize, parts: usize) -> Vec<(usize, usize)> {
         .step_by(per.max(1))
         .map(|b0| (b0, (b0 + per).min(nb)))
         .collect()
-}
-
-/// `e^x` of 16 lanes (core's polynomial, `mlfw_core::cpu::vexp`).
-#[inline(always)]
-unsafe fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(
-        _mm512_set1_ps(89.0),
-        _mm512_max_ps(_mm512_set1_ps(-104.0), x),
-    );
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-    );
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    let r2 = _mm512_mul_ps(r, r);
-    let e = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
-    _mm512_scalef_ps(e, n)
 }
 
 /// `k / (1 + e^(s·x))`: σ(x) with `(s, k) = (−1, 1)`, `tanh(x) + 1` with `(−2, 2)`.
