@@ -26,7 +26,9 @@ pub struct Pulled {
 /// `spec` is `NAME`, `NAME@VERSION`, or a registry address holding a single model
 /// (`hf://owner/repo[@rev]`, an index URL or folder). Registries are searched in order:
 /// `opts.registry`, then the built-in one. A verified cached copy is kept unless
-/// `opts.force`; in offline mode only the cache and the built-in registry are used.
+/// `opts.force`; in offline mode only the cache and the built-in registry are used. A zoo
+/// model that no registry lists (`resnet18`, `vit_b_16`, ...) is pulled from its public timm
+/// release ([`mlfw_vision::timm_keys::default_release`]) and cached under the model's name.
 ///
 /// # Errors
 /// The model is in no registry ([`Error::NotFound`]), offline and not cached
@@ -139,7 +141,11 @@ pub(crate) fn resolve(spec: &str, ctx: &Ctx) -> Result<(Registry, Entry)> {
 /// with the release's tag as its version (`tv_in1k`), so `--pretrained` and offline loads
 /// find it by the model's name. The file's sha256 and size come from the Hub API.
 fn default_release(name: &str, release: &str, ctx: &Ctx) -> Result<(Registry, Entry)> {
-    let (reg, mut entry) = resolve(release, ctx)?;
+    let (reg, mut entry) = resolve(release, ctx).map_err(|e| {
+        Error::invalid(format!(
+            "`{name}` is in no registry, so its public release {release} was tried: {e}"
+        ))
+    })?;
     if entry.architecture.model != name {
         return Err(Error::invalid(format!(
             "{release} builds `{}`, not `{name}`",
