@@ -57,8 +57,9 @@ impl Capture {
 
     /// Makes dim 0 of every input a symbolic batch size `N`: the closure is run a second
     /// time with one more sample, and every dimension that changed is expressed in `N`
-    /// (`a·N + b`). Then [`Graph::run`] accepts any batch size. (Examples of batch 1 are
-    /// captured at batches 2 and 3, where no reshape or reduction degenerates.)
+    /// (`a·N + b`). Then [`Graph::run`] accepts any batch size. The two traces use the first
+    /// samples of the inputs, at batches 2 and 3 (where no reshape or reduction degenerates, and
+    /// a large batch costs no memory or time to capture).
     pub fn symbolic_batch(mut self, on: bool) -> Self {
         self.symbolic_batch = on;
         self
@@ -76,17 +77,24 @@ impl Capture {
         if !self.symbolic_batch {
             return self.trace_once(&xs, &f);
         }
-        let mut b = batch_of(&xs)?;
-        if b == 1 {
-            // At batch 1 some reshapes and reductions are no-ops that vanish from the trace:
-            // capture at batches 2 and 3 instead.
-            xs = xs.iter().map(grow).collect::<Result<_>>()?;
-            b = 2;
-        }
+        // The symbolic graph is traced at batches 2 and 3 whatever the inputs' batch: at batch 1
+        // some reshapes and reductions are no-ops that vanish from the trace, and a trace at the
+        // real batch would hold a whole step's activations (twice) just to read the shapes.
+        let b = 2;
+        let given = batch_of(&xs)?;
+        xs = match given {
+            1 => xs.iter().map(grow).collect::<Result<_>>()?,
+            _ => xs
+                .iter()
+                .map(|x| x.narrow(0, 0, b))
+                .collect::<Result<_>>()?,
+        };
         let mut graph = self.trace_once(&xs, &f)?;
         let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
         symbolize(&mut graph, &g2, b)?;
+        // `compile` plans for the batch the caller captured with, not the tracing batch.
+        graph.batch = Some(given);
         Ok(graph)
     }
 
