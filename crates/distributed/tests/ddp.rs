@@ -6,6 +6,22 @@ use mlfw_core::{DType, Device, Tensor};
 use mlfw_distributed::{DistributedDataParallel, SingleProcess};
 use std::sync::Arc;
 
+/// Runs this test binary's test `test` on 2 MPI ranks (`timeout 120 mpirun -np 2`), with
+/// `env` set for the ranks, and returns what the job printed.
+#[cfg(feature = "mpi")]
+fn mpirun_self(test: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.args(["120", "mpirun", "-np", "2", "--oversubscribe"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--test-threads=1", "--nocapture"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("mpirun (install openmpi-bin)")
+}
+
 #[test]
 fn one_rank_leaves_gradients_as_they_are_and_reduces_unused_parameters_as_zeros() {
     let a = Tensor::from_vec(vec![1f32, 2.0], [2], &Device::Cpu)
@@ -53,7 +69,6 @@ fn single_process_ddp_trains_like_plain_training() {
 #[cfg(feature = "mpi")]
 #[test]
 fn two_ranks_of_32_match_one_process_of_64_after_20_steps() {
-    use std::process::Command;
     const CHILD: &str = "MLFW_DDP_CHILD_OUT";
     if let Ok(out) = std::env::var(CHILD) {
         // Inside `mpirun -np 2`: each rank trains on its half of every batch of 64.
@@ -66,20 +81,10 @@ fn two_ranks_of_32_match_one_process_of_64_after_20_steps() {
         return;
     }
     let tmp = std::env::temp_dir().join(format!("mlfw-ddp-{}.safetensors", std::process::id()));
-    let o = Command::new("mpirun")
-        .args(["-np", "2", "--oversubscribe"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "two_ranks_of_32_match_one_process_of_64_after_20_steps",
-            "--test-threads=1",
-        ])
-        .env(CHILD, &tmp)
-        .env("MLFW_NUM_THREADS", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .output()
-        .expect("mpirun (install openmpi-bin)");
+    let o = mpirun_self(
+        "two_ranks_of_32_match_one_process_of_64_after_20_steps",
+        &[(CHILD, tmp.to_str().unwrap()), ("MLFW_NUM_THREADS", "1")],
+    );
     assert!(
         o.status.success(),
         "mpirun failed:\n{}\n{}",
@@ -108,7 +113,6 @@ fn two_ranks_of_32_match_one_process_of_64_after_20_steps() {
 #[cfg(feature = "mpi")]
 #[test]
 fn a_rank_that_dies_stops_the_others_with_an_error() {
-    use std::process::Command;
     use std::time::{Duration, Instant};
     const CHILD: &str = "MLFW_DDP_DIE_CHILD";
     if std::env::var(CHILD).is_ok() {
@@ -120,20 +124,10 @@ fn a_rank_that_dies_stops_the_others_with_an_error() {
         panic!("rank 0 should not get past a collective with a dead peer: {e:?}");
     }
     let t = Instant::now();
-    let o = Command::new("timeout")
-        .args(["120", "mpirun", "-np", "2", "--oversubscribe"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_rank_that_dies_stops_the_others_with_an_error",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .env("MLFW_DIST_TIMEOUT_S", "20")
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .output()
-        .expect("mpirun");
+    let o = mpirun_self(
+        "a_rank_that_dies_stops_the_others_with_an_error",
+        &[(CHILD, "1"), ("MLFW_DIST_TIMEOUT_S", "20")],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "the job must fail");
     assert_ne!(
@@ -152,7 +146,6 @@ fn a_rank_that_dies_stops_the_others_with_an_error() {
 #[cfg(feature = "mpi")]
 #[test]
 fn a_collective_a_peer_never_joins_times_out_with_an_error() {
-    use std::process::Command;
     use std::time::{Duration, Instant};
     const CHILD: &str = "MLFW_DDP_STALL_CHILD";
     if let Ok(len) = std::env::var(CHILD) {
@@ -169,22 +162,14 @@ fn a_collective_a_peer_never_joins_times_out_with_an_error() {
     }
     for (len, direct) in [(16usize, "1"), (1 << 20, "1"), (16, "0")] {
         let t = Instant::now();
-        let o = Command::new("timeout")
-            .args(["120", "mpirun", "-np", "2", "--oversubscribe"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "a_collective_a_peer_never_joins_times_out_with_an_error",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env(CHILD, len.to_string())
-            .env("MLFW_MPI_DIRECT", direct)
-            .env("MLFW_DIST_TIMEOUT_S", "2")
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .output()
-            .expect("mpirun");
+        let o = mpirun_self(
+            "a_collective_a_peer_never_joins_times_out_with_an_error",
+            &[
+                (CHILD, &len.to_string()),
+                ("MLFW_MPI_DIRECT", direct),
+                ("MLFW_DIST_TIMEOUT_S", "2"),
+            ],
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "the job must fail");
         assert!(
