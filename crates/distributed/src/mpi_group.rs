@@ -93,13 +93,7 @@ impl MpiGroup {
 
     /// The error of a collective `what` that did not finish within the timeout.
     fn timed_out(&self, what: &str) -> Error {
-        Error::msg(format!(
-            "rank {} of {}: MPI {what} did not finish within {} s; another rank has probably \
-             died or stopped calling collectives (MLFW_DIST_TIMEOUT_S sets the limit)",
-            self.rank,
-            self.world,
-            self.timeout.as_secs()
-        ))
+        Error::msg(timeout_message(self.rank, self.world, self.timeout, what))
     }
 
     /// Hands a request to the communication thread and waits for its answer, holding the
@@ -140,6 +134,15 @@ impl MpiGroup {
     }
 }
 
+/// What a collective `what` of rank `rank` (of `world`) that outlived `timeout` is told.
+fn timeout_message(rank: usize, world: usize, timeout: Duration, what: &str) -> String {
+    format!(
+        "rank {rank} of {world}: MPI {what} did not finish within {} s; another rank has \
+         probably died or stopped calling collectives (MLFW_DIST_TIMEOUT_S sets the limit)",
+        timeout.as_secs()
+    )
+}
+
 fn serve(
     rx: Receiver<Req>,
     ready: Sender<std::result::Result<(usize, usize, bool), String>>,
@@ -167,14 +170,9 @@ fn serve(
                 let since = watch.since_ms.load(Ordering::SeqCst);
                 let now = watch.base.elapsed().as_millis() as u64 + 1;
                 if since != 0 && now.saturating_sub(since) > timeout.as_millis() as u64 {
-                    eprintln!(
-                        "error: rank {} of {}: MPI all_reduce did not finish within {} s; another \
-                         rank has probably died or stopped calling collectives \
-                         (MLFW_DIST_TIMEOUT_S sets the limit); ending this process",
-                        world.rank(),
-                        world.size(),
-                        timeout.as_secs()
-                    );
+                    let (rank, size) = (world.rank() as usize, world.size() as usize);
+                    let msg = timeout_message(rank, size, timeout, "all_reduce");
+                    eprintln!("error: {msg}; ending this process");
                     std::process::exit(1);
                 }
                 continue;
