@@ -441,5 +441,5 @@ fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
             (cfg, data, None)
         }
     };
-    lm_train::LmTrainer::new(cfg, data, lock, args.quiet, args.json)?.run()
+    lm_train::learner(cfg, data, lock, args.quiet, args.json)?.fit()
 }

@@ -1,6 +1,7 @@
 //! Callbacks: code that runs at the start of a fit, after every step, on every validation
 //! batch and after every epoch,
-//! and may end the run early ([`EarlyStopping`]). The TensorBoard event file is one
+//! and may end the run early ([`EarlyStopping`]), or write extra run-folder files
+//! ([`PerplexityCsv`]). The TensorBoard event file is one
 //! ([`crate::tensorboard_log::TensorBoard`]); progress display, metrics files and checkpoints
 //! are the learner's own.
 
@@ -124,6 +125,50 @@ impl Callback for EarlyStopping {
             true => Control::Stop,
             false => Control::Continue,
         })
+    }
+}
+
+/// Writes `perplexity.csv` in the run folder: a header `epoch,train_perplexity,val_perplexity`
+/// then one row per epoch (`exp` of the mean losses, 4 decimals). Epoch 1 starts the file
+/// afresh. Nothing without a run folder. [`Learner::perplexity`](super::Learner::perplexity)
+/// adds it.
+#[derive(Debug, Default, Clone)]
+pub struct PerplexityCsv {
+    path: Option<std::path::PathBuf>,
+}
+
+impl Callback for PerplexityCsv {
+    fn on_fit_start(&mut self, start: &FitStart<'_>) -> Result<()> {
+        self.path = start.run_dir.map(|d| d.join("perplexity.csv"));
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, r: &EpochMetrics, _model: &dyn Module) -> Result<Control> {
+        use std::io::Write;
+        let Some(path) = &self.path else {
+            return Ok(Control::Continue);
+        };
+        let fresh = !path.exists() || r.epoch == 1;
+        let err = |e: std::io::Error| CliError::msg(format!("{}: {e}", path.display()));
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!fresh)
+            .write(true)
+            .truncate(fresh)
+            .open(path)
+            .map_err(err)?;
+        if fresh {
+            writeln!(f, "epoch,train_perplexity,val_perplexity").map_err(err)?;
+        }
+        writeln!(
+            f,
+            "{},{:.4},{:.4}",
+            r.epoch,
+            r.train_loss.exp(),
+            r.val_loss.exp()
+        )
+        .map_err(err)?;
+        Ok(Control::Continue)
     }
 }
 

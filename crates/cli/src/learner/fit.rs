@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mlfw_core::random::with_global;
 
-use super::{Control, FitStart, Learner, Step, StepEnd, Summary, INTERRUPTED};
+use super::{Control, FitStart, Learner, Monitor, Span, Step, StepEnd, Summary, INTERRUPTED};
 use crate::checkpoint;
 use crate::error::{CliError, Result};
 use crate::metrics::{self, EpochMetrics};
@@ -24,12 +24,14 @@ impl Learner {
         let dir = self.run.as_ref().map(|r| r.dir.clone());
         let (model, dataset) = &self.names;
         self.console.line(format!(
-            "{model} on {dataset} ({} parameters, {} train / {} val images) on {}, {} epochs -> {}",
+            "{model} on {dataset} ({} parameters, {} train / {} val {}) on {}, {} epochs of {} steps -> {}",
             self.model.num_parameters(),
-            self.train.dataset().len(),
-            self.val.dataset().len(),
+            self.train.samples(),
+            self.val.samples(),
+            self.unit.noun,
             self.device,
             self.epochs,
+            self.steps_per_epoch,
             dir.as_ref()
                 .map_or("(no run folder)".into(), |d| d.display().to_string())
         ));
@@ -75,19 +77,37 @@ impl Learner {
             .history
             .last()
             .ok_or_else(|| CliError::msg("no epoch finished"))?;
-        self.console.line(format!(
-            "done: val accuracy {:.4} (best {:.4}){}",
-            last.val_acc,
-            self.state.best_acc,
-            dir.as_ref().map_or(String::new(), |d| format!(
-                ", weights in {}",
-                d.join(LAST).display()
-            ))
-        ));
+        let weights = |f: &str| {
+            dir.as_ref().map_or(String::new(), |d| {
+                format!(", weights in {}", d.join(f).display())
+            })
+        };
+        let (line, best_accuracy) = match self.monitor {
+            Monitor::ValAccuracy => (
+                format!(
+                    "done: val accuracy {:.4} (best {:.4}){}",
+                    last.val_acc,
+                    self.state.best_acc,
+                    weights(LAST)
+                ),
+                self.state.best_acc,
+            ),
+            Monitor::ValLoss => (
+                format!(
+                    "done: val loss {:.4}{}, best {:.4}{}",
+                    last.val_loss,
+                    self.perplexity_of(last.val_loss),
+                    -self.state.best_acc,
+                    weights(BEST)
+                ),
+                self.history.iter().map(|r| r.val_acc).fold(0.0, f64::max),
+            ),
+        };
+        self.console.line(line);
         Ok(Summary {
             accuracy: last.val_acc,
             loss: last.val_loss,
-            best_accuracy: self.state.best_acc,
+            best_accuracy,
             train_loss: last.train_loss,
             epochs: self.history.len(),
             steps: self.state.global_step,
@@ -138,8 +158,12 @@ impl Learner {
             }
         }
         self.history.push(row.clone());
-        if row.val_acc > self.state.best_acc {
-            self.state.best_acc = row.val_acc;
+        let score = match self.monitor {
+            Monitor::ValAccuracy => row.val_acc,
+            Monitor::ValLoss => -row.val_loss,
+        };
+        if score > self.state.best_acc {
+            self.state.best_acc = score;
             if let Some(r) = &self.run {
                 self.model.save(&r.dir.join(BEST))?;
             }
@@ -147,42 +171,61 @@ impl Learner {
         self.state = self.state.next_epoch();
         self.save()?;
         self.console.line(format!(
-            "epoch {}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  lr {:.3e}  {:.1}s  {:.0} img/s",
+            "epoch {}/{}  train loss {:.4} acc {:.4}  val loss {:.4}{} acc {:.4}  lr {:.3e}  {:.1}s  {:.0} {}",
             row.epoch,
             self.epochs,
             row.train_loss,
             row.train_acc,
             row.val_loss,
+            self.perplexity_of(row.val_loss),
             row.val_acc,
             row.lr,
             row.time_s,
-            row.images_per_s
+            row.images_per_s,
+            self.unit.rate
         ));
         Ok(control)
     }
 
-    /// Mean loss and accuracy over one pass of the validation loader, in evaluation mode and
-    /// without gradients; the model goes back to training mode after.
+    /// ` (perplexity P)` when the learner reports perplexity, else nothing.
+    fn perplexity_of(&self, loss: f64) -> String {
+        match self.perplexity {
+            true => format!(" (perplexity {:.2})", loss.exp()),
+            false => String::new(),
+        }
+    }
+
+    /// Mean loss (each batch weighted by [`BatchSource::weight`](super::BatchSource::weight))
+    /// and accuracy (argmax of the output's last dimension against every target) over epoch 0
+    /// of the validation source, in evaluation mode and without gradients; the model goes back
+    /// to training mode after.
     fn validate(&mut self) -> Result<(f64, f64)> {
         self.model.train(false);
         let _guard = mlfw_autograd::no_grad();
-        let (mut loss_sum, mut correct, mut samples) = (0.0f64, 0.0f64, 0usize);
-        for batch in self.val.iter_epoch(0) {
-            let batch = batch?;
-            let n = batch.len();
-            let out = self.model.forward(&(self.input)(&batch.images)?)?;
-            let y = batch.labels.to(&self.device)?;
-            loss_sum += (self.loss)(&out, &y)?.item_f64()? * n as f64;
-            correct += out.argmax(1, false)?.count_eq(&y)?;
+        let (mut loss_sum, mut weights, mut correct, mut targets) = (0.0f64, 0.0f64, 0.0f64, 0);
+        let span = Span {
+            epoch: 0,
+            start: 0,
+            end: self.val.len(),
+            global_step: 0,
+        };
+        for batch in self.val.batches(span) {
+            let (x, y) = batch?;
+            let out = self.model.forward(&(self.input)(&x)?)?;
+            let y = y.to(&self.device)?;
+            let w = self.val.weight(&y);
+            loss_sum += (self.loss)(&out, &y)?.item_f64()? * w;
+            weights += w;
+            correct += out.argmax(-1, false)?.count_eq(&y)?;
             for cb in &mut self.callbacks {
                 cb.on_val_batch(&out, &y)?;
             }
-            samples += n;
+            targets += y.elem_count();
         }
         self.model.train(true);
         Ok((
-            loss_sum / samples.max(1) as f64,
-            correct / samples.max(1) as f64,
+            loss_sum / if weights > 0.0 { weights } else { 1.0 },
+            correct / targets.max(1) as f64,
         ))
     }
 
@@ -190,14 +233,23 @@ impl Learner {
     fn train_steps(&mut self, e: usize) -> Result<()> {
         let (start, total) = (self.state.step, self.steps_per_epoch);
         let label = format!("epoch {}/{}", e + 1, self.epochs);
-        let mut bar = self.console.epoch(label, total, start);
+        let mut bar = self
+            .console
+            .epoch(label, total, start)
+            .with_unit(self.unit.rate);
         let (t, seconds0) = (Instant::now(), self.state.seconds);
-        let batches = self.train.iter_epoch(e as u64).take(total).skip(start);
-        for batch in batches {
-            let batch = batch?;
-            let n = batch.len();
-            let x = (self.input)(&batch.images)?;
-            let y = batch.labels.to(&self.device)?;
+        let span = Span {
+            epoch: e as u64,
+            start,
+            end: total,
+            global_step: self.state.global_step,
+        };
+        for batch in self.train.batches(span) {
+            let (images, y) = batch?;
+            // Samples for throughput and accuracy: every target (labels, or next tokens).
+            let n = y.elem_count();
+            let x = (self.input)(&images)?;
+            let y = y.to(&self.device)?;
             let out = self.step.step(Step {
                 model: self.model.as_mut(),
                 optimizer: self.opt.as_mut(),
@@ -228,7 +280,7 @@ impl Learner {
             }
             let correct = {
                 let _g = mlfw_autograd::no_grad();
-                out.output.argmax(1, false)?.count_eq(&y)?
+                out.output.argmax(-1, false)?.count_eq(&y)?
             };
             let s = &mut self.state;
             s.step += 1;
@@ -245,7 +297,7 @@ impl Learner {
                 loss: lv,
                 accuracy: correct / n.max(1) as f64,
                 lr: self.opt.lr(),
-                images: &batch.images,
+                images: &images,
             };
             for cb in &mut self.callbacks {
                 cb.on_step_end(&end)?;

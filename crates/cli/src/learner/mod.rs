@@ -10,10 +10,15 @@
 //! resumed run ends with the same weights, bit for bit, as one that was never interrupted.
 //!
 //! Each batch goes through one [`TrainStep`] ([`StandardStep`] unless
-//! [`Learner::step`] sets another): the single place where a step is done.
+//! [`Learner::step`] sets another): the single place where a step is done. Batches come from
+//! any [`BatchSource`]: a [`DataLoader`], or a source of drawn batches such as the
+//! language-model trainer's random text windows ([`crate::lm_train`]), whose "best" epoch is
+//! the one of lowest validation loss ([`Monitor::ValLoss`]) and whose metric is perplexity
+//! ([`Learner::perplexity`]).
 
 mod callback;
 mod fit;
+mod source;
 mod step;
 
 use std::path::{Path, PathBuf};
@@ -22,15 +27,15 @@ use std::sync::Arc;
 
 use mlfw_core::random::with_global;
 use mlfw_core::{DType, Device, Generator, Tensor};
-use mlfw_data::DataLoader;
 use mlfw_distributed::DistributedDataParallel;
 use mlfw_nn::{functional as F, Module};
 use mlfw_optim::sched::Scheduler;
 use mlfw_optim::{GradScaler, Optimizer};
 use serde::Serialize;
 
-pub use callback::{Callback, Control, EarlyStopping, FitStart, StepEnd};
-pub use step::{LossFn, StandardStep, Step, StepOutput, TrainStep};
+pub use callback::{Callback, Control, EarlyStopping, FitStart, PerplexityCsv, StepEnd};
+pub use source::{BatchSource, SourceBatch, Span};
+pub use step::{ClippedStep, LossFn, StandardStep, Step, StepOutput, TrainStep};
 
 use crate::checkpoint::{self, Checkpoint, Progress};
 use crate::error::{CliError, Result};
@@ -79,13 +84,34 @@ pub(crate) struct RunFolder {
 /// A batch transform: the loader's images → the model's input on its device.
 pub type InputFn = Box<dyn Fn(&Tensor) -> Result<Tensor>>;
 
+/// Which epoch's weights are the best (`best.safetensors`), as Keras's `monitor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Monitor {
+    /// The highest validation accuracy (classifiers; the default).
+    #[default]
+    ValAccuracy,
+    /// The lowest validation loss (language models). The checkpoint's best score is then
+    /// the negated loss, so "higher is better" holds for both.
+    ValLoss,
+}
+
+/// What the learner counts, for its messages: `noun` in the header ("images"), `rate` in
+/// the progress and epoch lines ("img/s").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unit {
+    /// What a sample is called, plural.
+    pub noun: &'static str,
+    /// Its throughput's unit.
+    pub rate: &'static str,
+}
+
 /// A training run, set up and ready to [`fit`](Learner::fit).
 pub struct Learner {
     pub(crate) model: Box<dyn Module>,
     pub(crate) opt: Box<dyn Optimizer>,
     pub(crate) sched: Option<Schedule>,
-    pub(crate) train: DataLoader,
-    pub(crate) val: DataLoader,
+    pub(crate) train: Box<dyn BatchSource>,
+    pub(crate) val: Box<dyn BatchSource>,
     pub(crate) device: Device,
     pub(crate) input: InputFn,
     pub(crate) loss: LossFn,
@@ -105,17 +131,23 @@ pub struct Learner {
     /// The learning rate named in the divergence message.
     pub(crate) lr: f64,
     pub(crate) names: (String, String),
+    pub(crate) monitor: Monitor,
+    pub(crate) unit: Unit,
+    /// Whether the epoch and final lines show the perplexity `exp(loss)`.
+    pub(crate) perplexity: bool,
 }
 
 impl Learner {
     /// A learner for `model` (on the device of its first parameter) trained by `optimizer` on
-    /// `train`, validated on `val` after every epoch. Defaults: 1 epoch of every batch,
-    /// cross-entropy loss, no schedule, no run folder, progress lines on stdout.
+    /// the batches of `train` (a [`DataLoader`](mlfw_data::DataLoader) or any other
+    /// [`BatchSource`]), validated on one epoch of `val` after every epoch. Defaults: 1 epoch
+    /// of every batch, cross-entropy loss, best = highest validation accuracy, no schedule, no
+    /// run folder, progress lines on stdout.
     pub fn new(
         model: Box<dyn Module>,
         optimizer: Box<dyn Optimizer>,
-        train: DataLoader,
-        val: DataLoader,
+        train: impl BatchSource + 'static,
+        val: impl BatchSource + 'static,
     ) -> Self {
         let device = model
             .parameters()
@@ -128,8 +160,8 @@ impl Learner {
             opt: optimizer,
             sched: None,
             steps_per_epoch: train.len(),
-            train,
-            val,
+            train: Box::new(train),
+            val: Box::new(val),
             device,
             input: Box::new(move |x| Ok(x.to(&dev)?)),
             loss: Box::new(F::cross_entropy),
@@ -146,7 +178,40 @@ impl Learner {
             scaler: None,
             ddp: None,
             names: ("model".into(), "dataset".into()),
+            monitor: Monitor::ValAccuracy,
+            unit: Unit {
+                noun: "images",
+                rate: "img/s",
+            },
+            perplexity: false,
         }
+    }
+
+    /// Which epoch's weights `best.safetensors` keeps (default [`Monitor::ValAccuracy`]).
+    /// Set it before [`Learner::resume`], which restores the best score so far.
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        if monitor != self.monitor && self.state.epoch == 0 && self.state.step == 0 {
+            self.state.best_acc = match monitor {
+                Monitor::ValAccuracy => -1.0,
+                Monitor::ValLoss => -1e30,
+            };
+        }
+        self.monitor = monitor;
+        self
+    }
+
+    /// What the messages count: e.g. `unit("tokens", "tokens/s")` (default images, img/s).
+    pub fn unit(mut self, noun: &'static str, rate: &'static str) -> Self {
+        self.unit = Unit { noun, rate };
+        self
+    }
+
+    /// Reports the perplexity `exp(loss)` of a cross-entropy (language) model: in the epoch
+    /// and final lines, and, with a run folder, in `perplexity.csv` ([`PerplexityCsv`]).
+    pub fn perplexity(mut self) -> Self {
+        self.perplexity = true;
+        self.callbacks.push(Box::new(PerplexityCsv::default()));
+        self
     }
 
     /// Trains until `epochs` epochs are finished (counting those of a resumed run).

@@ -68,31 +68,59 @@ pub struct StandardStep;
 
 impl TrainStep for StandardStep {
     fn step(&mut self, s: Step<'_>) -> Result<StepOutput> {
-        s.optimizer.zero_grad();
-        let (output, loss) = {
-            let _amp = s.amp.map(mlfw_core::autocast::autocast).transpose()?;
-            let output = s.model.forward(s.input)?;
-            let loss = (s.loss)(&output, s.target)?;
-            (output, loss)
-        };
-        let lv = loss.item_f64()?;
-        if !lv.is_finite() {
-            return Ok(StepOutput { output, loss: lv });
-        }
-        match s.scaler.as_deref() {
-            Some(sc) => sc.scale(&loss)?.backward()?,
-            None => loss.backward()?,
-        }
-        if let Some(ddp) = s.ddp {
-            ddp.finish()?;
-        }
-        match s.scaler {
-            Some(sc) => {
-                sc.step(s.optimizer, &s.model.parameters())?;
-                sc.update();
-            }
-            None => s.optimizer.step()?,
-        }
-        Ok(StepOutput { output, loss: lv })
+        eager_step(s, None)
     }
+}
+
+/// [`StandardStep`] with the gradients clipped to a total 2-norm of at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`) between backward and the optimizer step; under f16 the
+/// gradients are unscaled first, as PyTorch's AMP recipe does.
+#[derive(Debug, Clone, Copy)]
+pub struct ClippedStep {
+    /// The largest total gradient norm let through.
+    pub max_norm: f64,
+}
+
+impl TrainStep for ClippedStep {
+    fn step(&mut self, s: Step<'_>) -> Result<StepOutput> {
+        eager_step(s, Some(self.max_norm))
+    }
+}
+
+/// The eager step, clipping the gradient norm to `clip` when given.
+fn eager_step(s: Step<'_>, clip: Option<f64>) -> Result<StepOutput> {
+    s.optimizer.zero_grad();
+    let (output, loss) = {
+        let _amp = s.amp.map(mlfw_core::autocast::autocast).transpose()?;
+        let output = s.model.forward(s.input)?;
+        let loss = (s.loss)(&output, s.target)?;
+        (output, loss)
+    };
+    let lv = loss.item_f64()?;
+    if !lv.is_finite() {
+        return Ok(StepOutput { output, loss: lv });
+    }
+    match s.scaler.as_deref() {
+        Some(sc) => sc.scale(&loss)?.backward()?,
+        None => loss.backward()?,
+    }
+    if let Some(ddp) = s.ddp {
+        ddp.finish()?;
+    }
+    let mut scaler = s.scaler;
+    if let Some(max_norm) = clip {
+        let params = s.model.parameters();
+        if let Some(sc) = scaler.as_deref_mut() {
+            sc.unscale_(&params)?;
+        }
+        mlfw_optim::clip_grad_norm(&params, max_norm, 2.0)?;
+    }
+    match scaler {
+        Some(sc) => {
+            sc.step(s.optimizer, &s.model.parameters())?;
+            sc.update();
+        }
+        None => s.optimizer.step()?,
+    }
+    Ok(StepOutput { output, loss: lv })
 }
