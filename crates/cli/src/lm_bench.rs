@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use mlfw_autograd::Backward;
 use mlfw_core::Device;
 use mlfw_data::{Rng, TextDataset};
 use mlfw_nn::lm::build_lm;
-use mlfw_optim::{AdamConfig, Optim, Optimizer};
+use mlfw_optim::{AdamConfig, Optim};
 use serde_json::json;
 
 use crate::error::Result;
+use crate::learner::{ClippedStep, LossFn, Step, TrainStep};
 use crate::lm_train::{lm_loss, CLIP, SEQ_LEN};
 
 /// Benchmarks language model `name` (canonical) with `batch` windows per step.
@@ -28,20 +28,27 @@ pub fn run(
     let mut model = build_lm(name, data.vocab.len(), &Device::Cpu)?;
     model.to_device(device)?;
     model.train(true);
-    let params = model.parameters();
-    let mut opt = Optim::new(params.clone(), AdamConfig::new(2e-3))?;
+    let mut opt = Optim::new(model.parameters(), AdamConfig::new(2e-3))?;
+    // The training step `mlfw train` takes (forward, loss, backward, clip, Adam).
+    let (mut step, loss): (_, LossFn) = (ClippedStep { max_norm: CLIP }, Box::new(lm_loss));
     let mut rng = Rng::new(0);
     let mut times = Vec::with_capacity(steps);
     let mut last_loss = f64::NAN;
     for i in 0..warmup + steps {
         let (x, y) = data.batch(true, batch, SEQ_LEN, &mut rng, device)?;
         let t = Instant::now();
-        opt.zero_grad();
-        let loss = lm_loss(&model.forward(&x)?, &y)?;
-        loss.backward()?;
-        mlfw_optim::clip_grad_norm(&params, CLIP, 2.0)?;
-        opt.step()?;
-        last_loss = loss.item_f64()?;
+        last_loss = step
+            .step(Step {
+                model: model.as_mut(),
+                optimizer: &mut opt,
+                loss: &loss,
+                input: &x,
+                target: &y,
+                amp: None,
+                scaler: None,
+                ddp: None,
+            })?
+            .loss;
         if i >= warmup {
             times.push(t.elapsed().as_secs_f64());
         }
