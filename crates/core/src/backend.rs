@@ -44,6 +44,42 @@ pub trait Backend: Send + Sync {
     ) -> Result<Storage>;
     /// Waits for queued work.
     fn synchronize(&self) -> Result<()>;
+    /// A staging area for many host→device copies made from one thread (a data-loader
+    /// worker's batches): see [`Staging`]. The default copies each upload with
+    /// [`Backend::from_cpu`], as [`Tensor::to_device`](crate::Tensor::to_device) does; CUDA's
+    /// stages through reused page-locked memory with the copy asynchronous on a stream of its own.
+    ///
+    /// # Errors
+    /// Device errors creating the staging area (a CUDA stream).
+    fn staging(&self) -> Result<Box<dyn Staging>> {
+        Ok(Box::new(DirectStaging(self.device())))
+    }
+}
+
+/// A reusable host→device staging area, owned by one thread: uploads through it may reuse
+/// host buffers (page-locked on CUDA) and queue their copies asynchronously, ordered before
+/// any later work on the device, so the caller need not wait for them. Create one with
+/// [`Backend::staging`]; use it with [`Tensor::to_device_staged`](crate::Tensor::to_device_staged).
+pub trait Staging {
+    /// The device uploads go to.
+    fn device(&self) -> Device;
+    /// Copies host data to a new buffer on [`Staging::device`].
+    ///
+    /// # Errors
+    /// Device errors (out of memory, a failed copy).
+    fn upload(&mut self, data: CpuStorage) -> Result<Storage>;
+}
+
+/// The default staging: each upload is the backend's plain [`Backend::from_cpu`].
+struct DirectStaging(Device);
+
+impl Staging for DirectStaging {
+    fn device(&self) -> Device {
+        self.0
+    }
+    fn upload(&mut self, data: CpuStorage) -> Result<Storage> {
+        self.0.backend()?.from_cpu(data)
+    }
 }
 
 /// A device buffer and the kernels over it. See the module docs for conventions.

@@ -38,6 +38,22 @@ pub(crate) fn host_bytes(c: &CpuStorage) -> &[u8] {
     mlfw_core::with_cpu_vec!(c, v => b(v))
 }
 
+impl Drop for CudaStorage {
+    /// A buffer uploaded on a copy stream ([`crate::staging`]) is freed on that stream: make it
+    /// wait for the work queued on the device's stream first, which may still read the buffer.
+    fn drop(&mut self) {
+        let own = self.buf.stream();
+        if !Arc::ptr_eq(own, &self.dev.stream) {
+            match self.dev.stream.record_event(None) {
+                Ok(e) if own.wait(&e).is_ok() => {}
+                _ => {
+                    let _ = self.dev.stream.synchronize();
+                }
+            }
+        }
+    }
+}
+
 impl CudaStorage {
     /// An uninitialised buffer of `len` elements.
     pub(crate) fn alloc(dev: &Arc<CudaDevice>, dtype: DType, len: usize) -> Result<Self> {

@@ -30,6 +30,7 @@ pub mod fused;
 pub mod kernels;
 mod lay;
 mod ops;
+mod staging;
 mod storage;
 
 pub use blas::{allow_tf32, set_allow_tf32};

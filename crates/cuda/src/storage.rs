@@ -5,7 +5,7 @@ use crate::buffer::CudaStorage;
 use crate::context::CudaDevice;
 use crate::ops;
 
-use mlfw_core::backend::{Backend, BackendStorage, Storage};
+use mlfw_core::backend::{Backend, BackendStorage, Staging, Storage};
 use mlfw_core::params::*;
 use mlfw_core::{CpuStorage, DType, Device, Error, Layout, Result, Shape};
 use std::any::Any;
@@ -68,6 +68,10 @@ impl Backend for CudaBackend {
     }
     fn synchronize(&self) -> Result<()> {
         self.dev.synchronize()
+    }
+    /// Page-locked staging with asynchronous copies ([`crate::staging`]).
+    fn staging(&self) -> Result<Box<dyn Staging>> {
+        Ok(Box::new(crate::staging::PinnedStaging::new(&self.dev)?))
     }
 }
 

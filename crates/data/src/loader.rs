@@ -1,9 +1,10 @@
 //! `DataLoader`: batches, seeded per-epoch shuffling, and background worker threads.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use mlfw_core::Device;
+use mlfw_core::{Device, Staging};
 
 use crate::collate::Batch;
 use crate::dataset::Dataset;
@@ -36,7 +37,8 @@ use crate::sampler::{epoch_order, num_batches, shard_order};
 /// order. With 0 workers (the default) everything runs in the caller.
 ///
 /// [`to_device`](Self::to_device) delivers batches on a device: the host→device copy runs in
-/// the worker threads, overlapped with the consumer's work on the previous batch.
+/// the worker threads, overlapped with the consumer's work on the previous batch (on CUDA
+/// through page-locked memory and a copy stream of each worker's own).
 pub struct DataLoader {
     dataset: Arc<dyn Dataset>,
     batch_size: usize,
@@ -128,10 +130,15 @@ impl DataLoader {
     }
 
     /// Delivers every batch (images and labels) on `device` (default: the CPU). The copy is
-    /// made where the batch is built: in the worker threads when there are any, so it overlaps
-    /// with the consumer's work on the previous batch (PyTorch's `pin_memory` + non-blocking
-    /// copy; the host staging buffers here are ordinary, not page-locked, memory). An
-    /// unavailable device comes out as an error in place of each batch.
+    /// made where the batch is built: in the worker threads when there are any (else in the
+    /// consumer's), each through a staging area of its own from the device's backend
+    /// ([`mlfw_core::Backend::staging`]), kept for the thread's batches of an epoch. On CUDA
+    /// that is PyTorch's `pin_memory` + `non_blocking` copy: the batch is written into a reused
+    /// page-locked buffer and copied asynchronously on the worker's own stream, which the
+    /// device's stream waits for (an event) before any later op — so the copy overlaps with
+    /// the compute queued before it. That CUDA path compiles and is tested to give the same
+    /// tensors as [`Tensor::to_device`](mlfw_core::Tensor::to_device), but has not yet been run
+    /// or timed on a GPU. An unavailable device comes out as an error in place of each batch.
     pub fn to_device(mut self, device: Device) -> Self {
         self.device = device;
         self
@@ -225,10 +232,12 @@ impl DataLoader {
             let batch = dataset.get_batch(indices, &seeds)?;
             match device {
                 Device::Cpu => Ok(batch),
-                d => Ok(Batch {
-                    images: batch.images.to(&d)?,
-                    labels: batch.labels.to(&d)?,
-                    indices: batch.indices,
+                d => with_staging(d, |s| {
+                    Ok(Batch {
+                        images: batch.images.to_device_staged(s)?,
+                        labels: batch.labels.to_device_staged(s)?,
+                        indices: batch.indices,
+                    })
                 }),
             }
         });
@@ -240,6 +249,27 @@ impl DataLoader {
             Err(e) => Batches::failed(e),
         }
     }
+}
+
+thread_local! {
+    /// This thread's staging area for uploads to one device, reused across its batches.
+    static STAGING: RefCell<Option<Box<dyn Staging>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's staging area for `device` (created on first use, replaced when
+/// the device changes).
+fn with_staging<R>(device: Device, f: impl FnOnce(&mut dyn Staging) -> Result<R>) -> Result<R> {
+    STAGING.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|s| s.device() != device) {
+            *slot = None;
+            *slot = Some(device.backend()?.staging()?);
+        }
+        match slot.as_deref_mut() {
+            Some(s) => f(s),
+            None => Err(Error::invalid("no staging area")),
+        }
+    })
 }
 
 impl IntoIterator for &DataLoader {

@@ -412,6 +412,31 @@ impl Tensor {
         ))
     }
 
+    /// Moves to `staging`'s device through it (a no-op clone when already there): as
+    /// [`Tensor::to_device`], but the host→device copy may go through the staging area's
+    /// reused page-locked buffer and run asynchronously (see [`crate::backend::Staging`]).
+    /// Data loaders use it, one staging area per worker thread.
+    ///
+    /// # Errors
+    /// As [`Tensor::to_device`].
+    pub fn to_device_staged(&self, staging: &mut dyn crate::backend::Staging) -> Result<Tensor> {
+        if staging.device() == self.device() {
+            return Ok(self.clone());
+        }
+        let host = {
+            let s = self.storage();
+            let c = s.copy_layout(self.layout())?;
+            c.to_cpu()?
+        };
+        let s = staging.upload(host)?;
+        Ok(Tensor::from_storage(
+            s,
+            self.shape().clone(),
+            || Op::ToDevice(self.clone()),
+            &[self],
+        ))
+    }
+
     /// Alias of [`Tensor::to_device`].
     ///
     /// # Errors

@@ -12,3 +12,4 @@ mod optim;
 mod random;
 mod reduce;
 mod special;
+mod staging;
