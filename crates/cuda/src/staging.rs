@@ -77,7 +77,7 @@ impl Staging for PinnedStaging {
         // Padded as `alloc::alloc_bytes` pads (kernels may touch whole 8-byte words).
         let padded = n.div_ceil(8) * 8;
         // SAFETY: the first `n` bytes are written by the copy below before any op reads them.
-        let mut buf = unsafe { self.copy.alloc::<u8>(padded) }.w(&format!(
+        let buf = unsafe { self.copy.alloc::<u8>(padded) }.w(&format!(
             "allocating {n} bytes on cuda:{}",
             self.dev.ordinal
         ))?;
@@ -97,7 +97,6 @@ impl Staging for PinnedStaging {
             .wait(&done)
             .w("ordering the upload before later work")?;
         self.last = Some(done);
-        let _ = &mut buf;
         Ok(Box::new(CudaStorage {
             buf,
             dtype: data.dtype(),
