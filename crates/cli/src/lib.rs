@@ -2,9 +2,11 @@
 //!
 //! The ring that wires training runs, as a library: [`learner::Learner`] trains any
 //! [`mlfw_nn::Module`] with any [`mlfw_optim::Optimizer`], schedule and pair of
-//! [`mlfw_data::DataLoader`]s — epochs, validation, callbacks (progress, early stopping,
-//! TensorBoard), a run folder with checkpoints, exact resume, Ctrl-C and NaN stop. The `mlfw`
-//! binary (`src/main.rs`) only parses flags and calls into this library.
+//! [`mlfw_data::DataLoader`]s (or other [`learner::BatchSource`]s, such as the language
+//! models' random text windows, [`lm_train::TextWindows`]) — epochs, validation, callbacks
+//! (progress, early stopping, TensorBoard, perplexity), a run folder with checkpoints, exact
+//! resume, Ctrl-C and NaN stop. The `mlfw` binary (`src/main.rs`) only parses flags and calls
+//! into this library: both trainers, images and language models, are a `Learner` set up.
 //!
 //! ```no_run
 //! use mlfw_cli::learner::Learner;
