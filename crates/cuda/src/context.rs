@@ -60,7 +60,11 @@ impl CudaDevice {
         }
         let ctx = CudaContext::new(ordinal).w("creating the CUDA context")?;
         // One stream per device: all work is stream-ordered, so per-buffer events are not needed.
-        // SAFETY: no CudaSlice exists yet on this context, and we never use a second stream.
+        // The one exception, data-loader uploads on a copy stream (`staging.rs`), orders itself
+        // with explicit events (the device's stream waits for the copy; the copy stream waits
+        // for the device's stream before such a buffer is freed).
+        // SAFETY: no CudaSlice exists yet on this context; the only other streams are the
+        // staging areas', whose cross-stream ordering is explicit as above.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().w("creating the CUDA stream")?;
         configure_pool(&ctx)?;
