@@ -48,6 +48,15 @@ impl PinnedStaging {
     }
 }
 
+impl Drop for PinnedStaging {
+    /// The last copy may still read the page-locked buffer: wait for it before it is freed.
+    fn drop(&mut self) {
+        if let Some(e) = self.last.take() {
+            let _ = e.synchronize();
+        }
+    }
+}
+
 impl Staging for PinnedStaging {
     fn device(&self) -> Device {
         self.dev.device()
