@@ -40,7 +40,10 @@ pub const CLIP: f64 = 1.0;
 /// The vocabulary file of a text run folder.
 pub const VOCAB: &str = "vocab.json";
 
-/// Errors when the run folder's vocabulary differs from the corpus's.
+/// Checks that the run folder's vocabulary is the corpus's.
+///
+/// # Errors
+/// `vocab.json` missing or malformed; a vocabulary that differs from `vocab`.
 pub fn check_vocab(dir: &Path, vocab: &CharVocab) -> Result<()> {
     let saved = read_vocab(dir)?;
     if saved != *vocab {
@@ -55,6 +58,9 @@ pub fn check_vocab(dir: &Path, vocab: &CharVocab) -> Result<()> {
 }
 
 /// Reads `vocab.json` (a JSON string of the characters in id order) of a run folder.
+///
+/// # Errors
+/// The file is missing or unreadable, not a JSON string, or repeats a character.
 pub fn read_vocab(dir: &Path) -> Result<CharVocab> {
     let path = dir.join(VOCAB);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -75,9 +81,18 @@ fn step_seed(seed: u64, step: u64) -> u64 {
     mlfw_core::random::splitmix64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// Cross-entropy of next-token logits `[B, T, V]` against targets `[B, T]`.
+/// Cross-entropy of next-token logits `[B, T, V]` against targets `[B, T]` (i64), the mean
+/// over every target.
+///
+/// # Errors
+/// Logits that are not 3-d, or targets whose count is not `B·T`; those of `cross_entropy`.
 pub fn lm_loss(logits: &Tensor, y: &Tensor) -> mlfw_core::Result<Tensor> {
-    let v = logits.dims()[2];
+    let &[_, _, v] = logits.dims() else {
+        return Err(mlfw_core::Error::msg(format!(
+            "lm_loss: logits must be [batch, time, vocab], got {:?}",
+            logits.dims()
+        )));
+    };
     F::cross_entropy(
         &logits.reshape([y.elem_count(), v])?,
         &y.reshape([y.elem_count()])?,
@@ -183,8 +198,9 @@ impl BatchSource for TextWindows {
 /// throughput in tokens/s, Ctrl-C handled. The folder is written (`vocab.json`, `config.json`)
 /// only once everything has loaded.
 ///
-/// Errors: device, model, optimizer or checkpoint that cannot be set up; a folder that cannot
-/// be created or is locked.
+/// # Errors
+/// Device, model, optimizer or checkpoint that cannot be set up; a folder that cannot be
+/// created or is locked.
 pub fn learner(
     cfg: RunConfig,
     data: TextDataset,

@@ -124,3 +124,15 @@ fn resumed_language_model_fit_ends_bit_identical() {
         assert!(b.join(f).is_file(), "{f} missing");
     }
 }
+
+#[test]
+fn lm_loss_refuses_logits_that_are_not_3d() {
+    let logits = mlfw_core::Tensor::zeros([4, 5], mlfw_core::DType::F32, &Device::Cpu).unwrap();
+    let y = mlfw_core::Tensor::from_vec(vec![0i64; 4], [4], &Device::Cpu).unwrap();
+    let e = lm_loss(&logits, &y).unwrap_err().to_string();
+    assert!(e.contains("[batch, time, vocab]"), "{e}");
+    let logits = logits.reshape([1, 4, 5]).unwrap();
+    let y = y.reshape([1, 4]).unwrap();
+    let l = lm_loss(&logits, &y).unwrap().item_f64().unwrap();
+    assert!((l - 5f64.ln()).abs() < 1e-6, "{l}");
+}
