@@ -181,6 +181,16 @@ impl CompiledStep {
         self.graph.profile(&[input.clone(), target.clone()])
     }
 
+    /// The captured graph (for printing and inspection).
+    pub fn graph(&self) -> &mlfw_core::graph::Graph {
+        self.graph.graph()
+    }
+
+    /// The fused groups of the plan used last (for inspection and code generation).
+    pub fn fused_groups(&self) -> Vec<mlfw_core::graph::FusedGroup> {
+        self.graph.plan().fused_groups()
+    }
+
     /// Plans compiled so far (one per new input shape).
     pub fn compilations(&self) -> usize {
         self.graph.compilations()
