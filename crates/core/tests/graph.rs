@@ -184,6 +184,39 @@ fn ops_that_depend_on_the_batch_size_refuse_a_symbolic_batch() {
     );
 }
 
+#[test]
+fn scalars_and_constants_from_the_batch_size_refuse_a_symbolic_batch() {
+    let x = Tensor::ones([4, 3], DType::F32, &Device::Cpu).unwrap();
+    let capture = |f: &dyn Fn(&Tensor) -> mlfw_core::Result<Tensor>| {
+        Capture::new()
+            .input("x", &x)
+            .symbolic_batch(true)
+            .run(|xs| Ok(vec![f(&xs[0])?]))
+    };
+    // A mean written by hand: the 1/N would be baked in at the tracing batch.
+    let e = capture(&|x| x.sum(&[0, 1], false)?.mul_scalar(1.0 / x.dims()[0] as f64))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not the same at batch sizes 2 and 3") && e.contains("other arguments"),
+        "{e}"
+    );
+    let e = capture(&|x| {
+        let n = Tensor::full(x.dims()[0] as f64, [1], DType::F32, &Device::Cpu)?;
+        x.sum(&[0, 1], false)?.div(&n.reshape([])?)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("other values"), "{e}");
+    // The same scalar at every batch is fine, and the graph runs at other batches.
+    let g = capture(&|x| x.sum(&[1], false)?.mul_scalar(0.5)).unwrap();
+    let y = Tensor::ones([5, 3], DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(
+        g.run(&[y]).unwrap()[0].to_vec::<f32>().unwrap(),
+        vec![1.5; 5]
+    );
+}
+
 fn kinds(g: &Graph) -> Vec<String> {
     g.nodes.iter().map(|n| n.op_name()).collect()
 }

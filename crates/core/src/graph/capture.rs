@@ -236,6 +236,28 @@ impl Builder {
     }
 }
 
+/// Constants larger than this are not compared between the two traces (their shape is).
+const COMPARE_MAX: usize = 1 << 16;
+
+/// Whether two constants hold the same values (bitwise, as f64); large ones, or ones that
+/// cannot be read, count as equal when their shapes and dtypes are.
+fn same_values(a: &Tensor, b: &Tensor) -> bool {
+    if a.dims() != b.dims() || a.dtype() != b.dtype() {
+        return false;
+    }
+    if a.elem_count() > COMPARE_MAX {
+        return true;
+    }
+    let read = |t: &Tensor| {
+        t.to_dtype(crate::DType::F64)
+            .and_then(|t| t.to_vec::<f64>())
+    };
+    match (read(a), read(b)) {
+        (Ok(x), Ok(y)) => x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+        _ => true,
+    }
+}
+
 /// Compares the capture at batch `b` with one at `b + 1` and writes every changed
 /// dimension as `a·N + c`.
 fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
@@ -265,6 +287,22 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
         }
         if matches!(n1.kind, NodeKind::Constant(_)) && n1.shape.iter().any(|d| d.is_symbolic()) {
             return differ(format!("constant `{}` has a batch-sized shape", n1.name));
+        }
+        // A scalar or constant computed from the batch size (`x.sum() / N`, batch norm's
+        // `n / (n - 1)`) would be baked in at the tracing batch: refuse it.
+        if let (NodeKind::Op(o1), NodeKind::Op(o2)) = (&n1.kind, &n2.kind) {
+            let (p1, p2) = (super::print::params(o1), super::print::params(o2));
+            if p1 != p2 || o1.inputs() != o2.inputs() {
+                return differ(format!(
+                    "node `{}` has other arguments ({p1} vs {p2})",
+                    n1.name
+                ));
+            }
+        }
+        if let (NodeKind::Constant(c1), NodeKind::Constant(c2)) = (&n1.kind, &n2.kind) {
+            if !same_values(c1, c2) {
+                return differ(format!("constant `{}` has other values", n1.name));
+            }
         }
     }
     g.batch = Some(b);
