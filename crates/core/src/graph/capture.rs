@@ -149,6 +149,21 @@ fn build(
     outs: &[Tensor],
 ) -> Graph {
     let mut b = Builder::default();
+    let mut notes = tape.notes;
+    // A state write is performed after the graph's ops: a later read of the written
+    // tensor would see the old value, so it is reported (the graph is not faithful).
+    for (dst, _, at) in &tape.writes {
+        let reads = |t: &Tensor| t.same_storage(dst);
+        if tape.entries[*at..]
+            .iter()
+            .any(|(_, op)| op.inputs().into_iter().any(reads))
+            || outs.iter().any(reads)
+        {
+            notes.push(
+                "`assign` wrote into a tensor that was read later during capture; a graph performs its state writes after all its ops".to_string(),
+            );
+        }
+    }
     for (i, ((name, _), x)) in inputs.iter().zip(xs).enumerate() {
         let id = b.push(name.clone(), NodeKind::Input { index: i }, x);
         b.ids.entry(x.id()).or_insert(id);
@@ -178,12 +193,25 @@ fn build(
         }
     }
     let outputs = outs.iter().map(|t| b.value(t)).collect();
+    let mut writes = Vec::new();
+    for (dst, src, _) in &tape.writes {
+        match b.ids.get(&dst.id()) {
+            Some(&d) if matches!(b.nodes[d.0].kind, NodeKind::Param(_)) => {
+                let s = b.value(src);
+                writes.push((d, s));
+            }
+            _ => notes.push(
+                "`assign` wrote into a tensor in place during capture that is not a registered parameter or buffer; only writes into those are part of the graph".to_string(),
+            ),
+        }
+    }
     Graph {
         nodes: b.nodes,
         inputs: input_ids,
         outputs,
         batch: None,
-        warnings: tape.notes,
+        warnings: notes,
+        writes,
     }
 }
 
@@ -192,6 +220,8 @@ struct Builder {
     nodes: Vec<Node>,
     ids: HashMap<TensorId, ValueId>,
     names: HashMap<String, usize>,
+    /// Every value's tensor, to recognise an alias of it (`detach`) by storage and layout.
+    tensors: Vec<(Tensor, ValueId)>,
 }
 
 impl Builder {
@@ -204,7 +234,9 @@ impl Builder {
             dtype: like.dtype(),
             device: like.device(),
         });
-        ValueId(self.nodes.len() - 1)
+        let id = ValueId(self.nodes.len() - 1);
+        self.tensors.push((like.clone(), id));
+        id
     }
 
     /// `base`, or `base_1`, `base_2`, … when taken.
@@ -224,9 +256,18 @@ impl Builder {
         name
     }
 
-    /// The node holding `t`, adding it as a constant when it is new.
+    /// The node holding `t` (or a tensor `t` aliases: same storage, layout and dtype, as
+    /// `detach` makes), adding it as a constant when it is new.
     fn value(&mut self, t: &Tensor) -> ValueId {
         if let Some(&id) = self.ids.get(&t.id()) {
+            return id;
+        }
+        let alias =
+            self.tensors.iter().rev().find(|(u, _)| {
+                u.same_storage(t) && u.layout() == t.layout() && u.dtype() == t.dtype()
+            });
+        if let Some(&(_, id)) = alias {
+            self.ids.insert(t.id(), id);
             return id;
         }
         let name = self.unique("constant");
@@ -269,6 +310,9 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
     };
     if g.nodes.len() != g2.nodes.len() {
         return differ(format!("{} vs {} nodes", g.nodes.len(), g2.nodes.len()));
+    }
+    if g.writes != g2.writes {
+        return differ("other state writes".to_string());
     }
     for (n1, n2) in g.nodes.iter_mut().zip(&g2.nodes) {
         if n1.op_name() != n2.op_name() || n1.shape.len() != n2.shape.len() {

@@ -208,7 +208,8 @@ impl Plan {
     }
 
     /// Runs the plan on `inputs` (one per placeholder) and returns the graph's outputs,
-    /// each in memory of its own. Results are bit-identical to [`Graph::run`] (the fused
+    /// each in memory of its own, after performing the graph's state writes
+    /// ([`Graph::writes`], e.g. batch norm's running statistics) in place. Results are bit-identical to [`Graph::run`] (the fused
     /// loop computes every element with the eager kernel's formula). No gradients are
     /// recorded. Parameters are read from the tensors the graph holds, so in-place
     /// updates to them (an optimizer step) are seen by the next run.
@@ -232,7 +233,9 @@ impl Plan {
         for (i, x) in self.graph.inputs.iter().zip(inputs) {
             self.slots[i.0] = Some(x.clone());
         }
-        let result = self.steps_run();
+        let result = self
+            .steps_run()
+            .and_then(|_| self.graph.perform_writes(|v| self.slots[v.0].clone()));
         let outs = result.and_then(|_| {
             self.graph
                 .outputs

@@ -51,7 +51,8 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         }
     }
     let mut is_output = vec![false; count];
-    for o in &g.outputs {
+    // State writes' values live to the end of the run, like outputs.
+    for o in g.outputs.iter().chain(g.writes.iter().map(|(_, s)| s)) {
         is_output[o.0] = true;
     }
     let all_cpu = g.nodes.iter().all(|nd| nd.device == Device::Cpu);
