@@ -83,7 +83,7 @@ impl CompiledStep {
         };
         let symbolic = capture(true).run(|xs| step_fn(model, &params, &has_grad, xs));
         let graph = match symbolic {
-            Err(e) if e.to_string().contains("not the same at batch sizes") => {
+            Err(e) if e.to_string().contains(mlfw_core::graph::SCALARS_DEPEND) => {
                 capture(false).run(|xs| step_fn(model, &params, &has_grad, xs))?
             }
             r => r?,

@@ -1,5 +1,11 @@
 //! Capturing a closure over tensors as a [`Graph`] (like `torch.jit.trace`: the path taken
 //! for the example inputs is recorded, op by op).
+//!
+//! In-place writes ([`Tensor::assign`], e.g. batch norm's running statistics) into registered
+//! parameters and buffers become the graph's state writes ([`Graph::writes`]): recorded, not
+//! performed during the capture, and performed by every run after the graph's ops. A write
+//! into any other tensor, or a read of a written tensor later in the capture, is reported in
+//! [`Graph::warnings`].
 
 use super::tape::{self, Tape};
 use super::{Graph, Node, NodeKind, SymDim, ValueId};
@@ -278,7 +284,12 @@ impl Builder {
 }
 
 /// Constants larger than this are not compared between the two traces (their shape is).
-const COMPARE_MAX: usize = 1 << 16;
+const COMPARE_MAX: usize = 1 << 20;
+
+/// Part of the error of a symbolic capture whose two traces differ only in op scalars
+/// (batch norm's `n / (n - 1)`): a capture without a symbolic batch is then faithful for the
+/// batch size it traces.
+pub const SCALARS_DEPEND: &str = "its scalars depend on the batch size";
 
 /// Whether two constants hold the same values (bitwise, as f64); large ones, or ones that
 /// cannot be read, count as equal when their shapes and dtypes are.
@@ -314,6 +325,7 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
     if g.writes != g2.writes {
         return differ("other state writes".to_string());
     }
+    let mut scalar_diff = None;
     for (n1, n2) in g.nodes.iter_mut().zip(&g2.nodes) {
         if n1.op_name() != n2.op_name() || n1.shape.len() != n2.shape.len() {
             return differ(format!("node `{}` vs `{}`", n1.name, n2.name));
@@ -333,11 +345,15 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
             return differ(format!("constant `{}` has a batch-sized shape", n1.name));
         }
         // A scalar or constant computed from the batch size (`x.sum() / N`, batch norm's
-        // `n / (n - 1)`) would be baked in at the tracing batch: refuse it.
+        // `n / (n - 1)`) would be baked in at the tracing batch: refuse it (after checking
+        // every other node, so the error says whether a fixed-batch capture is faithful).
         if let (NodeKind::Op(o1), NodeKind::Op(o2)) = (&n1.kind, &n2.kind) {
+            if o1.inputs() != o2.inputs() {
+                return differ(format!("node `{}` reads other values", n1.name));
+            }
             let (p1, p2) = (super::print::params(o1), super::print::params(o2));
-            if p1 != p2 || o1.inputs() != o2.inputs() {
-                return differ(format!(
+            if p1 != p2 && scalar_diff.is_none() {
+                scalar_diff = Some(format!(
                     "node `{}` has other arguments ({p1} vs {p2})",
                     n1.name
                 ));
@@ -348,6 +364,9 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
                 return differ(format!("constant `{}` has other values", n1.name));
             }
         }
+    }
+    if let Some(what) = scalar_diff {
+        return differ(format!("{what}: {SCALARS_DEPEND}, the rest is the same"));
     }
     g.batch = Some(b);
     Ok(())

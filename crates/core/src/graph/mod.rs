@@ -24,7 +24,7 @@ mod run;
 mod simplify;
 pub(crate) mod tape;
 
-pub use capture::Capture;
+pub use capture::{Capture, SCALARS_DEPEND};
 pub use compile::{
     compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
 };
