@@ -203,7 +203,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         handles: vec![None; count],
         slots: vec![None; count],
         allocated: false,
-        planned: true,
+        planned: std::env::var_os("MLFW_PLAN_BUFFERS").is_none_or(|v| v != "0"),
         stats,
         timings: None,
     };
