@@ -240,6 +240,7 @@ fn in_place_writes_become_state_writes_performed_by_each_run() {
         .unwrap();
     assert!(g.warnings.is_empty(), "{:?}", g.warnings);
     assert_eq!(g.writes.len(), 1, "{g}");
+    assert!(g.to_string().contains("writes: acc <- add"), "{g}");
     assert_eq!(
         acc.to_vec::<f32>().unwrap(),
         vec![0., 0.],

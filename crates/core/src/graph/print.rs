@@ -163,6 +163,13 @@ impl std::fmt::Display for Graph {
             .map(|o| self.nodes[o.0].name.as_str())
             .collect();
         writeln!(f, "outputs: {}", outs.join(", "))?;
+        for (d, v) in &self.writes {
+            writeln!(
+                f,
+                "writes: {} <- {}",
+                self.nodes[d.0].name, self.nodes[v.0].name
+            )?;
+        }
         for w in &self.warnings {
             writeln!(f, "note: {w}")?;
         }
