@@ -41,6 +41,20 @@ impl TrainStep for CompileOnFirstBatch {
             };
         }
         match self {
+            // A step captured for one batch size runs other batches (an epoch's smaller last
+            // batch) eagerly, as batch norm's running statistics need.
+            CompileOnFirstBatch::Compiled(c) if !c.accepts(s.input) => {
+                static SAID: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "--compile: the step was compiled for batch shape {:?}; a batch of shape {} runs eagerly",
+                        c.input_shape().unwrap_or_default(),
+                        s.input.shape()
+                    );
+                }
+                StandardStep.step(s)
+            }
             CompileOnFirstBatch::Compiled(c) => {
                 s.optimizer.zero_grad();
                 let o = c.step(s.input, s.target, s.optimizer)?;
@@ -73,13 +87,18 @@ pub fn compile(
         Ok(s) => {
             let st = s.stats();
             eprintln!(
-                "--compile: {} ops in {} steps ({} fused groups of {} ops, {} planned buffers of {:.1} MB); captured and compiled in {:.1} ms",
+                "--compile: {} ops in {} steps ({} fused groups of {} ops, {} planned buffers of {:.1} MB{}); captured and compiled in {:.1} ms",
                 st.nodes,
                 st.steps,
                 st.fused_groups,
                 st.fused_nodes,
                 st.buffers,
                 st.buffer_bytes as f64 / 1e6,
+                if s.fixed_batch() {
+                    "; for this batch size only: its scalars depend on the batch size"
+                } else {
+                    ""
+                },
                 t.elapsed().as_secs_f64() * 1e3
             );
             Some(s)

@@ -58,37 +58,69 @@ fn bench_compile_reports_a_compiled_step() {
     assert!(v["train_images_per_s"].as_f64().unwrap() > 0.0);
 }
 
-#[test]
-fn batch_norm_falls_back_to_eager_with_one_line() {
-    let o = command()
-        .args([
-            "bench",
-            "--model",
-            "resnet18_cifar",
-            "--batch-size",
-            "2",
-            "--input",
-            "3",
-            "16",
-            "16",
-            "--steps",
-            "1",
-            "--warmup",
-            "0",
-            "--json",
-            "--compile",
-        ])
-        .output()
-        .unwrap();
+/// The `--compile` lines of a `bench --json` run, and its JSON.
+fn bench_compile(args: &[&str]) -> (Vec<String>, serde_json::Value) {
+    let o = command().args(args).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    let lines: Vec<&str> = err.lines().filter(|l| l.contains("--compile")).collect();
-    assert_eq!(lines.len(), 1, "{err}");
+    let lines = err
+        .lines()
+        .filter(|l| l.contains("--compile"))
+        .map(str::to_string)
+        .collect();
+    (lines, serde_json::from_str(stdout(&o).trim()).unwrap())
+}
+
+#[test]
+fn batch_norm_compiles_for_its_batch_size() {
+    // Batch norm's running statistics are state writes of the compiled step; its unbiased
+    // n / (n - 1) ties the step to the batch size it was captured with.
+    let (lines, v) = bench_compile(&[
+        "bench",
+        "--model",
+        "resnet18_cifar",
+        "--batch-size",
+        "2",
+        "--input",
+        "3",
+        "16",
+        "16",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "--compile",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
-        lines[0].starts_with("--compile: falling back to eager: "),
-        "{err}"
+        lines[0].starts_with("--compile: ") && lines[0].contains("for this batch size only"),
+        "{lines:?}"
     );
-    assert!(lines[0].contains("in place"), "{err}");
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["compiled"], true, "{v}");
+}
+
+#[test]
+fn an_unsupported_step_falls_back_to_eager_with_one_line() {
+    let (lines, v) = bench_compile(&[
+        "bench",
+        "--model",
+        "lenet5",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--amp",
+        "bf16",
+        "--json",
+        "--compile",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("--compile: falling back to eager: ") && lines[0].contains("--amp"),
+        "{lines:?}"
+    );
     assert_eq!(v["compiled"], false, "{v}");
 }

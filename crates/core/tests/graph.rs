@@ -184,6 +184,92 @@ fn ops_that_depend_on_the_batch_size_refuse_a_symbolic_batch() {
     );
 }
 
+#[test]
+fn scalars_and_constants_from_the_batch_size_refuse_a_symbolic_batch() {
+    let x = Tensor::ones([4, 3], DType::F32, &Device::Cpu).unwrap();
+    let capture = |f: &dyn Fn(&Tensor) -> mlfw_core::Result<Tensor>| {
+        Capture::new()
+            .input("x", &x)
+            .symbolic_batch(true)
+            .run(|xs| Ok(vec![f(&xs[0])?]))
+    };
+    // A mean written by hand: the 1/N would be baked in at the tracing batch.
+    let e = capture(&|x| x.sum(&[0, 1], false)?.mul_scalar(1.0 / x.dims()[0] as f64))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not the same at batch sizes 2 and 3")
+            && e.contains("other arguments")
+            && e.contains(mlfw_core::graph::SCALARS_DEPEND),
+        "{e}"
+    );
+    let e = capture(&|x| {
+        let n = Tensor::full(x.dims()[0] as f64, [1], DType::F32, &Device::Cpu)?;
+        x.sum(&[0, 1], false)?.div(&n.reshape([])?)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("other values") && !e.contains(mlfw_core::graph::SCALARS_DEPEND),
+        "{e}"
+    );
+    // The same scalar at every batch is fine, and the graph runs at other batches.
+    let g = capture(&|x| x.sum(&[1], false)?.mul_scalar(0.5)).unwrap();
+    let y = Tensor::ones([5, 3], DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(
+        g.run(&[y]).unwrap()[0].to_vec::<f32>().unwrap(),
+        vec![1.5; 5]
+    );
+}
+
+#[test]
+fn in_place_writes_become_state_writes_performed_by_each_run() {
+    let dev = Device::Cpu;
+    let x = Tensor::from_vec(vec![1f32, 2., 3., 4.], [2, 2], &dev).unwrap();
+    let acc = Tensor::zeros([2], DType::F32, &dev).unwrap();
+    // A running sum over batches, as batch norm keeps its running mean.
+    let step = |xs: &[Tensor]| {
+        let s = xs[0].sum(&[0], false)?;
+        acc.assign(&acc.add(&s)?)?;
+        Ok(vec![s])
+    };
+    let g = Capture::new()
+        .input("x", &x)
+        .param("acc", &acc)
+        .run(step)
+        .unwrap();
+    assert!(g.warnings.is_empty(), "{:?}", g.warnings);
+    assert_eq!(g.writes.len(), 1, "{g}");
+    assert!(g.to_string().contains("writes: acc <- add"), "{g}");
+    assert_eq!(
+        acc.to_vec::<f32>().unwrap(),
+        vec![0., 0.],
+        "not written during capture"
+    );
+    g.run(std::slice::from_ref(&x)).unwrap();
+    g.run(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(acc.to_vec::<f32>().unwrap(), vec![8., 12.]);
+    let mut plan = mlfw_core::graph::compile(&g).unwrap();
+    plan.run(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(acc.to_vec::<f32>().unwrap(), vec![12., 18.]);
+    // A write into a tensor that is not a registered parameter, and a read after a write,
+    // are reported.
+    let loose = Tensor::zeros([2], DType::F32, &dev).unwrap();
+    let g = Capture::new()
+        .input("x", &x)
+        .run(|xs| {
+            loose.assign(&xs[0].sum(&[0], false)?)?;
+            Ok(vec![loose.relu()?])
+        })
+        .unwrap();
+    let w = g.warnings.join("\n");
+    assert!(
+        w.contains("not a registered parameter") && w.contains("read later"),
+        "{w}"
+    );
+    assert!(g.writes.is_empty());
+}
+
 fn kinds(g: &Graph) -> Vec<String> {
     g.nodes.iter().map(|n| n.op_name()).collect()
 }

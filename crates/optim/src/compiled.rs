@@ -47,17 +47,25 @@ pub struct CompiledStep {
     /// the optimizer skips them; so does the compiled step).
     has_grad: Vec<bool>,
     graph: CompiledGraph,
+    /// The input shape, when the step was captured for one batch size only.
+    fixed_input: Option<Vec<usize>>,
 }
 
 impl CompiledStep {
     /// Captures `model`'s training step on a sample batch (`input`, `target`) and compiles
     /// it. The model's mode (train/eval) is used as it is. The sample batch is only run
-    /// through the model (twice, to find the batch dimension); parameters are not changed.
+    /// through the model (twice, to find the batch dimension); parameters and buffers are
+    /// not changed. Buffers the step writes in place (batch norm's running statistics) are
+    /// state writes of the graph, performed by every compiled step as eager would.
+    ///
+    /// A step whose scalars depend on the batch size (batch norm's unbiased `n / (n - 1)`)
+    /// is captured for the sample batch's size only: [`CompiledStep::accepts`] then says
+    /// which batches it takes (run the others eagerly).
     ///
     /// Errors (the step cannot be captured faithfully; fall back to eager): the forward
-    /// failing; a model without parameters; a step whose ops depend on the batch size or
-    /// on random draws (dropout), that writes tensors in place (batch-norm running
-    /// statistics) or reads values on the host during the forward pass; a custom op.
+    /// failing; a model without parameters; a step that depends on random draws (dropout),
+    /// writes tensors other than its parameters and buffers in place, reads a buffer after
+    /// writing it, or reads values on the host during the forward pass; a custom op.
     pub fn new(model: &dyn Module, input: &Tensor, target: &Tensor) -> Result<Self> {
         let params = model.parameters();
         if params.is_empty() {
@@ -66,26 +74,20 @@ impl CompiledStep {
         let mut named = model.named_parameters();
         named.extend(model.named_buffers());
         let has_grad = RefCell::new(vec![true; params.len()]);
-        let graph = Capture::new()
-            .input("input", input)
-            .input("target", target)
-            .params(named)
-            .symbolic_batch(true)
-            .run(|xs| {
-                let logits = model.forward(&xs[0])?;
-                let loss = F::cross_entropy(&logits, &xs[1])?;
-                let grads = mlfw_autograd::grad(&loss, &params, None)?;
-                let mut out = vec![loss, logits];
-                let mut hg = has_grad.borrow_mut();
-                for (i, (g, p)) in grads.into_iter().zip(&params).enumerate() {
-                    hg[i] = g.is_some();
-                    out.push(match g {
-                        Some(g) => g,
-                        None => p.zeros_like()?,
-                    });
-                }
-                Ok(out)
-            })?;
+        let capture = |symbolic: bool| {
+            Capture::new()
+                .input("input", input)
+                .input("target", target)
+                .params(named.clone())
+                .symbolic_batch(symbolic)
+        };
+        let symbolic = capture(true).run(|xs| step_fn(model, &params, &has_grad, xs));
+        let graph = match symbolic {
+            Err(e) if e.to_string().contains(mlfw_core::graph::SCALARS_DEPEND) => {
+                capture(false).run(|xs| step_fn(model, &params, &has_grad, xs))?
+            }
+            r => r?,
+        };
         // Cross-entropy reads the i64 targets only to check their range; `step` checks it.
         let replay_unsafe = graph
             .warnings
@@ -101,15 +103,60 @@ impl CompiledStep {
             .shape
             .last()
             .map_or(0, |d| d.fixed);
+        let fixed_input = graph.batch.is_none().then(|| input.dims().to_vec());
         let graph = CompiledGraph::new(graph, PLAN_CACHE)?;
         Ok(CompiledStep {
             classes,
             params,
             has_grad: has_grad.into_inner(),
             graph,
+            fixed_input,
         })
     }
 
+    /// Whether [`CompiledStep::step`] takes an input of this shape: any batch size, unless
+    /// the step was captured for one batch size only (see [`CompiledStep::new`]).
+    pub fn accepts(&self, input: &Tensor) -> bool {
+        self.fixed_input
+            .as_ref()
+            .is_none_or(|d| d.as_slice() == input.dims())
+    }
+
+    /// Whether the step takes one batch size only (see [`CompiledStep::new`]).
+    pub fn fixed_batch(&self) -> bool {
+        self.fixed_input.is_some()
+    }
+
+    /// The one input shape the step takes, when it takes one only.
+    pub fn input_shape(&self) -> Option<Vec<usize>> {
+        self.fixed_input.clone()
+    }
+}
+
+/// The captured step: forward, mean cross-entropy, gradients (zeros for parameters that
+/// get none, which `has_grad` records); outputs `[loss, logits, grads...]`.
+fn step_fn(
+    model: &dyn Module,
+    params: &[Tensor],
+    has_grad: &RefCell<Vec<bool>>,
+    xs: &[Tensor],
+) -> Result<Vec<Tensor>> {
+    let logits = model.forward(&xs[0])?;
+    let loss = F::cross_entropy(&logits, &xs[1])?;
+    let grads = mlfw_autograd::grad(&loss, params, None)?;
+    let mut out = vec![loss, logits];
+    let mut hg = has_grad.borrow_mut();
+    for (i, (g, p)) in grads.into_iter().zip(params).enumerate() {
+        hg[i] = g.is_some();
+        out.push(match g {
+            Some(g) => g,
+            None => p.zeros_like()?,
+        });
+    }
+    Ok(out)
+}
+
+impl CompiledStep {
     /// One training step on (`input`, `target`): the compiled forward + loss + backward,
     /// then `opt.step()` with the computed gradients (the same fused update eager training
     /// runs; schedules and optimizer state dicts keep working). `opt` must hold the model's
@@ -179,6 +226,16 @@ impl CompiledStep {
     /// Errors: as [`CompiledStep::step`].
     pub fn profile(&mut self, input: &Tensor, target: &Tensor) -> Result<Vec<(String, f64)>> {
         self.graph.profile(&[input.clone(), target.clone()])
+    }
+
+    /// The captured graph (for printing and inspection).
+    pub fn graph(&self) -> &mlfw_core::graph::Graph {
+        self.graph.graph()
+    }
+
+    /// The fused groups of the plan used last (for inspection and code generation).
+    pub fn fused_groups(&self) -> Vec<mlfw_core::graph::FusedGroup> {
+        self.graph.plan().fused_groups()
     }
 
     /// Plans compiled so far (one per new input shape).

@@ -42,19 +42,28 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// CPU seconds this thread has used (utime + stime from /proc/thread-self/stat, 10 ms
-/// ticks): with MLFW_NUM_THREADS=1, a measure of work that other processes' load does not
-/// inflate.
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+/// CPU seconds this thread has used (`CLOCK_THREAD_CPUTIME_ID`, nanosecond resolution;
+/// /proc's 10 ms ticks were too coarse): with MLFW_NUM_THREADS=1, a measure of work that
+/// other processes' load does not inflate.
 fn thread_cpu_s() -> f64 {
-    let s = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid timespec (two 64-bit fields on x86_64 Linux) to write into.
+    let r = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0.0;
+    }
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
 }
 
 fn main() -> Result<()> {
@@ -178,6 +187,12 @@ fn main() -> Result<()> {
             a * 1e3,
             f * 1e3
         );
+    }
+    if std::env::var("GRAPH").is_ok() {
+        println!("{}", step.graph());
+        for g in step.fused_groups() {
+            println!("{g:?}");
+        }
     }
     if std::env::var("PROFILE").is_ok() {
         let mut acc: Vec<(String, f64)> = step.profile(&x, &y)?;

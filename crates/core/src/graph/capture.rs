@@ -1,5 +1,11 @@
 //! Capturing a closure over tensors as a [`Graph`] (like `torch.jit.trace`: the path taken
 //! for the example inputs is recorded, op by op).
+//!
+//! In-place writes ([`Tensor::assign`], e.g. batch norm's running statistics) into registered
+//! parameters and buffers become the graph's state writes ([`Graph::writes`]): recorded, not
+//! performed during the capture, and performed by every run after the graph's ops. A write
+//! into any other tensor, or a read of a written tensor later in the capture, is reported in
+//! [`Graph::warnings`].
 
 use super::tape::{self, Tape};
 use super::{Graph, Node, NodeKind, SymDim, ValueId};
@@ -149,6 +155,21 @@ fn build(
     outs: &[Tensor],
 ) -> Graph {
     let mut b = Builder::default();
+    let mut notes = tape.notes;
+    // A state write is performed after the graph's ops: a later read of the written
+    // tensor would see the old value, so it is reported (the graph is not faithful).
+    for (dst, _, at) in &tape.writes {
+        let reads = |t: &Tensor| t.same_storage(dst);
+        if tape.entries[*at..]
+            .iter()
+            .any(|(_, op)| op.inputs().into_iter().any(reads))
+            || outs.iter().any(reads)
+        {
+            notes.push(
+                "`assign` wrote into a tensor that was read later during capture; a graph performs its state writes after all its ops".to_string(),
+            );
+        }
+    }
     for (i, ((name, _), x)) in inputs.iter().zip(xs).enumerate() {
         let id = b.push(name.clone(), NodeKind::Input { index: i }, x);
         b.ids.entry(x.id()).or_insert(id);
@@ -178,12 +199,25 @@ fn build(
         }
     }
     let outputs = outs.iter().map(|t| b.value(t)).collect();
+    let mut writes = Vec::new();
+    for (dst, src, _) in &tape.writes {
+        match b.ids.get(&dst.id()) {
+            Some(&d) if matches!(b.nodes[d.0].kind, NodeKind::Param(_)) => {
+                let s = b.value(src);
+                writes.push((d, s));
+            }
+            _ => notes.push(
+                "`assign` wrote into a tensor in place during capture that is not a registered parameter or buffer; only writes into those are part of the graph".to_string(),
+            ),
+        }
+    }
     Graph {
         nodes: b.nodes,
         inputs: input_ids,
         outputs,
         batch: None,
-        warnings: tape.notes,
+        warnings: notes,
+        writes,
     }
 }
 
@@ -192,6 +226,8 @@ struct Builder {
     nodes: Vec<Node>,
     ids: HashMap<TensorId, ValueId>,
     names: HashMap<String, usize>,
+    /// Every value's tensor, to recognise an alias of it (`detach`) by storage and layout.
+    tensors: Vec<(Tensor, ValueId)>,
 }
 
 impl Builder {
@@ -204,7 +240,9 @@ impl Builder {
             dtype: like.dtype(),
             device: like.device(),
         });
-        ValueId(self.nodes.len() - 1)
+        let id = ValueId(self.nodes.len() - 1);
+        self.tensors.push((like.clone(), id));
+        id
     }
 
     /// `base`, or `base_1`, `base_2`, … when taken.
@@ -224,15 +262,51 @@ impl Builder {
         name
     }
 
-    /// The node holding `t`, adding it as a constant when it is new.
+    /// The node holding `t` (or a tensor `t` aliases: same storage, layout and dtype, as
+    /// `detach` makes), adding it as a constant when it is new.
     fn value(&mut self, t: &Tensor) -> ValueId {
         if let Some(&id) = self.ids.get(&t.id()) {
+            return id;
+        }
+        let alias =
+            self.tensors.iter().rev().find(|(u, _)| {
+                u.same_storage(t) && u.layout() == t.layout() && u.dtype() == t.dtype()
+            });
+        if let Some(&(_, id)) = alias {
+            self.ids.insert(t.id(), id);
             return id;
         }
         let name = self.unique("constant");
         let id = self.push(name, NodeKind::Constant(t.detach()), t);
         self.ids.insert(t.id(), id);
         id
+    }
+}
+
+/// Constants larger than this are not compared between the two traces (their shape is).
+const COMPARE_MAX: usize = 1 << 20;
+
+/// Part of the error of a symbolic capture whose two traces differ only in op scalars
+/// (batch norm's `n / (n - 1)`): a capture without a symbolic batch is then faithful for the
+/// batch size it traces.
+pub const SCALARS_DEPEND: &str = "its scalars depend on the batch size";
+
+/// Whether two constants hold the same values (bitwise, as f64); large ones, or ones that
+/// cannot be read, count as equal when their shapes and dtypes are.
+fn same_values(a: &Tensor, b: &Tensor) -> bool {
+    if a.dims() != b.dims() || a.dtype() != b.dtype() {
+        return false;
+    }
+    if a.elem_count() > COMPARE_MAX {
+        return true;
+    }
+    let read = |t: &Tensor| {
+        t.to_dtype(crate::DType::F64)
+            .and_then(|t| t.to_vec::<f64>())
+    };
+    match (read(a), read(b)) {
+        (Ok(x), Ok(y)) => x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+        _ => true,
     }
 }
 
@@ -248,6 +322,10 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
     if g.nodes.len() != g2.nodes.len() {
         return differ(format!("{} vs {} nodes", g.nodes.len(), g2.nodes.len()));
     }
+    if g.writes != g2.writes {
+        return differ("other state writes".to_string());
+    }
+    let mut scalar_diff = None;
     for (n1, n2) in g.nodes.iter_mut().zip(&g2.nodes) {
         if n1.op_name() != n2.op_name() || n1.shape.len() != n2.shape.len() {
             return differ(format!("node `{}` vs `{}`", n1.name, n2.name));
@@ -266,6 +344,29 @@ fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
         if matches!(n1.kind, NodeKind::Constant(_)) && n1.shape.iter().any(|d| d.is_symbolic()) {
             return differ(format!("constant `{}` has a batch-sized shape", n1.name));
         }
+        // A scalar or constant computed from the batch size (`x.sum() / N`, batch norm's
+        // `n / (n - 1)`) would be baked in at the tracing batch: refuse it (after checking
+        // every other node, so the error says whether a fixed-batch capture is faithful).
+        if let (NodeKind::Op(o1), NodeKind::Op(o2)) = (&n1.kind, &n2.kind) {
+            if o1.inputs() != o2.inputs() {
+                return differ(format!("node `{}` reads other values", n1.name));
+            }
+            let (p1, p2) = (super::print::params(o1), super::print::params(o2));
+            if p1 != p2 && scalar_diff.is_none() {
+                scalar_diff = Some(format!(
+                    "node `{}` has other arguments ({p1} vs {p2})",
+                    n1.name
+                ));
+            }
+        }
+        if let (NodeKind::Constant(c1), NodeKind::Constant(c2)) = (&n1.kind, &n2.kind) {
+            if !same_values(c1, c2) {
+                return differ(format!("constant `{}` has other values", n1.name));
+            }
+        }
+    }
+    if let Some(what) = scalar_diff {
+        return differ(format!("{what}: {SCALARS_DEPEND}, the rest is the same"));
     }
     g.batch = Some(b);
     Ok(())

@@ -24,7 +24,7 @@ mod run;
 mod simplify;
 pub(crate) mod tape;
 
-pub use capture::Capture;
+pub use capture::{Capture, SCALARS_DEPEND};
 pub use compile::{
     compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
 };
@@ -38,7 +38,7 @@ pub fn is_capturing() -> bool {
 pub use simplify::SimplifyStats;
 
 use crate::op::Op;
-use crate::{DType, Device, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
 
 /// Index of a node in [`Graph::nodes`]; a node's value is referred to by its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,6 +146,11 @@ pub struct Graph {
     pub batch: Option<usize>,
     /// Messages from the capture (e.g. "`to_vec` read the values of …").
     pub warnings: Vec<String>,
+    /// State writes `(parameter, value)`: after the graph's ops, each parameter (a
+    /// [`NodeKind::Param`], e.g. a batch-norm running statistic) is overwritten in place
+    /// with the value, in order, by [`Graph::run`] and by compiled plans. Recorded from
+    /// [`Tensor::assign`] calls made during the capture.
+    pub writes: Vec<(ValueId, ValueId)>,
 }
 
 impl Graph {
@@ -195,6 +200,36 @@ impl Graph {
         let m = |v: &ValueId| ValueId(new_id[v.0]);
         self.inputs = self.inputs.iter().map(m).collect();
         self.outputs = self.outputs.iter().map(m).collect();
+        self.writes = self.writes.iter().map(|(d, s)| (m(d), m(s))).collect();
+    }
+
+    /// Performs the state writes with the computed `values` (indexed by node; `None` for
+    /// freed ones), gradient recording off.
+    pub(crate) fn perform_writes(&self, value: impl Fn(ValueId) -> Option<Tensor>) -> Result<()> {
+        for (d, s) in &self.writes {
+            let NodeKind::Param(dst) = &self.nodes[d.0].kind else {
+                return Err(Error::msg(format!(
+                    "graph: state write into `{}`, which is not a parameter",
+                    self.nodes[d.0].name
+                )));
+            };
+            let v = value(*s).ok_or_else(|| {
+                Error::msg(format!(
+                    "graph: the value `{}` written into `{}` was not computed",
+                    self.nodes[s.0].name, self.nodes[d.0].name
+                ))
+            })?;
+            let prev = crate::set_grad_enabled(false);
+            let r = dst.assign(&v);
+            crate::set_grad_enabled(prev);
+            r.map_err(|e| {
+                e.context(format!(
+                    "graph: state write into `{}`",
+                    self.nodes[d.0].name
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Removes nodes no output depends on (dead-code elimination); returns how many.
@@ -202,6 +237,10 @@ impl Graph {
         let mut keep = vec![false; self.nodes.len()];
         for o in &self.outputs {
             keep[o.0] = true;
+        }
+        for (d, s) in &self.writes {
+            keep[d.0] = true;
+            keep[s.0] = true;
         }
         for i in (0..self.nodes.len()).rev() {
             if !keep[i] {

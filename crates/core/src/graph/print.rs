@@ -5,8 +5,10 @@ use super::{Graph, Node, NodeKind};
 use crate::op::Op;
 use std::fmt::Write;
 
-/// The op's parameters as `key=value` text (empty when it has none).
-fn params(op: &Op<super::ValueId>) -> String {
+/// The op's parameters as `key=value` text (empty when it has none). Shapes of views are
+/// not parameters here (they follow the nodes' shapes); scalars print exactly (`{}` of an
+/// f64 is its shortest round-trip text), so two ops with equal text compute the same.
+pub(super) fn params(op: &Op<super::ValueId>) -> String {
     use crate::params::UnaryOp as U;
     match op {
         Op::Unary(_, u) => match u {
@@ -161,6 +163,13 @@ impl std::fmt::Display for Graph {
             .map(|o| self.nodes[o.0].name.as_str())
             .collect();
         writeln!(f, "outputs: {}", outs.join(", "))?;
+        for (d, v) in &self.writes {
+            writeln!(
+                f,
+                "writes: {} <- {}",
+                self.nodes[d.0].name, self.nodes[v.0].name
+            )?;
+        }
         for w in &self.warnings {
             writeln!(f, "note: {w}")?;
         }

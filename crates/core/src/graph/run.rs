@@ -65,6 +65,7 @@ impl Graph {
                 }
             }
         }
+        self.perform_writes(|v| slots[v.0].clone())?;
         self.outputs
             .iter()
             .map(|o| {
@@ -157,7 +158,11 @@ impl Graph {
                 last[v.0] = k;
             }
         }
-        for o in &self.outputs {
+        for o in self
+            .outputs
+            .iter()
+            .chain(self.writes.iter().map(|(_, s)| s))
+        {
             last[o.0] = usize::MAX;
         }
         last

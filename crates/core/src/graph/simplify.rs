@@ -106,6 +106,9 @@ impl Graph {
         for o in &mut self.outputs {
             *o = f(o);
         }
+        for (_, s) in &mut self.writes {
+            *s = f(s);
+        }
     }
 
     /// The identity rewrites; returns how many applied.

@@ -13,6 +13,9 @@ pub(crate) struct Tape {
     pub entries: Vec<(Tensor, Op)>,
     /// Messages about value reads and side effects during the capture.
     pub notes: Vec<String>,
+    /// In-place writes (`assign`) recorded instead of performed: (destination, value,
+    /// number of ops recorded before the write).
+    pub writes: Vec<(Tensor, Tensor, usize)>,
 }
 
 thread_local! {
@@ -72,7 +75,23 @@ pub(crate) fn note_read(t: &Tensor, what: &str) {
     }
 }
 
-/// Notes an in-place write (`assign`, optimizer updates): not part of the graph.
+/// Records `dst.assign(src)` made during a capture as a state write of the graph (batch
+/// norm's running statistics): the write is *not* performed now (the traces must not
+/// change the model); [`crate::graph::Graph::run`] and compiled plans perform it after the
+/// graph's ops. Returns whether a capture took it (false: perform the write as usual).
+pub(crate) fn record_write(dst: &Tensor, src: &Tensor) -> bool {
+    if !active() {
+        return false;
+    }
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let at = t.entries.len();
+        t.writes.push((dst.clone(), src.clone(), at));
+    });
+    true
+}
+
+/// Notes an in-place write (optimizer updates): not part of the graph.
 pub(crate) fn note_side_effect(what: &str) {
     if active() {
         let msg = format!(

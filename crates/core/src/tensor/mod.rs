@@ -303,8 +303,10 @@ impl Tensor {
     /// # Errors
     /// `Error::ShapeMismatch` / `Error::DTypeMismatch` when `src` differs in shape or dtype; device
     /// errors copying it across devices.
+    ///
+    /// During a graph capture the write is recorded as a state write of the graph and not
+    /// performed (see [`crate::graph::Graph::writes`]).
     pub fn assign(&self, src: &Tensor) -> Result<()> {
-        crate::graph::tape::note_side_effect("assign");
         if src.shape() != self.shape() {
             return Err(Error::ShapeMismatch {
                 op: "assign",
@@ -318,6 +320,9 @@ impl Tensor {
                 lhs: self.dtype(),
                 rhs: src.dtype(),
             });
+        }
+        if crate::graph::tape::record_write(self, src) {
+            return Ok(());
         }
         let src = if src.device() != self.device() {
             src.to_device(&self.device())?

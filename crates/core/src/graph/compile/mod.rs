@@ -17,6 +17,8 @@
 //!
 //! Groups of fewer than two ops run with the eager kernels; `MLFW_FUSE_MIN=k` (read at
 //! compile time) raises that to `k` ops, e.g. to measure a replay without fusion.
+//! `MLFW_PLAN_BUFFERS=0` (read at compile time) writes fused values to fresh memory per
+//! run instead of the planned buffers (to measure what the memory plan costs or saves).
 //!
 //! A plan is compiled for one set of input shapes and refuses others; [`CompiledGraph`]
 //! keeps a bounded cache of plans and recompiles (counted, logged) for new shapes.
@@ -208,7 +210,8 @@ impl Plan {
     }
 
     /// Runs the plan on `inputs` (one per placeholder) and returns the graph's outputs,
-    /// each in memory of its own. Results are bit-identical to [`Graph::run`] (the fused
+    /// each in memory of its own, after performing the graph's state writes
+    /// ([`Graph::writes`], e.g. batch norm's running statistics) in place. Results are bit-identical to [`Graph::run`] (the fused
     /// loop computes every element with the eager kernel's formula). No gradients are
     /// recorded. Parameters are read from the tensors the graph holds, so in-place
     /// updates to them (an optimizer step) are seen by the next run.
@@ -232,7 +235,9 @@ impl Plan {
         for (i, x) in self.graph.inputs.iter().zip(inputs) {
             self.slots[i.0] = Some(x.clone());
         }
-        let result = self.steps_run();
+        let result = self
+            .steps_run()
+            .and_then(|_| self.graph.perform_writes(|v| self.slots[v.0].clone()));
         let outs = result.and_then(|_| {
             self.graph
                 .outputs

@@ -51,7 +51,8 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         }
     }
     let mut is_output = vec![false; count];
-    for o in &g.outputs {
+    // State writes' values live to the end of the run, like outputs.
+    for o in g.outputs.iter().chain(g.writes.iter().map(|(_, s)| s)) {
         is_output[o.0] = true;
     }
     let all_cpu = g.nodes.iter().all(|nd| nd.device == Device::Cpu);
@@ -202,7 +203,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         handles: vec![None; count],
         slots: vec![None; count],
         allocated: false,
-        planned: true,
+        planned: std::env::var_os("MLFW_PLAN_BUFFERS").is_none_or(|v| v != "0"),
         stats,
         timings: None,
     };
