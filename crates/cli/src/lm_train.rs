@@ -8,7 +8,9 @@
 //! `perplexity.csv`. An epoch is `--max-steps` steps (default 100) of `--batch-size` random
 //! windows of 128 characters ([`TextWindows`]); validation is the mean loss over 20 fixed
 //! windows batches (as PyTorch's recipe). Gradients are clipped to norm 1.0. The window of
-//! step `s` depends only on `(seed, s)`, so `--resume` continues exactly.
+//! step `s` depends only on `(seed, s)`, so `--resume` continues exactly. `--scheduler` drives
+//! the learning rate as for images (an epoch being `--max-steps` steps), and `mlfw train` adds
+//! the TensorBoard callback (scalars and histograms; token ids are not drawn as images).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -231,8 +233,10 @@ pub fn learner(
         cfg.momentum,
         cfg.weight_decay,
     )?;
+    let steps = cfg.max_steps.unwrap_or(EPOCH_STEPS);
+    let mut sched = optim::build_scheduler(&cfg.scheduler, opt.as_mut(), cfg.epochs, steps)?;
     let state = match &ckpt {
-        Some(c) => restore(c, opt.as_mut(), None, &device)
+        Some(c) => restore(c, opt.as_mut(), sched.as_mut(), &device)
             .map_err(|e| e.context(dir.join(CHECKPOINT).display()))?,
         None => Progress::start(-1e30, cfg.seed),
     };
@@ -249,7 +253,6 @@ pub fn learner(
         (lock, vec![])
     };
     run_dir::write_config(&dir, &cfg)?;
-    let steps = cfg.max_steps.unwrap_or(EPOCH_STEPS);
     let data = Arc::new(data);
     let train = TextWindows::train(Arc::clone(&data), cfg.batch_size, steps, cfg.seed, device);
     let val = TextWindows::val(data, cfg.batch_size, device);
@@ -264,6 +267,7 @@ pub fn learner(
         .console(quiet, json)
         .names(cfg.model.clone(), cfg.dataset.clone())
         .handle_ctrl_c();
+    learner.sched = sched;
     learner.state = state;
     learner.history = history;
     learner.lr = cfg.lr;

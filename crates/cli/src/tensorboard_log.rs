@@ -38,7 +38,8 @@ impl RunLog {
     }
 
     /// Logs one training step: its loss, batch accuracy and learning rate; the first time,
-    /// also a grid of the batch's (unnormalized) images.
+    /// also a grid of the batch's (unnormalized) images when it is a float image batch
+    /// `[N, C, H, W]` (a language model's token ids are not drawn).
     ///
     /// Errors: writing the file.
     pub fn step(&mut self, step: u64, loss: f64, acc: f64, lr: f64, images: &Tensor) -> Result<()> {
@@ -49,7 +50,7 @@ impl RunLog {
         if !self.batch_logged {
             self.batch_logged = true;
             let n = images.dims().first().copied().unwrap_or(0).min(64);
-            if n > 0 {
+            if n > 0 && images.rank() == 4 && images.dtype().is_float() {
                 let grid = make_grid(&images.narrow(0, 0, n)?, 8)?;
                 self.w.add_image("train/batch", &grid, step)?;
             }

@@ -154,3 +154,75 @@ fn bench_reports_tokens_per_second() {
     let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
     assert!(v["train_tokens_per_s"].as_f64().unwrap() > 0.0, "{j}");
 }
+
+/// The `lr` column of a run folder's `metrics.csv`.
+fn lrs(run: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn schedule_drives_the_lr_resumes_exactly_and_tensorboard_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(dir.path());
+    let whole = dir.path().join("whole");
+    let parts = dir.path().join("parts");
+    let args = |out: &Path, epochs: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "char-lstm",
+            "--dataset",
+            &data,
+            "--batch-size",
+            "2",
+            "--max-steps",
+            "1",
+            "--epochs",
+            epochs,
+            "--scheduler",
+            "step",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a = args(&whole, "3");
+    pass(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let lr = lrs(&whole);
+    let v: Vec<f64> = lr.iter().map(|s| s.parse().unwrap()).collect();
+    assert!(
+        v.len() == 3 && v[1] < v[0] && v[2] < v[1],
+        "step schedule: {lr:?}"
+    );
+    let events = std::fs::read_dir(&whole)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("events.out.tfevents.")
+        })
+        .count();
+    assert_eq!(events, 1, "one TensorBoard event file");
+
+    let b = args(&parts, "1");
+    pass(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    pass(&[
+        "train",
+        "--resume",
+        parts.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--quiet",
+    ]);
+    assert_eq!(lrs(&parts), lr, "the resumed schedule");
+    assert_eq!(
+        std::fs::read(whole.join("last.safetensors")).unwrap(),
+        std::fs::read(parts.join("last.safetensors")).unwrap(),
+        "resumed weights bit-identical"
+    );
+}

@@ -11,6 +11,7 @@ use crate::error::{CliError, Result};
 use crate::learner::Summary;
 use crate::run_dir::{self, RunConfig};
 use crate::run_lock::RunLock;
+use crate::tensorboard_log::TensorBoard;
 use crate::trainer::Trainer;
 use crate::{lm_train, models, optim};
 use mlfw_data::text_by_name;
@@ -441,5 +442,9 @@ fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
             (cfg, data, None)
         }
     };
-    lm_train::learner(cfg, data, lock, args.quiet, args.json)?.fit()
+    let mut learner = lm_train::learner(cfg, data, lock, args.quiet, args.json)?;
+    if !args.no_tensorboard {
+        learner.callbacks.push(Box::new(TensorBoard::new()));
+    }
+    learner.fit()
 }
