@@ -30,6 +30,7 @@ use crate::params::Conv2dParams;
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Output channels per register block (two AVX-512 registers).
 const OB: usize = 32;
@@ -37,6 +38,8 @@ const OB: usize = 32;
 const L: usize = 16;
 /// Taps per weight-gradient register block.
 const TB: usize = 12;
+/// Forward tasks per pool thread.
+const TASKS_PER_THREAD: usize = 4;
 /// Most elements of padded input kept per forward chunk of images.
 const CHUNK_ELEMS: usize = 1 << 21;
 
@@ -66,41 +69,75 @@ fn positions(np: usize) -> usize {
         .unwrap_or(12)
 }
 
-/// Weights `[O, K]` packed as `[O'/32][K][32]` (zero channels up to O').
+/// Weights `[O, K]` packed as `[O'/32][K][32]` (zero channels up to O'), one channel block
+/// per pool task, in tiles of [`TB`] taps so that the 32 rows read and the block written
+/// stay in L1.
 fn pack(wt: &[f32], o_count: usize, k: usize) -> Vec<f32> {
     let mut p = vec![0f32; o_count.next_multiple_of(OB) * k];
-    for (o, row) in wt.chunks_exact(k).take(o_count).enumerate() {
-        let blk = &mut p[(o / OB) * k * OB + o % OB..];
-        for (t, &v) in row.iter().enumerate() {
-            blk[t * OB] = v;
+    let rows = if p.len() >= PAR_PACK { OB * k } else { p.len() };
+    parallel::for_each_chunk_mut(&mut p, rows, |ci, blocks| {
+        for (bi, blk) in blocks.chunks_exact_mut(OB * k).enumerate() {
+            let o0 = (ci * (rows / (OB * k)) + bi) * OB;
+            let lanes = OB.min(o_count - o0);
+            for t0 in (0..k).step_by(TB) {
+                let t1 = (t0 + TB).min(k);
+                for lane in 0..lanes {
+                    let row = &wt[(o0 + lane) * k + t0..(o0 + lane) * k + t1];
+                    for (t, &v) in (t0..t1).zip(row) {
+                        blk[t * OB + lane] = v;
+                    }
+                }
+            }
         }
-    }
+    });
     p
 }
 
+/// Packed weights (elements) from which [`pack`] and the input gradient's packing are
+/// spread over the pool (a ResNet 64→64 3×3 layer has 36,864).
+const PAR_PACK: usize = 1 << 14;
+
 /// Forward into `out[N, O, oH, oW]` (every element written).
-pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
+pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, w: &Wide, out: &mut [MaybeUninit<f32>]) {
     let packed = pack(wt, g.o, g.k());
     fwd_packed(x, &packed, g, w, out);
 }
 
 /// Input gradient into `dx[N, C, H, W]` (every element written); `None` when the
-/// transposed geometry does not suit the forward kernel (the caller falls back).
-pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, dx: &mut [f32]) -> Option<()> {
+/// transposed geometry does not suit the forward kernel (nothing written: the caller falls
+/// back).
+pub(super) fn bwd_input(
+    dy: &[f32],
+    wt: &[f32],
+    g: &Geom,
+    dx: &mut [MaybeUninit<f32>],
+) -> Option<()> {
     let (g2, w2) = transposed(g)?;
     let (kk, k2) = (g.kh * g.kw, g2.k());
-    // W'[c][(o, i, j)] = W[o][(c, kH−1−i, kW−1−j)], read in W's order.
+    // W'[c][(o, i, j)] = W[o][(c, kH−1−i, kW−1−j)]: one block of 32 input channels per pool
+    // task, each writing its `[K'][32]` block while reading 32·kH·kW adjacent weights per o.
     let mut packed = vec![0f32; g.c.next_multiple_of(OB) * k2];
-    for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
-        for (c, wc) in wo.chunks_exact(kk).enumerate() {
-            let blk = &mut packed[(c / OB) * k2 * OB + c % OB..];
-            for (tap, &v) in wc.iter().enumerate() {
-                let (i, j) = (tap / g.kw, tap % g.kw);
-                let t2 = (o * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j;
-                blk[t2 * OB] = v;
+    let rows = if packed.len() >= PAR_PACK {
+        OB * k2
+    } else {
+        packed.len()
+    };
+    parallel::for_each_chunk_mut(&mut packed, rows, |ci, blocks| {
+        for (bi, blk) in blocks.chunks_exact_mut(OB * k2).enumerate() {
+            let c0 = (ci * (rows / (OB * k2)) + bi) * OB;
+            let lanes = OB.min(g.c - c0);
+            for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
+                let wc = &wo[c0 * kk..(c0 + lanes) * kk];
+                for (lane, taps) in wc.chunks_exact(kk).enumerate() {
+                    for (tap, &v) in taps.iter().enumerate() {
+                        let (i, j) = (tap / g.kw, tap % g.kw);
+                        let t2 = (o * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j;
+                        blk[t2 * OB + lane] = v;
+                    }
+                }
             }
         }
-    }
+    });
     fwd_packed(dy, &packed, &g2, &w2, dx);
     Some(())
 }
@@ -131,7 +168,7 @@ fn transposed(g: &Geom) -> Option<(Geom, Wide)> {
 }
 
 /// The forward kernel over the batch with weights already packed by [`pack`].
-fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
+fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [MaybeUninit<f32>]) {
     let r = positions(w.np);
     let plan = Plan::new(g, w, r, 1);
     let (k, np, obs) = (g.k(), g.np(), g.o.div_ceil(OB));
@@ -139,12 +176,15 @@ fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
     if out_img == 0 || g.n == 0 {
         return;
     }
-    let threads = if g.work() >= PAR_WORK {
-        num_threads()
+    // Several tasks per thread, so that a thread slowed by other processes leaves its share
+    // to the others (the weights are streamed per position block anyway, so smaller chunks
+    // cost no extra traffic).
+    let tasks = if g.work() >= PAR_WORK {
+        num_threads() * TASKS_PER_THREAD
     } else {
         1
     };
-    let per = g.n.div_ceil(threads).min((CHUNK_ELEMS / plan.img).max(1));
+    let per = g.n.div_ceil(tasks).min((CHUNK_ELEMS / plan.img).max(1));
     parallel::for_each_chunk_mut(out, per * out_img, |ci, chunk| {
         let count = chunk.len() / out_img;
         with_scratch(count * plan.img + plan.np * OB, |scratch: &mut [f32]| {
@@ -171,19 +211,31 @@ fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
                         }
                     }
                     let oi = &mut chunk[b * out_img..(b + 1) * out_img];
-                    for lane in 0..o_here {
-                        let dst = &mut oi[(ob * OB + lane) * np..(ob * OB + lane + 1) * np];
-                        for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                            let src = &buf[(y * w.wp) * OB + lane..];
-                            for (xo, v) in row.iter_mut().enumerate() {
-                                *v = src[xo * OB];
-                            }
-                        }
-                    }
+                    scatter(&buf[..w.np * OB], oi, ob * OB, o_here, g, w);
                 }
             }
         });
     });
+}
+
+/// Writes the channel-minor block `buf[p'][32]` (wide positions) to channels `o0..o0 +
+/// lanes` of one output image `oi[O][oH·oW]`, in tiles of 16 positions so the tile read
+/// stays in L1 while its 32 channel rows are written.
+fn scatter(buf: &[f32], oi: &mut [MaybeUninit<f32>], o0: usize, lanes: usize, g: &Geom, w: &Wide) {
+    let np = g.np();
+    for y in 0..g.oh {
+        for x0 in (0..g.ow).step_by(L) {
+            let x1 = (x0 + L).min(g.ow);
+            let tile = &buf[(y * w.wp + x0) * OB..(y * w.wp + x1) * OB];
+            for lane in 0..lanes {
+                let d0 = (o0 + lane) * np + y * g.ow;
+                let dst = &mut oi[d0 + x0..d0 + x1];
+                for (d, src) in dst.iter_mut().zip(tile.chunks_exact(OB)) {
+                    d.write(src[lane]);
+                }
+            }
+        }
+    }
 }
 
 /// One block of 32 channels × `R` positions: `dst[r][o] = Σ_t src[offs[t] + r] · wts[t][o]`.
@@ -312,13 +364,26 @@ fn images_into(
 }
 
 /// `dyt[p][o] = dy[o][p]` at the wide positions of one image (`O'` channels a row), zeros in
-/// the garbage columns and padded channels.
+/// the garbage columns and padded channels; in tiles of 16 positions so the `16·O'` block
+/// written stays in L1 while the `O` rows are read.
 fn transpose_dy(dy: &[f32], dyt: &mut [f32], g: &Geom, w: &Wide, op: usize) {
-    dyt.fill(0.0);
-    for (o, plane) in dy.chunks_exact(g.np()).enumerate() {
-        for (y, row) in plane.chunks_exact(g.ow).enumerate() {
-            for (xo, &v) in row.iter().enumerate() {
-                dyt[(y * w.wp + xo) * op + o] = v;
+    let np = g.np();
+    for y in 0..g.oh {
+        let row = &mut dyt[y * w.wp * op..(y + 1) * w.wp * op];
+        row[g.ow * op..].fill(0.0);
+        for x0 in (0..g.ow).step_by(L) {
+            let x1 = (x0 + L).min(g.ow);
+            let tile = &mut row[x0 * op..x1 * op];
+            for o in 0..g.o {
+                let src = &dy[o * np + y * g.ow + x0..o * np + y * g.ow + x1];
+                for (d, &v) in tile.chunks_exact_mut(op).zip(src) {
+                    d[o] = v;
+                }
+            }
+            if op > g.o {
+                for d in tile.chunks_exact_mut(op) {
+                    d[g.o..].fill(0.0);
+                }
             }
         }
     }

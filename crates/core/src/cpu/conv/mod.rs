@@ -69,22 +69,21 @@ impl Conv2dImpl {
 fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let len = g.n * g.o * g.np();
     let imp = Conv2dImpl::choose::<T>(g);
-    if let (Conv2dImpl::Direct(wide), Some(xf), Some(wf)) = (imp, as_f32(x), as_f32(w)) {
+    if let (Conv2dImpl::Direct(wide) | Conv2dImpl::Blocked(wide), Some(xf), Some(wf)) =
+        (imp, as_f32(x), as_f32(w))
+    {
         let mut out = Vec::<T>::with_capacity(len);
         if let Some(o) = as_f32_uninit(&mut out.spare_capacity_mut()[..len]) {
-            direct::fwd(xf, wf, None, g, &wide, o);
-            // SAFETY: the direct kernel wrote every output element.
+            match imp {
+                Conv2dImpl::Blocked(_) => blocked::fwd(xf, wf, g, &wide, o),
+                _ => direct::fwd(xf, wf, None, g, &wide, o),
+            }
+            // SAFETY: the direct and blocked kernels write every output element.
             unsafe { out.set_len(len) };
             return out;
         }
     }
     let mut out = vec![T::ZERO; len];
-    if let (Conv2dImpl::Blocked(wide), Some(xf), Some(wf)) = (imp, as_f32(x), as_f32(w)) {
-        if let Some(o) = as_f32_mut(&mut out) {
-            blocked::fwd(xf, wf, g, &wide, o);
-            return out;
-        }
-    }
     match imp {
         Conv2dImpl::Direct(wide) | Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
             wide::fwd(x, w, g, &wide, &mut out)
@@ -95,23 +94,29 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
 }
 
 fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
-    let mut dx = vec![T::ZERO; g.n * g.img()];
-    match Conv2dImpl::choose::<T>(g) {
+    let len = g.n * g.img();
+    let imp = Conv2dImpl::choose::<T>(g);
+    if let (Conv2dImpl::Blocked(_), Some(dyf), Some(wf)) = (imp, as_f32(dy), as_f32(w)) {
+        let mut dx = Vec::<T>::with_capacity(len);
+        if let Some(d) = as_f32_uninit(&mut dx.spare_capacity_mut()[..len]) {
+            if blocked::bwd_input(dyf, wf, g, d).is_some() {
+                // SAFETY: the blocked kernel wrote every element (it returns `None`
+                // before writing anything when it cannot).
+                unsafe { dx.set_len(len) };
+                return dx;
+            }
+        }
+    }
+    let mut dx = vec![T::ZERO; len];
+    match imp {
         Conv2dImpl::Direct(wide) => {
             if let (Some(dy), Some(w), Some(d)) = (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
                 direct::bwd_input(dy, w, g, &wide, d);
             }
         }
-        Conv2dImpl::Blocked(wide) => {
-            let done = match (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
-                (Some(dy), Some(w), Some(d)) => blocked::bwd_input(dy, w, g, d).is_some(),
-                _ => false,
-            };
-            if !done {
-                wide::bwd_input(dy, w, g, &wide, &mut dx);
-            }
+        Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
+            wide::bwd_input(dy, w, g, &wide, &mut dx)
         }
-        Conv2dImpl::Wide(wide) => wide::bwd_input(dy, w, g, &wide, &mut dx),
         Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, &mut dx),
     }
     dx
@@ -130,13 +135,15 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
             }
             out
         }
-        Conv2dImpl::Blocked(wide) => {
-            let mut out = vec![T::ZERO; out_len];
-            if let (Some(xf), Some(dyf), Some(o)) = (as_f32(x), as_f32(dy), as_f32_mut(&mut out)) {
-                o.copy_from_slice(&blocked::bwd_weight(xf, dyf, g, &wide));
+        Conv2dImpl::Blocked(wide) => match (as_f32(x), as_f32(dy)) {
+            // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.
+            (Some(xf), Some(dyf)) => {
+                let dw: Box<dyn std::any::Any> = Box::new(blocked::bwd_weight(xf, dyf, g, &wide));
+                dw.downcast::<Vec<T>>()
+                    .map_or_else(|_| vec![T::ZERO; out_len], |v| *v)
             }
-            out
-        }
+            _ => vec![T::ZERO; out_len],
+        },
         Conv2dImpl::Wide(wide) => gemm::bwd_weight_chunked(g, |range, acc| {
             wide::bwd_weight_chunk(x, dy, g, &wide, range, acc)
         }),
