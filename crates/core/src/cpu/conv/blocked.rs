@@ -322,45 +322,78 @@ fn images_into(
             }
         });
         let (xps, dyts) = (&*xps, &*dyts);
-        let per = (BW_CHUNK / (w.np * OB)).clamp(1, nb);
+        // acc[t][o] of channel block `ob` over images `b0..b1` of this part of the batch.
+        let accumulate = |ob: usize, (b0, b1): (usize, usize), acc: &mut [f32]| {
+            let per = (BW_CHUNK / (w.np * OB)).max(1);
+            for c0 in (b0..b1).step_by(per) {
+                let count = per.min(b1 - c0);
+                for t0 in (0..kp).step_by(TB) {
+                    let offs: &[usize; TB] =
+                        plan.offs[t0..t0 + TB].try_into().expect("whole tap block");
+                    // SAFETY: AVX-512F was detected; for each of the `count` images, reads of
+                    // `xps` reach off(t) + P' − 1 < plan.img, reads of `dyts` stay within that
+                    // image's P'·O' block (channels ob·32 + 32 ≤ O'), and the adds stay
+                    // within `acc` (t0 + TB ≤ K' = acc.len() / 32).
+                    unsafe {
+                        bw_block(
+                            xps.as_ptr().add(c0 * plan.img),
+                            plan.img,
+                            dyts.as_ptr().add(c0 * dy_img + ob * OB),
+                            dy_img,
+                            op,
+                            w.np,
+                            count,
+                            offs,
+                            acc.as_mut_ptr().add(t0 * OB),
+                        );
+                    }
+                }
+            }
+        };
+        // Few channel blocks (64 channels: 2) would give each thread one long task: the
+        // batch is then split too, each task summing its images into its own `acc`, and the
+        // parts added up at the end (`parts · O · K` elements, small for such layers).
+        let obs = g.o.div_ceil(OB);
+        let parts = if parallel {
+            (num_threads() * TASKS_PER_THREAD / 2)
+                .div_ceil(obs)
+                .clamp(1, nb)
+        } else {
+            1
+        };
+        if parts > 1 {
+            let accs = parallel::map(obs * parts, |task| {
+                let (ob, part) = (task / parts, task % parts);
+                let mut acc = vec![0f32; kp * OB];
+                accumulate(ob, (part * nb / parts, (part + 1) * nb / parts), &mut acc);
+                acc
+            });
+            for (ob, dwb) in dw.chunks_mut(OB * k).enumerate() {
+                for acc in &accs[ob * parts..(ob + 1) * parts] {
+                    add_block(acc, dwb, k);
+                }
+            }
+            return;
+        }
         let rows = if parallel { OB * k } else { dw.len() };
         parallel::for_each_chunk_mut(dw, rows, |ci, dwc| {
             let mut acc = vec![0f32; kp * OB];
             for (bi, dwb) in dwc.chunks_mut(OB * k).enumerate() {
-                let ob = ci * (rows / (OB * k)) + bi;
                 acc.fill(0.0);
-                for b0 in (0..nb).step_by(per) {
-                    let count = per.min(nb - b0);
-                    for t0 in (0..kp).step_by(TB) {
-                        let offs: &[usize; TB] =
-                            plan.offs[t0..t0 + TB].try_into().expect("whole tap block");
-                        // SAFETY: AVX-512F was detected; for each of the `count` images,
-                        // reads of `xps` reach off(t) + P' − 1 < plan.img, reads of `dyts`
-                        // stay within that image's P'·O' block (channels ob·32 + 32 ≤ O'),
-                        // and the adds stay within `acc` (t0 + TB ≤ K').
-                        unsafe {
-                            bw_block(
-                                xps.as_ptr().add(b0 * plan.img),
-                                plan.img,
-                                dyts.as_ptr().add(b0 * dy_img + ob * OB),
-                                dy_img,
-                                op,
-                                w.np,
-                                count,
-                                offs,
-                                acc.as_mut_ptr().add(t0 * OB),
-                            );
-                        }
-                    }
-                }
-                for (lane, row) in dwb.chunks_exact_mut(k).enumerate() {
-                    for (t, v) in row.iter_mut().enumerate() {
-                        *v += acc[t * OB + lane];
-                    }
-                }
+                accumulate(ci * (rows / (OB * k)) + bi, (0, nb), &mut acc);
+                add_block(&acc, dwb, k);
             }
         });
     });
+}
+
+/// Adds `acc[t][32]` (one channel block, tap-major) into the rows `dwb[lanes][K]`.
+fn add_block(acc: &[f32], dwb: &mut [f32], k: usize) {
+    for (lane, row) in dwb.chunks_exact_mut(k).enumerate() {
+        for (t, v) in row.iter_mut().enumerate() {
+            *v += acc[t * OB + lane];
+        }
+    }
 }
 
 /// `dyt[p][o] = dy[o][p]` at the wide positions of one image (`O'` channels a row), zeros in
