@@ -24,6 +24,7 @@
 
 use super::direct::{has_avx512, pad_into, Plan, MAX_WEIGHTS};
 use super::geom::{with_scratch, Geom, PAR_WORK};
+use super::phase::Phase;
 use super::wide::Wide;
 use crate::parallel::{self, num_threads};
 use crate::params::Conv2dParams;
@@ -56,6 +57,55 @@ fn enabled() -> bool {
     let off =
         *OFF.get_or_init(|| std::env::var("MLFW_CONV_BLOCKED").is_ok_and(|v| v.trim() == "0"));
     !off && has_avx512()
+}
+
+/// Where the kernels read their input: the wide layout of a stride-1 convolution, or the
+/// stride phases of a strided one ([`Phase`]); either way tap `t` of wide output position
+/// `p` is `xp[off(t) + p]`, with `wp` positions a row (`wp − oW` of them garbage) and `np`
+/// per image.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Src {
+    /// Wide positions per output row.
+    wp: usize,
+    /// Wide positions per image.
+    np: usize,
+    layout: Layout,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    Wide(Wide),
+    Phase(Phase),
+}
+
+impl Src {
+    pub(super) fn wide(w: Wide) -> Src {
+        Src {
+            wp: w.wp,
+            np: w.np,
+            layout: Layout::Wide(w),
+        }
+    }
+    pub(super) fn phase(q: Phase) -> Src {
+        Src {
+            wp: q.wp,
+            np: q.np,
+            layout: Layout::Phase(q),
+        }
+    }
+    fn plan(&self, g: &Geom, block: usize, taps: usize) -> Plan {
+        match &self.layout {
+            Layout::Wide(w) => Plan::new(g, w, block, taps),
+            Layout::Phase(q) => q.plan(g, block, taps),
+        }
+    }
+    /// Writes one input image `x[C, H, W]` in this layout into `xp` (`plan.img` elements).
+    fn fill(&self, x: &[f32], xp: &mut [f32], g: &Geom, plan: &Plan) {
+        match &self.layout {
+            Layout::Wide(w) => pad_into(x, xp, g, w, plan),
+            Layout::Phase(q) => q.fill(x, xp, g, plan),
+        }
+    }
 }
 
 /// Positions per register block: the largest of 12, 10, 8 that rounds `np` up by at most
@@ -98,7 +148,7 @@ fn pack(wt: &[f32], o_count: usize, k: usize) -> Vec<f32> {
 const PAR_PACK: usize = 1 << 14;
 
 /// Forward into `out[N, O, oH, oW]` (every element written).
-pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, w: &Wide, out: &mut [MaybeUninit<f32>]) {
+pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, w: &Src, out: &mut [MaybeUninit<f32>]) {
     let packed = pack(wt, g.o, g.k());
     fwd_packed(x, &packed, g, w, out);
 }
@@ -138,7 +188,7 @@ pub(super) fn bwd_input(
             }
         }
     });
-    fwd_packed(dy, &packed, &g2, &w2, dx);
+    fwd_packed(dy, &packed, &g2, &Src::wide(w2), dx);
     Some(())
 }
 
@@ -168,9 +218,9 @@ fn transposed(g: &Geom) -> Option<(Geom, Wide)> {
 }
 
 /// The forward kernel over the batch with weights already packed by [`pack`].
-fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [MaybeUninit<f32>]) {
+fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Src, out: &mut [MaybeUninit<f32>]) {
     let r = positions(w.np);
-    let plan = Plan::new(g, w, r, 1);
+    let plan = w.plan(g, r, 1);
     let (k, np, obs) = (g.k(), g.np(), g.o.div_ceil(OB));
     let out_img = g.o * np;
     if out_img == 0 || g.n == 0 {
@@ -191,7 +241,7 @@ fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [MaybeUni
             let (xps, buf) = scratch.split_at_mut(count * plan.img);
             for (b, xp) in xps.chunks_exact_mut(plan.img).enumerate() {
                 let i = ci * per + b;
-                pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
+                w.fill(&x[i * g.img()..(i + 1) * g.img()], xp, g, &plan);
             }
             for ob in 0..obs {
                 let wts = &packed[ob * k * OB..(ob + 1) * k * OB];
@@ -221,7 +271,7 @@ fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [MaybeUni
 /// Writes the channel-minor block `buf[p'][32]` (wide positions) to channels `o0..o0 +
 /// lanes` of one output image `oi[O][oH·oW]`, in tiles of 16 positions so the tile read
 /// stays in L1 while its 32 channel rows are written.
-fn scatter(buf: &[f32], oi: &mut [MaybeUninit<f32>], o0: usize, lanes: usize, g: &Geom, w: &Wide) {
+fn scatter(buf: &[f32], oi: &mut [MaybeUninit<f32>], o0: usize, lanes: usize, g: &Geom, w: &Src) {
     let np = g.np();
     for y in 0..g.oh {
         for x0 in (0..g.ow).step_by(L) {
@@ -278,8 +328,8 @@ const BW_CHUNK: usize = 1 << 15;
 /// Weight gradient `[O, C, kH, kW]`: the padded inputs and `dyᵀ[P'][O']` of the batch (or
 /// of [`BW_BATCH`]-sized parts of it) are made once, then the output-channel blocks are
 /// spread over the pool.
-pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> {
-    let plan = Plan::new(g, w, 1, TB);
+pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Src) -> Vec<f32> {
+    let plan = w.plan(g, 1, TB);
     let (k, np, op) = (g.k(), g.np(), g.o.next_multiple_of(OB));
     let mut dw = vec![0f32; g.o * k];
     if g.n == 0 || np == 0 {
@@ -297,7 +347,7 @@ fn images_into(
     x: &[f32],
     dy: &[f32],
     g: &Geom,
-    w: &Wide,
+    w: &Src,
     plan: &Plan,
     (i0, nb): (usize, usize),
     dw: &mut [f32],
@@ -311,7 +361,7 @@ fn images_into(
         parallel::for_each_chunk_mut(xps, pads, |ci, chunk| {
             for (b, xp) in chunk.chunks_exact_mut(plan.img).enumerate() {
                 let i = i0 + ci * (pads / plan.img) + b;
-                pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, plan);
+                w.fill(&x[i * g.img()..(i + 1) * g.img()], xp, g, plan);
             }
         });
         let dys = if parallel { dy_img } else { dyts.len() };
@@ -399,7 +449,7 @@ fn add_block(acc: &[f32], dwb: &mut [f32], k: usize) {
 /// `dyt[p][o] = dy[o][p]` at the wide positions of one image (`O'` channels a row), zeros in
 /// the garbage columns and padded channels; in tiles of 16 positions so the `16·O'` block
 /// written stays in L1 while the `O` rows are read.
-fn transpose_dy(dy: &[f32], dyt: &mut [f32], g: &Geom, w: &Wide, op: usize) {
+fn transpose_dy(dy: &[f32], dyt: &mut [f32], g: &Geom, w: &Src, op: usize) {
     let np = g.np();
     for y in 0..g.oh {
         let row = &mut dyt[y * w.wp * op..(y + 1) * w.wp * op];
@@ -493,12 +543,12 @@ mod tests {
             ..Conv2dParams::default()
         };
         let g = Geom::new("test", (5, 40, 6, 7), (48, 40, 3, 3), None, &p).expect("geometry");
-        let w = Wide::new(&g).expect("wide layout");
+        let w = Src::wide(Wide::new(&g).expect("wide layout"));
         let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
         let x: Vec<f32> = (0..g.n * g.img()).map(val).collect();
         let dy: Vec<f32> = (0..g.n * g.o * g.np()).map(|i| val(i + 17)).collect();
         let whole = bwd_weight(&x, &dy, &g, &w);
-        let plan = Plan::new(&g, &w, 1, TB);
+        let plan = w.plan(&g, 1, TB);
         let mut parts = vec![0f32; whole.len()];
         for (i0, nb) in [(0, 2), (2, 1), (3, 2)] {
             images_into(&x, &dy, &g, &w, &plan, (i0, nb), &mut parts);
