@@ -123,23 +123,42 @@ fn positions(np: usize) -> usize {
 /// per pool task, in tiles of [`TB`] taps so that the 32 rows read and the block written
 /// stay in L1.
 fn pack(wt: &[f32], o_count: usize, k: usize) -> Vec<f32> {
-    let mut p = vec![0f32; o_count.next_multiple_of(OB) * k];
-    let rows = if p.len() >= PAR_PACK { OB * k } else { p.len() };
-    parallel::for_each_chunk_mut(&mut p, rows, |ci, blocks| {
-        for (bi, blk) in blocks.chunks_exact_mut(OB * k).enumerate() {
-            let o0 = (ci * (rows / (OB * k)) + bi) * OB;
-            let lanes = OB.min(o_count - o0);
-            for t0 in (0..k).step_by(TB) {
-                let t1 = (t0 + TB).min(k);
-                for lane in 0..lanes {
+    blocks_of(o_count.next_multiple_of(OB) * k, OB * k, |ob, blk| {
+        let (o0, lanes) = (ob * OB, OB.min(o_count - ob * OB));
+        for t0 in (0..k).step_by(TB) {
+            let t1 = (t0 + TB).min(k);
+            for lane in 0..OB {
+                if lane < lanes {
                     let row = &wt[(o0 + lane) * k + t0..(o0 + lane) * k + t1];
                     for (t, &v) in (t0..t1).zip(row) {
-                        blk[t * OB + lane] = v;
+                        blk[t * OB + lane].write(v);
                     }
+                } else {
+                    (t0..t1).for_each(|t| _ = blk[t * OB + lane].write(0.0));
                 }
             }
         }
+    })
+}
+
+/// A vector of `len` elements made of blocks of `block` elements, `fill(block index,
+/// block)` writing every element of its block; blocks spread over the pool when the vector
+/// has at least [`PAR_PACK`] elements. (The packed weights are written once, not zeroed
+/// first: 512→512 3×3 weights are 9.4 MB.)
+fn blocks_of(
+    len: usize,
+    block: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut p = Vec::with_capacity(len);
+    let rows = if len >= PAR_PACK { block } else { len };
+    parallel::for_each_chunk_mut(&mut p.spare_capacity_mut()[..len], rows, |ci, blocks| {
+        for (bi, blk) in blocks.chunks_exact_mut(block).enumerate() {
+            fill(ci * (rows / block) + bi, blk);
+        }
     });
+    // SAFETY: `len` is a multiple of `block`, and every block was written by `fill`.
+    unsafe { p.set_len(len) };
     p
 }
 
@@ -166,24 +185,20 @@ pub(super) fn bwd_input(
     let (kk, k2) = (g.kh * g.kw, g2.k());
     // W'[c][(o, i, j)] = W[o][(c, kH−1−i, kW−1−j)]: one block of 32 input channels per pool
     // task, each writing its `[K'][32]` block while reading 32·kH·kW adjacent weights per o.
-    let mut packed = vec![0f32; g.c.next_multiple_of(OB) * k2];
-    let rows = if packed.len() >= PAR_PACK {
-        OB * k2
-    } else {
-        packed.len()
-    };
-    parallel::for_each_chunk_mut(&mut packed, rows, |ci, blocks| {
-        for (bi, blk) in blocks.chunks_exact_mut(OB * k2).enumerate() {
-            let c0 = (ci * (rows / (OB * k2)) + bi) * OB;
-            let lanes = OB.min(g.c - c0);
-            for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
-                let wc = &wo[c0 * kk..(c0 + lanes) * kk];
-                for (lane, taps) in wc.chunks_exact(kk).enumerate() {
-                    for (tap, &v) in taps.iter().enumerate() {
-                        let (i, j) = (tap / g.kw, tap % g.kw);
-                        let t2 = (o * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j;
-                        blk[t2 * OB + lane] = v;
-                    }
+    let packed = blocks_of(g.c.next_multiple_of(OB) * k2, OB * k2, |cb, blk| {
+        let (c0, lanes) = (cb * OB, OB.min(g.c - cb * OB));
+        for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
+            let wc = &wo[c0 * kk..(c0 + lanes) * kk];
+            for (lane, taps) in wc.chunks_exact(kk).enumerate() {
+                for (tap, &v) in taps.iter().enumerate() {
+                    let (i, j) = (tap / g.kw, tap % g.kw);
+                    let t2 = (o * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j;
+                    blk[t2 * OB + lane].write(v);
+                }
+            }
+            for t2 in o * kk..(o + 1) * kk {
+                for d in &mut blk[t2 * OB + lanes..(t2 + 1) * OB] {
+                    d.write(0.0);
                 }
             }
         }
