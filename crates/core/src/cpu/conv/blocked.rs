@@ -40,7 +40,7 @@ const L: usize = 16;
 /// Taps per weight-gradient register block.
 const TB: usize = 12;
 /// Forward tasks per pool thread.
-const TASKS_PER_THREAD: usize = 4;
+const TASKS_PER_THREAD: usize = 8;
 /// Most elements of padded input kept per forward chunk of images.
 const CHUNK_ELEMS: usize = 1 << 21;
 
@@ -415,9 +415,10 @@ fn images_into(
                 }
             }
         };
-        // Few channel blocks (64 channels: 2) would give each thread one long task: the
-        // batch is then split too, each task summing its images into its own `acc`, and the
-        // parts added up at the end (`parts · O · K` elements, small for such layers).
+        // Few channel blocks (64 channels: 2, 128: 4) would give each thread one or two long
+        // tasks, and one thread finishing late leaves the other idle: the batch is then split
+        // too (about four tasks per thread), each task summing its images into its own
+        // `acc`, and the parts added up at the end over the pool (`parts · O · K` elements).
         let obs = g.o.div_ceil(OB);
         let parts = if parallel {
             (num_threads() * TASKS_PER_THREAD / 2)
@@ -433,11 +434,11 @@ fn images_into(
                 accumulate(ob, (part * nb / parts, (part + 1) * nb / parts), &mut acc);
                 acc
             });
-            for (ob, dwb) in dw.chunks_mut(OB * k).enumerate() {
+            parallel::for_each_chunk_mut(dw, OB * k, |ob, dwb| {
                 for acc in &accs[ob * parts..(ob + 1) * parts] {
                     add_block(acc, dwb, k);
                 }
-            }
+            });
             return;
         }
         let rows = if parallel { OB * k } else { dw.len() };
