@@ -126,6 +126,9 @@ impl Phase {
                     let hi = (g.w + pw).saturating_sub(b).div_ceil(s).clamp(lo, wq);
                     row[..lo].fill(0.0);
                     row[hi..].fill(0.0);
+                    if lo == hi {
+                        continue;
+                    }
                     let src = &xc[r * g.w + s * lo + b - pw..(r + 1) * g.w];
                     for (d, &v) in row[lo..hi].iter_mut().zip(src.iter().step_by(s)) {
                         *d = v;
