@@ -190,10 +190,9 @@ pub(super) fn bwd_input(
         for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
             let wc = &wo[c0 * kk..(c0 + lanes) * kk];
             for (lane, taps) in wc.chunks_exact(kk).enumerate() {
+                // Tap (i, j) = i·kW + j goes to (kH−1−i)·kW + kW−1−j = kH·kW − 1 − tap.
                 for (tap, &v) in taps.iter().enumerate() {
-                    let (i, j) = (tap / g.kw, tap % g.kw);
-                    let t2 = (o * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j;
-                    blk[t2 * OB + lane].write(v);
+                    blk[(o * kk + kk - 1 - tap) * OB + lane].write(v);
                 }
             }
             for t2 in o * kk..(o + 1) * kk {
