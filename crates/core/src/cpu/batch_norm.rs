@@ -13,6 +13,42 @@
 
 use crate::parallel::{for_each_chunk_mut, map, num_threads};
 use crate::{CpuStorage, DType, Device, Error, Result, Tensor};
+use std::mem::MaybeUninit;
+
+/// True when this CPU has AVX-512F: the row kernels below are then compiled for it (the
+/// crate's baseline is SSE2, four lanes); detected once.
+fn avx512() -> bool {
+    static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        *YES.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *YES.get_or_init(|| false)
+    }
+}
+
+/// Defines `$name` (the body compiled for the baseline) and `$fast` (the same body compiled
+/// with AVX-512F, used when [`avx512`] holds), and a dispatcher `$pick` calling the right one.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $pick:ident / $name:ident / $fast:ident ($($a:ident : $t:ty),*) $(-> $r:ty)? $body:block) => {
+        #[inline(always)]
+        fn $name($($a: $t),*) $(-> $r)? $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $fast($($a: $t),*) $(-> $r)? { $name($($a),*) }
+        $(#[$m])*
+        fn $pick($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            if avx512() {
+                // SAFETY: AVX-512F was detected on this CPU.
+                return unsafe { $fast($($a),*) };
+            }
+            $name($($a),*)
+        }
+    };
+}
 
 /// Calls `f` with `t`'s elements as one f32 slice when `t` is a contiguous f32 tensor on the
 /// CPU (no copy); `None` otherwise (other dtypes, devices, or strided views).
@@ -87,8 +123,8 @@ impl BnShape {
 }
 
 /// Sum of `a` in f64 (f32 lanes of 16 first, so the compiler vectorises).
-#[inline]
-fn sum(a: &[f32]) -> f64 {
+#[inline(always)]
+fn sum_body(a: &[f32]) -> f64 {
     let mut acc = [0f32; 16];
     let mut chunks = a.chunks_exact(16);
     for c in &mut chunks {
@@ -100,8 +136,8 @@ fn sum(a: &[f32]) -> f64 {
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
 }
 
-/// `Σ (a − m)²` and `Σ (a − m)·b` style sums: `Σ f(a_i, b_i)` over two slices, f64 result.
-#[inline]
+/// `Σ f(a_i, b_i)` over two slices, f64 result (lanes of 16 as in [`sum_body`]).
+#[inline(always)]
 fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut acc = [0f32; 16];
     let (mut ca, mut cb) = (a.chunks_exact(16), b.chunks_exact(16));
@@ -117,6 +153,86 @@ fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
         .map(|(&u, &v)| f(u, v))
         .sum();
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
+}
+
+multiversion! {
+    /// Sum of `a` in f64.
+    fn sum / sum_base / sum_avx512(a: &[f32]) -> f64 { sum_body(a) }
+}
+
+multiversion! {
+    /// `Σ (a − m)²`.
+    fn sq_dev / sq_dev_base / sq_dev_avx512(a: &[f32], m: f32) -> f64 {
+        sum2(a, a, |u, _| (u - m) * (u - m))
+    }
+}
+
+multiversion! {
+    /// `(Σ g', Σ (x − m)·g')` with `g' = g`, or `g` masked to `y > 0` when `y` is given.
+    fn grad_sums / grad_sums_base / grad_sums_avx512(
+        x: &[f32],
+        g: &[f32],
+        y: Option<&[f32]>,
+        m: f32,
+        buf: &mut [f32]
+    ) -> (f64, f64) {
+        match y {
+            None => (sum_body(g), sum2(x, g, |u, v| (u - m) * v)),
+            Some(y) => {
+                for ((d, &v), &o) in buf.iter_mut().zip(g).zip(y) {
+                    *d = if o > 0.0 { v } else { 0.0 };
+                }
+                (sum_body(buf), sum2(x, buf, |u, v| (u - m) * v))
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `dst = src·a + b`, clamped at 0 when `relu`.
+    fn affine_row / affine_row_base / affine_row_avx512(
+        dst: &mut [MaybeUninit<f32>],
+        src: &[f32],
+        a: f32,
+        b: f32,
+        relu: bool
+    ) {
+        if relu {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                d.write((v * a + b).max(0.0));
+            }
+        } else {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                d.write(v * a + b);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `dst = k·(g' − a − (x − m)·b)`, `g'` = `g` masked to `y > 0` when `y` is given.
+    fn dx_row / dx_row_base / dx_row_avx512(
+        dst: &mut [MaybeUninit<f32>],
+        xs: &[f32],
+        gs: &[f32],
+        ys: Option<&[f32]>,
+        coef: (f32, f32, f32, f32)
+    ) {
+        let (k, a, b, m) = coef;
+        match ys {
+            None => {
+                for ((d, &u), &v) in dst.iter_mut().zip(xs).zip(gs) {
+                    d.write(k * (v - a - (u - m) * b));
+                }
+            }
+            Some(ys) => {
+                for (((d, &u), &v), &o) in dst.iter_mut().zip(xs).zip(gs).zip(ys) {
+                    let v = if o > 0.0 { v } else { 0.0 };
+                    d.write(k * (v - a - (u - m) * b));
+                }
+            }
+        }
+    }
 }
 
 /// Channel `c`'s planes of `x` (`[N, C, S]`).
@@ -156,10 +272,7 @@ pub fn stats(x: &[f32], sh: BnShape) -> Result<(Vec<f32>, Vec<f32>)> {
     let r = per_channel(&sh, |c| {
         let mean = planes(x, &sh, c).map(sum).sum::<f64>() / m;
         let mf = mean as f32;
-        let var = planes(x, &sh, c)
-            .map(|p| sum2(p, p, |u, _| (u - mf) * (u - mf)))
-            .sum::<f64>()
-            / m;
+        let var = planes(x, &sh, c).map(|p| sq_dev(p, mf)).sum::<f64>() / m;
         (mean as f32, var as f32)
     });
     Ok(r.into_iter().unzip())
@@ -174,24 +287,25 @@ pub fn apply(x: &[f32], sh: BnShape, scale: &[f32], shift: &[f32], relu: bool) -
     sh.check("input", x.len())?;
     sh.check_c("scale", scale.len())?;
     sh.check_c("shift", shift.len())?;
-    let mut y = vec![0f32; x.len()];
-    over_planes(&mut y, &sh, |row, dst| {
+    let mut y = Vec::with_capacity(x.len());
+    over_planes(&mut y.spare_capacity_mut()[..x.len()], &sh, |row, dst| {
         let c = row % sh.c;
-        let (a, b) = (scale[c], shift[c]);
-        let src = &x[row * sh.s..(row + 1) * sh.s];
-        if relu {
-            dst.iter_mut()
-                .zip(src)
-                .for_each(|(d, &v)| *d = (v * a + b).max(0.0));
-        } else {
-            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * a + b);
-        }
+        affine_row(
+            dst,
+            &x[row * sh.s..(row + 1) * sh.s],
+            scale[c],
+            shift[c],
+            relu,
+        );
     });
+    // SAFETY: `over_planes` handed every plane of the first `x.len()` elements to
+    // `affine_row`, which wrote each of its elements.
+    unsafe { y.set_len(x.len()) };
     Ok(y)
 }
 
 /// Calls `f(plane index n·C + c, plane)` for every `S`-element plane of `out`, over the pool.
-fn over_planes(out: &mut [f32], sh: &BnShape, f: impl Fn(usize, &mut [f32]) + Sync) {
+fn over_planes<T: Send>(out: &mut [T], sh: &BnShape, f: impl Fn(usize, &mut [T]) + Sync) {
     if sh.s == 0 || out.is_empty() {
         return;
     }
@@ -239,24 +353,12 @@ pub fn backward_train(
     let sums = per_channel(&sh, |c| {
         let mc = mean[c];
         let (mut sg, mut sgx) = (0f64, 0f64);
-        match relu_out {
-            None => {
-                for (xp, gp) in planes(x, &sh, c).zip(planes(g, &sh, c)) {
-                    sg += sum(gp);
-                    sgx += sum2(xp, gp, |u, v| (u - mc) * v);
-                }
-            }
-            Some(y) => {
-                let mut buf = vec![0f32; sh.s];
-                for ((xp, gp), yp) in planes(x, &sh, c)
-                    .zip(planes(g, &sh, c))
-                    .zip(planes(y, &sh, c))
-                {
-                    mask_into(&mut buf, gp, yp);
-                    sg += sum(&buf);
-                    sgx += sum2(xp, &buf, |u, v| (u - mc) * v);
-                }
-            }
+        let mut buf = vec![0f32; if relu_out.is_some() { sh.s } else { 0 }];
+        for (i, (xp, gp)) in planes(x, &sh, c).zip(planes(g, &sh, c)).enumerate() {
+            let yp = relu_out.map(|y| &y[i * sh.c * sh.s + c * sh.s..][..sh.s]);
+            let (a, b) = grad_sums(xp, gp, yp, mc, &mut buf);
+            sg += a;
+            sgx += b;
         }
         (sg, sgx)
     });
@@ -280,34 +382,15 @@ pub fn backward_train(
             (k as f32, a as f32, b as f32, mean[c])
         })
         .collect();
-    let mut dx = vec![0f32; x.len()];
-    over_planes(&mut dx, &sh, |row, dst| {
-        let (k, a, b, mc) = coef[row % sh.c];
-        let xs = &x[row * sh.s..(row + 1) * sh.s];
-        let gs = &g[row * sh.s..(row + 1) * sh.s];
-        match relu_out {
-            None => {
-                for ((d, &u), &v) in dst.iter_mut().zip(xs).zip(gs) {
-                    *d = k * (v - a - (u - mc) * b);
-                }
-            }
-            Some(y) => {
-                let ys = &y[row * sh.s..(row + 1) * sh.s];
-                for (((d, &u), &v), &o) in dst.iter_mut().zip(xs).zip(gs).zip(ys) {
-                    let v = if o > 0.0 { v } else { 0.0 };
-                    *d = k * (v - a - (u - mc) * b);
-                }
-            }
-        }
+    let mut dx = Vec::with_capacity(x.len());
+    over_planes(&mut dx.spare_capacity_mut()[..x.len()], &sh, |row, dst| {
+        let span = row * sh.s..(row + 1) * sh.s;
+        let ys = relu_out.map(|y| &y[span.clone()]);
+        dx_row(dst, &x[span.clone()], &g[span], ys, coef[row % sh.c]);
     });
+    // SAFETY: every plane of the first `x.len()` elements went to `dx_row`, which wrote it.
+    unsafe { dx.set_len(x.len()) };
     Ok((Some(dx), dw, db))
-}
-
-/// `dst = g` where `y > 0`, else 0 (ReLU's backward).
-fn mask_into(dst: &mut [f32], g: &[f32], y: &[f32]) {
-    for ((d, &v), &o) in dst.iter_mut().zip(g).zip(y) {
-        *d = if o > 0.0 { v } else { 0.0 };
-    }
 }
 
 #[cfg(test)]

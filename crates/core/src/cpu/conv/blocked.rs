@@ -24,12 +24,14 @@
 
 use super::direct::{has_avx512, pad_into, Plan, MAX_WEIGHTS};
 use super::geom::{with_scratch, Geom, PAR_WORK};
+use super::phase::Phase;
 use super::wide::Wide;
 use crate::parallel::{self, num_threads};
 use crate::params::Conv2dParams;
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Output channels per register block (two AVX-512 registers).
 const OB: usize = 32;
@@ -37,6 +39,8 @@ const OB: usize = 32;
 const L: usize = 16;
 /// Taps per weight-gradient register block.
 const TB: usize = 12;
+/// Forward tasks per pool thread.
+const TASKS_PER_THREAD: usize = 8;
 /// Most elements of padded input kept per forward chunk of images.
 const CHUNK_ELEMS: usize = 1 << 21;
 
@@ -55,6 +59,55 @@ fn enabled() -> bool {
     !off && has_avx512()
 }
 
+/// Where the kernels read their input: the wide layout of a stride-1 convolution, or the
+/// stride phases of a strided one ([`Phase`]); either way tap `t` of wide output position
+/// `p` is `xp[off(t) + p]`, with `wp` positions a row (`wp − oW` of them garbage) and `np`
+/// per image.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Src {
+    /// Wide positions per output row.
+    wp: usize,
+    /// Wide positions per image.
+    np: usize,
+    layout: Layout,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    Wide(Wide),
+    Phase(Phase),
+}
+
+impl Src {
+    pub(super) fn wide(w: Wide) -> Src {
+        Src {
+            wp: w.wp,
+            np: w.np,
+            layout: Layout::Wide(w),
+        }
+    }
+    pub(super) fn phase(q: Phase) -> Src {
+        Src {
+            wp: q.wp,
+            np: q.np,
+            layout: Layout::Phase(q),
+        }
+    }
+    fn plan(&self, g: &Geom, block: usize, taps: usize) -> Plan {
+        match &self.layout {
+            Layout::Wide(w) => Plan::new(g, w, block, taps),
+            Layout::Phase(q) => q.plan(g, block, taps),
+        }
+    }
+    /// Writes one input image `x[C, H, W]` in this layout into `xp` (`plan.img` elements).
+    fn fill(&self, x: &[f32], xp: &mut [f32], g: &Geom, plan: &Plan) {
+        match &self.layout {
+            Layout::Wide(w) => pad_into(x, xp, g, w, plan),
+            Layout::Phase(q) => q.fill(x, xp, g, plan),
+        }
+    }
+}
+
 /// Positions per register block: the largest of 12, 10, 8 that rounds `np` up by at most
 /// 1/32, else the one that wastes the fewest.
 fn positions(np: usize) -> usize {
@@ -66,42 +119,90 @@ fn positions(np: usize) -> usize {
         .unwrap_or(12)
 }
 
-/// Weights `[O, K]` packed as `[O'/32][K][32]` (zero channels up to O').
+/// Weights `[O, K]` packed as `[O'/32][K][32]` (zero channels up to O'), one channel block
+/// per pool task, in tiles of [`TB`] taps so that the 32 rows read and the block written
+/// stay in L1.
 fn pack(wt: &[f32], o_count: usize, k: usize) -> Vec<f32> {
-    let mut p = vec![0f32; o_count.next_multiple_of(OB) * k];
-    for (o, row) in wt.chunks_exact(k).take(o_count).enumerate() {
-        let blk = &mut p[(o / OB) * k * OB + o % OB..];
-        for (t, &v) in row.iter().enumerate() {
-            blk[t * OB] = v;
+    blocks_of(o_count.next_multiple_of(OB) * k, OB * k, |ob, blk| {
+        let (o0, lanes) = (ob * OB, OB.min(o_count - ob * OB));
+        for t0 in (0..k).step_by(TB) {
+            let t1 = (t0 + TB).min(k);
+            for lane in 0..OB {
+                if lane < lanes {
+                    let row = &wt[(o0 + lane) * k + t0..(o0 + lane) * k + t1];
+                    for (t, &v) in (t0..t1).zip(row) {
+                        blk[t * OB + lane].write(v);
+                    }
+                } else {
+                    (t0..t1).for_each(|t| _ = blk[t * OB + lane].write(0.0));
+                }
+            }
         }
-    }
+    })
+}
+
+/// A vector of `len` elements made of blocks of `block` elements, `fill(block index,
+/// block)` writing every element of its block; blocks spread over the pool when the vector
+/// has at least [`PAR_PACK`] elements. (The packed weights are written once, not zeroed
+/// first: 512→512 3×3 weights are 9.4 MB.)
+fn blocks_of(
+    len: usize,
+    block: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut p = Vec::with_capacity(len);
+    let rows = if len >= PAR_PACK { block } else { len };
+    parallel::for_each_chunk_mut(&mut p.spare_capacity_mut()[..len], rows, |ci, blocks| {
+        for (bi, blk) in blocks.chunks_exact_mut(block).enumerate() {
+            fill(ci * (rows / block) + bi, blk);
+        }
+    });
+    // SAFETY: `len` is a multiple of `block`, and every block was written by `fill`.
+    unsafe { p.set_len(len) };
     p
 }
 
+/// Packed weights (elements) from which [`pack`] and the input gradient's packing are
+/// spread over the pool (a ResNet 64→64 3×3 layer has 36,864).
+const PAR_PACK: usize = 1 << 14;
+
 /// Forward into `out[N, O, oH, oW]` (every element written).
-pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
+pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, w: &Src, out: &mut [MaybeUninit<f32>]) {
     let packed = pack(wt, g.o, g.k());
     fwd_packed(x, &packed, g, w, out);
 }
 
 /// Input gradient into `dx[N, C, H, W]` (every element written); `None` when the
-/// transposed geometry does not suit the forward kernel (the caller falls back).
-pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, dx: &mut [f32]) -> Option<()> {
+/// transposed geometry does not suit the forward kernel (nothing written: the caller falls
+/// back).
+pub(super) fn bwd_input(
+    dy: &[f32],
+    wt: &[f32],
+    g: &Geom,
+    dx: &mut [MaybeUninit<f32>],
+) -> Option<()> {
     let (g2, w2) = transposed(g)?;
     let (kk, k2) = (g.kh * g.kw, g2.k());
-    // W'[c][(o, i, j)] = W[o][(c, kH−1−i, kW−1−j)], read in W's order.
-    let mut packed = vec![0f32; g.c.next_multiple_of(OB) * k2];
-    for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
-        for (c, wc) in wo.chunks_exact(kk).enumerate() {
-            let blk = &mut packed[(c / OB) * k2 * OB + c % OB..];
-            for (tap, &v) in wc.iter().enumerate() {
-                let (i, j) = (tap / g.kw, tap % g.kw);
-                let t2 = (o * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j;
-                blk[t2 * OB] = v;
+    // W'[c][(o, i, j)] = W[o][(c, kH−1−i, kW−1−j)]: one block of 32 input channels per pool
+    // task, each writing its `[K'][32]` block while reading 32·kH·kW adjacent weights per o.
+    let packed = blocks_of(g.c.next_multiple_of(OB) * k2, OB * k2, |cb, blk| {
+        let (c0, lanes) = (cb * OB, OB.min(g.c - cb * OB));
+        for (o, wo) in wt.chunks_exact(g.k()).enumerate() {
+            let wc = &wo[c0 * kk..(c0 + lanes) * kk];
+            for (lane, taps) in wc.chunks_exact(kk).enumerate() {
+                // Tap (i, j) = i·kW + j goes to (kH−1−i)·kW + kW−1−j = kH·kW − 1 − tap.
+                for (tap, &v) in taps.iter().enumerate() {
+                    blk[(o * kk + kk - 1 - tap) * OB + lane].write(v);
+                }
+            }
+            for t2 in o * kk..(o + 1) * kk {
+                for d in &mut blk[t2 * OB + lanes..(t2 + 1) * OB] {
+                    d.write(0.0);
+                }
             }
         }
-    }
-    fwd_packed(dy, &packed, &g2, &w2, dx);
+    });
+    fwd_packed(dy, &packed, &g2, &Src::wide(w2), dx);
     Some(())
 }
 
@@ -131,27 +232,30 @@ fn transposed(g: &Geom) -> Option<(Geom, Wide)> {
 }
 
 /// The forward kernel over the batch with weights already packed by [`pack`].
-fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
+fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Src, out: &mut [MaybeUninit<f32>]) {
     let r = positions(w.np);
-    let plan = Plan::new(g, w, r, 1);
+    let plan = w.plan(g, r, 1);
     let (k, np, obs) = (g.k(), g.np(), g.o.div_ceil(OB));
     let out_img = g.o * np;
     if out_img == 0 || g.n == 0 {
         return;
     }
-    let threads = if g.work() >= PAR_WORK {
-        num_threads()
+    // Several tasks per thread, so that a thread slowed by other processes leaves its share
+    // to the others (the weights are streamed per position block anyway, so smaller chunks
+    // cost no extra traffic).
+    let tasks = if g.work() >= PAR_WORK {
+        num_threads() * TASKS_PER_THREAD
     } else {
         1
     };
-    let per = g.n.div_ceil(threads).min((CHUNK_ELEMS / plan.img).max(1));
+    let per = g.n.div_ceil(tasks).min((CHUNK_ELEMS / plan.img).max(1));
     parallel::for_each_chunk_mut(out, per * out_img, |ci, chunk| {
         let count = chunk.len() / out_img;
         with_scratch(count * plan.img + plan.np * OB, |scratch: &mut [f32]| {
             let (xps, buf) = scratch.split_at_mut(count * plan.img);
             for (b, xp) in xps.chunks_exact_mut(plan.img).enumerate() {
                 let i = ci * per + b;
-                pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
+                w.fill(&x[i * g.img()..(i + 1) * g.img()], xp, g, &plan);
             }
             for ob in 0..obs {
                 let wts = &packed[ob * k * OB..(ob + 1) * k * OB];
@@ -171,19 +275,31 @@ fn fwd_packed(x: &[f32], packed: &[f32], g: &Geom, w: &Wide, out: &mut [f32]) {
                         }
                     }
                     let oi = &mut chunk[b * out_img..(b + 1) * out_img];
-                    for lane in 0..o_here {
-                        let dst = &mut oi[(ob * OB + lane) * np..(ob * OB + lane + 1) * np];
-                        for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                            let src = &buf[(y * w.wp) * OB + lane..];
-                            for (xo, v) in row.iter_mut().enumerate() {
-                                *v = src[xo * OB];
-                            }
-                        }
-                    }
+                    scatter(&buf[..w.np * OB], oi, ob * OB, o_here, g, w);
                 }
             }
         });
     });
+}
+
+/// Writes the channel-minor block `buf[p'][32]` (wide positions) to channels `o0..o0 +
+/// lanes` of one output image `oi[O][oH·oW]`, in tiles of 16 positions so the tile read
+/// stays in L1 while its 32 channel rows are written.
+fn scatter(buf: &[f32], oi: &mut [MaybeUninit<f32>], o0: usize, lanes: usize, g: &Geom, w: &Src) {
+    let np = g.np();
+    for y in 0..g.oh {
+        for x0 in (0..g.ow).step_by(L) {
+            let x1 = (x0 + L).min(g.ow);
+            let tile = &buf[(y * w.wp + x0) * OB..(y * w.wp + x1) * OB];
+            for lane in 0..lanes {
+                let d0 = (o0 + lane) * np + y * g.ow;
+                let dst = &mut oi[d0 + x0..d0 + x1];
+                for (d, src) in dst.iter_mut().zip(tile.chunks_exact(OB)) {
+                    d.write(src[lane]);
+                }
+            }
+        }
+    }
 }
 
 /// One block of 32 channels × `R` positions: `dst[r][o] = Σ_t src[offs[t] + r] · wts[t][o]`.
@@ -226,8 +342,8 @@ const BW_CHUNK: usize = 1 << 15;
 /// Weight gradient `[O, C, kH, kW]`: the padded inputs and `dyᵀ[P'][O']` of the batch (or
 /// of [`BW_BATCH`]-sized parts of it) are made once, then the output-channel blocks are
 /// spread over the pool.
-pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> {
-    let plan = Plan::new(g, w, 1, TB);
+pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Src) -> Vec<f32> {
+    let plan = w.plan(g, 1, TB);
     let (k, np, op) = (g.k(), g.np(), g.o.next_multiple_of(OB));
     let mut dw = vec![0f32; g.o * k];
     if g.n == 0 || np == 0 {
@@ -245,7 +361,7 @@ fn images_into(
     x: &[f32],
     dy: &[f32],
     g: &Geom,
-    w: &Wide,
+    w: &Src,
     plan: &Plan,
     (i0, nb): (usize, usize),
     dw: &mut [f32],
@@ -259,7 +375,7 @@ fn images_into(
         parallel::for_each_chunk_mut(xps, pads, |ci, chunk| {
             for (b, xp) in chunk.chunks_exact_mut(plan.img).enumerate() {
                 let i = i0 + ci * (pads / plan.img) + b;
-                pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, plan);
+                w.fill(&x[i * g.img()..(i + 1) * g.img()], xp, g, plan);
             }
         });
         let dys = if parallel { dy_img } else { dyts.len() };
@@ -270,55 +386,102 @@ fn images_into(
             }
         });
         let (xps, dyts) = (&*xps, &*dyts);
-        let per = (BW_CHUNK / (w.np * OB)).clamp(1, nb);
+        // acc[t][o] of channel block `ob` over images `b0..b1` of this part of the batch.
+        let accumulate = |ob: usize, (b0, b1): (usize, usize), acc: &mut [f32]| {
+            let per = (BW_CHUNK / (w.np * OB)).max(1);
+            for c0 in (b0..b1).step_by(per) {
+                let count = per.min(b1 - c0);
+                for t0 in (0..kp).step_by(TB) {
+                    let offs: &[usize; TB] =
+                        plan.offs[t0..t0 + TB].try_into().expect("whole tap block");
+                    // SAFETY: AVX-512F was detected; for each of the `count` images, reads of
+                    // `xps` reach off(t) + P' − 1 < plan.img, reads of `dyts` stay within that
+                    // image's P'·O' block (channels ob·32 + 32 ≤ O'), and the adds stay
+                    // within `acc` (t0 + TB ≤ K' = acc.len() / 32).
+                    unsafe {
+                        bw_block(
+                            xps.as_ptr().add(c0 * plan.img),
+                            plan.img,
+                            dyts.as_ptr().add(c0 * dy_img + ob * OB),
+                            dy_img,
+                            op,
+                            w.np,
+                            count,
+                            offs,
+                            acc.as_mut_ptr().add(t0 * OB),
+                        );
+                    }
+                }
+            }
+        };
+        // Few channel blocks (64 channels: 2, 128: 4) would give each thread one or two long
+        // tasks, and one thread finishing late leaves the other idle: the batch is then split
+        // too (about four tasks per thread), each task summing its images into its own
+        // `acc`, and the parts added up at the end over the pool (`parts · O · K` elements).
+        let obs = g.o.div_ceil(OB);
+        let parts = if parallel {
+            (num_threads() * TASKS_PER_THREAD / 2)
+                .div_ceil(obs)
+                .clamp(1, nb)
+        } else {
+            1
+        };
+        if parts > 1 {
+            let accs = parallel::map(obs * parts, |task| {
+                let (ob, part) = (task / parts, task % parts);
+                let mut acc = vec![0f32; kp * OB];
+                accumulate(ob, (part * nb / parts, (part + 1) * nb / parts), &mut acc);
+                acc
+            });
+            parallel::for_each_chunk_mut(dw, OB * k, |ob, dwb| {
+                for acc in &accs[ob * parts..(ob + 1) * parts] {
+                    add_block(acc, dwb, k);
+                }
+            });
+            return;
+        }
         let rows = if parallel { OB * k } else { dw.len() };
         parallel::for_each_chunk_mut(dw, rows, |ci, dwc| {
             let mut acc = vec![0f32; kp * OB];
             for (bi, dwb) in dwc.chunks_mut(OB * k).enumerate() {
-                let ob = ci * (rows / (OB * k)) + bi;
                 acc.fill(0.0);
-                for b0 in (0..nb).step_by(per) {
-                    let count = per.min(nb - b0);
-                    for t0 in (0..kp).step_by(TB) {
-                        let offs: &[usize; TB] =
-                            plan.offs[t0..t0 + TB].try_into().expect("whole tap block");
-                        // SAFETY: AVX-512F was detected; for each of the `count` images,
-                        // reads of `xps` reach off(t) + P' − 1 < plan.img, reads of `dyts`
-                        // stay within that image's P'·O' block (channels ob·32 + 32 ≤ O'),
-                        // and the adds stay within `acc` (t0 + TB ≤ K').
-                        unsafe {
-                            bw_block(
-                                xps.as_ptr().add(b0 * plan.img),
-                                plan.img,
-                                dyts.as_ptr().add(b0 * dy_img + ob * OB),
-                                dy_img,
-                                op,
-                                w.np,
-                                count,
-                                offs,
-                                acc.as_mut_ptr().add(t0 * OB),
-                            );
-                        }
-                    }
-                }
-                for (lane, row) in dwb.chunks_exact_mut(k).enumerate() {
-                    for (t, v) in row.iter_mut().enumerate() {
-                        *v += acc[t * OB + lane];
-                    }
-                }
+                accumulate(ci * (rows / (OB * k)) + bi, (0, nb), &mut acc);
+                add_block(&acc, dwb, k);
             }
         });
     });
 }
 
+/// Adds `acc[t][32]` (one channel block, tap-major) into the rows `dwb[lanes][K]`.
+fn add_block(acc: &[f32], dwb: &mut [f32], k: usize) {
+    for (lane, row) in dwb.chunks_exact_mut(k).enumerate() {
+        for (t, v) in row.iter_mut().enumerate() {
+            *v += acc[t * OB + lane];
+        }
+    }
+}
+
 /// `dyt[p][o] = dy[o][p]` at the wide positions of one image (`O'` channels a row), zeros in
-/// the garbage columns and padded channels.
-fn transpose_dy(dy: &[f32], dyt: &mut [f32], g: &Geom, w: &Wide, op: usize) {
-    dyt.fill(0.0);
-    for (o, plane) in dy.chunks_exact(g.np()).enumerate() {
-        for (y, row) in plane.chunks_exact(g.ow).enumerate() {
-            for (xo, &v) in row.iter().enumerate() {
-                dyt[(y * w.wp + xo) * op + o] = v;
+/// the garbage columns and padded channels; in tiles of 16 positions so the `16·O'` block
+/// written stays in L1 while the `O` rows are read.
+fn transpose_dy(dy: &[f32], dyt: &mut [f32], g: &Geom, w: &Src, op: usize) {
+    let np = g.np();
+    for y in 0..g.oh {
+        let row = &mut dyt[y * w.wp * op..(y + 1) * w.wp * op];
+        row[g.ow * op..].fill(0.0);
+        for x0 in (0..g.ow).step_by(L) {
+            let x1 = (x0 + L).min(g.ow);
+            let tile = &mut row[x0 * op..x1 * op];
+            for o in 0..g.o {
+                let src = &dy[o * np + y * g.ow + x0..o * np + y * g.ow + x1];
+                for (d, &v) in tile.chunks_exact_mut(op).zip(src) {
+                    d[o] = v;
+                }
+            }
+            if op > g.o {
+                for d in tile.chunks_exact_mut(op) {
+                    d[g.o..].fill(0.0);
+                }
             }
         }
     }
@@ -395,12 +558,12 @@ mod tests {
             ..Conv2dParams::default()
         };
         let g = Geom::new("test", (5, 40, 6, 7), (48, 40, 3, 3), None, &p).expect("geometry");
-        let w = Wide::new(&g).expect("wide layout");
+        let w = Src::wide(Wide::new(&g).expect("wide layout"));
         let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
         let x: Vec<f32> = (0..g.n * g.img()).map(val).collect();
         let dy: Vec<f32> = (0..g.n * g.o * g.np()).map(|i| val(i + 17)).collect();
         let whole = bwd_weight(&x, &dy, &g, &w);
-        let plan = Plan::new(&g, &w, 1, TB);
+        let plan = w.plan(&g, 1, TB);
         let mut parts = vec![0f32; whole.len()];
         for (i0, nb) in [(0, 2), (2, 1), (3, 2)] {
             images_into(&x, &dy, &g, &w, &plan, (i0, nb), &mut parts);

@@ -27,13 +27,16 @@ mod direct;
 mod gemm;
 mod geom;
 mod im2col;
+mod phase;
 mod wide;
 
 use super::f32_view::{as_f32, as_f32_mut, as_f32_uninit};
 use super::map::{contiguous_cow, to_dtype};
 use crate::params::Conv2dParams;
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
+use blocked::Src;
 use geom::{dims4, Geom};
+use phase::Phase;
 use std::any::TypeId;
 use wide::Wide;
 
@@ -44,6 +47,10 @@ enum Conv2dImpl {
     Direct(Wide),
     /// AVX-512 blocked direct kernels, output channels in the lanes (f32 only).
     Blocked(Wide),
+    /// The blocked forward kernel on the stride phases of the input (strided f32 layers
+    /// with small outputs, see [`phase::MAX_POSITIONS`]; both gradients take the im2col
+    /// path).
+    Strided(Phase),
     /// Wide im2col + gemm.
     Wide(Wide),
     /// General im2col + gemm.
@@ -51,6 +58,15 @@ enum Conv2dImpl {
 }
 
 impl Conv2dImpl {
+    /// The input layout of the blocked kernels, for the paths that use them.
+    fn blocked_src(self) -> Option<Src> {
+        match self {
+            Conv2dImpl::Blocked(w) => Some(Src::wide(w)),
+            Conv2dImpl::Strided(q) => Some(Src::phase(q)),
+            _ => None,
+        }
+    }
+
     /// The fastest implementation for geometry `g` with elements of type `T`.
     fn choose<T: 'static>(g: &Geom) -> Self {
         match Wide::new(g) {
@@ -61,7 +77,16 @@ impl Conv2dImpl {
                 Conv2dImpl::Blocked(w)
             }
             Some(w) => Conv2dImpl::Wide(w),
-            None => Conv2dImpl::Im2col,
+            None => match Phase::new(g) {
+                Some(q)
+                    if TypeId::of::<T>() == TypeId::of::<f32>()
+                        && g.np() <= phase::MAX_POSITIONS
+                        && blocked::usable(g) =>
+                {
+                    Conv2dImpl::Strided(q)
+                }
+                _ => Conv2dImpl::Im2col,
+            },
         }
     }
 }
@@ -69,50 +94,60 @@ impl Conv2dImpl {
 fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let len = g.n * g.o * g.np();
     let imp = Conv2dImpl::choose::<T>(g);
-    if let (Conv2dImpl::Direct(wide), Some(xf), Some(wf)) = (imp, as_f32(x), as_f32(w)) {
-        let mut out = Vec::<T>::with_capacity(len);
-        if let Some(o) = as_f32_uninit(&mut out.spare_capacity_mut()[..len]) {
-            direct::fwd(xf, wf, None, g, &wide, o);
-            // SAFETY: the direct kernel wrote every output element.
+    let mut out = Vec::<T>::with_capacity(len);
+    let o = as_f32_uninit(&mut out.spare_capacity_mut()[..len]);
+    if let (Some(xf), Some(wf), Some(o)) = (as_f32(x), as_f32(w), o) {
+        let written = match imp {
+            Conv2dImpl::Direct(wide) => {
+                direct::fwd(xf, wf, None, g, &wide, o);
+                true
+            }
+            _ => imp
+                .blocked_src()
+                .map(|src| blocked::fwd(xf, wf, g, &src, o))
+                .is_some(),
+        };
+        if written {
+            // SAFETY: the direct and blocked kernels write every output element.
             unsafe { out.set_len(len) };
             return out;
         }
     }
-    let mut out = vec![T::ZERO; len];
-    if let (Conv2dImpl::Blocked(wide), Some(xf), Some(wf)) = (imp, as_f32(x), as_f32(w)) {
-        if let Some(o) = as_f32_mut(&mut out) {
-            blocked::fwd(xf, wf, g, &wide, o);
-            return out;
-        }
-    }
+    out.resize(len, T::ZERO);
     match imp {
         Conv2dImpl::Direct(wide) | Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
             wide::fwd(x, w, g, &wide, &mut out)
         }
-        Conv2dImpl::Im2col => im2col::fwd(x, w, g, &mut out),
+        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::fwd(x, w, g, &mut out),
     }
     out
 }
 
 fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
-    let mut dx = vec![T::ZERO; g.n * g.img()];
-    match Conv2dImpl::choose::<T>(g) {
+    let len = g.n * g.img();
+    let imp = Conv2dImpl::choose::<T>(g);
+    if let (Conv2dImpl::Blocked(_), Some(dyf), Some(wf)) = (imp, as_f32(dy), as_f32(w)) {
+        let mut dx = Vec::<T>::with_capacity(len);
+        if let Some(d) = as_f32_uninit(&mut dx.spare_capacity_mut()[..len]) {
+            if blocked::bwd_input(dyf, wf, g, d).is_some() {
+                // SAFETY: the blocked kernel wrote every element (it returns `None`
+                // before writing anything when it cannot).
+                unsafe { dx.set_len(len) };
+                return dx;
+            }
+        }
+    }
+    let mut dx = vec![T::ZERO; len];
+    match imp {
         Conv2dImpl::Direct(wide) => {
             if let (Some(dy), Some(w), Some(d)) = (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
                 direct::bwd_input(dy, w, g, &wide, d);
             }
         }
-        Conv2dImpl::Blocked(wide) => {
-            let done = match (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
-                (Some(dy), Some(w), Some(d)) => blocked::bwd_input(dy, w, g, d).is_some(),
-                _ => false,
-            };
-            if !done {
-                wide::bwd_input(dy, w, g, &wide, &mut dx);
-            }
+        Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
+            wide::bwd_input(dy, w, g, &wide, &mut dx)
         }
-        Conv2dImpl::Wide(wide) => wide::bwd_input(dy, w, g, &wide, &mut dx),
-        Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, &mut dx),
+        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, &mut dx),
     }
     dx
 }
@@ -122,7 +157,8 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
     if g.n == 0 || g.np() == 0 || out_len == 0 {
         return vec![T::ZERO; out_len];
     }
-    match Conv2dImpl::choose::<T>(g) {
+    let imp = Conv2dImpl::choose::<T>(g);
+    match imp {
         Conv2dImpl::Direct(wide) => {
             let mut out = vec![T::ZERO; out_len];
             if let (Some(xf), Some(dyf), Some(o)) = (as_f32(x), as_f32(dy), as_f32_mut(&mut out)) {
@@ -130,17 +166,22 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
             }
             out
         }
-        Conv2dImpl::Blocked(wide) => {
-            let mut out = vec![T::ZERO; out_len];
-            if let (Some(xf), Some(dyf), Some(o)) = (as_f32(x), as_f32(dy), as_f32_mut(&mut out)) {
-                o.copy_from_slice(&blocked::bwd_weight(xf, dyf, g, &wide));
+        Conv2dImpl::Blocked(_) => {
+            match (as_f32(x), as_f32(dy), imp.blocked_src()) {
+                // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.
+                (Some(xf), Some(dyf), Some(src)) => {
+                    let dw: Box<dyn std::any::Any> =
+                        Box::new(blocked::bwd_weight(xf, dyf, g, &src));
+                    dw.downcast::<Vec<T>>()
+                        .map_or_else(|_| vec![T::ZERO; out_len], |v| *v)
+                }
+                _ => vec![T::ZERO; out_len],
             }
-            out
         }
         Conv2dImpl::Wide(wide) => gemm::bwd_weight_chunked(g, |range, acc| {
             wide::bwd_weight_chunk(x, dy, g, &wide, range, acc)
         }),
-        Conv2dImpl::Im2col => gemm::bwd_weight_chunked(g, |range, acc| {
+        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => gemm::bwd_weight_chunked(g, |range, acc| {
             im2col::bwd_weight_chunk(x, dy, g, range, acc)
         }),
     }
