@@ -106,6 +106,16 @@ pub struct Node {
     pub device: Device,
 }
 
+impl NodeKind {
+    /// The second output of an op node (see [`Op::secondary`]).
+    pub fn secondary(&self) -> Option<ValueId> {
+        match self {
+            NodeKind::Op(op) => op.secondary().copied(),
+            _ => None,
+        }
+    }
+}
+
 impl Node {
     /// The values this node reads (none for inputs, parameters and constants).
     pub fn inputs(&self) -> Vec<ValueId> {
@@ -249,9 +259,9 @@ impl Graph {
             for v in self.nodes[i].inputs() {
                 keep[v.0] = true;
             }
-            // Max pooling and its indices output live and die together.
-            if let NodeKind::Op(Op::MaxPool2d { indices, .. }) = &self.nodes[i].kind {
-                keep[indices.0] = true;
+            // An op and its second output (max pooling's indices) live and die together.
+            if let Some(second) = self.nodes[i].kind.secondary() {
+                keep[second.0] = true;
             }
         }
         let before = self.nodes.len();
