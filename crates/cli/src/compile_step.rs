@@ -101,6 +101,14 @@ pub fn compile(
                 },
                 t.elapsed().as_secs_f64() * 1e3
             );
+            // A fixed-batch capture traces one whole step at the real batch with every
+            // intermediate held at once: the process's peak memory is set here, not by the
+            // compiled steps (ResNet-18 CIFAR b32: 570 MB vs eager's 390 MB). Said, not hidden.
+            if let (true, Some(mb)) = (s.fixed_batch(), crate::memory::peak_rss_mb()) {
+                eprintln!(
+                    "--compile: peak RSS {mb:.0} MB after the capture (a full-batch trace holds all of one step's intermediates at once; the compiled steps stay below it)"
+                );
+            }
             Some(s)
         }
         Err(why) => {
