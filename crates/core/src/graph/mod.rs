@@ -31,7 +31,8 @@ pub use compile::{
 
 /// True while a [`Capture`] records ops on this thread. Layers with a fused hand-written
 /// kernel (custom autograd ops, which a graph cannot replay) take their composed path then,
-/// so the graph holds core ops only.
+/// so the graph holds core ops only; batch norm instead runs its kernels through core ops
+/// that a capture records ([`Op::BatchNorm`], [`Op::BatchNormBackward`]).
 pub fn is_capturing() -> bool {
     tape::active()
 }
