@@ -95,9 +95,15 @@ pub fn compile(
                 st.buffers,
                 st.buffer_bytes as f64 / 1e6,
                 if s.fixed_batch() {
-                    "; for this batch size only: its scalars depend on the batch size"
+                    // A fixed-batch capture traces one whole step at the real batch with every
+                    // intermediate held at once: the process's peak memory is set there, not
+                    // by the compiled steps (ResNet-18 CIFAR b32: 570 MB vs eager's 390 MB).
+                    format!(
+                        "; for this batch size only: its scalars depend on the batch size; peak RSS {} MB after its full-batch trace, which holds all of one step's intermediates at once",
+                        crate::memory::peak_rss_mb().map_or("?".into(), |m| format!("{m:.0}"))
+                    )
                 } else {
-                    ""
+                    String::new()
                 },
                 t.elapsed().as_secs_f64() * 1e3
             );

@@ -144,6 +144,31 @@ pub enum Op<T = Tensor> {
         grad: T,
         in_hw: (usize, usize),
     },
+    /// Training-mode batch norm of a CPU f32 `input [N, C, *]` by the fused kernels, with the
+    /// batch's statistics (traced only: eager code records it inside a custom autograd op);
+    /// `stats` is the op's second output, `[2, C]` f32 (mean, biased variance). With `relu`
+    /// the output is `max(bn, 0)`.
+    BatchNorm {
+        input: T,
+        weight: T,
+        bias: T,
+        stats: T,
+        eps: f64,
+        relu: bool,
+    },
+    /// [`Op::BatchNorm`]'s gradient (PyTorch's `native_batch_norm_backward`, traced only):
+    /// the output is `dx`, shaped `input`; `param_grads` is the second output, `[2, C]`
+    /// (`dweight`, `dbias`). `output` (the forward's result) masks `grad` when `relu`.
+    BatchNormBackward {
+        grad: T,
+        input: T,
+        output: T,
+        stats: T,
+        weight: T,
+        param_grads: T,
+        eps: f64,
+        relu: bool,
+    },
     /// A user-defined op.
     Custom(Arc<dyn CustomOp>, Vec<T>),
 }
@@ -181,6 +206,31 @@ impl<T> Op<T> {
             Op::AvgPool2dBackward { grad, .. } | Op::AdaptiveAvgPool2dBackward { grad, .. } => {
                 vec![grad]
             }
+            Op::BatchNorm {
+                input,
+                weight,
+                bias,
+                ..
+            } => vec![input, weight, bias],
+            Op::BatchNormBackward {
+                grad,
+                input,
+                output,
+                stats,
+                weight,
+                ..
+            } => vec![grad, input, output, stats, weight],
+        }
+    }
+
+    /// The op's second output, when it has one (max pooling's `indices`, batch norm's
+    /// `stats`, batch norm backward's `param_grads`); not listed by [`Op::inputs`].
+    pub fn secondary(&self) -> Option<&T> {
+        match self {
+            Op::MaxPool2d { indices, .. } => Some(indices),
+            Op::BatchNorm { stats, .. } => Some(stats),
+            Op::BatchNormBackward { param_grads, .. } => Some(param_grads),
+            _ => None,
         }
     }
 
@@ -213,6 +263,22 @@ impl<T> Op<T> {
             Op::AvgPool2dBackward { grad, .. } | Op::AdaptiveAvgPool2dBackward { grad, .. } => {
                 vec![grad]
             }
+            Op::BatchNorm {
+                input,
+                weight,
+                bias,
+                stats,
+                ..
+            } => vec![input, weight, bias, stats],
+            Op::BatchNormBackward {
+                grad,
+                input,
+                output,
+                stats,
+                weight,
+                param_grads,
+                ..
+            } => vec![grad, input, output, stats, weight, param_grads],
         }
     }
 
@@ -352,6 +418,40 @@ impl<T> Op<T> {
                 grad: f(grad),
                 in_hw: *in_hw,
             },
+            Op::BatchNorm {
+                input,
+                weight,
+                bias,
+                stats,
+                eps,
+                relu,
+            } => Op::BatchNorm {
+                input: f(input),
+                weight: f(weight),
+                bias: f(bias),
+                stats: f(stats),
+                eps: *eps,
+                relu: *relu,
+            },
+            Op::BatchNormBackward {
+                grad,
+                input,
+                output,
+                stats,
+                weight,
+                param_grads,
+                eps,
+                relu,
+            } => Op::BatchNormBackward {
+                grad: f(grad),
+                input: f(input),
+                output: f(output),
+                stats: f(stats),
+                weight: f(weight),
+                param_grads: f(param_grads),
+                eps: *eps,
+                relu: *relu,
+            },
             Op::Custom(c, ts) => Op::Custom(c.clone(), ts.iter().map(f).collect()),
         }
     }
@@ -390,6 +490,8 @@ impl<T> Op<T> {
             Op::MaxPool2dBackward { .. } => "max_pool2d_backward".into(),
             Op::AvgPool2dBackward { .. } => "avg_pool2d_backward".into(),
             Op::AdaptiveAvgPool2dBackward { .. } => "adaptive_avg_pool2d_backward".into(),
+            Op::BatchNorm { .. } => "batch_norm".into(),
+            Op::BatchNormBackward { .. } => "batch_norm_backward".into(),
             Op::Custom(c, _) => c.name().to_string(),
         }
     }

@@ -1,7 +1,8 @@
 //! A compiled step of a network with batch norm against *default* eager training, which
-//! runs the fused batch-norm kernels (a capture records the composite formula: the same
-//! maths, another summation order). They agree to rounding, not bit for bit; this states
-//! and checks the bound (see `compiled_batch_norm.rs` for the bit-exact comparison).
+//! runs the fused batch-norm kernels. The capture records those kernels as graph ops
+//! (`batch_norm`, `batch_norm_backward`), so the compiled step is bit-identical to eager
+//! (until 2026-11-30 the capture recorded the composite formula: 4.0e-7 relative after 30
+//! steps). `compiled_batch_norm.rs` checks the composite formula against `MLFW_FUSED=0`.
 
 use mlfw_autograd::Backward;
 use mlfw_core::{manual_seed, DType, Device, Result, Tensor};
@@ -9,10 +10,6 @@ use mlfw_nn::{
     functional as F, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, Linear, Module, Relu, Sequential,
 };
 use mlfw_optim::{CompiledStep, Optimizer, Sgd, SgdConfig};
-
-/// Largest difference allowed after 30 steps, relative to each tensor's largest magnitude:
-/// the 1e-6 (measured 2026-11-30: 4.0e-7, on `0.bias`).
-const REL: f64 = 1e-6;
 
 fn net(seed: u64) -> Result<Sequential> {
     manual_seed(seed);
@@ -47,7 +44,7 @@ fn state(m: &dyn Module) -> Result<Vec<(String, Vec<f64>)>> {
 }
 
 #[test]
-fn batch_norm_compiled_matches_fused_eager_to_rounding() -> Result<()> {
+fn batch_norm_compiled_matches_fused_eager_bit_for_bit() -> Result<()> {
     let (eager, compiled) = (net(5)?, net(5)?);
     let cfg = SgdConfig::new(0.05).momentum(0.9);
     let (mut oe, mut oc) = (
@@ -56,6 +53,11 @@ fn batch_norm_compiled_matches_fused_eager_to_rounding() -> Result<()> {
     );
     let (x0, y0) = batch(0, 8)?;
     let mut step = CompiledStep::new(&compiled, &x0, &y0)?;
+    let ops: Vec<String> = step.graph().nodes.iter().map(|n| n.op_name()).collect();
+    let count = |name: &str| ops.iter().filter(|o| *o == name).count();
+    assert_eq!(count("batch_norm"), 1, "{ops:?}");
+    assert_eq!(count("batch_norm_backward"), 1, "{ops:?}");
+    assert_eq!(count("rsqrt"), 0, "composite batch norm recorded: {ops:?}");
     for i in 0..30 {
         let (x, y) = batch(i % 5, 8)?;
         oe.zero_grad();
@@ -64,19 +66,11 @@ fn batch_norm_compiled_matches_fused_eager_to_rounding() -> Result<()> {
         oe.step()?;
         step.step(&x, &y, &mut oc)?;
     }
-    let mut worst = (0.0f64, String::new());
-    for ((name, e), (_, c)) in state(&eager)?.iter().zip(&state(&compiled)?) {
-        let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
-        let d = e
-            .iter()
-            .zip(c)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
-            / scale;
-        if d > worst.0 {
-            worst = (d, name.clone());
-        }
+    let (se, sc) = (state(&eager)?, state(&compiled)?);
+    assert_eq!(se.len(), sc.len());
+    for ((name, e), (_, c)) in se.iter().zip(&sc) {
+        let same = e.iter().zip(c).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "`{name}` differs from eager after 30 steps");
     }
-    println!("largest difference after 30 steps, relative to each tensor's max |value|: {worst:?}");
-    assert!(worst.0 <= REL, "{worst:?}");
     Ok(())
 }

@@ -90,6 +90,10 @@ pub fn op_backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tenso
             Some(g.index_select(ids, *dim as isize)?),
         ]),
         Op::Cmp(..) => Ok(vec![None, None]),
+        // Traced only (eager code records the custom op around them).
+        Op::BatchNorm { .. } | Op::BatchNormBackward { .. } => Err(mlfw_core::Error::msg(
+            "batch_norm kernels are differentiated by their custom op, not recorded alone",
+        )),
         Op::FullLike(..) => Ok(vec![None]),
         Op::Conv2dBackwardInput {
             grad,

@@ -186,16 +186,21 @@ fn build(
             b.value(t);
         }
         let k = b.nodes.len();
-        if let Op::MaxPool2d { indices, .. } = &op {
-            b.ids.insert(indices.id(), ValueId(k + 1));
+        if let Some(second) = op.secondary() {
+            b.ids.insert(second.id(), ValueId(k + 1));
         }
         let gop = op.map(|t| b.ids[&t.id()]);
         let name = b.unique(&op.name());
         let id = b.push(name, NodeKind::Op(gop), &out);
         b.ids.insert(out.id(), id);
-        if let Op::MaxPool2d { indices, .. } = &op {
-            let name = format!("{}.indices", b.nodes[k].name);
-            b.push(name, NodeKind::Secondary { of: id }, indices);
+        if let Some(second) = op.secondary() {
+            let what = match &op {
+                Op::MaxPool2d { .. } => "indices",
+                Op::BatchNorm { .. } => "stats",
+                _ => "param_grads",
+            };
+            let name = format!("{}.{what}", b.nodes[k].name);
+            b.push(name, NodeKind::Secondary { of: id }, second);
         }
     }
     let outputs = outs.iter().map(|t| b.value(t)).collect();

@@ -31,7 +31,8 @@ pub use compile::{
 
 /// True while a [`Capture`] records ops on this thread. Layers with a fused hand-written
 /// kernel (custom autograd ops, which a graph cannot replay) take their composed path then,
-/// so the graph holds core ops only.
+/// so the graph holds core ops only; batch norm instead runs its kernels through core ops
+/// that a capture records ([`Op::BatchNorm`], [`Op::BatchNormBackward`]).
 pub fn is_capturing() -> bool {
     tape::active()
 }
@@ -104,6 +105,16 @@ pub struct Node {
     pub shape: Vec<SymDim>,
     pub dtype: DType,
     pub device: Device,
+}
+
+impl NodeKind {
+    /// The second output of an op node (see [`Op::secondary`]).
+    pub fn secondary(&self) -> Option<ValueId> {
+        match self {
+            NodeKind::Op(op) => op.secondary().copied(),
+            _ => None,
+        }
+    }
 }
 
 impl Node {
@@ -249,9 +260,9 @@ impl Graph {
             for v in self.nodes[i].inputs() {
                 keep[v.0] = true;
             }
-            // Max pooling and its indices output live and die together.
-            if let NodeKind::Op(Op::MaxPool2d { indices, .. }) = &self.nodes[i].kind {
-                keep[indices.0] = true;
+            // An op and its second output (max pooling's indices) live and die together.
+            if let Some(second) = self.nodes[i].kind.secondary() {
+                keep[second.0] = true;
             }
         }
         let before = self.nodes.len();

@@ -47,6 +47,9 @@ pub(super) fn params(op: &Op<super::ValueId>) -> String {
         | Op::ScatterAdd { dim: d, .. }
         | Op::IndexAdd { dim: d, .. } => format!("dim={d}"),
         Op::FullLike(_, v) => format!("value={v}"),
+        Op::BatchNorm { eps, relu, .. } | Op::BatchNormBackward { eps, relu, .. } => {
+            format!("eps={eps} relu={relu}")
+        }
         _ => String::new(),
     }
 }

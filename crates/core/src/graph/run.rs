@@ -45,8 +45,8 @@ impl Graph {
                     let shape = Shape::new(node.shape_for(n));
                     let (out, second) = eval(op, &get, &shape, node)
                         .map_err(|e| e.context(format!("graph run: node `{}`", node.name)))?;
-                    if let (Some(s), Op::MaxPool2d { indices, .. }) = (second, op) {
-                        slots[indices.0] = Some(s);
+                    if let (Some(s), Some(at)) = (second, op.secondary()) {
+                        slots[at.0] = Some(s);
                     }
                     if out.shape() != &shape {
                         return Err(Error::msg(format!(
@@ -260,6 +260,37 @@ pub(super) fn eval<'a>(
         }
         Op::AdaptiveAvgPool2dBackward { grad, .. } => {
             one(get(grad)?.adaptive_avg_pool2d_backward(shape)?)
+        }
+        Op::BatchNorm {
+            input,
+            weight,
+            bias,
+            eps,
+            relu,
+            ..
+        } => {
+            let (y, stats) = get(input)?.batch_norm_train(get(weight)?, get(bias)?, *eps, *relu)?;
+            Ok((y, Some(stats)))
+        }
+        Op::BatchNormBackward {
+            grad,
+            input,
+            output,
+            stats,
+            weight,
+            eps,
+            relu,
+            ..
+        } => {
+            let (dx, pg) = get(grad)?.batch_norm_train_backward(
+                get(input)?,
+                get(output)?,
+                get(stats)?,
+                get(weight)?,
+                *eps,
+                *relu,
+            )?;
+            Ok((dx, Some(pg)))
         }
         Op::Custom(c, _) => Err(Error::msg(format!(
             "custom op `{}` cannot be replayed from a graph",

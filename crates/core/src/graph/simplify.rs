@@ -73,7 +73,8 @@ impl Graph {
                 continue;
             };
             if node.shape.iter().any(|d| d.is_symbolic())
-                || matches!(op, Op::MaxPool2d { .. } | Op::Custom(..))
+                || op.secondary().is_some()
+                || matches!(op, Op::Custom(..))
             {
                 continue;
             }
@@ -195,7 +196,7 @@ impl Graph {
             let NodeKind::Op(op) = &node.kind else {
                 continue;
             };
-            if matches!(op, Op::MaxPool2d { .. } | Op::Custom(..)) {
+            if op.secondary().is_some() || matches!(op, Op::Custom(..)) {
                 continue;
             }
             let key = format!(
@@ -249,6 +250,9 @@ fn op_key(op: &Op<ValueId>) -> String {
         | Op::IndexAdd { dim: d, .. } => format!("{d}"),
         Op::Cmp(_, _, c) => format!("{c:?}"),
         Op::FullLike(_, v) => format!("{v:?}"),
+        Op::BatchNorm { eps, relu, .. } | Op::BatchNormBackward { eps, relu, .. } => {
+            format!("{eps:?},{relu}")
+        }
         _ => String::new(),
     }
 }

@@ -1,6 +1,7 @@
 //! The user-facing [`Tensor`]: a strided view over shared storage on some device, plus the
 //! record of the op that made it when gradients are tracked.
 
+mod batch_norm;
 mod create;
 mod display;
 mod elementwise;

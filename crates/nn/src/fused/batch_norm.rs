@@ -8,8 +8,12 @@
 //! Training mode records one custom op whose backward is PyTorch's
 //! `native_batch_norm_backward`; with `create_graph` the backward is written in recorded
 //! tensor ops instead, so second derivatives still work. Everything else (other dtypes and
-//! devices, strided inputs, eval mode with inputs that need gradients, graph capture) takes
-//! the composite path.
+//! devices, strided inputs, eval mode with inputs that need gradients) takes the composite
+//! path. During a graph capture, training mode with a weight and a bias runs the same kernels
+//! through `Tensor::batch_norm_train` / `batch_norm_train_backward`, which the capture records
+//! as one graph op each (`Op::BatchNorm`, `Op::BatchNormBackward`), so a compiled plan calls
+//! the kernels eager code calls (bit-identical); other cases, and `MLFW_FUSED=0`, record the
+//! composite formula.
 
 use mlfw_autograd::Function;
 use mlfw_core::cpu::batch_norm::{self as kernels, with_f32, BnShape};
@@ -54,7 +58,11 @@ pub(crate) fn try_batch_norm(
     eps: f64,
     relu: bool,
 ) -> Result<Option<Fused>> {
-    // Graph capture and `MLFW_FUSED=0` take the composite formula (see `super::usable`).
+    // A graph capture records the kernels as graph ops (`Op::BatchNorm`), one node each way.
+    if training && mlfw_core::graph::is_capturing() {
+        return captured(x, weight, bias, eps, relu);
+    }
+    // `MLFW_FUSED=0` takes the composite formula (see `super::usable`).
     if !super::usable(&[]) {
         return Ok(None);
     }
@@ -122,6 +130,82 @@ pub(crate) fn try_batch_norm(
     };
     let y = mlfw_autograd::apply(f, &inputs)?;
     Ok(Some(Fused { y, batch_stats }))
+}
+
+/// Training-mode batch norm during a graph capture: the kernels as recorded core ops, or
+/// `None` (composite formula) without a weight and bias, for other dtypes, devices or strided
+/// tensors, or with `MLFW_FUSED=0`.
+fn captured(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+    relu: bool,
+) -> Result<Option<Fused>> {
+    let (Some(w), Some(b)) = (weight, bias) else {
+        return Ok(None);
+    };
+    let fits = |t: &Tensor| with_f32(t, |_| ()).is_some();
+    if std::env::var_os("MLFW_FUSED").is_some_and(|v| v == "0") || ![x, w, b].into_iter().all(fits)
+    {
+        return Ok(None);
+    }
+    let (y, stats) = x.batch_norm_train(w, b, eps, relu)?;
+    let c = stats.dims()[1];
+    let row = |t: &Tensor, i: usize| t.narrow(0, i, 1)?.reshape([c]);
+    let batch_stats = Some((row(&stats, 0)?, row(&stats, 1)?));
+    let tracked = [x, w, b].into_iter().any(Tensor::requires_grad) && mlfw_core::is_grad_enabled();
+    if !tracked {
+        return Ok(Some(Fused { y, batch_stats }));
+    }
+    let f = BnCaptured {
+        stats,
+        y: y.clone(),
+        eps,
+        relu,
+    };
+    let y = mlfw_autograd::apply(f, &[x.clone(), w.clone(), b.clone()])?;
+    Ok(Some(Fused { y, batch_stats }))
+}
+
+/// Training-mode batch norm recorded by a capture; inputs `[x, weight, bias]`. Forward and
+/// backward are core ops, so the capture records them as graph nodes.
+struct BnCaptured {
+    /// `[2, C]`: mean, biased variance.
+    stats: Tensor,
+    /// The forward's output (its ReLU mask, when `relu`).
+    y: Tensor,
+    eps: f64,
+    relu: bool,
+}
+
+impl Function for BnCaptured {
+    fn name(&self) -> &str {
+        "batch_norm"
+    }
+
+    fn forward(&self, _inputs: &[Tensor]) -> Result<Tensor> {
+        Ok(self.y.clone())
+    }
+
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _output: &Tensor,
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        if mlfw_core::is_grad_enabled() {
+            return Err(mlfw_core::Error::msg(
+                "batch_norm: a captured batch norm has no second derivative (create_graph)",
+            ));
+        }
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let (dx, pg) =
+            grad.batch_norm_train_backward(x, &self.y, &self.stats, w, self.eps, self.relu)?;
+        let c = w.elem_count();
+        let row = |i: usize| pg.narrow(0, i, 1)?.reshape([c]);
+        Ok(vec![Some(dx), Some(row(0)?), Some(row(1)?)])
+    }
 }
 
 fn rstd_of(var: f32, eps: f64) -> f32 {

@@ -288,8 +288,8 @@ impl Plan {
                     };
                     let (out, second) = eval(op, &get, &self.shapes[*k], node)
                         .map_err(|e| e.context(format!("plan run: node `{}`", node.name)))?;
-                    if let (Some(sec), Op::MaxPool2d { indices, .. }) = (second, op) {
-                        self.slots[indices.0] = Some(sec);
+                    if let (Some(sec), Some(at)) = (second, op.secondary()) {
+                        self.slots[at.0] = Some(sec);
                     }
                     self.slots[*k] = Some(out);
                 }

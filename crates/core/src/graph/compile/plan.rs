@@ -87,9 +87,11 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
                 steps.push(kernel_step(g, &groups[gi], &shapes[k])?);
             }
             (NodeKind::Op(_), Some(_)) => {}
-            (NodeKind::Op(Op::MaxPool2d { indices, .. }), None) => {
+            (NodeKind::Op(op), None) if op.secondary().is_some() => {
                 time[k] = steps.len();
-                time[indices.0] = steps.len();
+                if let Some(second) = op.secondary() {
+                    time[second.0] = steps.len();
+                }
                 steps.push(Step::Eval(k));
             }
             (NodeKind::Op(_), None) => {

@@ -1,0 +1,164 @@
+//! Training-mode batch norm by the fused CPU kernels ([`crate::cpu::batch_norm`]) as recorded
+//! ops ([`Op::BatchNorm`], [`Op::BatchNormBackward`]), so a graph capture holds batch norm as
+//! one node forward and one backward and replays the kernels eager code runs. Neither records
+//! a gradient: eager code wraps them in a custom autograd op (`mlfw-nn`'s fused batch norm).
+
+use crate::cpu::batch_norm::{self as kernels, with_f32, BnShape};
+use crate::op::Op;
+use crate::{Error, Result, Tensor};
+
+/// `1 / sqrt(var + eps)` in f64, as the eager fused path computes it.
+fn rstd_of(var: f32, eps: f64) -> f32 {
+    (1.0 / (var as f64 + eps).sqrt()) as f32
+}
+
+/// The values of a contiguous CPU f32 tensor, or an error naming `what`.
+fn values(t: &Tensor, what: &str) -> Result<Vec<f32>> {
+    with_f32(t, <[f32]>::to_vec).ok_or_else(|| {
+        Error::msg(format!(
+            "batch_norm: `{what}` must be a contiguous CPU f32 tensor (got {} on {:?})",
+            t.dtype(),
+            t.device()
+        ))
+    })
+}
+
+/// Mean and rstd per channel from `stats [2, C]` (mean, biased variance).
+fn mean_rstd(stats: &Tensor, c: usize, eps: f64) -> Result<(Vec<f32>, Vec<f32>)> {
+    let s = values(stats, "stats")?;
+    if s.len() != 2 * c {
+        return Err(Error::msg(format!(
+            "batch_norm: stats hold {} values, expected [2, {c}]",
+            s.len()
+        )));
+    }
+    let rstd = s[c..].iter().map(|&v| rstd_of(v, eps)).collect();
+    Ok((s[..c].to_vec(), rstd))
+}
+
+impl Tensor {
+    /// Training-mode batch norm of `self` (`[N, C, *]`, contiguous CPU f32) with the batch's
+    /// statistics: `y = (x − mean)·rstd·weight + bias` (then `max(y, 0)` when `relu`), and the
+    /// statistics `[2, C]` (mean; biased variance). `weight`, `bias`: `[C]`. Recorded by a
+    /// graph capture as one [`Op::BatchNorm`]; no gradient is recorded. Bit-identical to the
+    /// fused eager path of `mlfw_nn::functional::batch_norm`.
+    ///
+    /// # Errors
+    /// A tensor that is not contiguous CPU f32; a rank below 2; `weight`/`bias` not `[C]`;
+    /// no values per channel.
+    pub fn batch_norm_train(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+        relu: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let sh = BnShape::of(self.dims())?;
+        let (w, b) = (values(weight, "weight")?, values(bias, "bias")?);
+        if w.len() != sh.c || b.len() != sh.c {
+            return Err(Error::msg(format!(
+                "batch_norm: weight and bias must be [{}] (got {} and {} values)",
+                sh.c,
+                w.len(),
+                b.len()
+            )));
+        }
+        let (mean, var) = with_f32(self, |xs| kernels::stats(xs, sh)).ok_or_else(|| {
+            Error::msg("batch_norm: the input must be a contiguous CPU f32 tensor")
+        })??;
+        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..sh.c)
+            .map(|c| {
+                let s = w[c] * rstd_of(var[c], eps);
+                (s, b[c] - mean[c] * s)
+            })
+            .unzip();
+        let y = with_f32(self, |xs| kernels::apply(xs, sh, &scale, &shift, relu))
+            .ok_or_else(|| Error::msg("batch_norm: input changed layout"))??;
+        let mut st = mean;
+        st.extend(var);
+        let stats = Tensor::from_vec(st, [2, sh.c], &self.device())?;
+        let y = Tensor::from_vec(y, self.shape().clone(), &self.device())?;
+        let sc = stats.clone();
+        let y = Tensor::finish(
+            y.0.storage.clone(),
+            y.0.layout.clone(),
+            || Op::BatchNorm {
+                input: self.clone(),
+                weight: weight.clone(),
+                bias: bias.clone(),
+                stats: sc,
+                eps,
+                relu,
+            },
+            false,
+        );
+        Ok((y, stats))
+    }
+
+    /// The gradient of [`Tensor::batch_norm_train`] (`self` = the output's gradient):
+    /// `dx` shaped `input`, and `[2, C]` (`dweight`; `dbias`). `output` is the forward's result
+    /// (read only when `relu`, to mask the gradient), `stats` its statistics. Recorded by a
+    /// graph capture as one [`Op::BatchNormBackward`]; no gradient is recorded.
+    ///
+    /// # Errors
+    /// As [`Tensor::batch_norm_train`]; shapes that do not match the input's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_train_backward(
+        &self,
+        input: &Tensor,
+        output: &Tensor,
+        stats: &Tensor,
+        weight: &Tensor,
+        eps: f64,
+        relu: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let g = self.contiguous()?;
+        let sh = BnShape::of(input.dims())?;
+        let (mean, rstd) = mean_rstd(stats, sh.c, eps)?;
+        let w = values(weight, "weight")?;
+        let r = with_f32(input, |xs| {
+            with_f32(&g, |gs| {
+                with_f32(output, |ys| {
+                    kernels::backward_train(
+                        xs,
+                        gs,
+                        sh,
+                        &mean,
+                        &rstd,
+                        Some(&w),
+                        relu.then_some(ys),
+                        true,
+                    )
+                })
+            })
+        })
+        .flatten()
+        .flatten()
+        .ok_or_else(|| {
+            Error::msg("batch_norm_backward: input, grad and output must be contiguous CPU f32")
+        })?;
+        let (dx, dw, db) = r?;
+        let dx = dx.ok_or_else(|| Error::msg("batch_norm_backward: no input gradient"))?;
+        let mut pg = dw;
+        pg.extend(db);
+        let pg = Tensor::from_vec(pg, [2, sh.c], &input.device())?;
+        let dx = Tensor::from_vec(dx, input.shape().clone(), &input.device())?;
+        let pc = pg.clone();
+        let dx = Tensor::finish(
+            dx.0.storage.clone(),
+            dx.0.layout.clone(),
+            || Op::BatchNormBackward {
+                grad: g.clone(),
+                input: input.clone(),
+                output: output.clone(),
+                stats: stats.clone(),
+                weight: weight.clone(),
+                param_grads: pc,
+                eps,
+                relu,
+            },
+            false,
+        );
+        Ok((dx, pg))
+    }
+}
