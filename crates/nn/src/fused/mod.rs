@@ -3,9 +3,11 @@
 //! ([`attention`]), batch norm (+ ReLU; [`batch_norm`], on core's kernels), GELU ([`gelu`]), layer normalisation ([`layer_norm`]), linear layers with their bias
 //! ([`linear`]) and the LSTM sequence ([`lstm`]).
 //!
-//! Each applies only to float32 CPU tensors and never while a graph is being captured
-//! ([`mlfw_core::graph::is_capturing`]): a graph holds core ops only, so it can be replayed,
-//! simplified and exported. Under `create_graph` each backward falls back to the composed ops.
+//! Each applies only to float32 CPU tensors and, except batch norm, never while a graph is
+//! being captured ([`mlfw_core::graph::is_capturing`]): a graph holds core ops only, so it can
+//! be replayed, simplified and exported. Batch norm in training mode is captured as core's own
+//! `batch_norm`/`batch_norm_backward` ops (one node each, the same kernels as eager). Under
+//! `create_graph` each backward falls back to the composed ops.
 //! `MLFW_FUSED=0` turns them all off (for comparisons).
 
 pub(crate) mod attention;
