@@ -36,6 +36,7 @@
 
 mod cache;
 mod fuse;
+mod instr;
 mod kernel;
 mod plan;
 
