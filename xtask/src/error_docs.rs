@@ -1,5 +1,6 @@
 //! `cargo xtask error-docs [--list] [CRATE...]`: counts the public functions returning a
-//! `Result` in `crates/CRATE/src` (default: core, nn, data, vision, hub) and how many have an
+//! `Result` in `crates/CRATE/src` (default: every crate: core, autograd, nn, optim, data, vision, hub, cuda,
+//! cli, distributed, tensorboard) and how many have an
 //! `# Errors` section in their doc comment; `--list` names the ones without. Read as text: a
 //! `pub fn` line whose signature (up to `{` or `;`) returns `...Result`, outside `#[cfg(test)]`.
 
@@ -72,7 +73,19 @@ pub fn run(args: &[String]) -> bool {
         .map(String::as_str)
         .collect();
     if crates.is_empty() {
-        crates = vec!["core", "nn", "data", "vision", "hub"];
+        crates = vec![
+            "core",
+            "autograd",
+            "nn",
+            "optim",
+            "data",
+            "vision",
+            "hub",
+            "cuda",
+            "cli",
+            "distributed",
+            "tensorboard",
+        ];
     }
     let (mut tn, mut th) = (0, 0);
     for c in crates {

@@ -155,7 +155,8 @@ fn run(
 /// Without `retain_graph` the graph's saved tensors are freed, and a second backward
 /// through it is an error.
 ///
-/// Errors: `root` does not require grad; no `grad` for a non-scalar root, or one of the wrong
+/// # Errors
+/// `root` does not require grad; no `grad` for a non-scalar root, or one of the wrong
 /// shape, dtype or device; a second backward through a freed graph; a rule failing.
 pub fn backward(root: &Tensor, grad: Option<&Tensor>, retain_graph: bool) -> Result<()> {
     run(root, grad, retain_graph, None, false).map(|_| ())
@@ -164,7 +165,8 @@ pub fn backward(root: &Tensor, grad: Option<&Tensor>, retain_graph: bool) -> Res
 /// [`backward`] with `create_graph = true`: the gradients accumulated into `.grad` are
 /// themselves recorded (PyTorch's `loss.backward(create_graph=True)`); the graph is kept.
 ///
-/// Errors: as [`backward`].
+/// # Errors
+/// As [`backward`].
 pub fn backward_create_graph(root: &Tensor, grad: Option<&Tensor>) -> Result<()> {
     run(root, grad, true, None, true).map(|_| ())
 }
@@ -172,7 +174,8 @@ pub fn backward_create_graph(root: &Tensor, grad: Option<&Tensor>) -> Result<()>
 /// Gradients of `output` w.r.t. `inputs` (torch.autograd.grad), without touching `.grad`.
 /// `None` for an input that `output` does not depend on. The graph is retained.
 ///
-/// Errors: `output` does not require grad; a `grad_output` of the wrong shape, dtype or
+/// # Errors
+/// `output` does not require grad; a `grad_output` of the wrong shape, dtype or
 /// device (or none for a non-scalar output); a rule failing.
 pub fn grad(
     output: &Tensor,

@@ -70,7 +70,8 @@ impl CustomOp for FunctionNode {
 
 /// Runs `f` on `inputs`, recording it for backward when an input requires grad.
 ///
-/// Errors: whatever `f.forward` returns. (Backward checks `f.backward`'s count and shapes.)
+/// # Errors
+/// Whatever `f.forward` returns. (Backward checks `f.backward`'s count and shapes.)
 pub fn apply(f: impl Function, inputs: &[Tensor]) -> Result<Tensor> {
     let out = {
         let _g = crate::no_grad();

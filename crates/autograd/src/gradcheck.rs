@@ -89,7 +89,8 @@ impl std::fmt::Display for GradcheckReport {
 /// Inputs that require grad are checked (converted to f64 on their device); the others
 /// are passed through unchanged. `f` must be deterministic.
 ///
-/// Errors: no input requires grad; `f` or its backward failing. A mismatch is not an error:
+/// # Errors
+/// No input requires grad; `f` or its backward failing. A mismatch is not an error:
 /// it is reported in the returned [`GradcheckReport`].
 pub fn gradcheck<F>(f: F, inputs: &[Tensor], opts: GradcheckOptions) -> Result<GradcheckReport>
 where

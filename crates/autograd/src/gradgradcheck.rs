@@ -11,7 +11,8 @@ use mlfw_core::{DType, Error, Generator, Result, Tensor};
 /// second backward pass through the recorded first one. The report has one entry per
 /// checked input and a last one for `v`.
 ///
-/// Errors: no input requires grad; `f` failing; a derivative rule that is not
+/// # Errors
+/// No input requires grad; `f` failing; a derivative rule that is not
 /// differentiable (its error names the op).
 pub fn gradgradcheck<F>(f: F, inputs: &[Tensor], opts: GradcheckOptions) -> Result<GradcheckReport>
 where

@@ -101,7 +101,8 @@ struct Meta {
 
 /// Writes a checkpoint of `model`, `optimizer`, `scheduler` and `progress` to `path`, atomically.
 ///
-/// Errors: a tensor that cannot be copied to the host; the file cannot be written.
+/// # Errors
+/// A tensor that cannot be copied to the host; the file cannot be written.
 pub fn save(
     path: &Path,
     model: &dyn Module,

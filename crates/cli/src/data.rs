@@ -279,7 +279,8 @@ pub struct Normalize {
 impl Normalize {
     /// Normalization with the dataset's statistics, kept on `device`.
     ///
-    /// Errors: `device` is not available.
+    /// # Errors
+    /// `device` is not available.
     pub fn new(mean: &[f32], std: &[f32], device: &Device) -> Result<Self> {
         let c = mean.len();
         Ok(Normalize {
@@ -290,7 +291,8 @@ impl Normalize {
 
     /// Moves `images` to the device and normalizes them.
     ///
-    /// Errors: `images` is not `[N, C, H, W]` with this normalization's `C` channels.
+    /// # Errors
+    /// `images` is not `[N, C, H, W]` with this normalization's `C` channels.
     pub fn apply(&self, images: &Tensor) -> Result<Tensor> {
         let x = images.to(&self.mean.device())?;
         Ok(x.sub(&self.mean)?.div(&self.std)?)

@@ -34,7 +34,8 @@ impl EvalResult {
 /// Runs `model` in evaluation mode without gradients over one pass of `loader`, then puts it
 /// back in training mode if it was.
 ///
-/// Errors: a batch the loader cannot build; a model or loss that rejects its shapes.
+/// # Errors
+/// A batch the loader cannot build; a model or loss that rejects its shapes.
 pub fn evaluate(
     model: &mut dyn Module,
     loader: &DataLoader,

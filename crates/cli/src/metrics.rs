@@ -48,7 +48,8 @@ impl EpochMetrics {
 
 /// Reads `metrics.jsonl` in `dir` (an empty list when the file does not exist).
 ///
-/// Errors: the file cannot be read, or a line is not a metrics row (file and line named).
+/// # Errors
+/// The file cannot be read, or a line is not a metrics row (file and line named).
 pub fn read(dir: &Path) -> Result<Vec<EpochMetrics>> {
     let path = dir.join("metrics.jsonl");
     let text = match std::fs::read_to_string(&path) {
@@ -68,7 +69,8 @@ pub fn read(dir: &Path) -> Result<Vec<EpochMetrics>> {
 
 /// Rewrites both files in `dir` with exactly `rows` (used when resuming), atomically.
 ///
-/// Errors: a file cannot be written (path and OS error named).
+/// # Errors
+/// A file cannot be written (path and OS error named).
 pub fn rewrite(dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut csv = format!("{CSV_HEADER}\n");
     let mut jsonl = String::new();
@@ -85,7 +87,8 @@ pub fn rewrite(dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
 
 /// Appends one epoch's row to both files in `dir` (creating them, with the CSV header).
 ///
-/// Errors: a file cannot be opened or written (path and OS error named).
+/// # Errors
+/// A file cannot be opened or written (path and OS error named).
 pub fn append(dir: &Path, row: &EpochMetrics) -> Result<()> {
     let open = |name: &str| {
         std::fs::OpenOptions::new()

@@ -109,7 +109,8 @@ pub fn load(
 /// but the classifier head when `replace_head` (the head stays freshly initialised: fine-tuning),
 /// and are an error otherwise. Returns where the weights came from, for the console.
 ///
-/// Errors: those of the hub (not found, checksum, network); an entry of another
+/// # Errors
+/// Those of the hub (not found, checksum, network); an entry of another
 /// architecture; weights that do not fit; a class-count mismatch without `replace_head`.
 pub fn load_pretrained(
     m: &dyn Module,

@@ -19,7 +19,8 @@ pub fn is_onnx(model: &str) -> bool {
 /// Resolves `--model`: `"onnx"` for an ONNX file, else the zoo model's canonical name, which
 /// then needs `--weights` or `--pretrained`.
 ///
-/// Errors: an unknown zoo model; a zoo model given neither weights nor `--pretrained`; an
+/// # Errors
+/// An unknown zoo model; a zoo model given neither weights nor `--pretrained`; an
 /// ONNX file given either.
 pub fn resolve(model: &str, weights: bool, pretrained: bool) -> Result<&'static str> {
     if is_onnx(model) {
@@ -44,7 +45,8 @@ pub fn resolve(model: &str, weights: bool, pretrained: bool) -> Result<&'static 
 /// file declares for its input (dims the file leaves symbolic keep the dataset's size).
 /// Returns the model and a description of where it came from.
 ///
-/// Errors: the file failing to load (see [`OnnxModel::load`]); a model without exactly
+/// # Errors
+/// The file failing to load (see [`OnnxModel::load`]); a model without exactly
 /// one 4-D (NCHW) image input; a declared channel count that differs from the dataset's.
 pub fn load(path: &str, spec: &mut DataSpec) -> Result<(Box<dyn Module>, String)> {
     let m = OnnxModel::load(Path::new(path), &Device::Cpu)?;
@@ -79,7 +81,8 @@ pub fn load(path: &str, spec: &mut DataSpec) -> Result<(Box<dyn Module>, String)
 /// or zoo model `name` with `weights` (or the hub's pretrained ones). Returns the model (on
 /// the CPU) and where it came from.
 ///
-/// Errors: as [`load`] and [`crate::models::load`].
+/// # Errors
+/// As [`load`] and [`crate::models::load`].
 pub fn load_any(
     model_arg: &str,
     name: &str,

@@ -201,7 +201,8 @@ fn write_svg(path: &Path, chart: &Chart) -> Result<()> {
 /// Draws `loss.{png,svg}` and `accuracy.{png,svg}` into `dir` for the runs `(name, metrics)`,
 /// overlaid (train dashed, validation solid); returns the files written.
 ///
-/// Errors: `dir` cannot be created or a file cannot be drawn or written.
+/// # Errors
+/// `dir` cannot be created or a file cannot be drawn or written.
 pub fn write_curves(dir: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<Vec<PathBuf>> {
     register_font();
     std::fs::create_dir_all(dir)

@@ -236,7 +236,8 @@ impl RunConfig {
 /// Reads `config.json` of the run folder `dir` (not yet validated: a resume may still change
 /// some settings; see [`RunConfig::validate`]).
 ///
-/// Errors: no readable `config.json` in `dir`; malformed JSON (the file is named).
+/// # Errors
+/// No readable `config.json` in `dir`; malformed JSON (the file is named).
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
     let path = dir.join(CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -251,7 +252,8 @@ pub fn read_config(dir: &Path) -> Result<RunConfig> {
 
 /// Writes `config.json` into `dir` atomically.
 ///
-/// Errors: the file cannot be written.
+/// # Errors
+/// The file cannot be written.
 pub fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
     let text = serde_json::to_string_pretty(cfg)? + "\n";
     mlfw_core::safetensors::write_atomic(dir.join(CONFIG), text.as_bytes())?;

@@ -22,7 +22,8 @@ impl RunLock {
     /// Locks the existing run folder `dir` without waiting, records this process as the
     /// holder, and removes stray temporary files (`.NAME.PID.tmp`) that a killed writer left.
     ///
-    /// Errors: `dir` is not a folder, another process holds it (the message names its pid,
+    /// # Errors
+    /// `dir` is not a folder, another process holds it (the message names its pid,
     /// host and command), or the lock file cannot be created.
     pub fn acquire(dir: &Path) -> Result<RunLock> {
         if !dir.is_dir() {

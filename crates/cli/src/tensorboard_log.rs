@@ -22,7 +22,8 @@ pub struct RunLog {
 impl RunLog {
     /// Opens a new event file in the run folder `dir` and logs its `config.json` as text.
     ///
-    /// Errors: creating the file.
+    /// # Errors
+    /// Creating the file.
     pub fn open(dir: &Path) -> Result<Self> {
         let mut w = SummaryWriter::new(dir)?;
         if let Ok(cfg) = std::fs::read_to_string(dir.join(CONFIG)) {
@@ -41,7 +42,8 @@ impl RunLog {
     /// also a grid of the batch's (unnormalized) images when it is a float image batch
     /// `[N, C, H, W]` (a language model's token ids are not drawn).
     ///
-    /// Errors: writing the file.
+    /// # Errors
+    /// Writing the file.
     pub fn step(&mut self, step: u64, loss: f64, acc: f64, lr: f64, images: &Tensor) -> Result<()> {
         self.w.add_scalars(
             &[("step/loss", loss), ("step/accuracy", acc), ("step/lr", lr)],
@@ -61,7 +63,8 @@ impl RunLog {
     /// Logs an epoch's metrics and the histograms of `model`'s parameters and gradients
     /// (step = the epoch number), then flushes.
     ///
-    /// Errors: reading a tensor; writing the file.
+    /// # Errors
+    /// Reading a tensor; writing the file.
     pub fn epoch(&mut self, row: &EpochMetrics, model: &dyn Module) -> Result<()> {
         let e = row.epoch as u64;
         self.w.add_scalars(

@@ -40,7 +40,8 @@ impl Trainer {
     /// creates and locks its folder. The folder is only written once everything has loaded,
     /// and stays locked until the trainer is dropped.
     ///
-    /// Errors: an unavailable device or dataset; a model, pretrained weights or batch that
+    /// # Errors
+    /// An unavailable device or dataset; a model, pretrained weights or batch that
     /// does not fit; a checkpoint that does not match `config.json` (the field is named); a run
     /// folder that cannot be created or is locked; a distributed world of another size.
     pub fn new(
@@ -228,7 +229,8 @@ impl Trainer {
 
     /// Trains the remaining epochs, then draws the curves; returns the summary.
     ///
-    /// Errors: as [`Learner::fit`] (divergence, Ctrl-C with exit status 130, file errors).
+    /// # Errors
+    /// As [`Learner::fit`] (divergence, Ctrl-C with exit status 130, file errors).
     pub fn run(mut self) -> Result<Summary> {
         if self.tensorboard {
             self.learner.callbacks.push(Box::new(TensorBoard::new()));

@@ -19,7 +19,8 @@ use mlfw_core::{Error, Result};
 /// Returns memory the pool holds but no tensor uses to the driver (keeping `keep_bytes`).
 /// A device that has not been opened holds no memory: nothing to do.
 ///
-/// Errors: the driver failing to trim the pool.
+/// # Errors
+/// The driver failing to trim the pool.
 pub fn trim(ordinal: usize, keep_bytes: usize) -> Result<()> {
     let Some(d) = CudaDevice::opened(ordinal)? else {
         return Ok(());

@@ -78,7 +78,8 @@ pub fn nvrtc_version() -> Result<(i32, i32)> {
 /// Compiles kernel module `module` (for `dt` when it is per-dtype) for compute capability
 /// `arch` as PTX or a cubin.
 ///
-/// Errors: libnvrtc missing or lacking a symbol; an unknown module; a compilation error
+/// # Errors
+/// Libnvrtc missing or lacking a symbol; an unknown module; a compilation error
 /// (the message holds NVRTC's log).
 pub fn compile_module(
     module: &str,
@@ -119,7 +120,8 @@ pub fn compile_module(
 /// Compiles a generated source (entry points named inside it) as module `key`, with
 /// `--fmad=false` so generated arithmetic rounds as the CPU's does.
 ///
-/// Errors: libnvrtc missing or lacking a symbol; a NUL byte in the source; a compilation
+/// # Errors
+/// Libnvrtc missing or lacking a symbol; a NUL byte in the source; a compilation
 /// error (the message holds NVRTC's log).
 pub fn compile_source(
     key: &str,

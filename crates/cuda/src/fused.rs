@@ -117,7 +117,8 @@ __device__ __forceinline__ unsigned long long walk(const Walk& w, unsigned long 
 /// The kernel for `g`. Its parameters: `n` (elements), then per load a pointer and its
 /// `Walk`, then per store a pointer; outputs are contiguous.
 ///
-/// Errors: a dtype other than f32/bool, or an op the CPU loop does not fuse either.
+/// # Errors
+/// A dtype other than f32/bool, or an op the CPU loop does not fuse either.
 pub fn fused_source(g: &FusedGroup) -> Result<FusedSource> {
     let mut params = vec!["unsigned long long n".to_string()];
     let mut body = String::new();
@@ -172,7 +173,8 @@ pub struct CompiledFused {
 /// `<cache_dir>/fused/` when an earlier run compiled the same signature with the same
 /// NVRTC. New images are written to a temporary file and renamed into place.
 ///
-/// Errors: libnvrtc missing; a compilation error (with NVRTC's log); the cache folder
+/// # Errors
+/// Libnvrtc missing; a compilation error (with NVRTC's log); the cache folder
 /// cannot be created or written.
 pub fn compile_fused(
     g: &FusedGroup,

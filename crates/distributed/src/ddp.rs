@@ -66,7 +66,8 @@ impl DistributedDataParallel {
     /// Wraps `params` (a model's parameters, in registration order) for data-parallel
     /// training on `pg`; broadcasts rank 0's values to every rank.
     ///
-    /// Errors: a parameter that is not f32; `bucket_cap_mb` not positive; the broadcast
+    /// # Errors
+    /// A parameter that is not f32; `bucket_cap_mb` not positive; the broadcast
     /// failing.
     pub fn new(params: Vec<Tensor>, pg: Arc<dyn ProcessGroup>, bucket_cap_mb: f64) -> Result<Self> {
         if bucket_cap_mb.is_nan() || bucket_cap_mb <= 0.0 {
@@ -181,7 +182,8 @@ impl DistributedDataParallel {
     /// waits for every all-reduce, and sets each parameter's gradient to the mean over the
     /// ranks. Every rank must call it once per step.
     ///
-    /// Errors: a collective failing or timing out (naming the rank).
+    /// # Errors
+    /// A collective failing or timing out (naming the rank).
     pub fn finish(&self) -> Result<()> {
         // Buckets not launched by hooks (a parameter without a gradient this step), in order.
         for (b, bucket) in self.buckets.iter().enumerate() {

@@ -30,7 +30,8 @@ pub fn env_rank() -> Option<usize> {
 /// the file `MLFW_NCCL_ID_FILE`, required when there is more than one rank), else
 /// [`init_from_env`].
 ///
-/// Errors: as [`init_from_env`]; NCCL missing or failing; no `MLFW_NCCL_ID_FILE` for several
+/// # Errors
+/// As [`init_from_env`]; NCCL missing or failing; no `MLFW_NCCL_ID_FILE` for several
 /// GPU ranks.
 pub fn init_for(device: &mlfw_core::Device) -> Result<Arc<dyn ProcessGroup>> {
     #[cfg(feature = "nccl")]
@@ -63,7 +64,8 @@ pub fn init_for(device: &mlfw_core::Device) -> Result<Arc<dyn ProcessGroup>> {
 /// The process group for this process: MPI's world when launched by `mpirun` (requires the
 /// `mpi` feature), else a single process.
 ///
-/// Errors: launched by `mpirun` (or with `MLFW_WORLD_SIZE` > 1) in a build without the `mpi`
+/// # Errors
+/// Launched by `mpirun` (or with `MLFW_WORLD_SIZE` > 1) in a build without the `mpi`
 /// feature; MPI failing to initialise.
 pub fn init_from_env() -> Result<Arc<dyn ProcessGroup>> {
     let torchrun_style = std::env::var("MLFW_WORLD_SIZE")

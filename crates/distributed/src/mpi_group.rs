@@ -58,7 +58,8 @@ struct Watch {
 impl MpiGroup {
     /// Initialises MPI on a communication thread and joins `COMM_WORLD`.
     ///
-    /// Errors: MPI already initialised in this process, or initialisation failing.
+    /// # Errors
+    /// MPI already initialised in this process, or initialisation failing.
     pub fn init() -> Result<Self> {
         let timeout = std::env::var("MLFW_DIST_TIMEOUT_S")
             .ok()

@@ -34,7 +34,8 @@ impl NcclGroup {
     /// Joins rank `rank` of `world` on GPU `ordinal`. With `world > 1`, rank 0 writes its
     /// unique id to `id_file` and the others wait for it (up to `timeout`).
     ///
-    /// Errors: libnccl or the driver missing; the id file not appearing in time; NCCL failing.
+    /// # Errors
+    /// Libnccl or the driver missing; the id file not appearing in time; NCCL failing.
     pub fn new(
         ordinal: usize,
         rank: usize,

@@ -63,7 +63,8 @@ pub fn clip_grad_norm_with(
 
 /// Clamps every gradient element into `[-clip, clip]`.
 ///
-/// Errors: a negative or NaN `clip`; a gradient op failing.
+/// # Errors
+/// A negative or NaN `clip`; a gradient op failing.
 pub fn clip_grad_value(params: &[Tensor], clip: f64) -> Result<()> {
     if clip < 0.0 || clip.is_nan() {
         return Err(Error::msg(format!(

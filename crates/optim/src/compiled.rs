@@ -162,7 +162,8 @@ impl CompiledStep {
     /// runs; schedules and optimizer state dicts keep working). `opt` must hold the model's
     /// parameters. A new input shape compiles a new plan (logged, bounded cache).
     ///
-    /// Errors: a target outside `0..classes` (as eager cross-entropy); inputs the captured
+    /// # Errors
+    /// A target outside `0..classes` (as eager cross-entropy); inputs the captured
     /// step does not accept; any kernel's or the optimizer's error.
     pub fn step(
         &mut self,
@@ -202,7 +203,8 @@ impl CompiledStep {
     /// the trained weights (for checkpoints and evaluation). This checks that `model` is
     /// the one this step was compiled for.
     ///
-    /// Errors: a model whose parameters are not the compiled step's.
+    /// # Errors
+    /// A model whose parameters are not the compiled step's.
     pub fn check_model(&self, model: &dyn Module) -> Result<()> {
         let ps = model.parameters();
         if ps.len() != self.params.len()
@@ -223,7 +225,8 @@ impl CompiledStep {
     /// Runs the compiled forward + loss + backward (no optimizer step) and returns each
     /// plan step's name and seconds.
     ///
-    /// Errors: as [`CompiledStep::step`].
+    /// # Errors
+    /// As [`CompiledStep::step`].
     pub fn profile(&mut self, input: &Tensor, target: &Tensor) -> Result<Vec<(String, f64)>> {
         self.graph.profile(&[input.clone(), target.clone()])
     }

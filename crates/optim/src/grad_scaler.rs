@@ -106,7 +106,8 @@ impl GradScaler {
 
     /// `loss · scale` (recorded, so its backward yields scaled gradients).
     ///
-    /// Errors: those of `Tensor::mul_scalar` on `loss`.
+    /// # Errors
+    /// Those of `Tensor::mul_scalar` on `loss`.
     pub fn scale(&self, loss: &Tensor) -> Result<Tensor> {
         loss.mul_scalar(self.state.scale)
     }
@@ -114,7 +115,8 @@ impl GradScaler {
     /// Divides every parameter's gradient by the scale (once per step) and notes whether any
     /// is inf or NaN. Call it before gradient clipping.
     ///
-    /// Errors: called twice without [`GradScaler::update`] in between; a gradient op failing.
+    /// # Errors
+    /// Called twice without [`GradScaler::update`] in between; a gradient op failing.
     pub fn unscale_(&mut self, params: &[Tensor]) -> Result<()> {
         if self.found_inf.is_some() {
             return Err(Error::msg(
@@ -139,7 +141,8 @@ impl GradScaler {
     /// Unscales (unless [`GradScaler::unscale_`] already did) and steps the optimizer when
     /// every gradient is finite; returns whether it stepped.
     ///
-    /// Errors: as [`GradScaler::unscale_`], and the optimizer's step.
+    /// # Errors
+    /// As [`GradScaler::unscale_`], and the optimizer's step.
     pub fn step(&mut self, opt: &mut dyn Optimizer, params: &[Tensor]) -> Result<bool> {
         if self.found_inf.is_none() {
             self.unscale_(params)?;

@@ -48,7 +48,8 @@ const META_KEY: &str = "mlfw.optimizer";
 impl OptimizerState {
     /// Writes a safetensors file (JSON in metadata `mlfw.optimizer`), atomically.
     ///
-    /// Errors: the file cannot be written (the path and the OS error are named).
+    /// # Errors
+    /// The file cannot be written (the path and the OS error are named).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let meta = HashMap::from([(META_KEY.to_string(), self.json.clone())]);
         safetensors::save(path, &self.tensors, Some(meta))
@@ -56,7 +57,8 @@ impl OptimizerState {
 
     /// Reads a file written by [`OptimizerState::save`].
     ///
-    /// Errors: unreadable or malformed safetensors; no `mlfw.optimizer` metadata.
+    /// # Errors
+    /// Unreadable or malformed safetensors; no `mlfw.optimizer` metadata.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let f = safetensors::load(path.as_ref(), &Device::Cpu)?;
         let json = f
@@ -144,7 +146,8 @@ pub struct Optim<H: Hyper> {
 impl<H: Hyper> Optim<H> {
     /// One group of `params` with `config`. Parameters must be leaves.
     ///
-    /// Errors: invalid settings (`Hyper::validate`); a parameter that is not a float leaf or
+    /// # Errors
+    /// Invalid settings (`Hyper::validate`); a parameter that is not a float leaf or
     /// appears twice.
     pub fn new(params: Vec<Tensor>, config: H) -> Result<Self> {
         let mut o = Optim {
@@ -157,7 +160,8 @@ impl<H: Hyper> Optim<H> {
 
     /// Adds a group with its own hyper-parameters.
     ///
-    /// Errors: as [`Optim::new`], also for a parameter already in another group.
+    /// # Errors
+    /// As [`Optim::new`], also for a parameter already in another group.
     pub fn add_param_group(&mut self, params: Vec<Tensor>, config: H) -> Result<()> {
         config.validate()?;
         for (i, p) in params.iter().enumerate() {

@@ -290,7 +290,8 @@ pub struct SequentialLR {
 impl SequentialLR {
     /// Needs exactly one milestone fewer than schedules, increasing.
     ///
-    /// Errors: no schedule, the wrong number of milestones, or decreasing milestones.
+    /// # Errors
+    /// No schedule, the wrong number of milestones, or decreasing milestones.
     pub fn new(schedules: Vec<Box<dyn LrSchedule>>, milestones: Vec<u64>) -> Result<Self> {
         if schedules.is_empty()
             || milestones.len() + 1 != schedules.len()
@@ -362,7 +363,8 @@ pub struct Scheduler {
 impl Scheduler {
     /// Takes the optimizer's current rates as the initial ones and applies epoch 0.
     ///
-    /// Errors: the schedule rejecting a rate; momentum cycling on an optimizer without one.
+    /// # Errors
+    /// The schedule rejecting a rate; momentum cycling on an optimizer without one.
     pub fn new(schedule: impl LrSchedule + 'static, opt: &mut dyn Optimizer) -> Result<Self> {
         let mut s = Scheduler {
             schedule: Box::new(schedule),
@@ -393,7 +395,8 @@ impl Scheduler {
 
     /// Advances one epoch and sets the optimizer's rates.
     ///
-    /// Errors: as [`Scheduler::new`].
+    /// # Errors
+    /// As [`Scheduler::new`].
     pub fn step(&mut self, opt: &mut dyn Optimizer) -> Result<()> {
         self.last_epoch += 1;
         self.apply(opt)
@@ -416,7 +419,8 @@ impl Scheduler {
 
     /// Restores [`Scheduler::state_dict`] output and re-applies the rates to `opt`.
     ///
-    /// Errors: malformed JSON; state of another schedule; a group count that differs.
+    /// # Errors
+    /// Malformed JSON; state of another schedule; a group count that differs.
     pub fn load_state_dict(&mut self, s: &str, opt: &mut dyn Optimizer) -> Result<()> {
         let v: Value =
             serde_json::from_str(s).map_err(|e| Error::msg(format!("scheduler state: {e}")))?;

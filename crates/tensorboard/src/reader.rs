@@ -43,7 +43,8 @@ impl EventFile {
 
 /// Reads and decodes the event file at `path`.
 ///
-/// Errors: the file unreadable; a CRC mismatch or undecodable event in a complete record
+/// # Errors
+/// The file unreadable; a CRC mismatch or undecodable event in a complete record
 /// (naming the file).
 pub fn read_events(path: impl AsRef<Path>) -> Result<EventFile> {
     let path = path.as_ref();

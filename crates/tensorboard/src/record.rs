@@ -7,7 +7,8 @@ use crate::crc32c::masked_crc32c;
 
 /// Writes one framed record.
 ///
-/// Errors: the writer's own.
+/// # Errors
+/// The writer's own.
 pub fn write_record(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
     let len = (data.len() as u64).to_le_bytes();
     w.write_all(&len)?;
@@ -29,7 +30,8 @@ pub struct Records<'a> {
 /// Splits `bytes` into records, checking both CRCs of each. A record cut short by the end
 /// of the data is reported in [`Records::torn`], not as an error.
 ///
-/// Errors: a CRC mismatch in a complete record (corruption, not a torn write), naming its
+/// # Errors
+/// A CRC mismatch in a complete record (corruption, not a torn write), naming its
 /// offset.
 pub fn read_records(bytes: &[u8]) -> Result<Records<'_>, String> {
     let mut out = Records::default();

@@ -12,7 +12,8 @@ const BUCKETS: usize = 30;
 /// A histogram of `t`'s finite values (any shape, dtype, device): min, max, count, sum,
 /// sum of squares and 30 equal-width buckets (right edges in `bucket_limit`).
 ///
-/// Errors: reading the values (a device error).
+/// # Errors
+/// Reading the values (a device error).
 pub fn histogram(t: &Tensor) -> Result<HistogramProto> {
     let v: Vec<f64> = t
         .to_device(&Device::Cpu)?
@@ -47,7 +48,8 @@ pub fn histogram(t: &Tensor) -> Result<HistogramProto> {
 
 /// A `[C, H, W]` image (C = 1 or 3; floats in `[0, 1]` or u8) encoded as PNG.
 ///
-/// Errors: another shape or channel count; reading the values.
+/// # Errors
+/// Another shape or channel count; reading the values.
 pub fn png_image(img: &Tensor) -> Result<Image> {
     let &[c, h, w] = img.dims() else {
         return Err(Error::msg(format!(
@@ -93,7 +95,8 @@ pub fn png_image(img: &Tensor) -> Result<Image> {
 /// pixels of padding, scaled to `[0, 1]` by the batch's min and max (as torchvision's
 /// `make_grid(normalize=True)`).
 ///
-/// Errors: a batch that is not 4-D or is empty.
+/// # Errors
+/// A batch that is not 4-D or is empty.
 pub fn make_grid(batch: &Tensor, nrow: usize) -> Result<Tensor> {
     let &[n, c, h, w] = batch.dims() else {
         return Err(Error::msg(format!(

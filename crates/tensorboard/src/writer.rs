@@ -37,7 +37,8 @@ impl SummaryWriter {
     /// Creates `logdir` if needed and a new event file in it, starting with the file-version
     /// event.
     ///
-    /// Errors: the folder or file cannot be created.
+    /// # Errors
+    /// The folder or file cannot be created.
     pub fn new(logdir: impl AsRef<Path>) -> Result<Self> {
         let dir = logdir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| io_err("creating", dir, e))?;
@@ -79,14 +80,16 @@ impl SummaryWriter {
 
     /// Logs a scalar under `tag` at `step`.
     ///
-    /// Errors: writing the file.
+    /// # Errors
+    /// Writing the file.
     pub fn add_scalar(&mut self, tag: &str, value: f64, step: u64) -> Result<()> {
         self.add_scalars(&[(tag, value)], step)
     }
 
     /// Logs several scalars (tag, value) at `step`, in one event.
     ///
-    /// Errors: writing the file.
+    /// # Errors
+    /// Writing the file.
     pub fn add_scalars(&mut self, values: &[(&str, f64)], step: u64) -> Result<()> {
         let value = values
             .iter()
@@ -101,7 +104,8 @@ impl SummaryWriter {
 
     /// Logs a histogram of `values` (any shape, dtype and device).
     ///
-    /// Errors: reading the tensor; writing the file.
+    /// # Errors
+    /// Reading the tensor; writing the file.
     pub fn add_histogram(&mut self, tag: &str, values: &Tensor, step: u64) -> Result<()> {
         let histo = Some(summary::histogram(values)?);
         self.summary(
@@ -117,7 +121,8 @@ impl SummaryWriter {
     /// Logs an image: `[C, H, W]`, C = 1 or 3, floats in `[0, 1]` or u8 (see
     /// [`crate::make_grid`] for a batch).
     ///
-    /// Errors: another shape; writing the file.
+    /// # Errors
+    /// Another shape; writing the file.
     pub fn add_image(&mut self, tag: &str, image: &Tensor, step: u64) -> Result<()> {
         let image = Some(summary::png_image(image)?);
         self.summary(
@@ -132,7 +137,8 @@ impl SummaryWriter {
 
     /// Logs text (shown by TensorBoard's text plugin, Markdown rendered).
     ///
-    /// Errors: writing the file.
+    /// # Errors
+    /// Writing the file.
     pub fn add_text(&mut self, tag: &str, text: &str, step: u64) -> Result<()> {
         let metadata = Some(SummaryMetadata {
             plugin_data: Some(PluginData {
@@ -164,7 +170,8 @@ impl SummaryWriter {
 
     /// Writes buffered events to the file.
     ///
-    /// Errors: writing the file.
+    /// # Errors
+    /// Writing the file.
     pub fn flush(&mut self) -> Result<()> {
         self.file
             .flush()

@@ -91,7 +91,8 @@ pub struct EarlyStopping {
 impl EarlyStopping {
     /// Stops after `patience` epochs without an improvement larger than `min_delta`.
     ///
-    /// Errors: `patience` of 0, or a negative or non-finite `min_delta`.
+    /// # Errors
+    /// `patience` of 0, or a negative or non-finite `min_delta`.
     pub fn new(patience: usize, min_delta: f64) -> Result<Self> {
         if patience == 0 || !(min_delta >= 0.0 && min_delta.is_finite()) {
             return Err(CliError::msg(format!(

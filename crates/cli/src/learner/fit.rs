@@ -16,7 +16,8 @@ impl Learner {
     /// Trains the remaining epochs (validating after each), then draws the curves into the
     /// run folder; returns the summary.
     ///
-    /// Errors: a step's loss is not finite (NaN stop: the weights of the failing step are
+    /// # Errors
+    /// A step's loss is not finite (NaN stop: the weights of the failing step are
     /// not updated, the last checkpoint stays); Ctrl-C under [`Learner::handle_ctrl_c`]
     /// (a checkpoint is written, exit status [`INTERRUPTED`]); no epoch finished; and any
     /// error of the model, loader, loss, optimizer, a callback or the run folder's files.

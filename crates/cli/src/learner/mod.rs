@@ -297,7 +297,8 @@ impl Learner {
     /// refused): `metrics.csv`/`.jsonl`, `last`/`best.safetensors`, `checkpoint.safetensors`
     /// after every epoch, curves at the end.
     ///
-    /// Errors: `dir` holds a run already, is locked by another process, or cannot be created.
+    /// # Errors
+    /// `dir` holds a run already, is locked by another process, or cannot be created.
     pub fn run_dir(mut self, dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let lock = run_dir::create(&dir)?;
@@ -310,7 +311,8 @@ impl Learner {
     /// history restored. The learner must be set up as the run was (same model, optimizer,
     /// schedule, loaders and seed); a folder without a checkpoint starts from step 0.
     ///
-    /// Errors: the folder is locked or unreadable; the checkpoint is malformed or does not fit
+    /// # Errors
+    /// The folder is locked or unreadable; the checkpoint is malformed or does not fit
     /// this model, optimizer or schedule.
     pub fn resume(mut self, dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
@@ -354,7 +356,8 @@ impl Learner {
 
 /// Restores optimizer, scheduler and global RNG from a checkpoint; returns its progress.
 ///
-/// Errors: optimizer or scheduler state that does not fit; a scheduler on one side only.
+/// # Errors
+/// Optimizer or scheduler state that does not fit; a scheduler on one side only.
 pub fn restore(
     c: &Checkpoint,
     opt: &mut dyn Optimizer,
