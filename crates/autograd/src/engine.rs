@@ -187,8 +187,7 @@ pub fn grad(
 
 /// [`grad`] with a choice of `create_graph` (torch.autograd.grad's flag): when true, the
 /// returned gradients are recorded tensors that can be differentiated again (Hessian-vector
-/// products, gradient penalties). Errors as [`grad`]: `output` does not require grad, or a
-/// supplied `grad_output` of the wrong shape, dtype or device.
+/// products, gradient penalties).
 ///
 /// ```
 /// use mlfw_core::{Device, Tensor};
@@ -200,6 +199,10 @@ pub fn grad(
 /// assert_eq!(d2y.to_vec::<f64>()?, vec![2.0]);
 /// # Ok::<(), mlfw_core::Error>(())
 /// ```
+///
+/// # Errors
+/// As [`grad`]: `output` does not require grad; a `grad_output` whose shape, dtype or device
+/// differs from `output`'s; a backward rule failing.
 pub fn grad_with(
     output: &Tensor,
     inputs: &[Tensor],

@@ -131,6 +131,9 @@ impl Function for ClosureFunction {
 /// assert_eq!(x.grad().unwrap().to_vec::<f64>()?, vec![12.0]);
 /// # Ok::<(), mlfw_core::Error>(())
 /// ```
+///
+/// # Errors
+/// As [`apply`]; the `forward` or `backward` closure's own errors.
 pub fn custom_op<F, B>(name: &str, forward: F, backward: B, inputs: &[Tensor]) -> Result<Tensor>
 where
     F: Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,

@@ -58,7 +58,10 @@ pub fn nvrtc_available() -> bool {
     catch_unwind(|| unsafe { cudarc::nvrtc::sys::is_culib_present() }).unwrap_or(false)
 }
 
-/// NVRTC's version `(major, minor)`. Errors: libnvrtc missing.
+/// NVRTC's version `(major, minor)`.
+///
+/// # Errors
+/// libnvrtc missing or lacking `nvrtcVersion`; `nvrtcVersion` returning a failure.
 pub fn nvrtc_version() -> Result<(i32, i32)> {
     if !nvrtc_available() {
         return Err(Error::msg("libnvrtc not found"));

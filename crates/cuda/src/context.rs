@@ -116,6 +116,10 @@ impl CudaDevice {
     }
 
     /// Kernel `name` of module `module` (compiled for `dt` when given), compiling on first use.
+    ///
+    /// # Errors
+    /// The module failing to compile or load (NVRTC missing, a compilation error); no kernel
+    /// `name` in it; a poisoned internal lock.
     pub fn func(
         &self,
         module: &'static str,
@@ -167,6 +171,9 @@ impl CudaDevice {
     }
 
     /// Waits for all queued work on this device.
+    ///
+    /// # Errors
+    /// A CUDA error reported by queued work (a failed kernel launch, an illegal address).
     pub fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().w("synchronize")
     }

@@ -15,6 +15,9 @@ fn not_available(lib: &str, what: &str) -> Error {
 
 /// Checks that the CUDA libraries mlfw needs can be opened (driver, NVRTC, cuBLAS);
 /// cuDNN is optional. Loads nothing else and never panics.
+///
+/// # Errors
+/// The driver library, NVRTC or cuBLAS cannot be opened (the message names which).
 pub fn probe() -> Result<()> {
     // SAFETY: these only try to dlopen candidate library names.
     unsafe {
@@ -65,8 +68,11 @@ pub(crate) fn open(ordinal: usize) -> Result<Arc<CudaDevice>> {
 }
 
 /// Opens CUDA device `ordinal`, registers its backend with `mlfw-core`, and returns
-/// `Device::Cuda(ordinal)`. Errors (never panics) with a one-line reason when CUDA, the GPU,
-/// or a needed library (driver, NVRTC, cuBLAS) is missing.
+/// `Device::Cuda(ordinal)`. Never panics: failures are one-line errors.
+///
+/// # Errors
+/// CUDA, the GPU `ordinal` or a needed library (driver, NVRTC, cuBLAS) missing; registering the
+/// backend failing.
 pub fn device(ordinal: usize) -> Result<Device> {
     let dev = open(ordinal)?;
     mlfw_core::register_backend(Arc::new(crate::storage::CudaBackend { dev }))?;
@@ -74,6 +80,9 @@ pub fn device(ordinal: usize) -> Result<Device> {
 }
 
 /// A one-line description of an opened device: name, compute capability, memory, cuDNN.
+///
+/// # Errors
+/// As [`device`] (opening `ordinal`); the driver failing to report memory info.
 pub fn device_info(ordinal: usize) -> Result<String> {
     let d = open(ordinal)?;
     let (free, total) = d.ctx.mem_get_info().w("reading memory info")?;
@@ -95,6 +104,9 @@ pub fn device_info(ordinal: usize) -> Result<String> {
 
 /// Parses `cpu`, `cuda` or `cuda:N` and, for a CUDA device, opens it (registering the
 /// backend), so the returned device is ready for `Tensor::to_device`.
+///
+/// # Errors
+/// `s` not `cpu`, `cuda` or `cuda:N`; opening the CUDA device failing (as [`device`]).
 pub fn parse_device(s: &str) -> Result<Device> {
     match Device::parse(s)? {
         Device::Cuda(i) => device(i),

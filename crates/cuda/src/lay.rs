@@ -56,16 +56,25 @@ impl Lay {
     }
 
     /// The layout exactly as given (no merging): for kernels that need per-dim coordinates.
+    ///
+    /// # Errors
+    /// More than `MAXD` dims.
     pub fn exact(l: &Layout) -> Result<Lay> {
         Lay::build(l.dims(), l.strides(), l.offset())
     }
 
     /// One layout with mergeable dims merged.
+    ///
+    /// # Errors
+    /// More than `MAXD` dims left after merging (as [`Lay::joint`]).
     pub fn of(l: &Layout) -> Result<Lay> {
         Ok(Lay::joint(&[l])?[0])
     }
 
     /// Layouts of equal shape, merged jointly (a dim pair merges only when it does in all).
+    ///
+    /// # Errors
+    /// More than `MAXD` dims left after merging.
     pub fn joint(ls: &[&Layout]) -> Result<Vec<Lay>> {
         let dims = ls[0].dims();
         // Keep dims of size != 1 (size-1 dims contribute nothing to addresses).

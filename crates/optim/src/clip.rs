@@ -8,12 +8,20 @@ use mlfw_core::{Error, Result, Tensor};
 /// are skipped. A NaN anywhere makes the total NaN and, as in PyTorch, every gradient NaN
 /// (so the step is visibly poisoned rather than silently unclipped); use
 /// [`clip_grad_norm_with`] with `error_if_nonfinite` to get an error instead.
+///
+/// # Errors
+/// Reading a gradient's values failing (a device error); see [`clip_grad_norm_with`] for the
+/// `norm_type` check (not > 0 or NaN).
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f64, norm_type: f64) -> Result<f64> {
     clip_grad_norm_with(params, max_norm, norm_type, false)
 }
 
 /// [`clip_grad_norm`] with PyTorch's `error_if_nonfinite`: when true, a NaN or infinite total
 /// norm is an error and the gradients are left untouched.
+///
+/// # Errors
+/// `norm_type` not > 0 (or NaN); a non-finite total norm when `error_if_nonfinite`; reading a
+/// gradient's values failing (a device error).
 pub fn clip_grad_norm_with(
     params: &[Tensor],
     max_norm: f64,

@@ -62,10 +62,11 @@ impl CompiledStep {
     /// is captured for the sample batch's size only: [`CompiledStep::accepts`] then says
     /// which batches it takes (run the others eagerly).
     ///
-    /// Errors (the step cannot be captured faithfully; fall back to eager): the forward
-    /// failing; a model without parameters; a step that depends on random draws (dropout),
-    /// writes tensors other than its parameters and buffers in place, reads a buffer after
-    /// writing it, or reads values on the host during the forward pass; a custom op.
+    /// # Errors
+    /// The step cannot be captured faithfully (fall back to eager): the forward failing; a
+    /// model without parameters; a step that depends on random draws (dropout), writes tensors
+    /// other than its parameters and buffers in place, reads a buffer after writing it, or reads
+    /// values on the host during the forward pass; a custom op.
     pub fn new(model: &dyn Module, input: &Tensor, target: &Tensor) -> Result<Self> {
         let params = model.parameters();
         if params.is_empty() {

@@ -71,8 +71,11 @@ impl GradScaler {
         Self::with_state(GradScalerState::default()).expect("defaults are valid")
     }
 
-    /// A scaler with the given settings. Errors: a scale that is not finite and positive,
-    /// growth ≤ 1, backoff outside (0, 1), or a zero interval.
+    /// A scaler with the given settings.
+    ///
+    /// # Errors
+    /// A scale that is not finite and positive; growth factor ≤ 1 or backoff outside (0, 1); a
+    /// zero growth interval or a growth tracker not below it.
     pub fn with_state(state: GradScalerState) -> Result<Self> {
         let s = &state;
         if !(s.scale.is_finite() && s.scale > 0.0) {
@@ -176,7 +179,10 @@ impl GradScaler {
         self.state
     }
 
-    /// Restores [`GradScaler::state_dict`] output. Errors: as [`GradScaler::with_state`].
+    /// Restores [`GradScaler::state_dict`] output.
+    ///
+    /// # Errors
+    /// As [`GradScaler::with_state`]; `self` is left unchanged then.
     pub fn load_state_dict(&mut self, state: GradScalerState) -> Result<()> {
         *self = Self::with_state(state)?;
         Ok(())

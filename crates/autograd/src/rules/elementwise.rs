@@ -4,6 +4,10 @@ use mlfw_core::{BinaryOp, CmpOp, Result, Tensor, UnaryOp};
 use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
 
 /// Gradient of a unary op with input `x`, output `y`, upstream `g`.
+///
+/// # Errors
+/// An op on `x`, `y` or `g` failing: shapes, dtypes or devices that do not match
+/// (`Error::Shape`, `Error::DType`, a device error).
 pub fn unary(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
     use UnaryOp as U;
     match op {
@@ -78,6 +82,9 @@ fn gelu_tanh_grad(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Gradients of a binary op on same-shaped inputs `a`, `b` with output `y`.
+///
+/// # Errors
+/// An op on `a`, `b`, `y` or `g` failing: shapes, dtypes or devices that do not match.
 pub fn binary(
     a: &Tensor,
     b: &Tensor,
@@ -137,6 +144,9 @@ fn step_op(a: &Tensor, b: &Tensor, op: CmpOp, like: &Tensor) -> Result<Tensor> {
 }
 
 /// Gradients of `where(c, t, f)` for `t` and `f`.
+///
+/// # Errors
+/// `c` and `g` of different shapes or devices.
 pub fn where_cond(c: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor)> {
     let z = g.zeros_like()?;
     Ok((c.where_cond(g, &z)?, c.where_cond(&z, g)?))

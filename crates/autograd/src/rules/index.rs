@@ -3,6 +3,9 @@
 use mlfw_core::{Result, Tensor};
 
 /// Gradient of scatter_add w.r.t. `src`: the gradient read back at the scattered positions.
+///
+/// # Errors
+/// `ids` not indexing `g` along `dim` (rank, range or dtype); `src` of a different rank than `g`.
 pub fn gather_src(g: &Tensor, ids: &Tensor, src: &Tensor, dim: usize) -> Result<Tensor> {
     let gs = g.gather(ids, dim as isize)?;
     if gs.shape() == src.shape() {

@@ -4,6 +4,9 @@ use mlfw_core::{Result, Tensor};
 
 /// Gradients of `a.bmm(b)`: `g·bᵀ` and `aᵀ·g` (transposes are views, not copies); each only
 /// when that input requires grad.
+///
+/// # Errors
+/// `a`, `b` or `g` not 3-d or of batch/inner sizes that do not match.
 pub fn bmm(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let ga = if a.requires_grad() {
         Some(g.bmm(&b.transpose(1, 2)?)?)

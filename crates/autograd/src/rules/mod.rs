@@ -17,6 +17,10 @@ use mlfw_core::{Error, Op, Result, Tensor};
 
 /// Gradients of `op`'s inputs given `out` and its gradient `g`. Expensive rules skip the
 /// inputs that do not require grad (e.g. the image fed to a first convolution).
+///
+/// # Errors
+/// The rule for `op` failing (shapes, dtypes or devices of `out` and `g` that do not match
+/// its inputs); an op without a gradient (argmax/argmin).
 pub fn op_backward(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     match op {
         Op::Unary(x, u) => Ok(vec![Some(elementwise::unary(x, out, g, *u)?)]),

@@ -4,6 +4,9 @@ use mlfw_core::{Conv2dParams, Result, Tensor};
 
 /// Gradients of conv2d w.r.t. input and weight, each only when that input requires grad
 /// (a network's first convolution never computes the image's gradient).
+///
+/// # Errors
+/// `input` or `weight` not 4-d, or `g` not shaped like the convolution's output for `p`.
 pub fn conv2d(
     input: &Tensor,
     weight: &Tensor,
@@ -26,6 +29,9 @@ pub fn conv2d(
 /// Gradients of `gi = conv2d_backward_input(grad, weight)` given `g` (shaped like the conv's
 /// input). `gi` is linear in both: ⟨gi, g⟩ = ⟨grad, conv2d(g, weight)⟩, so
 /// d/dgrad = conv2d(g, weight) and d/dweight = conv2d_backward_weight(g, grad).
+///
+/// # Errors
+/// `grad`, `weight` or `g` not 4-d, or shapes that do not match the convolution for `p`.
 pub fn conv2d_backward_input(
     grad: &Tensor,
     weight: &Tensor,
@@ -47,6 +53,9 @@ pub fn conv2d_backward_input(
 /// Gradients of `gw = conv2d_backward_weight(input, grad)` given `g` (shaped like the
 /// weight): ⟨gw, g⟩ = ⟨grad, conv2d(input, g)⟩, so d/dinput = conv2d_backward_input(grad, g)
 /// and d/dgrad = conv2d(input, g).
+///
+/// # Errors
+/// `input`, `grad` or `g` not 4-d, or shapes that do not match the convolution for `p`.
 pub fn conv2d_backward_weight(
     input: &Tensor,
     grad: &Tensor,
@@ -67,6 +76,10 @@ pub fn conv2d_backward_weight(
 
 /// Gradient of `max_pool2d_backward(grad, indices)` w.r.t. `grad`: `g` read back at the
 /// pooled positions (a gather over each flattened plane).
+///
+/// # Errors
+/// `g` or `grad` not 4-d; `indices` whose element count is not `grad`'s, or out of range of
+/// a plane of `g`.
 pub fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, g: &Tensor) -> Result<Tensor> {
     let (n, c) = (g.dims()[0], g.dims()[1]);
     let plane = g.dims()[2] * g.dims()[3];

@@ -17,6 +17,10 @@ fn keepdim_shape(arg: &Tensor, g: &Tensor, dims: &[usize], keepdim: bool) -> Res
 }
 
 /// Gradient of Sum/Max/Min over `dims`. Max/min share the gradient evenly among ties.
+///
+/// # Errors
+/// `op` is argmax or argmin (no gradient); `g` or `out` not shaped like `arg` reduced over
+/// `dims`.
 pub fn reduce(
     arg: &Tensor,
     out: &Tensor,
@@ -42,6 +46,9 @@ pub fn reduce(
 }
 
 /// Gradient of (log-)softmax over `dim` given its output `y`.
+///
+/// # Errors
+/// `dim` out of range, or `y` and `g` of different shapes, dtypes or devices.
 pub fn softmax(y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     let d = dim as isize;
     if log {

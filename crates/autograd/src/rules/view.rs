@@ -3,6 +3,9 @@
 use mlfw_core::{Result, Shape, Tensor};
 
 /// Inverse permutation applied to the gradient.
+///
+/// # Errors
+/// `perm` not a permutation of `g`'s dims.
 pub fn permute(g: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let mut inv = vec![0; perm.len()];
     for (i, &p) in perm.iter().enumerate() {
@@ -12,6 +15,9 @@ pub fn permute(g: &Tensor, perm: &[usize]) -> Result<Tensor> {
 }
 
 /// The gradient of a narrow: `g` placed at `start` along `dim`, zeros elsewhere.
+///
+/// # Errors
+/// `dim` out of range of `arg`, or `g` not shaped like `arg` narrowed to `len` along `dim`.
 pub fn narrow(arg: &Tensor, g: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
     let size = arg.dims()[dim];
     let mut parts = Vec::with_capacity(3);
@@ -34,6 +40,9 @@ pub fn narrow(arg: &Tensor, g: &Tensor, dim: usize, start: usize, len: usize) ->
 }
 
 /// Sums a broadcast gradient back to `shape` (the inverse of broadcasting).
+///
+/// # Errors
+/// `g` not broadcast from `shape` (fewer dims, or a size that differs and is not 1 in `shape`).
 pub fn sum_to(g: &Tensor, shape: &Shape) -> Result<Tensor> {
     if g.shape() == shape {
         return Ok(g.clone());
@@ -54,6 +63,9 @@ pub fn sum_to(g: &Tensor, shape: &Shape) -> Result<Tensor> {
 }
 
 /// Gradients of `cat(ts, dim)`: slices of `g`.
+///
+/// # Errors
+/// `dim` out of range, or `g` shorter along `dim` than the sizes of `ts` together.
 pub fn cat(ts: &[Tensor], g: &Tensor, dim: usize) -> Result<Vec<Option<Tensor>>> {
     let mut start = 0;
     let mut out = Vec::with_capacity(ts.len());
