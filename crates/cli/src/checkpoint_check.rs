@@ -10,6 +10,11 @@ use crate::run_dir::RunConfig;
 
 /// Errors, naming the field, unless `c` is consistent with `cfg`, with a model whose
 /// parameters are `params` (in optimizer order), and with epochs of `steps_per_epoch` steps.
+///
+/// # Errors
+/// A field out of line with `cfg`, `params` or `steps_per_epoch` (the message names it): e.g.
+/// `progress.step` past an epoch, `progress.seen` more than the steps could see, a negative or
+/// non-finite loss sum or time.
 pub fn check(
     c: &Checkpoint,
     cfg: &RunConfig,

@@ -73,6 +73,10 @@ impl DataSpec {
     /// dataset say how to split and read it, and the image size (default: the model's, 224 for the ImageNet models), which the
     /// ImageNet preprocessing crops to after resizing the shorter side to `size / 0.875`.
     /// Normalization uses the model's mean and std (ImageNet's for the pretrained models).
+    ///
+    /// # Errors
+    /// An image-size, val-split or skip-bad-images flag given for a dataset that is not
+    /// `folder:PATH`; an unknown dataset; a folder dataset that cannot be read or split.
     pub fn open(
         dataset: &str,
         model: &str,
@@ -150,6 +154,9 @@ impl DataSpec {
 
     /// The spec of a run's dataset, as its settings describe it (folder datasets: the split,
     /// seed, bad-image policy and image size it was made with).
+    ///
+    /// # Errors
+    /// As [`DataSpec::open`] with the run's settings.
     pub fn for_run(cfg: &crate::run_dir::RunConfig) -> Result<Self> {
         let folder = FolderOptions {
             val_split: cfg.val_split,
@@ -196,6 +203,9 @@ impl DataSpec {
     }
 
     /// Loads `split`, resized to the model's input and (for training) augmented.
+    ///
+    /// # Errors
+    /// The dataset's files missing or unreadable (not downloaded, corrupt).
     pub fn load(&self, split: Split, augment: bool) -> Result<ImageDataset> {
         let mut opts = LoadOptions::default();
         if let Some(dir) = &self.data_dir {
@@ -218,6 +228,10 @@ impl DataSpec {
     }
 
     /// A loader over `split`: shuffled with `seed` for training, in order otherwise.
+    ///
+    /// # Errors
+    /// As [`DataSpec::load`]; a folder dataset without a validation split; batches that do not fit
+    /// in memory (see [`check_batches_fit`]).
     pub fn loader(
         &self,
         split: Split,
@@ -248,6 +262,10 @@ impl DataSpec {
 /// Errors, naming the flags, unless `in_flight` batches of `batch` f32 images of shape `input`
 /// (`[C, H, W]`) and their labels fit in the memory available: the least a run needs, checked
 /// before anything is allocated.
+///
+/// # Errors
+/// A size of 0 in `input`; batches whose size overflows or exceeds the available memory (the
+/// message names the flags to lower).
 pub fn check_batches_fit(batch: usize, input: [usize; 3], in_flight: usize) -> Result<()> {
     if input.contains(&0) {
         return Err(CliError::msg(format!(

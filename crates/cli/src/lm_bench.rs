@@ -15,6 +15,10 @@ use crate::learner::{ClippedStep, LossFn, Step, TrainStep};
 use crate::lm_train::{lm_loss, CLIP, SEQ_LEN};
 
 /// Benchmarks language model `name` (canonical) with `batch` windows per step.
+///
+/// # Errors
+/// The tinyshakespeare text unavailable; an unknown model `name`; a training or inference step
+/// failing (on `device`).
 pub fn run(
     name: &str,
     batch: usize,

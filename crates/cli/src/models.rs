@@ -12,6 +12,9 @@ use crate::error::{CliError, Result};
 
 /// The canonical name of `name` (case-insensitive, `-` for `_`, `lenet` for `lenet5`), or an
 /// error listing the valid names.
+///
+/// # Errors
+/// `name` is not one of the models (the message lists them).
 pub fn canonical(name: &str) -> Result<&'static str> {
     let n = name.trim().to_ascii_lowercase().replace('-', "_");
     let n = match n.as_str() {
@@ -40,6 +43,9 @@ fn info(model: &str, channels: Option<usize>, num_classes: usize) -> Result<Mode
 }
 
 /// The vision registry's metadata of `model` with `channels` input channels.
+///
+/// # Errors
+/// `model` unknown to the vision registry, or it rejects `channels`.
 pub fn model_metadata(model: &str, channels: usize) -> Result<ModelInfo> {
     info(model, Some(channels), 10)
 }
@@ -64,7 +70,10 @@ pub fn default_input(model: &str) -> [usize; 3] {
 
 /// The `[C, H, W]` given as `--input`, or the model's usual input.
 ///
-/// `--input` is given as `C,H,W` or `C H W`. Errors when it has not exactly three numbers.
+/// `--input` is given as `C,H,W` or `C H W`.
+///
+/// # Errors
+/// `input` given without exactly three numbers.
 pub fn input_or_default(model: &str, input: Option<&[usize]>) -> Result<[usize; 3]> {
     match input {
         None => Ok(default_input(model)),
@@ -77,6 +86,9 @@ pub fn input_or_default(model: &str, input: Option<&[usize]>) -> Result<[usize; 
 
 /// Builds `model` (canonical name) for `input` images and `num_classes` classes on the CPU,
 /// initialised from the global generator.
+///
+/// # Errors
+/// `model` unknown, or its constructor rejecting `input`'s channels or `num_classes`.
 pub fn build(model: &str, input: [usize; 3], num_classes: usize) -> Result<Box<dyn Module>> {
     let cfg = ModelConfig::new(num_classes).in_channels(input[0]);
     Ok(build_model(model, &cfg)?.0)

@@ -22,11 +22,17 @@ fn pick(kind: &str, name: &str, valid: &[&'static str]) -> Result<&'static str> 
 }
 
 /// The canonical optimizer name, or an error listing the valid ones.
+///
+/// # Errors
+/// `name` is not an optimizer (the message lists them).
 pub fn optimizer_name(name: &str) -> Result<&'static str> {
     pick("optimizer", name, &OPTIMIZER_NAMES)
 }
 
 /// The canonical scheduler name, or an error listing the valid ones.
+///
+/// # Errors
+/// `name` is not a scheduler (the message lists them).
 pub fn scheduler_name(name: &str) -> Result<&'static str> {
     pick("scheduler", name, &SCHEDULER_NAMES)
 }
@@ -76,6 +82,9 @@ fn groups<H: mlfw_optim::Hyper>(
 
 /// Builds optimizer `name` with parameter groups `(params, lr)` (per-group learning rates,
 /// e.g. a fine-tuned backbone slower than its new head); schedules scale every group's rate.
+///
+/// # Errors
+/// An unknown `name`; a group rate, `momentum` or `weight_decay` the optimizer rejects.
 pub fn build_optimizer_groups(
     name: &str,
     params: Vec<(Vec<Tensor>, f64)>,
@@ -116,6 +125,10 @@ pub struct Schedule {
 
 /// Builds scheduler `name` (`None` for `none`): `step` decays by 0.1 every third of the run,
 /// `cosine` anneals to 0 over `epochs`, `onecycle` peaks at the optimizer's rate.
+///
+/// # Errors
+/// An unknown `name`; the scheduler rejecting the optimizer (e.g. a learning rate it cannot
+/// use).
 pub fn build_scheduler(
     name: &str,
     opt: &mut dyn Optimizer,

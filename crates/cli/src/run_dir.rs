@@ -113,7 +113,10 @@ fn freeze_none() -> String {
 /// Every `--freeze` value.
 pub const FREEZE_NAMES: [&str; 2] = ["none", "backbone"];
 
-/// The autocast dtype of an `--amp` value. Errors: anything but none, bf16, f16.
+/// The autocast dtype of an `--amp` value.
+///
+/// # Errors
+/// `amp` is anything but none, bf16, f16.
 pub fn amp_dtype(amp: &str) -> Result<Option<mlfw_core::DType>> {
     match amp {
         "none" => Ok(None),
@@ -129,6 +132,11 @@ impl RunConfig {
     /// Errors, naming the field (and the flag that sets it), unless every setting is in range:
     /// counts at least 1, a positive finite learning rate, momentum in [0, 1), weight decay
     /// >= 0, one mean and one positive std per input channel.
+    ///
+    /// # Errors
+    /// A setting out of range (the message names the field and its flag): a count of 0, a learning
+    /// rate that is not finite and positive, momentum outside [0, 1), negative weight decay, a bad
+    /// `amp`, or mean/std not one per input channel (std not positive).
     pub fn validate(&self) -> Result<()> {
         amp_dtype(&self.amp)?;
         const FLAGS: [&str; 9] = [
@@ -262,6 +270,10 @@ pub fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
 
 /// Creates a fresh run folder and locks it (see [`RunLock`]); errors if `dir` already holds a
 /// run (checked under the lock, so two runs started at once cannot both pass), or is locked.
+///
+/// # Errors
+/// `dir` cannot be created; it is locked by another run; it already holds a run (a checkpoint,
+/// or settings of a run stopped before its first checkpoint).
 pub fn create(dir: &Path) -> Result<RunLock> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::msg(format!("cannot create {}: {e}", dir.display())))?;

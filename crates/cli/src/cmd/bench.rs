@@ -54,6 +54,11 @@ pub struct BenchArgs {
 const MAX_STEPS: usize = 1_000_000;
 
 /// Runs `mlfw bench`.
+///
+/// # Errors
+/// `--batch-size` or `--steps` of 0, or `--steps`/`--warmup` above the maximum; an unknown
+/// model or a bad `--input`; batches that do not fit in memory; an unusable `--device`; a bad
+/// `--amp`; a training or inference step failing.
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.batch_size == Some(0) || a.steps == 0 {
         return Err(CliError::msg("--batch-size and --steps must be at least 1"));

@@ -23,6 +23,9 @@ pub enum DataCommand {
 }
 
 /// Runs a `data` subcommand.
+///
+/// # Errors
+/// An unknown dataset name; a download or its verification failing.
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::List => list(),

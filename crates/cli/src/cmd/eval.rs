@@ -59,6 +59,10 @@ pub struct EvalArgs {
 }
 
 /// Runs `mlfw eval`.
+///
+/// # Errors
+/// An unknown model or dataset, or a bad split; weights or an ONNX file that cannot be
+/// loaded; an unusable `--device`; batches that do not fit in memory; evaluation failing.
 pub fn run(a: EvalArgs) -> Result<()> {
     let model_name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let split: Split = a.split.parse()?;

@@ -41,6 +41,10 @@ pub struct ExportArgs {
 }
 
 /// Runs `mlfw export`.
+///
+/// # Errors
+/// A `--format` other than onnx; an unknown model or a bad `--input`; `--num-classes` of 0;
+/// weights that cannot be loaded; the ONNX export or writing `--out` failing.
 pub fn run(a: ExportArgs) -> Result<()> {
     if !a.format.eq_ignore_ascii_case("onnx") {
         return Err(CliError::msg(format!(

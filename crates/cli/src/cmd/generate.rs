@@ -43,6 +43,10 @@ pub struct GenerateArgs {
 }
 
 /// Runs `mlfw generate`: prints the prompt followed by the sampled text.
+///
+/// # Errors
+/// No vocabulary or run settings beside the weights; an unknown model; weights that cannot be
+/// loaded; an empty prompt or one with characters outside the vocabulary; sampling failing.
 pub fn run(a: GenerateArgs) -> Result<()> {
     let dir = match &a.run {
         Some(d) => d.clone(),

@@ -34,6 +34,10 @@ pub struct GraphArgs {
 }
 
 /// Runs `mlfw graph`.
+///
+/// # Errors
+/// An unknown model or a bad `--input`; `--num-classes` of 0; tracing the model failing;
+/// writing the `--dot` file failing.
 pub fn run(a: GraphArgs) -> Result<()> {
     let name = models::canonical(&a.model)?;
     let input = models::input_or_default(name, a.input.as_deref())?;

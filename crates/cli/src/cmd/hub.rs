@@ -75,6 +75,10 @@ fn options(registry: Option<String>) -> HubOptions {
 }
 
 /// Runs a `hub` subcommand.
+///
+/// # Errors
+/// The hub operation failing: an unknown model or version, an unreachable or invalid registry,
+/// a download or checksum failure, or a cache folder that cannot be written or removed.
 pub fn run(cmd: HubCommand) -> Result<()> {
     match cmd {
         HubCommand::Pull {

@@ -20,6 +20,10 @@ pub struct PlotArgs {
 }
 
 /// Reads each run's metrics and draws the charts.
+///
+/// # Errors
+/// A run folder without finished epochs in `metrics.jsonl`, or one that cannot be read;
+/// writing the charts failing.
 pub fn run(args: PlotArgs) -> Result<()> {
     let mut runs = Vec::new();
     for dir in &args.runs {

@@ -47,6 +47,10 @@ pub struct PredictArgs {
 }
 
 /// Runs `mlfw predict`.
+///
+/// # Errors
+/// An unknown model or dataset; weights or an ONNX file that cannot be loaded; an unusable
+/// `--device`; an image that cannot be read or decoded; the forward pass failing.
 pub fn run(a: PredictArgs) -> Result<()> {
     let name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let onnx = onnx_model::is_onnx(&a.model);

@@ -131,6 +131,11 @@ const RESUMABLE: [&str; 9] = [
 ];
 
 /// Runs `mlfw train`.
+///
+/// # Errors
+/// Invalid settings (see [`crate::run_dir::RunConfig::validate`]); a run folder that is locked
+/// or already holds a run; a `--resume` folder whose settings or checkpoint do not match; being
+/// launched by `mpirun` without `--distributed`; training failing.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     if lm_wanted(&args) {
         let summary = run_lm(&args, matches)?;
