@@ -1,7 +1,7 @@
 //! `cargo xtask error-docs [--list] [CRATE...]`: counts the public functions returning a
-//! `Result` in `crates/CRATE/src` (default: every crate: core, autograd, nn, optim, data, vision, hub, cuda,
-//! cli, distributed, tensorboard) and how many have an
-//! `# Errors` section in their doc comment; `--list` names the ones without. Read as text: a
+//! `Result` in `crates/CRATE/src` (default: every crate: core, autograd, nn, optim, data,
+//! vision, hub, cuda, cli, distributed, tensorboard) and how many have an `# Errors` section
+//! in their doc comment; `--list` names the ones without. Read as text: a
 //! `pub fn` line whose signature (up to `{` or `;`) returns `...Result`, outside `#[cfg(test)]`.
 
 use std::path::Path;

@@ -137,8 +137,9 @@ pub fn save(
 /// Reads and validates a checkpoint written by [`save`]; errors name the file and the problem.
 ///
 /// # Errors
-/// The file unreadable or not a safetensors file; no `mlfw.checkpoint` metadata, or metadata that is not
-/// valid JSON; a tensor whose name is neither a model nor an optimizer entry; no model weights.
+/// The file unreadable or not a safetensors file; no `mlfw.checkpoint` metadata, or
+/// metadata that is not valid JSON; a tensor whose name is neither a model nor an optimizer
+/// entry; no model weights.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bad = |msg: String| CliError::msg(format!("{}: {msg}", path.display()));
     let file = safetensors::load(path, &Device::Cpu)

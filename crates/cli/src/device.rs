@@ -7,7 +7,8 @@ use crate::error::{CliError, Result};
 /// Parses `spec` and, for a CUDA device, opens it (which registers the backend).
 ///
 /// # Errors
-/// In one line: an unknown spec (listing the valid forms); CUDA not usable here (no driver, GPU or library).
+/// In one line: an unknown spec (listing the valid forms); CUDA not usable here (no driver,
+/// GPU or library).
 pub fn open(spec: &str) -> Result<Device> {
     let dev = Device::parse(spec.trim().to_ascii_lowercase().as_str())?;
     match dev {
