@@ -5,7 +5,7 @@
 //! `cuMemFreeAsync` on the same stream when the last tensor using them is dropped.
 //!
 //! By default a pool hands memory back to the driver at every synchronisation, so a training
-//! step would allocate from the driver again each time. Opening a device ([`crate::context`]) sets the pool's
+//! step would allocate from the driver again each time. Opening a device (the `context` module) sets the pool's
 //! release threshold to "never" (`CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = u64::MAX`): freed memory
 //! stays in the pool and a steady training step (same shapes each step) is served entirely
 //! from it, as with PyTorch's caching allocator. Memory held by the pool is still reused

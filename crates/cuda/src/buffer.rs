@@ -39,7 +39,7 @@ pub(crate) fn host_bytes(c: &CpuStorage) -> &[u8] {
 }
 
 impl Drop for CudaStorage {
-    /// A buffer uploaded on a copy stream ([`crate::staging`]) is freed on that stream: make it
+    /// A buffer uploaded on a copy stream (the `staging` module) is freed on that stream: make it
     /// wait for the work queued on the device's stream first, which may still read the buffer.
     fn drop(&mut self) {
         let own = self.buf.stream();

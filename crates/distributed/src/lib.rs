@@ -2,7 +2,7 @@
 //!
 //! Data-parallel training over several processes, on existing engines rather than a
 //! transport of our own: a [`ProcessGroup`] (all-reduce, broadcast, barrier, all-gather) with
-//! an MPI backend ([`MpiGroup`], cargo feature `mpi`, Open MPI or MPICH through rsmpi: CPUs on
+//! an MPI backend (`MpiGroup`, cargo feature `mpi`, Open MPI or MPICH through rsmpi: CPUs on
 //! one or many hosts) and [`DistributedDataParallel`] with PyTorch's DDP semantics:
 //! parameters broadcast from rank 0, gradients averaged in ~25 MB buckets in reverse
 //! parameter order, each bucket reduced as soon as backward has produced all of its

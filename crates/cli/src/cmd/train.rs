@@ -81,7 +81,7 @@ pub struct TrainArgs {
     /// Data-loading worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Run folder [default: runs/<model>-<dataset>-<timestamp>].
+    /// Run folder (default: runs/MODEL-DATASET-TIMESTAMP).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Folder holding the dataset's files (no download).

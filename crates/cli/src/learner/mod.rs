@@ -11,7 +11,7 @@
 //!
 //! Each batch goes through one [`TrainStep`] ([`StandardStep`] unless
 //! [`Learner::step`] sets another): the single place where a step is done. Batches come from
-//! any [`BatchSource`]: a [`DataLoader`], or a source of drawn batches such as the
+//! any [`BatchSource`]: a [`DataLoader`](mlfw_data::DataLoader), or a source of drawn batches such as the
 //! language-model trainer's random text windows ([`crate::lm_train`]), whose "best" epoch is
 //! the one of lowest validation loss ([`Monitor::ValLoss`]) and whose metric is perplexity
 //! ([`Learner::perplexity`]).
