@@ -4,13 +4,13 @@
 use std::time::Instant;
 
 use clap::Args;
-use mlfw_autograd::Backward;
 use mlfw_core::{DType, Device, Tensor};
 use mlfw_nn::functional as F;
-use mlfw_optim::{Optim, Optimizer, SgdConfig};
+use mlfw_optim::{Optim, SgdConfig};
 use serde_json::json;
 
 use crate::error::{CliError, Result};
+use crate::learner::{LossFn, StandardStep, Step, TrainStep};
 use crate::memory::peak_rss_mb;
 use crate::{device, models};
 
@@ -100,18 +100,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .compile
         .then(|| crate::compile_step::compile(model.as_ref(), &x, &y, why_not))
         .flatten();
+    // The trainer's own step (the Learner's `StandardStep`), or the compiled one.
+    let loss: LossFn = Box::new(F::cross_entropy);
     let train = time_steps(a.warmup, a.steps, || {
         if let Some(c) = compiled.as_mut() {
             return c.step(&x, &y, &mut opt).map(|_| ()).map_err(Into::into);
         }
-        opt.zero_grad();
-        let loss = {
-            let _amp = autocast()?;
-            F::cross_entropy(&model.forward(&x)?, &y)?
+        let s = Step {
+            model: model.as_mut(),
+            optimizer: &mut opt,
+            loss: &loss,
+            input: &x,
+            target: &y,
+            amp,
+            scaler: None,
+            ddp: None,
         };
-        loss.backward()?;
-        opt.step()?;
-        sync(&loss)
+        StandardStep.step(s).map(|_| ())
     })?;
     model.train(false);
     let infer = {
