@@ -16,7 +16,7 @@ use crate::params::UnaryOp;
 use crate::DType;
 
 /// Most ops in one group: with at most 3 inputs per op, loads + members stay within the
-/// fused loop's register table ([`super::kernel::MAX_REGS`]).
+/// fused loop's register table ([`super::instr::MAX_REGS`]).
 const MAX_MEMBERS: usize = 16;
 
 /// One fused group: member nodes in order and which of them are written to memory.

@@ -1,9 +1,27 @@
-//! The vector instructions of the fused CPU loop ([`super::kernel`]): each runs one
-//! [`Instr`] over `n` elements of its registers, computing exactly what the eager f32 kernel
+//! The instruction set of the fused CPU loop ([`super::kernel`]) and its vector execution:
+//! [`exec`] runs one instruction over `n` elements of its registers, computing exactly what the eager f32 kernel
 //! in `cpu/map.rs` computes for an element (same expression, same rounding).
 
-use super::kernel::{Instr, MAX_REGS};
 use crate::params::{BinaryOp, CmpOp, UnaryOp};
+
+/// Most registers (loads + members) a fused group may use.
+pub(crate) const MAX_REGS: usize = 64;
+
+/// One instruction of a fused group over registers (destination first): registers
+/// `0..loads` hold the loaded inputs, then one register per member in order. Bool values
+/// (comparisons, loaded masks) are held as 1.0 / 0.0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FusedInstr {
+    /// `d = op(a)`.
+    Unary(usize, usize, UnaryOp),
+    /// `d = op(a, b)`.
+    Binary(usize, usize, usize, BinaryOp),
+    /// `d = op(a, b) ? 1 : 0`.
+    Cmp(usize, usize, usize, CmpOp),
+    /// `d = c != 0 ? t : f`, as `Where(d, c, t, f)`.
+    Where(usize, usize, usize, usize),
+}
+pub(crate) use FusedInstr as Instr;
 
 /// Register `d` for writing and registers `a`, `b` for reading.
 ///

@@ -7,35 +7,15 @@
 //! for an element (same expression, same rounding), so a fused group is bit-identical to
 //! running its nodes one by one.
 
-use super::instr::exec;
-use crate::params::{BinaryOp, CmpOp, UnaryOp};
+use super::instr::{exec, Instr, MAX_REGS};
 use crate::{CpuStorage, Error, Layout, Result, Shape, Tensor};
 use std::cell::RefCell;
-
-/// Most registers (loads + members) a fused group may use.
-pub(crate) const MAX_REGS: usize = 64;
 
 /// Elements per block (8 KiB per register; measured faster than 512 on LeNet-5).
 pub(crate) const BLOCK: usize = 2048;
 
 /// Elements below which a group runs on the calling thread only.
 const PAR_MIN: usize = 1 << 14;
-
-/// One instruction of a fused group over registers (destination first): registers
-/// `0..loads` hold the loaded inputs, then one register per member in order. Bool values
-/// (comparisons, loaded masks) are held as 1.0 / 0.0.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FusedInstr {
-    /// `d = op(a)`.
-    Unary(usize, usize, UnaryOp),
-    /// `d = op(a, b)`.
-    Binary(usize, usize, usize, BinaryOp),
-    /// `d = op(a, b) ? 1 : 0`.
-    Cmp(usize, usize, usize, CmpOp),
-    /// `d = c != 0 ? t : f`, as `Where(d, c, t, f)`.
-    Where(usize, usize, usize, usize),
-}
-pub(crate) use FusedInstr as Instr;
 
 /// A compiled group: loads into registers `0..loads`, then instructions, then stores.
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ mod kernel;
 mod plan;
 
 pub use cache::CompiledGraph;
-pub use kernel::FusedInstr;
+pub use instr::FusedInstr;
 
 use super::run::eval;
 use super::{Graph, NodeKind};

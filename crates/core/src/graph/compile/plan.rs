@@ -2,7 +2,8 @@
 //! and which planned buffer each materialized fused value lives in.
 
 use super::fuse::{self, Group};
-use super::kernel::{FusedKernel, Instr};
+use super::instr::{Instr, MAX_REGS};
+use super::kernel::FusedKernel;
 use super::{Plan, PlanStats, Step};
 use crate::graph::{Graph, NodeKind};
 use crate::op::Op;
@@ -222,7 +223,7 @@ fn kernel_step(g: &Graph, gr: &Group, shape: &[usize]) -> Result<Step> {
             None => gr.loads.iter().position(|&l| l == v).expect("a load"),
         }
     };
-    if nl + gr.members.len() > super::kernel::MAX_REGS {
+    if nl + gr.members.len() > MAX_REGS {
         return Err(Error::msg(
             "compile: a fused group needs too many registers",
         ));
