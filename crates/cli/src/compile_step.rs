@@ -81,13 +81,18 @@ pub fn compile(
         None if x.device() != mlfw_core::Device::Cpu => {
             Err("compiled steps run on the CPU only for now".to_string())
         }
-        None => CompiledStep::new(model, x, y).map_err(|e| e.to_string()),
+        None => CompiledStep::new(model, x, y)
+            .and_then(|mut s| {
+                s.prepare(x.dims().first().copied().unwrap_or(0))?;
+                Ok(s)
+            })
+            .map_err(|e| e.to_string()),
     };
     match step {
         Ok(s) => {
             let st = s.stats();
             eprintln!(
-                "--compile: {} ops in {} steps ({} fused groups of {} ops, {} planned buffers of {:.1} MB{}); captured and compiled in {:.1} ms",
+                "--compile: {} ops in {} steps ({} fused groups of {} ops, {} planned buffers of {:.1} MB{}); captured and compiled in {:.1} ms; batch {}: {}",
                 st.nodes,
                 st.steps,
                 st.fused_groups,
@@ -105,7 +110,9 @@ pub fn compile(
                 } else {
                     String::new()
                 },
-                t.elapsed().as_secs_f64() * 1e3
+                t.elapsed().as_secs_f64() * 1e3,
+                x.dims().first().copied().unwrap_or(0),
+                s.split_summary(x.dims().first().copied().unwrap_or(0))
             );
             Some(s)
         }

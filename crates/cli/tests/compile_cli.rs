@@ -9,6 +9,7 @@ fn train_compile_gives_eager_weights_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let (eager, compiled) = (dir.path().join("eager"), dir.path().join("compiled"));
     ok(&strs(&train_args(&eager, "1", "6", &["--seed", "3"])));
+    // The whole-batch replay is bit-identical (the micro-batch split is not: see below).
     let o = command()
         .args(strs(&train_args(
             &compiled,
@@ -16,6 +17,7 @@ fn train_compile_gives_eager_weights_bit_for_bit() {
             "6",
             &["--seed", "3", "--compile"],
         )))
+        .env("MLFW_COMPILE_SPLIT", "0")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -24,6 +26,7 @@ fn train_compile_gives_eager_weights_bit_for_bit() {
         err.contains("--compile: ") && !err.contains("falling back"),
         "{err}"
     );
+    assert!(err.contains("whole batch (split off"), "{err}");
     let read = |p: &std::path::Path| std::fs::read(p.join("last.safetensors")).unwrap();
     assert_eq!(read(&eager), read(&compiled), "weights differ");
     let names = |p: &std::path::Path| {
@@ -36,6 +39,42 @@ fn train_compile_gives_eager_weights_bit_for_bit() {
         v
     };
     assert_eq!(names(&eager), names(&compiled), "same run folder layout");
+}
+
+#[test]
+fn train_compile_says_how_the_step_is_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = command()
+        .args(strs(&train_args(
+            &dir.path().join("split"),
+            "1",
+            "3",
+            &["--seed", "3", "--compile", "--batch-size", "32"],
+        )))
+        .env("MLFW_COMPILE_SPLIT", "16")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("batch 32: 2 micro-batches of 16 samples") && err.contains("sample-separable"),
+        "{err}"
+    );
+    let o = command()
+        .args(strs(&train_args(
+            &dir.path().join("bad"),
+            "1",
+            "1",
+            &["--compile"],
+        )))
+        .env("MLFW_COMPILE_SPLIT", "lots")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("MLFW_COMPILE_SPLIT must be"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -36,7 +36,7 @@ mod sgd;
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_norm_with, clip_grad_value};
-pub use compiled::{CompiledStep, StepOutput};
+pub use compiled::{CompiledStep, SplitMode, StepOutput};
 pub use grad_scaler::{GradScaler, GradScalerState};
 pub use nadam::{NAdam, NAdamConfig};
 pub use optimizer::{Hyper, Optim, Optimizer, OptimizerState, ParamGroup};

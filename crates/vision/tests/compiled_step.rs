@@ -1,4 +1,5 @@
-//! A compiled LeNet-5 training step against eager training: the same weights after 100
+//! A compiled LeNet-5 training step, whole-batch replay (`SplitMode::Off`; the micro-batch
+//! split is tested in `compiled_split.rs`), against eager training: the same weights after 100
 //! steps (bit for bit: the compiled plan runs the eager kernels, and its fused loops use
 //! the eager per-element formulas, so no summation order changes), recompilation on a new
 //! batch size, the divergence (NaN) stop, and the fallbacks.
@@ -6,7 +7,7 @@
 use mlfw_autograd::Backward;
 use mlfw_core::{manual_seed, DType, Device, Result, Tensor};
 use mlfw_nn::{functional as F, Dropout, Flatten, Linear, Module, Sequential};
-use mlfw_optim::{AdamConfig, AdamW, CompiledStep, Optimizer, Sgd, SgdConfig};
+use mlfw_optim::{AdamConfig, AdamW, CompiledStep, Optimizer, Sgd, SgdConfig, SplitMode};
 use mlfw_vision::models::LeNet5;
 
 /// The global generator is shared by the tests running in parallel: seeding and building
@@ -48,7 +49,7 @@ fn compare_100_steps(make_opt: impl Fn(&LeNet5) -> Result<Box<dyn Optimizer>>) -
     let (eager, compiled) = (lenet(3)?, lenet(3)?);
     let (mut oe, mut oc) = (make_opt(&eager)?, make_opt(&compiled)?);
     let (x0, y0) = batch(0, 16)?;
-    let mut step = CompiledStep::new(&compiled, &x0, &y0)?;
+    let mut step = CompiledStep::new(&compiled, &x0, &y0)?.with_split(SplitMode::Off);
     assert!(step.stats().fused_groups > 0, "{:?}", step.stats());
     for i in 0..100 {
         let (x, y) = batch(i % 7, 16)?;
@@ -89,7 +90,7 @@ fn a_new_batch_size_recompiles_and_stays_exact() -> Result<()> {
     let mut oe = Sgd::new(eager.parameters(), cfg)?;
     let mut oc = Sgd::new(compiled.parameters(), cfg)?;
     let (x0, y0) = batch(0, 8)?;
-    let mut step = CompiledStep::new(&compiled, &x0, &y0)?;
+    let mut step = CompiledStep::new(&compiled, &x0, &y0)?.with_split(SplitMode::Off);
     for (i, n) in [8, 8, 5, 8, 5, 3].into_iter().enumerate() {
         let (x, y) = batch(i as u64, n)?;
         let le = eager_step(&eager, &mut oe, &x, &y)?;
@@ -110,7 +111,7 @@ fn a_nan_loss_is_returned_and_the_weights_are_left_alone() -> Result<()> {
     let model = lenet(9)?;
     let mut opt = Sgd::new(model.parameters(), SgdConfig::new(0.1))?;
     let (x, y) = batch(0, 4)?;
-    let mut step = CompiledStep::new(&model, &x, &y)?;
+    let mut step = CompiledStep::new(&model, &x, &y)?.with_split(SplitMode::Off);
     let before = weights_bits(&model)?;
     let mut v = x.to_vec::<f32>()?;
     v[0] = f32::NAN;

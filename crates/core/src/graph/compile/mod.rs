@@ -39,9 +39,11 @@ mod fuse;
 mod instr;
 mod kernel;
 mod plan;
+pub mod separable;
 
 pub use cache::CompiledGraph;
 pub use instr::FusedInstr;
+pub use separable::{sample_separable, Combine, Separable};
 
 use super::run::eval;
 use super::{Graph, NodeKind};
