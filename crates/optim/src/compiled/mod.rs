@@ -8,10 +8,12 @@
 //! a batch runs as micro-batches, one per thread, each plan single-threaded with its own
 //! buffers; the gradients and loss are combined as `Σ_k (n_k / n)·g_k` (`n_k` counting the
 //! micro-batch's targets) and the logits concatenated ([`SplitMode`], `MLFW_COMPILE_SPLIT`).
-//! Summation order then differs from eager's: 100 SGD-momentum steps of LeNet-5 stay within
-//! 1e-6 relative of eager's weights (`crates/vision/tests/compiled_split.rs`). The whole-batch
-//! replay ([`SplitMode::Off`], `MLFW_COMPILE_SPLIT=0`) is bit-identical to eager. Any
-//! training loop can use it:
+//! Summation order then differs from eager's: one step's gradients are within ≈2e-6
+//! relative of eager's and 20 SGD-momentum steps of LeNet-5 within 1e-6, but after 100 steps
+//! the weights differ by up to 5.7e-2 relative, as much as eager's own differ after a one-ulp
+//! change to one weight (a ReLU or max-pool choice flips; `crates/vision/tests/compiled_split.rs`,
+//! BENCHMARKS.md). The whole-batch replay ([`SplitMode::Off`], `MLFW_COMPILE_SPLIT=0`) is
+//! bit-identical to eager. Any training loop can use it:
 //!
 //! ```
 //! use mlfw_core::{DType, Device, Tensor};
@@ -83,7 +85,8 @@ impl CompiledStep {
     /// The step cannot be captured faithfully (fall back to eager): the forward failing; a
     /// model without parameters; a step that depends on random draws (dropout), writes tensors
     /// other than its parameters and buffers in place, reads a buffer after writing it, or reads
-    /// values on the host during the forward pass; a custom op.
+    /// values on the host during the forward pass; a custom op. `MLFW_COMPILE_SPLIT` set to
+    /// something other than `auto`, `0` or a number.
     pub fn new(model: &dyn Module, input: &Tensor, target: &Tensor) -> Result<Self> {
         let params = model.parameters();
         if params.is_empty() {
@@ -311,7 +314,8 @@ impl CompiledStep {
         Ok(())
     }
 
-    /// Statistics of the plan used last.
+    /// Statistics of the whole-batch plan used last (compiled even when batches run as
+    /// micro-batches; each micro-batch plan has the same ops and steps).
     pub fn stats(&self) -> PlanStats {
         self.graph.plan().stats()
     }

@@ -188,20 +188,20 @@ impl Splitter {
             vec![1.0; outs.len()]
         };
         let ones = vec![1.0; outs.len()];
-        self.combine
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                let each: Vec<Tensor> = outs.iter().map(|o| o[j].clone()).collect();
-                match c {
-                    Combine::Same => Ok(each[0].clone()),
-                    Combine::Concat => Tensor::cat(&each, 0),
-                    Combine::Sum => weighted_sum(&each, &ones),
-                    Combine::NormalizedSum => weighted_sum(&each, &weights),
-                }
-            })
-            .collect::<Result<_>>()
-            .map(Some)
+        // Outputs combined in parallel (each on one thread).
+        let (outs, combine) = (&outs, &self.combine);
+        mlfw_core::parallel::map(combine.len(), |j| {
+            let each: Vec<Tensor> = outs.iter().map(|o| o[j].clone()).collect();
+            match combine[j] {
+                Combine::Same => Ok(each[0].clone()),
+                Combine::Concat => Tensor::cat(&each, 0),
+                Combine::Sum => weighted_sum(&each, &ones),
+                Combine::NormalizedSum => weighted_sum(&each, &weights),
+            }
+        })
+        .into_iter()
+        .collect::<Result<_>>()
+        .map(Some)
     }
 }
 

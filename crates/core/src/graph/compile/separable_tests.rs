@@ -66,7 +66,7 @@ fn micro_batches_combined_as_reported_match_the_whole_batch() -> Result<()> {
     gd.outputs.push(s.normalizer.expect("a normalizer"));
     let n = 10;
     let xs = x(n)?;
-    let whole = compile_for_batch(&g, n)?.run(&[xs.clone()])?;
+    let whole = compile_for_batch(&g, n)?.run(std::slice::from_ref(&xs))?;
     // Unequal micro-batches: 4 + 6 samples.
     let mut parts = Vec::new();
     for (start, len) in [(0, 4), (4, 6)] {
