@@ -116,7 +116,12 @@ fn matches_fixed_small_case_exactly_enough() {
     // is 32 × (number of in-map taps): 9 inside, 6 on edges, 4 in corners.
     let (c, h) = (32, 5);
     let x = Tensor::ones([1, c, h, h], mlfw_core::DType::F32, &mlfw_core::Device::Cpu).unwrap();
-    let w = Tensor::ones([32, c, 3, 3], mlfw_core::DType::F32, &mlfw_core::Device::Cpu).unwrap();
+    let w = Tensor::ones(
+        [32, c, 3, 3],
+        mlfw_core::DType::F32,
+        &mlfw_core::Device::Cpu,
+    )
+    .unwrap();
     let y = x.conv2d(&w, None, params((1, 1))).unwrap();
     let v = y.to_f64_vec().unwrap();
     for o in 0..32 {
@@ -125,7 +130,10 @@ fn matches_fixed_small_case_exactly_enough() {
                 let taps = |i: usize| if i == 0 || i == h - 1 { 2.0 } else { 3.0 };
                 let want = c as f64 * taps(r) * taps(q);
                 let got = v[(o * h + r) * h + q];
-                assert!((got - want).abs() <= 1e-4, "out[{o}, {r}, {q}] = {got}, want {want}");
+                assert!(
+                    (got - want).abs() <= 1e-4,
+                    "out[{o}, {r}, {q}] = {got}, want {want}"
+                );
             }
         }
     }

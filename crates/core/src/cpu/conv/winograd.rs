@@ -24,6 +24,8 @@
 //! and out, on AVX-512 CPUs (the transforms are compiled for it); switched off with
 //! `MLFW_CONV_WINOGRAD=0`.
 
+mod tiles;
+
 use super::gemm::{matmul_into, Mat};
 use super::geom::{with_scratch, Geom, PAR_WORK};
 use crate::parallel::{self, num_threads};
@@ -77,13 +79,6 @@ struct Conv {
     tw: usize,
     /// True for the input gradient (reads `U` transposed and flipped).
     flip: bool,
-}
-
-impl Conv {
-    /// Width of one zero-padded input row as the tiles read it.
-    fn wp(&self) -> usize {
-        2 * self.tw + 2
-    }
 }
 
 /// Forward: `out[N, O, oH, oW]` (every element written) from `x[N, C, H, W]`, `wt[O, C, 3, 3]`.
@@ -190,24 +185,21 @@ fn run(x: &[f32], u: &[f32], cv: &Conv, work: usize, out: &mut [MaybeUninit<f32>
     let tasks = rows.div_ceil(rb);
     let nt_max = rb * cv.tw;
     let (vlen, mlen) = (16 * cv.cin * nt_max, 16 * cv.cout * nt_max);
-    let rowbuf = 8 * cv.wp() + 4 * cv.tw + 16;
     let dst = Out(out.as_mut_ptr().cast::<f32>());
     parallel::run(tasks, |k| {
         let r0 = k * rb;
         let r1 = (r0 + rb).min(rows);
-        with_scratch(vlen + mlen + rowbuf, |s: &mut [f32]| {
+        with_scratch(vlen + mlen, |s: &mut [f32]| {
             let (v, rest) = s.split_at_mut(vlen);
-            let (m, buf) = rest.split_at_mut(mlen);
             // SAFETY: AVX-512F was detected (`usable`); this task writes only the output
             // rows of tile rows r0..r1, which no other task touches, inside `out`.
-            unsafe { block(x, u, cv, (r0, r1), v, m, buf, &dst) }
+            unsafe { block(x, u, cv, (r0, r1), v, &mut rest[..mlen], &dst) }
         })
     });
 }
 
 /// One block of tile rows `r0..r1` (global over the batch): input transform, 16 products,
 /// output transform.
-#[allow(clippy::too_many_arguments)]
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 unsafe fn block(
     x: &[f32],
@@ -216,13 +208,12 @@ unsafe fn block(
     (r0, r1): (usize, usize),
     v: &mut [f32],
     m: &mut [f32],
-    buf: &mut [f32],
     dst: &Out,
 ) {
     let nt = (r1 - r0) * cv.tw;
     let (cin, cout) = (cv.cin, cv.cout);
     // SAFETY (callee): same target feature as this function.
-    unsafe { input_tiles(x, cv, (r0, r1), &mut v[..16 * cin * nt], buf) };
+    unsafe { tiles::input(x, cv, (r0, r1), &mut v[..16 * cin * nt]) };
     // The kernel's transform of a flipped kernel: rows and columns 0 and 3 swapped.
     let swap = |i: usize| [3, 1, 2, 0][i];
     for xi in 0..16 {
@@ -256,112 +247,5 @@ unsafe fn block(
         );
     }
     // SAFETY (callee): as above.
-    unsafe { output_tiles(&m[..16 * cout * nt], cv, (r0, r1), buf, dst) };
-}
-
-/// `v[ξ][c][t] = (Bᵀ d B)[ξ]` for the tiles `t` of tile rows `r0..r1`, `d` the 4×4 input
-/// patch (zero outside the map). Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn input_tiles(
-    x: &[f32],
-    cv: &Conv,
-    (r0, r1): (usize, usize),
-    v: &mut [f32],
-    buf: &mut [f32],
-) {
-    let (wp, tw, nt) = (cv.wp(), cv.tw, (r1 - r0) * cv.tw);
-    let (rows, rest) = buf.split_at_mut(4 * wp);
-    let e = &mut rest[..4 * wp];
-    let plane = cv.h * cv.w;
-    for c in 0..cv.cin {
-        for (ri, gr) in (r0..r1).enumerate() {
-            let (b, i) = (gr / cv.th, gr % cv.th);
-            let src = &x[(b * cv.cin + c) * plane..][..plane];
-            for (k, row) in rows.chunks_exact_mut(wp).enumerate() {
-                let r = (2 * i + k) as isize - cv.ph as isize;
-                if r < 0 || r >= cv.h as isize {
-                    row.fill(0.0);
-                } else {
-                    let r = r as usize;
-                    row[..cv.pw].fill(0.0);
-                    row[cv.pw..cv.pw + cv.w].copy_from_slice(&src[r * cv.w..(r + 1) * cv.w]);
-                    row[cv.pw + cv.w..].fill(0.0);
-                }
-            }
-            // Bᵀ d: combinations of the four rows, over the whole padded width.
-            let (d0, d1, d2, d3) = (
-                &rows[..wp],
-                &rows[wp..2 * wp],
-                &rows[2 * wp..3 * wp],
-                &rows[3 * wp..],
-            );
-            let (e0, e) = e.split_at_mut(wp);
-            let (e1, e) = e.split_at_mut(wp);
-            let (e2, e3) = e.split_at_mut(wp);
-            for q in 0..wp {
-                e0[q] = d0[q] - d2[q];
-                e1[q] = d1[q] + d2[q];
-                e2[q] = d2[q] - d1[q];
-                e3[q] = d1[q] - d3[q];
-            }
-            // (Bᵀ d) B: the same combinations of columns 2j..2j+4 of each row.
-            let t0 = ri * tw;
-            for (k, ek) in [&*e0, &*e1, &*e2, &*e3].into_iter().enumerate() {
-                let at = |l: usize| ((4 * k + l) * cv.cin + c) * nt + t0;
-                let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
-                for j in 0..tw {
-                    let (p, q, s, t) = (ek[2 * j], ek[2 * j + 1], ek[2 * j + 2], ek[2 * j + 3]);
-                    v[o0 + j] = p - s;
-                    v[o1 + j] = q + s;
-                    v[o2 + j] = s - q;
-                    v[o3 + j] = q - t;
-                }
-            }
-        }
-    }
-}
-
-/// `out[b, o, 2i.., 2j..] = (Aᵀ m A)` for the tiles of tile rows `r0..r1`, `m[ξ][o][t]`,
-/// Aᵀ = [1 1 1 0; 0 1 −1 −1]; the last row/column of a tile is dropped past the map.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn output_tiles(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), buf: &mut [f32], dst: &Out) {
-    let (tw, nt, cout) = (cv.tw, (r1 - r0) * cv.tw, cv.cout);
-    let (y0, rest) = buf.split_at_mut(2 * tw);
-    let y1 = &mut rest[..2 * tw];
-    for o in 0..cout {
-        for (ri, gr) in (r0..r1).enumerate() {
-            let (b, i) = (gr / cv.th, gr % cv.th);
-            let t0 = ri * tw;
-            let mm = |xi: usize| &m[(xi * cout + o) * nt + t0..][..tw];
-            let ms: [&[f32]; 16] = std::array::from_fn(mm);
-            for j in 0..tw {
-                // f = Aᵀ m (2×4), then y = f A (2×2).
-                let mut f = [[0f32; 4]; 2];
-                for s in 0..4 {
-                    let (a, bb, c, d) = (ms[s][j], ms[4 + s][j], ms[8 + s][j], ms[12 + s][j]);
-                    f[0][s] = a + bb + c;
-                    f[1][s] = bb - c - d;
-                }
-                y0[2 * j] = f[0][0] + f[0][1] + f[0][2];
-                y0[2 * j + 1] = f[0][1] - f[0][2] - f[0][3];
-                y1[2 * j] = f[1][0] + f[1][1] + f[1][2];
-                y1[2 * j + 1] = f[1][1] - f[1][2] - f[1][3];
-            }
-            let plane = (b * cout + o) * cv.oh * cv.ow;
-            for (a, y) in [&*y0, &*y1].into_iter().enumerate() {
-                let r = 2 * i + a;
-                if r < cv.oh {
-                    // SAFETY: row r of plane (b, o) lies inside the output (`run` checked
-                    // its length) and belongs to tile row gr, owned by this task.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            y.as_ptr(),
-                            dst.0.add(plane + r * cv.ow),
-                            cv.ow,
-                        )
-                    };
-                }
-            }
-        }
-    }
+    unsafe { tiles::output(&m[..16 * cout * nt], cv, (r0, r1), dst) };
 }
