@@ -132,33 +132,8 @@ fn weights(wt: &[f32], o: usize, c: usize) -> Vec<f32> {
     unsafe {
         parallel::build_vec(o * row, per * row, |start, chunk| {
             let o0 = start / row;
-            transform_weights(&wt[o0 * 9 * c..(o0 + chunk.len() / row) * 9 * c], c, chunk)
+            tiles::weights(&wt[o0 * 9 * c..(o0 + chunk.len() / row) * 9 * c], c, chunk)
         })
-    }
-}
-
-/// `chunk[o][ξ][c]` from `wt[o][c][3][3]` for the output channels of one chunk.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn transform_weights(wt: &[f32], c: usize, chunk: &mut [MaybeUninit<f32>]) {
-    for (wo, uo) in wt.chunks_exact(9 * c).zip(chunk.chunks_exact_mut(16 * c)) {
-        for (ci, k) in wo.chunks_exact(9).enumerate() {
-            // t = G g (4×3), then u = t Gᵀ (4×4); G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
-            let mut t = [[0f32; 3]; 4];
-            for j in 0..3 {
-                let (a, b, d) = (k[j], k[3 + j], k[6 + j]);
-                t[0][j] = a;
-                t[1][j] = 0.5 * (a + b + d);
-                t[2][j] = 0.5 * (a - b + d);
-                t[3][j] = d;
-            }
-            for (r, t) in t.iter().enumerate() {
-                let [a, b, d] = *t;
-                uo[(4 * r) * c + ci].write(a);
-                uo[(4 * r + 1) * c + ci].write(0.5 * (a + b + d));
-                uo[(4 * r + 2) * c + ci].write(0.5 * (a - b + d));
-                uo[(4 * r + 3) * c + ci].write(d);
-            }
-        }
     }
 }
 
@@ -184,7 +159,10 @@ fn run(x: &[f32], u: &[f32], cv: &Conv, work: usize, out: &mut [MaybeUninit<f32>
     let rb = (TILES / cv.tw).max(1).min(rows.div_ceil(threads));
     let tasks = rows.div_ceil(rb);
     let nt_max = rb * cv.tw;
-    let (vlen, mlen) = (16 * cv.cin * nt_max, 16 * cv.cout * nt_max);
+    let (vlen, mlen) = (
+        16 * plane_stride(cv.cin * nt_max),
+        16 * plane_stride(cv.cout * nt_max),
+    );
     let dst = Out(out.as_mut_ptr().cast::<f32>());
     parallel::run(tasks, |k| {
         let r0 = k * rb;
@@ -196,6 +174,13 @@ fn run(x: &[f32], u: &[f32], cv: &Conv, work: usize, out: &mut [MaybeUninit<f32>
             unsafe { block(x, u, cv, (r0, r1), v, &mut rest[..mlen], &dst) }
         })
     });
+}
+
+/// Elements between the 16 planes of `V` or `M` holding `n` each: 16 more than a multiple
+/// of 16, so that the 16 streams the transforms read or write at once do not fall into the
+/// same cache sets (planes 4 KiB apart would).
+fn plane_stride(n: usize) -> usize {
+    n.next_multiple_of(16) + 16
 }
 
 /// One block of tile rows `r0..r1` (global over the batch): input transform, 16 products,
@@ -212,8 +197,9 @@ unsafe fn block(
 ) {
     let nt = (r1 - r0) * cv.tw;
     let (cin, cout) = (cv.cin, cv.cout);
+    let (vs, ms) = (plane_stride(cin * nt), plane_stride(cout * nt));
     // SAFETY (callee): same target feature as this function.
-    unsafe { tiles::input(x, cv, (r0, r1), &mut v[..16 * cin * nt]) };
+    unsafe { tiles::input(x, cv, (r0, r1), &mut v[..16 * vs], vs) };
     // The kernel's transform of a flipped kernel: rows and columns 0 and 3 swapped.
     let swap = |i: usize| [3, 1, 2, 0][i];
     for xi in 0..16 {
@@ -233,13 +219,13 @@ unsafe fn block(
             }
         };
         let rhs = Mat {
-            data: &v[xi * cin * nt..(xi + 1) * cin * nt],
+            data: &v[xi * vs..xi * vs + cin * nt],
             rs: nt,
             cs: 1,
         };
         matmul_into(
             (cout, nt, cin),
-            &mut m[xi * cout * nt..(xi + 1) * cout * nt],
+            &mut m[xi * ms..xi * ms + cout * nt],
             (nt, 1),
             lhs,
             rhs,
@@ -247,5 +233,5 @@ unsafe fn block(
         );
     }
     // SAFETY (callee): as above.
-    unsafe { tiles::output(&m[..16 * cout * nt], cv, (r0, r1), dst) };
+    unsafe { tiles::output(&m[..16 * ms], cv, (r0, r1), ms, dst) };
 }

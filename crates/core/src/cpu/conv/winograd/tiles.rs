@@ -4,6 +4,7 @@
 use super::{Conv, Out};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Lane indices picking the even (then odd) elements of two concatenated registers.
 #[cfg(target_arch = "x86_64")]
@@ -21,17 +22,73 @@ fn lanes(n: usize) -> u16 {
     ((1u32 << n.min(16)) - 1) as u16
 }
 
+/// `chunk[o][ξ][c] = (G g Gᵀ)[ξ]` for the kernels `g = wt[o][c]` (3×3) of the output
+/// channels of one chunk, 16 input channels at a time (gathered 9 apart);
+/// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+///
+/// # Safety
+/// AVX-512F must be present. Writes every element of `chunk` (`16 · c` per channel of `wt`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn weights(wt: &[f32], c: usize, chunk: &mut [MaybeUninit<f32>]) {
+    assert!(c > 0 && wt.len() / (9 * c) * 16 * c == chunk.len());
+    let idx = _mm512_mullo_epi32(
+        _mm512_set1_epi32(9),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+    );
+    let half = _mm512_set1_ps(0.5);
+    let (add, sub) = (|a, b| _mm512_add_ps(a, b), |a, b| _mm512_sub_ps(a, b));
+    for (wo, uo) in wt.chunks_exact(9 * c).zip(chunk.chunks_exact_mut(16 * c)) {
+        let up = uo.as_mut_ptr().cast::<f32>();
+        for c0 in (0..c).step_by(16) {
+            let mask = lanes(c - c0);
+            let base = wo.as_ptr().add(9 * c0);
+            // SAFETY: lanes of channels c0.. below c only (the mask), inside `wo`.
+            let g: [__m512; 9] = std::array::from_fn(|k| unsafe {
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base.add(k))
+            });
+            // t = G g (rows), then u = t Gᵀ.
+            for r in 0..4 {
+                let t: [__m512; 3] = std::array::from_fn(|j| {
+                    let (a, b, d) = (g[j], g[3 + j], g[6 + j]);
+                    match r {
+                        0 => a,
+                        1 => _mm512_mul_ps(half, add(add(a, b), d)),
+                        2 => _mm512_mul_ps(half, add(sub(a, b), d)),
+                        _ => d,
+                    }
+                });
+                let u = [
+                    t[0],
+                    _mm512_mul_ps(half, add(add(t[0], t[1]), t[2])),
+                    _mm512_mul_ps(half, add(sub(t[0], t[1]), t[2])),
+                    t[2],
+                ];
+                for (l, u) in u.into_iter().enumerate() {
+                    _mm512_mask_storeu_ps(up.add((4 * r + l) * c + c0), mask, u);
+                }
+            }
+        }
+    }
+}
+
 /// `v[ξ][c][t] = (Bᵀ d B)[ξ]` for the tiles `t` of tile rows `r0..r1`, `d` the 4×4 input
 /// patch (zero outside the map), Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]; `v` holds
-/// `16 · cin · nt` elements, `nt` the block's tiles.
+/// 16 planes `vs` elements apart of `cin · nt` elements each, `nt` the block's tiles.
 ///
 /// # Safety
 /// AVX-512F must be present; `x` is the whole `[N, cin, h, w]` input of `cv`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn input(x: &[f32], cv: &Conv, (r0, r1): (usize, usize), v: &mut [f32]) {
+pub(super) unsafe fn input(
+    x: &[f32],
+    cv: &Conv,
+    (r0, r1): (usize, usize),
+    v: &mut [f32],
+    vs: usize,
+) {
     let (tw, nt, cin) = (cv.tw, (r1 - r0) * cv.tw, cv.cin);
-    assert!(x.len() >= cv.n * cin * cv.h * cv.w && v.len() >= 16 * cin * nt);
+    assert!(x.len() >= cv.n * cin * cv.h * cv.w && v.len() >= 15 * vs + cin * nt);
     let (even, odd) = (
         _mm512_loadu_si512(EVEN.as_ptr().cast()),
         _mm512_loadu_si512(ODD.as_ptr().cast()),
@@ -90,7 +147,7 @@ pub(super) unsafe fn input(x: &[f32], cv: &Conv, (r0, r1): (usize, usize), v: &m
                         _mm512_sub_ps(c1, c3),
                     ];
                     for (l, o) in out.into_iter().enumerate() {
-                        let at = ((4 * k + l) * cin + c) * nt + t0 + j0;
+                        let at = (4 * k + l) * vs + c * nt + t0 + j0;
                         _mm512_mask_storeu_ps(vp.add(at), mask, o);
                     }
                 }
@@ -100,7 +157,7 @@ pub(super) unsafe fn input(x: &[f32], cv: &Conv, (r0, r1): (usize, usize), v: &m
 }
 
 /// `out[b, o, 2i.., 2j..] = (Aᵀ m A)` for the tiles of tile rows `r0..r1`, from
-/// `m[ξ][o][t]` (`16 · cout · nt` elements), Aᵀ = [1 1 1 0; 0 1 −1 −1]; a tile's last row or
+/// `m[ξ][o][t]` (16 planes `ms` elements apart), Aᵀ = [1 1 1 0; 0 1 −1 −1]; a tile's last row or
 /// column past the map is dropped.
 ///
 /// # Safety
@@ -108,9 +165,9 @@ pub(super) unsafe fn input(x: &[f32], cv: &Conv, (r0, r1): (usize, usize), v: &m
 /// other thread writes the rows of tile rows `r0..r1`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn output(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), dst: &Out) {
+pub(super) unsafe fn output(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), ms: usize, dst: &Out) {
     let (tw, nt, cout) = (cv.tw, (r1 - r0) * cv.tw, cv.cout);
-    assert!(m.len() >= 16 * cout * nt);
+    assert!(m.len() >= 15 * ms + cout * nt);
     let (lo, hi) = (
         _mm512_loadu_si512(LO.as_ptr().cast()),
         _mm512_loadu_si512(HI.as_ptr().cast()),
@@ -125,7 +182,7 @@ pub(super) unsafe fn output(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), dst:
                 let mask = lanes(tw - j0);
                 let ld = |xi: usize| {
                     // SAFETY: tiles t0 + j0.. of the block, masked to the row's tiles.
-                    unsafe { _mm512_maskz_loadu_ps(mask, mp.add((xi * cout + o) * nt + t0 + j0)) }
+                    unsafe { _mm512_maskz_loadu_ps(mask, mp.add(xi * ms + o * nt + t0 + j0)) }
                 };
                 // f = Aᵀ m (2×4 registers), then y = f A.
                 let mut f = [[_mm512_setzero_ps(); 4]; 2];
@@ -162,11 +219,16 @@ pub(super) unsafe fn output(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), dst:
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) unsafe fn input(_: &[f32], _: &Conv, _: (usize, usize), _: &mut [f32]) {
+pub(super) unsafe fn weights(_: &[f32], _: usize, _: &mut [MaybeUninit<f32>]) {
     unreachable!("Winograd kernels need AVX-512")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) unsafe fn output(_: &[f32], _: &Conv, _: (usize, usize), _: &Out) {
+pub(super) unsafe fn input(_: &[f32], _: &Conv, _: (usize, usize), _: &mut [f32], _: usize) {
+    unreachable!("Winograd kernels need AVX-512")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) unsafe fn output(_: &[f32], _: &Conv, _: (usize, usize), _: usize, _: &Out) {
     unreachable!("Winograd kernels need AVX-512")
 }
