@@ -83,7 +83,6 @@ struct Conv {
 
 /// Forward: `out[N, O, oH, oW]` (every element written) from `x[N, C, H, W]`, `wt[O, C, 3, 3]`.
 pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, out: &mut [MaybeUninit<f32>]) {
-    let u = weights(wt, g.o, g.c);
     let cv = Conv {
         n: g.n,
         cin: g.c,
@@ -98,14 +97,13 @@ pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, out: &mut [MaybeUninit<f32>])
         tw: g.ow.div_ceil(2),
         flip: false,
     };
-    run(x, &u, &cv, g.work(), out);
+    with_weights(wt, &cv, |u| run(x, u, &cv, g.work(), out));
 }
 
 /// Input gradient: `dx[N, C, H, W]` (every element written) from `dy[N, O, oH, oW]` and
 /// `wt[O, C, 3, 3]`, as the convolution of `dy` with the flipped transposed kernel and
 /// padding `2 − p`.
 pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, dx: &mut [MaybeUninit<f32>]) {
-    let u = weights(wt, g.o, g.c);
     let cv = Conv {
         n: g.n,
         cin: g.o,
@@ -120,21 +118,42 @@ pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, dx: &mut [MaybeUninit<
         tw: g.w.div_ceil(2),
         flip: true,
     };
-    run(dy, &u, &cv, g.work(), dx);
+    with_weights(wt, &cv, |u| run(dy, u, &cv, g.work(), dx));
 }
 
-/// `U[o][ξ][c] = (G g Gᵀ)[ξ]` for every kernel `g = wt[o, c]`, spread over the pool.
-fn weights(wt: &[f32], o: usize, c: usize) -> Vec<f32> {
-    let row = 16 * c;
-    let per = parallel::chunk_len(o, (1 << 14) / row.max(1) + 1);
-    // SAFETY: `transform_weights` writes every element of its chunk (all 16·c of each of
-    // its output channels); AVX-512F was detected (`usable`).
-    unsafe {
-        parallel::build_vec(o * row, per * row, |start, chunk| {
-            let o0 = start / row;
-            tiles::weights(&wt[o0 * 9 * c..(o0 + chunk.len() / row) * 9 * c], c, chunk)
-        })
+/// Calls `f(U)` with `U[r][ξ][l] = (G g Gᵀ)[ξ]` for the `[rows × lanes]` kernels of `cv`:
+/// `g = wt[o, c]` with `(r, l) = (o, c)` for the forward, the flipped `wt[o, c]` with
+/// `(r, l) = (c, o)` for the input gradient. Computed over the pool into a buffer this
+/// thread keeps between calls (a fresh 16 MB `U` for 512 channels costs more in page faults
+/// than its transform).
+fn with_weights<R>(wt: &[f32], cv: &Conv, f: impl FnOnce(&[f32]) -> R) -> R {
+    thread_local! {
+        static U: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
     }
+    let (rows, nl) = (cv.cout, cv.cin);
+    let steps = if cv.flip {
+        (9, 9 * rows, nl)
+    } else {
+        (9 * nl, 9, nl)
+    };
+    let row = 16 * nl;
+    let mut u = U.take();
+    u.clear();
+    u.reserve(rows * row);
+    let per = parallel::chunk_len(rows, (1 << 14) / row.max(1) + 1);
+    parallel::for_each_chunk_mut(
+        &mut u.spare_capacity_mut()[..rows * row],
+        per * row,
+        |k, chunk| {
+            // SAFETY: AVX-512F was detected (`usable`).
+            unsafe { tiles::weights(wt, steps, cv.flip, k * per, chunk) }
+        },
+    );
+    // SAFETY: `tiles::weights` wrote every element of every chunk.
+    unsafe { u.set_len(rows * row) };
+    let r = f(&u);
+    U.set(u);
+    r
 }
 
 /// The output, shared by the tasks: each writes the rows of its own tile rows only.
@@ -200,23 +219,11 @@ unsafe fn block(
     let (vs, ms) = (plane_stride(cin * nt), plane_stride(cout * nt));
     // SAFETY (callee): same target feature as this function.
     unsafe { tiles::input(x, cv, (r0, r1), &mut v[..16 * vs], vs) };
-    // The kernel's transform of a flipped kernel: rows and columns 0 and 3 swapped.
-    let swap = |i: usize| [3, 1, 2, 0][i];
     for xi in 0..16 {
-        let lhs = if cv.flip {
-            // [C × O] view of U[o][P ξ][c] (cout = C, cin = O).
-            let p = swap(xi / 4) * 4 + swap(xi % 4);
-            Mat {
-                data: &u[p * cout..],
-                rs: 1,
-                cs: 16 * cout,
-            }
-        } else {
-            Mat {
-                data: &u[xi * cin..],
-                rs: 16 * cin,
-                cs: 1,
-            }
+        let lhs = Mat {
+            data: &u[xi * cin..],
+            rs: 16 * cin,
+            cs: 1,
         };
         let rhs = Mat {
             data: &v[xi * vs..xi * vs + cin * nt],

@@ -22,29 +22,44 @@ fn lanes(n: usize) -> u16 {
     ((1u32 << n.min(16)) - 1) as u16
 }
 
-/// `chunk[o][ξ][c] = (G g Gᵀ)[ξ]` for the kernels `g = wt[o][c]` (3×3) of the output
-/// channels of one chunk, 16 input channels at a time (gathered 9 apart);
-/// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+/// Rows `r0..` of `U[r][ξ][l] = (G g Gᵀ)[ξ]` into `chunk` (`16 · nl` elements a row),
+/// the kernel `g` of row `r` and lane `l` being taps `k` at
+/// `wt[r · row_step + l · lane_step + k]`, reversed (`8 − k`) when `flip`; 16 lanes at a time
+/// (gathered). G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
 ///
 /// # Safety
-/// AVX-512F must be present. Writes every element of `chunk` (`16 · c` per channel of `wt`).
+/// AVX-512F must be present. Writes every element of `chunk`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn weights(wt: &[f32], c: usize, chunk: &mut [MaybeUninit<f32>]) {
-    assert!(c > 0 && wt.len() / (9 * c) * 16 * c == chunk.len());
+pub(super) unsafe fn weights(
+    wt: &[f32],
+    (row_step, lane_step, nl): (usize, usize, usize),
+    flip: bool,
+    r0: usize,
+    chunk: &mut [MaybeUninit<f32>],
+) {
+    let rows = chunk.len() / (16 * nl).max(1);
+    if rows == 0 {
+        return;
+    }
+    let last = (r0 + rows - 1) * row_step + (nl - 1) * lane_step + 8;
+    assert!(
+        last < wt.len() && 15 * lane_step <= i32::MAX as usize / 4 && rows * 16 * nl == chunk.len()
+    );
     let idx = _mm512_mullo_epi32(
-        _mm512_set1_epi32(9),
+        _mm512_set1_epi32(lane_step as i32),
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
     );
     let half = _mm512_set1_ps(0.5);
     let (add, sub) = (|a, b| _mm512_add_ps(a, b), |a, b| _mm512_sub_ps(a, b));
-    for (wo, uo) in wt.chunks_exact(9 * c).zip(chunk.chunks_exact_mut(16 * c)) {
+    for (ri, uo) in chunk.chunks_exact_mut(16 * nl).enumerate() {
         let up = uo.as_mut_ptr().cast::<f32>();
-        for c0 in (0..c).step_by(16) {
-            let mask = lanes(c - c0);
-            let base = wo.as_ptr().add(9 * c0);
-            // SAFETY: lanes of channels c0.. below c only (the mask), inside `wo`.
+        for l0 in (0..nl).step_by(16) {
+            let mask = lanes(nl - l0);
+            let base = wt.as_ptr().add((r0 + ri) * row_step + l0 * lane_step);
+            // SAFETY: lanes below nl only (the mask): at most `last`, inside `wt`.
             let g: [__m512; 9] = std::array::from_fn(|k| unsafe {
+                let k = if flip { 8 - k } else { k };
                 _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base.add(k))
             });
             // t = G g (rows), then u = t Gᵀ.
@@ -65,7 +80,7 @@ pub(super) unsafe fn weights(wt: &[f32], c: usize, chunk: &mut [MaybeUninit<f32>
                     t[2],
                 ];
                 for (l, u) in u.into_iter().enumerate() {
-                    _mm512_mask_storeu_ps(up.add((4 * r + l) * c + c0), mask, u);
+                    _mm512_mask_storeu_ps(up.add((4 * r + l) * nl + l0), mask, u);
                 }
             }
         }
@@ -96,6 +111,15 @@ pub(super) unsafe fn input(
     let (pw, w, h) = (cv.pw as isize, cv.w as isize, cv.h as isize);
     let plane = cv.h * cv.w;
     let vp = v.as_mut_ptr();
+    // The columns of the map among the 16 from padded column s + {0, 16, 2, 18}, s = 2·j0.
+    let mask_at = |s: isize| {
+        let (lo, hi) = ((pw - s).clamp(0, 16), (w + pw - s).clamp(0, 16));
+        lanes(hi as usize) & !lanes(lo as usize)
+    };
+    let masks: Vec<u16> = (0..tw)
+        .step_by(16)
+        .flat_map(|j0| [0, 16, 2, 18].map(|d| mask_at(2 * j0 as isize + d)))
+        .collect();
     for c in 0..cin {
         for (ri, gr) in (r0..r1).enumerate() {
             let (b, i) = (gr / cv.th, gr % cv.th);
@@ -110,18 +134,21 @@ pub(super) unsafe fn input(
                 }
             });
             // 16 lanes of padded row `k` from padded column `s`: zero outside the map.
-            let load = |k: usize, s: isize| -> __m512 {
-                let (lo, hi) = ((pw - s).clamp(0, 16), (w + pw - s).clamp(0, 16));
-                if rows[k].is_null() || hi <= lo {
+            let load = |k: usize, s: isize, mask: u16| -> __m512 {
+                if rows[k].is_null() {
                     return _mm512_setzero_ps();
                 }
-                let mask = lanes(hi as usize) & !lanes(lo as usize);
                 // SAFETY: only lanes of columns 0..w of the row are read (the mask).
                 unsafe { _mm512_maskz_loadu_ps(mask, rows[k].wrapping_offset(s - pw)) }
             };
             // Bᵀ d at padded column `s`: four registers.
-            let vert = |s: isize| -> [__m512; 4] {
-                let d = [load(0, s), load(1, s), load(2, s), load(3, s)];
+            let vert = |s: isize, mask: u16| -> [__m512; 4] {
+                let d = [
+                    load(0, s, mask),
+                    load(1, s, mask),
+                    load(2, s, mask),
+                    load(3, s, mask),
+                ];
                 [
                     _mm512_sub_ps(d[0], d[2]),
                     _mm512_add_ps(d[1], d[2]),
@@ -130,9 +157,11 @@ pub(super) unsafe fn input(
                 ]
             };
             let t0 = ri * tw;
-            for j0 in (0..tw).step_by(16) {
+            for (q, j0) in (0..tw).step_by(16).enumerate() {
                 let s = 2 * j0 as isize;
-                let (a, b2, a1, b3) = (vert(s), vert(s + 16), vert(s + 2), vert(s + 18));
+                let mk = &masks[4 * q..4 * q + 4];
+                let (a, b2) = (vert(s, mk[0]), vert(s + 16, mk[1]));
+                let (a1, b3) = (vert(s + 2, mk[2]), vert(s + 18, mk[3]));
                 let mask = lanes(tw - j0);
                 for k in 0..4 {
                     // Columns 2j, 2j+1, 2j+2, 2j+3 of tile j, j0 ≤ j < j0 + 16.
@@ -219,7 +248,13 @@ pub(super) unsafe fn output(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), ms: 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) unsafe fn weights(_: &[f32], _: usize, _: &mut [MaybeUninit<f32>]) {
+pub(super) unsafe fn weights(
+    _: &[f32],
+    _: (usize, usize, usize),
+    _: bool,
+    _: usize,
+    _: &mut [MaybeUninit<f32>],
+) {
     unreachable!("Winograd kernels need AVX-512")
 }
 
