@@ -214,12 +214,15 @@ pub(super) unsafe fn output(m: &[f32], cv: &Conv, (r0, r1): (usize, usize), ms: 
                     unsafe { _mm512_maskz_loadu_ps(mask, mp.add(xi * ms + o * nt + t0 + j0)) }
                 };
                 // f = Aᵀ m (2×4 registers), then y = f A.
-                let mut f = [[_mm512_setzero_ps(); 4]; 2];
-                for s in 0..4 {
+                let col_of = |s: usize| {
                     let (a, bb, c, d) = (ld(s), ld(4 + s), ld(8 + s), ld(12 + s));
-                    f[0][s] = _mm512_add_ps(_mm512_add_ps(a, bb), c);
-                    f[1][s] = _mm512_sub_ps(_mm512_sub_ps(bb, c), d);
-                }
+                    [
+                        _mm512_add_ps(_mm512_add_ps(a, bb), c),
+                        _mm512_sub_ps(_mm512_sub_ps(bb, c), d),
+                    ]
+                };
+                let cols = [col_of(0), col_of(1), col_of(2), col_of(3)];
+                let f: [[__m512; 4]; 2] = std::array::from_fn(|a| cols.map(|c| c[a]));
                 let col = 2 * j0;
                 let (m_lo, m_hi) = (
                     lanes(cv.ow.saturating_sub(col)),
