@@ -5,7 +5,8 @@
 //! 32; only layers whose name contains `filter`). Each cell: wall-clock ms median / min, and
 //! in brackets the process CPU ms (median) — with `MLFW_NUM_THREADS=1` the CPU time is the
 //! figure least disturbed by other processes on a shared machine — and GFLOP/s at the
-//! median wall time.
+//! median wall time. The 3×3 stride-1 layers take Winograd F(2×2, 3×3) for the forward and
+//! input gradient; `MLFW_CONV_WINOGRAD=0` runs them on the blocked kernels for an A/B.
 
 use mlfw_core::{Conv2dParams, DType, Device, Result, Tensor};
 use std::time::Instant;

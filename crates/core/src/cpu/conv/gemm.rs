@@ -7,15 +7,15 @@ use crate::WithDType;
 use gemm::Parallelism;
 
 /// One matrix operand: a slice and its (row, column) strides in elements.
-struct Mat<'a, T> {
-    data: &'a [T],
-    rs: usize,
-    cs: usize,
+pub(super) struct Mat<'a, T> {
+    pub(super) data: &'a [T],
+    pub(super) rs: usize,
+    pub(super) cs: usize,
 }
 
 /// `dst[m, n] = (acc ? dst : 0) + lhs[m, k] · rhs[k, n]`, all through strides, on this
-/// thread (callers spread images over the pool).
-fn matmul_into<T: WithDType>(
+/// thread (callers spread images or tile blocks over the pool).
+pub(super) fn matmul_into<T: WithDType>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     (dst_rs, dst_cs): (usize, usize),

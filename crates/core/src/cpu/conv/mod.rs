@@ -1,7 +1,9 @@
 //! 2-D convolution and its two backward passes on the CPU.
 //!
-//! Four implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
+//! Five implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
 //! candle's `cpu_backend/conv2d.rs`), fastest first:
+//! - [`winograd`]: Winograd F(2×2, 3×3) for many-channel 3×3 stride-1 f32 layers, forward
+//!   and input gradient (the weight gradient takes the blocked or wide path);
 //! - [`direct`]: AVX-512 f32 kernels without im2col or gemm, for stride-1 convolutions with
 //!   few weights (LeNet-sized), in the wide layout;
 //! - [`blocked`]: AVX-512 f32 kernels with output channels in the register lanes, for
@@ -29,6 +31,7 @@ mod geom;
 mod im2col;
 mod phase;
 mod wide;
+mod winograd;
 
 use super::f32_view::{as_f32, as_f32_mut, as_f32_uninit};
 use super::map::{contiguous_cow, to_dtype};
@@ -43,6 +46,9 @@ use wide::Wide;
 /// How one convolution is computed; see the module docs.
 #[derive(Debug, Clone, Copy)]
 enum Conv2dImpl {
+    /// Winograd F(2×2, 3×3) forward and input gradient (f32 only); the weight gradient on
+    /// the blocked kernels when the flag is set, else on the wide im2col path.
+    Winograd(Wide, bool),
     /// AVX-512 direct kernels in the wide layout (f32 only).
     Direct(Wide),
     /// AVX-512 blocked direct kernels, output channels in the lanes (f32 only).
@@ -61,7 +67,7 @@ impl Conv2dImpl {
     /// The input layout of the blocked kernels, for the paths that use them.
     fn blocked_src(self) -> Option<Src> {
         match self {
-            Conv2dImpl::Blocked(w) => Some(Src::wide(w)),
+            Conv2dImpl::Blocked(w) | Conv2dImpl::Winograd(w, true) => Some(Src::wide(w)),
             Conv2dImpl::Strided(q) => Some(Src::phase(q)),
             _ => None,
         }
@@ -70,6 +76,9 @@ impl Conv2dImpl {
     /// The fastest implementation for geometry `g` with elements of type `T`.
     fn choose<T: 'static>(g: &Geom) -> Self {
         match Wide::new(g) {
+            Some(w) if TypeId::of::<T>() == TypeId::of::<f32>() && winograd::usable(g) => {
+                Conv2dImpl::Winograd(w, blocked::usable(g))
+            }
             Some(w) if TypeId::of::<T>() == TypeId::of::<f32>() && direct::usable(g) => {
                 Conv2dImpl::Direct(w)
             }
@@ -102,22 +111,27 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
                 direct::fwd(xf, wf, None, g, &wide, o);
                 true
             }
+            Conv2dImpl::Winograd(..) => {
+                winograd::fwd(xf, wf, g, o);
+                true
+            }
             _ => imp
                 .blocked_src()
                 .map(|src| blocked::fwd(xf, wf, g, &src, o))
                 .is_some(),
         };
         if written {
-            // SAFETY: the direct and blocked kernels write every output element.
+            // SAFETY: the direct, Winograd and blocked kernels write every output element.
             unsafe { out.set_len(len) };
             return out;
         }
     }
     out.resize(len, T::ZERO);
     match imp {
-        Conv2dImpl::Direct(wide) | Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
-            wide::fwd(x, w, g, &wide, &mut out)
-        }
+        Conv2dImpl::Direct(wide)
+        | Conv2dImpl::Winograd(wide, _)
+        | Conv2dImpl::Blocked(wide)
+        | Conv2dImpl::Wide(wide) => wide::fwd(x, w, g, &wide, &mut out),
         Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::fwd(x, w, g, &mut out),
     }
     out
@@ -126,6 +140,15 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
 fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let len = g.n * g.img();
     let imp = Conv2dImpl::choose::<T>(g);
+    if let (Conv2dImpl::Winograd(..), Some(dyf), Some(wf)) = (imp, as_f32(dy), as_f32(w)) {
+        let mut dx = Vec::<T>::with_capacity(len);
+        if let Some(d) = as_f32_uninit(&mut dx.spare_capacity_mut()[..len]) {
+            winograd::bwd_input(dyf, wf, g, d);
+            // SAFETY: the Winograd kernel writes every element.
+            unsafe { dx.set_len(len) };
+            return dx;
+        }
+    }
     if let (Conv2dImpl::Blocked(_), Some(dyf), Some(wf)) = (imp, as_f32(dy), as_f32(w)) {
         let mut dx = Vec::<T>::with_capacity(len);
         if let Some(d) = as_f32_uninit(&mut dx.spare_capacity_mut()[..len]) {
@@ -144,7 +167,7 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
                 direct::bwd_input(dy, w, g, &wide, d);
             }
         }
-        Conv2dImpl::Blocked(wide) | Conv2dImpl::Wide(wide) => {
+        Conv2dImpl::Blocked(wide) | Conv2dImpl::Winograd(wide, _) | Conv2dImpl::Wide(wide) => {
             wide::bwd_input(dy, w, g, &wide, &mut dx)
         }
         Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, &mut dx),
@@ -166,7 +189,7 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
             }
             out
         }
-        Conv2dImpl::Blocked(_) => {
+        Conv2dImpl::Blocked(_) | Conv2dImpl::Winograd(_, true) => {
             match (as_f32(x), as_f32(dy), imp.blocked_src()) {
                 // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.
                 (Some(xf), Some(dyf), Some(src)) => {
@@ -178,9 +201,11 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
                 _ => vec![T::ZERO; out_len],
             }
         }
-        Conv2dImpl::Wide(wide) => gemm::bwd_weight_chunked(g, |range, acc| {
-            wide::bwd_weight_chunk(x, dy, g, &wide, range, acc)
-        }),
+        Conv2dImpl::Wide(wide) | Conv2dImpl::Winograd(wide, false) => {
+            gemm::bwd_weight_chunked(g, |range, acc| {
+                wide::bwd_weight_chunk(x, dy, g, &wide, range, acc)
+            })
+        }
         Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => gemm::bwd_weight_chunked(g, |range, acc| {
             im2col::bwd_weight_chunk(x, dy, g, range, acc)
         }),
