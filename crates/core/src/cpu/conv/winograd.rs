@@ -22,7 +22,7 @@
 //! shapes, against 2.3e-6 for the blocked direct kernels (`crates/core/tests/conv_winograd.rs`). Taken (see [`super::Conv2dImpl`]) for f32,
 //! groups 1, 3×3, stride 1, dilation 1, padding ≤ 2, at least [`MIN_CHANNELS`] channels in
 //! and out, on AVX-512 CPUs (the transforms are compiled for it); switched off with
-//! `MLFW_CONV_WINOGRAD=0`.
+//! `MLFW_CONV_WINOGRAD=0`, and with the other AVX-512 kernels by `MLFW_CONV_DIRECT=0`.
 
 mod tiles;
 
@@ -56,17 +56,13 @@ pub(super) fn usable(g: &Geom) -> bool {
         && enabled()
 }
 
-/// AVX-512F is present and `MLFW_CONV_WINOGRAD=0` is not set.
+/// AVX-512F is present ([`super::direct::has_avx512`], false under `MLFW_CONV_DIRECT=0`,
+/// which stands for a CPU without AVX-512) and `MLFW_CONV_WINOGRAD=0` is not set.
 fn enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        let off = std::env::var("MLFW_CONV_WINOGRAD").is_ok_and(|v| v.trim() == "0");
-        #[cfg(target_arch = "x86_64")]
-        let simd = std::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let simd = false;
-        !off && simd
-    })
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off =
+        *OFF.get_or_init(|| std::env::var("MLFW_CONV_WINOGRAD").is_ok_and(|v| v.trim() == "0"));
+    !off && super::direct::has_avx512()
 }
 
 /// One Winograd convolution: `cin` channels of `h × w` in, `cout` of `oh × ow` out.
