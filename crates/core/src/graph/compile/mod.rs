@@ -39,6 +39,7 @@ mod fuse;
 mod instr;
 mod kernel;
 mod plan;
+mod pool_relu;
 
 pub use cache::CompiledGraph;
 pub use instr::FusedInstr;
@@ -101,6 +102,8 @@ pub(crate) enum Step {
         loads: Vec<usize>,
         stores: Vec<usize>,
     },
+    /// Bias + ReLU + 2×2 max pooling, or its backward, as one pass (`pool_relu.rs`).
+    Pool(pool_relu::PoolStep),
 }
 
 /// A compiled graph for fixed input shapes: [`compile`] it once, [`Plan::run`] it per step.
@@ -200,7 +203,7 @@ impl Plan {
                         .map(|(&r, &m)| (r, self.graph.nodes[m].dtype))
                         .collect(),
                 }),
-                Step::Eval(_) => None,
+                Step::Eval(_) | Step::Pool(_) => None,
             })
             .collect()
     }
@@ -326,6 +329,27 @@ impl Plan {
                         self.slots[m] = Some(t);
                     }
                 }
+                Step::Pool(ps) => {
+                    let ins: Vec<&Tensor> = (ps.loads.iter())
+                        .map(|&v| {
+                            self.slots[v]
+                                .as_ref()
+                                .ok_or_else(|| Error::msg("plan run: value freed"))
+                        })
+                        .collect::<Result<_>>()?;
+                    let planned =
+                        self.planned && ps.stores.iter().all(|&m| self.handles[m].is_some());
+                    let outs = planned.then(|| {
+                        ps.stores
+                            .iter()
+                            .filter_map(|&m| self.handles[m].clone())
+                            .collect()
+                    });
+                    let outs = ps.run(&ins, outs)?;
+                    for (&m, t) in ps.stores.iter().zip(outs) {
+                        self.slots[m] = Some(t);
+                    }
+                }
             }
             for &d in &self.drops[s] {
                 self.slots[d] = None;
@@ -341,6 +365,7 @@ impl Plan {
                             .collect::<Vec<_>>()
                             .join(",")
                     ),
+                    Step::Pool(ps) => ps.name(&self.graph),
                 };
                 ts.push((name, t0.elapsed().as_secs_f64()));
             }
