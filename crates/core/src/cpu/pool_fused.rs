@@ -15,7 +15,7 @@
 //! Both compute every element with the eager kernels' expressions (the same f32 add, ReLU
 //! `x > 0 || x is NaN ? x : 0`, max rule `v > best || v is NaN` with the first maximum
 //! winning, and `0.0 + g` for the scattered gradient), so their results are bit-identical
-//! to the eager ops (tested in `graph/compile/pool_relu_tests.rs`).
+//! to the eager ops (tested against the eager ops in `graph/compile/pool_relu_tests.rs`).
 
 use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, PAR_THRESHOLD};
 use crate::{Error, Result};
@@ -358,43 +358,4 @@ unsafe fn bwd_planes_avx512(
     ds: &mut [f32],
 ) -> bool {
     bwd_body(gy, pooled, idx, c0, g, k0, ds)
-}
-
-#[cfg(test)]
-mod bench_tmp {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn speed() {
-        let g = Pool2x2 {
-            planes: 64 * 6,
-            c: 6,
-            h: 28,
-            w: 28,
-        };
-        let x: Vec<f32> = (0..g.planes * 784)
-            .map(|i| ((i * 7919) % 1000) as f32 - 500.0)
-            .collect();
-        let bias = vec![0.5f32; 6];
-        let mut out = vec![0f32; g.planes * 196];
-        let mut idx = vec![0i64; g.planes * 196];
-        let mut dx = vec![0f32; g.planes * 784];
-        let xs = crate::CpuStorage::F32(x.clone());
-        let l = crate::Layout::contiguous(crate::Shape::new(vec![64, 6, 28, 28]));
-        let p = crate::params::Pool2dParams::new(2);
-        let (mut a, mut b, mut e) = (1e9f64, 1e9f64, 1e9f64);
-        for _ in 0..50 {
-            let t = std::time::Instant::now();
-            bias_relu_max_pool_2x2(&x, &bias, g, &mut out, &mut idx).unwrap();
-            a = a.min(t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            max_pool_2x2_relu_backward(&out, &out, &idx, 0.0, g, &mut dx).unwrap();
-            b = b.min(t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            let r = super::super::pool::max_pool2d(&xs, &l, &p).unwrap();
-            e = e.min(t.elapsed().as_secs_f64());
-            drop(r);
-        }
-        eprintln!("fwd {a:e} bwd {b:e} eager pool {e:e}");
-    }
 }

@@ -289,9 +289,6 @@ impl PoolStep {
     /// Inputs that are not CPU f32 (i64 indices) of the compiled shapes; indices that do
     /// not come from a 2×2 pooling.
     pub fn run(&self, ins: &[&Tensor], outs: Option<Vec<Tensor>>) -> Result<Vec<Tensor>> {
-        if std::env::var_os("DBG_POOL").is_some() {
-            eprintln!("planned {}", outs.is_some());
-        }
         let outs = match outs {
             Some(o) => o,
             None => self
@@ -315,19 +312,6 @@ impl PoolStep {
                 _ => contiguous(t),
             })
             .collect::<Result<_>>()?;
-        if std::env::var_os("DBG_POOL").is_some() {
-            for t in &ins {
-                eprintln!(
-                    "{:?} {:?} {:?}",
-                    t.dims(),
-                    t.layout().strides(),
-                    t.layout().offset()
-                );
-            }
-            for t in &outs {
-                eprintln!("out {:?} {:?}", t.dims(), t.layout().strides());
-            }
-        }
         match self.kind {
             Kind::Forward => self.forward(&ins, &outs)?,
             Kind::Backward { c0 } => self.backward(&ins, &outs, c0)?,
@@ -393,3 +377,7 @@ impl PoolStep {
         max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, &mut dv[a..b])
     }
 }
+
+#[cfg(test)]
+#[path = "pool_relu_tests.rs"]
+mod tests;
