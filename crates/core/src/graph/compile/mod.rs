@@ -8,6 +8,9 @@
 //!
 //! - **Fusion** (`fuse.rs`): chains of f32 elementwise ops (bias add + ReLU, ReLU's
 //!   backward mask, loss pieces) run as one pass; broadcast inputs are read in place.
+//! - **Fused pooling** (`pool_relu.rs`): a layer's bias add + ReLU + 2×2 max pooling, and
+//!   its backward with ReLU's mask, run as one pass each (`MLFW_COMPILE_REWRITE=0` at
+//!   compile time turns it off).
 //! - **Memory plan** (`plan.rs`): every materialized fused value gets a buffer chosen from
 //!   liveness at compile time; buffers are allocated on the first run and reused by every
 //!   later one. Kernel ops (matmul, convolution, pooling, reductions) still allocate their
