@@ -42,7 +42,11 @@ impl Pool2x2 {
         (self.h / 2) * (self.w / 2)
     }
     fn check(&self, op: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
-        if self.c == 0 || self.planes % self.c != 0 || self.h < 2 || self.w < 2 || self.w >= 1 << 23
+        if self.c == 0
+            || !self.planes.is_multiple_of(self.c)
+            || self.h < 2
+            || self.w < 2
+            || self.w >= 1 << 23
         {
             return Err(Error::msg(format!(
                 "{op}: bad geometry {self:?} (need h, w >= 2, w < 2^23 and planes a multiple of c)"

@@ -158,11 +158,7 @@ fn relu_and_max_pool_commute() -> Result<()> {
     let mut differ = 0;
     for k in 0..av.len() {
         if iav[k] != ibv[k] {
-            assert!(
-                !(bv[k] > 0.0) && !bv[k].is_nan(),
-                "window {k}: max {}",
-                bv[k]
-            );
+            assert!(bv[k] <= 0.0, "window {k}: max {}", bv[k]);
             differ += 1;
         }
     }
