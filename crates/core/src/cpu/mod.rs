@@ -10,6 +10,7 @@ pub(crate) mod map;
 mod matmul;
 mod optim;
 mod pool;
+pub(crate) mod pool_fused;
 mod reduce;
 mod storage;
 mod vexp;

@@ -66,18 +66,20 @@ pub(crate) fn fusable(g: &Graph, k: usize) -> bool {
 
 /// Groups the fusable nodes of `g`. `shapes[k]` is node k's concrete shape; `consumers[k]`
 /// the nodes reading k; `is_output[k]` whether k is a graph output. Groups of a single
-/// member are kept too (they still run in the planned buffers).
+/// member are kept too (they still run in the planned buffers). Nodes with `taken[k]` (run
+/// by another fused step) are left out.
 pub(crate) fn group(
     g: &Graph,
     shapes: &[Vec<usize>],
     consumers: &[Vec<usize>],
     is_output: &[bool],
+    taken: &[bool],
 ) -> Vec<Group> {
     let n = g.nodes.len();
     let mut group_of: Vec<Option<usize>> = vec![None; n];
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for k in 0..n {
-        if !fusable(g, k) {
+        if taken[k] || !fusable(g, k) {
             continue;
         }
         let count = |i: usize| shapes[i].iter().product::<usize>();

@@ -8,6 +8,9 @@
 //!
 //! - **Fusion** (`fuse.rs`): chains of f32 elementwise ops (bias add + ReLU, ReLU's
 //!   backward mask, loss pieces) run as one pass; broadcast inputs are read in place.
+//! - **Fused pooling** (`pool_relu.rs`): a layer's bias add + ReLU + 2×2 max pooling, and
+//!   its backward with ReLU's mask, run as one pass each (`MLFW_COMPILE_REWRITE=0` at
+//!   compile time turns it off).
 //! - **Memory plan** (`plan.rs`): every materialized fused value gets a buffer chosen from
 //!   liveness at compile time; buffers are allocated on the first run and reused by every
 //!   later one. Kernel ops (matmul, convolution, pooling, reductions) still allocate their
@@ -39,6 +42,7 @@ mod fuse;
 mod instr;
 mod kernel;
 mod plan;
+mod pool_relu;
 pub mod separable;
 
 pub use cache::CompiledGraph;
@@ -103,6 +107,8 @@ pub(crate) enum Step {
         loads: Vec<usize>,
         stores: Vec<usize>,
     },
+    /// Bias + ReLU + 2×2 max pooling, or its backward, as one pass (`pool_relu.rs`).
+    Pool(pool_relu::PoolStep),
 }
 
 /// A compiled graph for fixed input shapes: [`compile`] it once, [`Plan::run`] it per step.
@@ -202,7 +208,7 @@ impl Plan {
                         .map(|(&r, &m)| (r, self.graph.nodes[m].dtype))
                         .collect(),
                 }),
-                Step::Eval(_) => None,
+                Step::Eval(_) | Step::Pool(_) => None,
             })
             .collect()
     }
@@ -328,6 +334,27 @@ impl Plan {
                         self.slots[m] = Some(t);
                     }
                 }
+                Step::Pool(ps) => {
+                    let ins: Vec<&Tensor> = (ps.loads.iter())
+                        .map(|&v| {
+                            self.slots[v]
+                                .as_ref()
+                                .ok_or_else(|| Error::msg("plan run: value freed"))
+                        })
+                        .collect::<Result<_>>()?;
+                    let planned =
+                        self.planned && ps.stores.iter().all(|&m| self.handles[m].is_some());
+                    let outs = planned.then(|| {
+                        ps.stores
+                            .iter()
+                            .filter_map(|&m| self.handles[m].clone())
+                            .collect()
+                    });
+                    let outs = ps.run(&ins, outs)?;
+                    for (&m, t) in ps.stores.iter().zip(outs) {
+                        self.slots[m] = Some(t);
+                    }
+                }
             }
             for &d in &self.drops[s] {
                 self.slots[d] = None;
@@ -343,6 +370,7 @@ impl Plan {
                             .collect::<Vec<_>>()
                             .join(",")
                     ),
+                    Step::Pool(ps) => ps.name(&self.graph),
                 };
                 ts.push((name, t0.elapsed().as_secs_f64()));
             }

@@ -4,6 +4,7 @@
 use super::fuse::{self, Group};
 use super::instr::{Instr, MAX_REGS};
 use super::kernel::FusedKernel;
+use super::pool_relu::{self, PoolStep};
 use super::{Plan, PlanStats, Step};
 use crate::graph::{Graph, NodeKind};
 use crate::op::Op;
@@ -61,8 +62,21 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(MIN_FUSED_OPS);
+    // Fused pooling chains first (their members leave the elementwise fusion).
+    let pools: Vec<PoolStep> = if all_cpu && pool_relu::enabled() {
+        pool_relu::find(g, &shapes, &consumers, &is_output)
+    } else {
+        vec![]
+    };
+    let mut pool_of: Vec<Option<usize>> = vec![None; count];
+    for (pi, ps) in pools.iter().enumerate() {
+        for &m in &ps.members {
+            pool_of[m] = Some(pi);
+        }
+    }
+    let taken: Vec<bool> = pool_of.iter().map(Option::is_some).collect();
     let groups: Vec<Group> = if all_cpu {
-        let mut gs = fuse::group(g, &shapes, &consumers, &is_output);
+        let mut gs = fuse::group(g, &shapes, &consumers, &is_output, &taken);
         gs.retain(|gr| gr.members.len() >= min_ops);
         gs
     } else {
@@ -78,7 +92,21 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
     // Step order, and the step at which each node's value appears.
     let mut steps: Vec<Step> = Vec::new();
     let mut time: Vec<usize> = vec![0; count];
+    // Per step: values it reads that are not graph inputs of its members.
+    let mut extra_reads: Vec<(usize, usize)> = Vec::new(); // (value, step)
     for k in 0..count {
+        if let Some(pi) = pool_of[k] {
+            let ps = &pools[pi];
+            if ps.members.last() == Some(&k) {
+                let s = steps.len();
+                for &m in ps.members.iter().chain(&ps.stores) {
+                    time[m] = s;
+                }
+                extra_reads.extend(ps.loads.iter().map(|&v| (v, s)));
+                steps.push(Step::Pool(ps.clone()));
+            }
+            continue;
+        }
         match (&g.nodes[k].kind, group_of[k]) {
             (NodeKind::Op(_), Some(gi)) if groups[gi].last() == k => {
                 let s = steps.len();
@@ -110,6 +138,9 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
             let t = time[c];
             last[k] = Some(last[k].map_or(t, |l: usize| l.max(t)));
         }
+    }
+    for &(v, t) in &extra_reads {
+        last[v] = Some(last[v].map_or(t, |l: usize| l.max(t)));
     }
     let mut root: Vec<usize> = (0..count).collect();
     for (k, node) in g.nodes.iter().enumerate() {
@@ -151,8 +182,10 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
     let mut busy: Vec<(usize, usize)> = Vec::new(); // (buffer, end step)
     let mut free: HashMap<(DType, usize), Vec<usize>> = HashMap::new();
     for (s, step) in steps.iter().enumerate() {
-        let Step::Fused { stores, .. } = step else {
-            continue;
+        let stores = match step {
+            Step::Fused { stores, .. } => stores,
+            Step::Pool(ps) => &ps.stores,
+            Step::Eval(_) => continue,
         };
         busy.retain(|&(b, e)| {
             if e < s {

@@ -1,0 +1,365 @@
+//! Fused 2×2, stride-2 max pooling kernels for compiled plans (f32, NCHW, contiguous).
+//!
+//! Eager runs `x + bias`, `relu`, `max_pool2d` (values and i64 indices) as three passes and,
+//! backward, `max_pool2d_backward` (a zeroed `[N, C, H, W]` plane plus a scatter) followed by
+//! ReLU's mask `where(relu <= c, 0, g)` over the full-size map. A compiled plan that sees
+//! exactly that chain (`graph::compile`'s `pool_relu` pass) runs these instead:
+//!
+//! - [`bias_relu_max_pool_2x2`]: one pass reading the convolution's output and writing the
+//!   pooled map and its indices; the biased and ReLU'd full-size maps are never stored.
+//! - [`max_pool_2x2_relu_backward`]: one pass writing every element of the input gradient,
+//!   with the ReLU mask read from the *pooled* map: at a window's recorded maximum the ReLU
+//!   output equals the pooled value, and everywhere else the gradient is `+0.0` whatever
+//!   the mask says (so the full-size ReLU output is not needed).
+//!
+//! Both compute every element with the eager kernels' expressions (the same f32 add, ReLU
+//! `x > 0 || x is NaN ? x : 0`, max rule `v > best || v is NaN` with the first maximum
+//! winning, and `0.0 + g` for the scattered gradient), so their results are bit-identical
+//! to the eager ops (tested against the eager ops in `graph/compile/pool_relu_tests.rs`).
+
+use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, PAR_THRESHOLD};
+use crate::{Error, Result};
+
+/// Geometry of a fused 2×2 pooling: `planes = N·C` planes of `h×w` input, `c` channels
+/// (plane `k` has channel `k % c`), output `(h / 2)×(w / 2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pool2x2 {
+    pub planes: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Pool2x2 {
+    /// Output rows and columns.
+    pub fn out_hw(&self) -> (usize, usize) {
+        (self.h / 2, self.w / 2)
+    }
+    fn in_len(&self) -> usize {
+        self.h * self.w
+    }
+    fn out_len(&self) -> usize {
+        (self.h / 2) * (self.w / 2)
+    }
+    fn check(&self, op: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
+        if self.c == 0
+            || !self.planes.is_multiple_of(self.c)
+            || self.h < 2
+            || self.w < 2
+            || self.w >= 1 << 23
+        {
+            return Err(Error::msg(format!(
+                "{op}: bad geometry {self:?} (need h, w >= 2, w < 2^23 and planes a multiple of c)"
+            )));
+        }
+        for &(name, got, want) in lens {
+            if got != want {
+                return Err(Error::msg(format!(
+                    "{op}: `{name}` has {got} elements, expected {want} for {self:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+    /// Planes per parallel task (all of them when the work is small).
+    fn per_task(&self) -> usize {
+        let work = self.planes * self.in_len();
+        if work < PAR_THRESHOLD {
+            self.planes.max(1)
+        } else {
+            crate::parallel::chunk_len(self.planes, 4)
+        }
+    }
+}
+
+/// `N` windows of one output row: `a`/`b` hold `2·N` inputs of the even/odd input row.
+/// Each window's maximum is stored as its offset from the window's first element (0, 1,
+/// `w`, `w + 1`), kept as f32 (exact) so every lane op has one width and the selects
+/// become vector compares and blends.
+#[inline(always)]
+fn block<const N: usize>(
+    a: &[f32],
+    b: &[f32],
+    (bias, w): (f32, f32),
+    vo: &mut [f32],
+    co: &mut [f32],
+) {
+    let (a, b) = (&a[..2 * N], &b[..2 * N]);
+    // The maximum of the biased taps, first one winning, NaN sticking (eager's rule).
+    let mut best: [f32; N] = std::array::from_fn(|l| a[2 * l] + bias);
+    let mut code = [0f32; N];
+    let taps: [[f32; N]; 3] = [
+        std::array::from_fn(|l| a[2 * l + 1] + bias),
+        std::array::from_fn(|l| b[2 * l] + bias),
+        std::array::from_fn(|l| b[2 * l + 1] + bias),
+    ];
+    for (t, v) in [1f32, w, w + 1.0].into_iter().zip(taps) {
+        for l in 0..N {
+            #[allow(clippy::eq_op)]
+            let s = (v[l] > best[l]) | (v[l] != v[l]);
+            best[l] = if s { v[l] } else { best[l] };
+            code[l] = if s { t } else { code[l] };
+        }
+    }
+    // ReLU commutes with the maximum; where the maximum is not positive (nor NaN) every
+    // ReLU'd tap is 0 and eager's first-maximum rule keeps tap 0.
+    for l in 0..N {
+        #[allow(clippy::eq_op)]
+        let keep = (best[l] > 0.0) | (best[l] != best[l]);
+        best[l] = if keep { best[l] } else { 0.0 };
+        code[l] = if keep { code[l] } else { 0.0 };
+    }
+    vo[..N].copy_from_slice(&best);
+    co[..N].copy_from_slice(&code);
+}
+
+/// Blocks of `N` windows over a row of `ow >= N`; the last block overlaps the previous one
+/// instead of a scalar tail.
+#[inline(always)]
+fn blocks<const N: usize>(a: &[f32], b: &[f32], bias: (f32, f32), vo: &mut [f32], co: &mut [f32]) {
+    let ow = vo.len();
+    let mut c0 = 0;
+    loop {
+        let c = c0.min(ow - N);
+        block::<N>(&a[2 * c..], &b[2 * c..], bias, &mut vo[c..], &mut co[c..]);
+        if c + N == ow {
+            break;
+        }
+        c0 += N;
+    }
+}
+
+/// One output row: values into `vo`, the maxima's offsets into `co`.
+fn row(a: &[f32], b: &[f32], bias: (f32, f32), vo: &mut [f32], co: &mut [f32]) {
+    match vo.len() {
+        n if n >= 8 => blocks::<8>(a, b, bias, vo, co),
+        n if n >= 4 => blocks::<4>(a, b, bias, vo, co),
+        n => {
+            for c in 0..n {
+                block::<1>(&a[2 * c..], &b[2 * c..], bias, &mut vo[c..], &mut co[c..]);
+            }
+        }
+    }
+}
+
+/// `max_pool2d(relu(x + bias[c]), 2, 2)` with PyTorch's indices (`h * W + w` within each
+/// plane). `x` is `[N, C, H, W]` contiguous (`planes·h·w` elements), `bias` has `C`
+/// elements; `out` and `idx` have `planes·(h/2)·(w/2)` elements. An odd last row or column
+/// is outside every window (floor mode).
+///
+/// # Errors
+/// Slices whose lengths do not fit the geometry.
+pub(crate) fn bias_relu_max_pool_2x2(
+    x: &[f32],
+    bias: &[f32],
+    g: Pool2x2,
+    out: &mut [f32],
+    idx: &mut [i64],
+) -> Result<()> {
+    let (ol, il) = (g.out_len(), g.in_len());
+    g.check(
+        "bias_relu_max_pool_2x2",
+        &[
+            ("x", x.len(), g.planes * il),
+            ("bias", bias.len(), g.c),
+            ("out", out.len(), g.planes * ol),
+            ("indices", idx.len(), g.planes * ol),
+        ],
+    )?;
+    let per = g.per_task();
+    for_each_chunk_pair_mut(out, per * ol, idx, per * ol, |t, vs, is| {
+        dispatch!(fwd_planes(x, bias, g, t * per, vs, is))
+    });
+    Ok(())
+}
+
+/// The gradient of `max_pool2d(relu(y), 2, 2)` with respect to `y`, as eager computes it
+/// with `where(relu <= c0, 0, max_pool2d_backward(gy, idx))`: `dx[idx[o]] = 0.0 + gy[o]`
+/// unless `pooled[o] <= c0` (then `0.0`), every other element `0.0`. `gy`, `pooled`, `idx`
+/// have `planes·(h/2)·(w/2)` elements, `dx` has `planes·h·w`.
+///
+/// # Errors
+/// Slices whose lengths do not fit the geometry; an index outside its 2×2 window.
+pub(crate) fn max_pool_2x2_relu_backward(
+    gy: &[f32],
+    pooled: &[f32],
+    idx: &[i64],
+    c0: f32,
+    g: Pool2x2,
+    dx: &mut [f32],
+) -> Result<()> {
+    let op = "max_pool_2x2_relu_backward";
+    let (ol, il) = (g.out_len(), g.in_len());
+    g.check(
+        op,
+        &[
+            ("grad", gy.len(), g.planes * ol),
+            ("pooled", pooled.len(), g.planes * ol),
+            ("indices", idx.len(), g.planes * ol),
+            ("dx", dx.len(), g.planes * il),
+        ],
+    )?;
+    let per = g.per_task();
+    let bad = std::sync::atomic::AtomicBool::new(false);
+    for_each_chunk_mut(dx, per * il, |t, ds| {
+        if dispatch!(bwd_planes(gy, pooled, idx, c0, g, t * per, ds)) {
+            bad.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    if bad.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::msg(format!(
+            "{op}: an index lies outside its 2x2 window (indices not from a 2x2 stride-2 max pool)"
+        )));
+    }
+    Ok(())
+}
+
+/// True when the CPU runs AVX-512 (F, VL, BW, DQ); checked once.
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+    })
+}
+
+/// Calls `name_avx512(args)` where the CPU has AVX-512, else `name(args)` (the same code
+/// compiled for the baseline; no FMA contraction happens, so results are identical).
+macro_rules! dispatch {
+    ($f:ident($($a:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx512() {
+                // SAFETY: AVX-512F/VL/BW/DQ were detected at run time.
+                unsafe { paste_avx512!($f($($a),*)) }
+            } else {
+                $f($($a),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f($($a),*)
+        }
+    }};
+}
+macro_rules! paste_avx512 {
+    (fwd_planes($($a:expr),*)) => { fwd_planes_avx512($($a),*) };
+    (bwd_planes($($a:expr),*)) => { bwd_planes_avx512($($a),*) };
+}
+use {dispatch, paste_avx512};
+
+/// Forward of planes `k0..` into `vs`/`is` (whole output planes).
+#[inline(always)]
+fn fwd_body(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
+    let (ol, il) = (g.out_len(), g.in_len());
+    let (oh, ow) = g.out_hw();
+    let mut codes = [0f32; 64];
+    for (k, (vs, is)) in (k0..).zip(vs.chunks_mut(ol).zip(is.chunks_mut(ol))) {
+        let xs = &x[k * il..(k + 1) * il];
+        let bv = bias[k % g.c];
+        for r in 0..oh {
+            let base = (2 * r * g.w) as i64;
+            // Rows in pieces of at most 64 windows (the codes' stack buffer).
+            let mut c0 = 0;
+            while c0 < ow {
+                let n = (ow - c0).min(64);
+                let a = &xs[2 * r * g.w + 2 * c0..][..2 * n];
+                let b = &xs[(2 * r + 1) * g.w + 2 * c0..][..2 * n];
+                row(
+                    a,
+                    b,
+                    (bv, g.w as f32),
+                    &mut vs[r * ow + c0..][..n],
+                    &mut codes[..n],
+                );
+                let io = &mut is[r * ow + c0..][..n];
+                for (c, (i, &code)) in io.iter_mut().zip(&codes[..n]).enumerate() {
+                    *i = base + 2 * (c0 + c) as i64 + code as i64;
+                }
+                c0 += n;
+            }
+        }
+    }
+}
+
+fn fwd_planes(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
+    fwd_body(x, bias, g, k0, vs, is)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+unsafe fn fwd_planes_avx512(
+    x: &[f32],
+    bias: &[f32],
+    g: Pool2x2,
+    k0: usize,
+    vs: &mut [f32],
+    is: &mut [i64],
+) {
+    fwd_body(x, bias, g, k0, vs, is)
+}
+
+/// Backward of planes `k0..` into `ds` (whole input planes); true when an index lay
+/// outside its window.
+#[inline(always)]
+fn bwd_body(
+    gy: &[f32],
+    pooled: &[f32],
+    idx: &[i64],
+    c0: f32,
+    g: Pool2x2,
+    k0: usize,
+    ds: &mut [f32],
+) -> bool {
+    let (ol, il) = (g.out_len(), g.in_len());
+    let mut wrong = false;
+    let mut vals = vec![0f32; ol];
+    for (k, d) in (k0..).zip(ds.chunks_mut(il)) {
+        let o = k * ol;
+        let (gr, pr, ir) = (&gy[o..o + ol], &pooled[o..o + ol], &idx[o..o + ol]);
+        // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
+        for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
+            let masked = ((p <= c0) as u32).wrapping_neg();
+            *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
+        }
+        // Each window's maximum lies in its own window (the indices come from the plan's
+        // forward step), so a zeroed plane plus one store per window is eager's scatter.
+        d.fill(0.0);
+        for (&i, &v) in ir.iter().zip(&vals) {
+            match d.get_mut(i as usize) {
+                Some(x) if i >= 0 => *x = v,
+                _ => wrong = true,
+            }
+        }
+    }
+    wrong
+}
+
+fn bwd_planes(
+    gy: &[f32],
+    pooled: &[f32],
+    idx: &[i64],
+    c0: f32,
+    g: Pool2x2,
+    k0: usize,
+    ds: &mut [f32],
+) -> bool {
+    bwd_body(gy, pooled, idx, c0, g, k0, ds)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+unsafe fn bwd_planes_avx512(
+    gy: &[f32],
+    pooled: &[f32],
+    idx: &[i64],
+    c0: f32,
+    g: Pool2x2,
+    k0: usize,
+    ds: &mut [f32],
+) -> bool {
+    bwd_body(gy, pooled, idx, c0, g, k0, ds)
+}

@@ -1,0 +1,383 @@
+//! Bias + ReLU + 2×2 max pooling, forward and backward, as one step each.
+//!
+//! A convolution layer followed by ReLU and 2×2, stride-2 max pooling is recorded as
+//!
+//! ```text
+//! forward:  a = add(x, expand(bias[1, C, 1, 1]));  r = relu(a);  p, i = max_pool2d(r)
+//! backward: m = max_pool2d_backward(gp, i);  l = le(r, c0);  w = where(l, 0.0, m)
+//! ```
+//!
+//! ReLU and max pooling commute (`relu` is monotone: the largest ReLU'd value of a window
+//! is the ReLU of its largest value), so at the window maximum `r[i[o]] == p[o]` bit for
+//! bit, and everywhere else the backward writes `0.0` whatever the mask says. The plan
+//! therefore never needs the full-size `a` or `r`: the forward step reads `x` once and
+//! writes `p` and `i` (`cpu::pool_fused::bias_relu_max_pool_2x2`), and the backward step
+//! takes the ReLU mask from the 4× smaller `p` (`cpu::pool_fused::max_pool_2x2_relu_backward`).
+//! Both are bit-identical to the eager ops (the same expressions per element).
+//!
+//! Matched only when nothing else reads `a`, `r`, `l` or `m`, none is a graph output, the
+//! pooling is 2×2, stride 2, no padding, no dilation, floor-sized, everything is CPU f32,
+//! and `where`'s true branch is the constant `+0.0`. `MLFW_COMPILE_REWRITE=0` (read at
+//! compile time) turns the pass off, to measure it.
+
+use crate::cpu::pool_fused::{bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2};
+use crate::graph::{Graph, NodeKind, ValueId};
+use crate::op::Op;
+use crate::params::{BinaryOp, CmpOp, UnaryOp};
+use crate::{CpuStorage, DType, Error, Result, Tensor};
+
+/// Which fused pass a [`PoolStep`] runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// loads `[x, bias view]`, stores `[pooled, indices]`.
+    Forward,
+    /// loads `[grad of pooled, pooled, indices]`, stores `[grad of the biased map]`;
+    /// `c0` is the ReLU mask's threshold (`r <= c0` gives 0).
+    Backward { c0: f32 },
+}
+
+/// One fused pooling step of a plan.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolStep {
+    kind: Kind,
+    geo: Pool2x2,
+    /// Graph nodes the step computes (it runs at the last one's position).
+    pub members: Vec<usize>,
+    /// Values read, in the order the kernel takes them.
+    pub loads: Vec<usize>,
+    /// Values written.
+    pub stores: Vec<usize>,
+    /// Shapes of the stores.
+    store_dims: Vec<Vec<usize>>,
+}
+
+/// True unless `MLFW_COMPILE_REWRITE=0`.
+pub(crate) fn enabled() -> bool {
+    std::env::var_os("MLFW_COMPILE_REWRITE").is_none_or(|v| v != "0")
+}
+
+fn op(g: &Graph, k: usize) -> Option<&Op<ValueId>> {
+    match &g.nodes[k].kind {
+        NodeKind::Op(op) => Some(op),
+        _ => None,
+    }
+}
+
+/// The value of a one-element f32 constant, seen through `expand` views.
+fn scalar_const(g: &Graph, k: usize) -> Option<f32> {
+    match &g.nodes[k].kind {
+        NodeKind::Constant(t) if t.dtype() == DType::F32 && t.elem_count() == 1 => {
+            t.to_vec::<f32>().ok()?.first().copied()
+        }
+        NodeKind::Op(Op::Expand(a) | Op::Reshape(a)) => scalar_const(g, a.0),
+        _ => None,
+    }
+}
+
+/// Finds every bias + ReLU + 2×2 max-pool chain of `g` (and the backward chains reading
+/// it). `shapes[k]` is node k's concrete shape, `consumers[k]` the nodes reading it.
+pub(crate) fn find(
+    g: &Graph,
+    shapes: &[Vec<usize>],
+    consumers: &[Vec<usize>],
+    is_output: &[bool],
+) -> Vec<PoolStep> {
+    let mut out = Vec::new();
+    for p in 0..g.nodes.len() {
+        if let Some(steps) = match_at(g, shapes, consumers, is_output, p) {
+            out.extend(steps);
+        }
+    }
+    out
+}
+
+fn match_at(
+    g: &Graph,
+    shapes: &[Vec<usize>],
+    consumers: &[Vec<usize>],
+    is_output: &[bool],
+    p: usize,
+) -> Option<Vec<PoolStep>> {
+    let f32_ = |k: usize| g.nodes[k].dtype == DType::F32;
+    let private =
+        |k: usize, only: &[usize]| !is_output[k] && consumers[k].iter().all(|c| only.contains(c));
+    let Some(Op::MaxPool2d {
+        input: r,
+        indices: i,
+        params,
+    }) = op(g, p)
+    else {
+        return None;
+    };
+    let (r, i) = (r.0, i.0);
+    let two = (2, 2);
+    if params.kernel != two || params.stride != two || params.padding != (0, 0) {
+        return None;
+    }
+    if params.dilation != (1, 1) || !f32_(p) || !f32_(r) {
+        return None;
+    }
+    let &[n, c, h, w] = shapes[r].as_slice() else {
+        return None;
+    };
+    if h < 2 || w < 2 || shapes[p] != [n, c, h / 2, w / 2] {
+        return None;
+    }
+    let Some(Op::Unary(a, UnaryOp::Relu)) = op(g, r) else {
+        return None;
+    };
+    let a = a.0;
+    let Some(Op::Binary(u, v, BinaryOp::Add)) = op(g, a) else {
+        return None;
+    };
+    if !private(a, &[r]) || !f32_(a) || shapes[a] != shapes[r] {
+        return None;
+    }
+    // One operand the conv output (shaped like `r`), the other a per-channel bias view.
+    let is_bias = |e: usize| match op(g, e) {
+        Some(Op::Expand(b)) => {
+            let d = &shapes[b.0];
+            f32_(b.0)
+                && d.iter().product::<usize>() == c
+                && d.len() >= 3
+                && d[d.len() - 3..] == [c, 1, 1]
+        }
+        _ => false,
+    };
+    let (x, e) = if is_bias(v.0) {
+        (u.0, v.0)
+    } else if is_bias(u.0) {
+        (v.0, u.0)
+    } else {
+        return None;
+    };
+    if !f32_(x) || shapes[x] != shapes[r] {
+        return None;
+    }
+    let geo = Pool2x2 {
+        planes: n * c,
+        c,
+        h,
+        w,
+    };
+    // Every other reader of `r` must be a ReLU mask feeding a matched backward.
+    let mut steps = vec![PoolStep {
+        kind: Kind::Forward,
+        geo,
+        members: vec![a, r, p],
+        loads: vec![x, e],
+        stores: vec![p, i],
+        store_dims: vec![shapes[p].clone(), shapes[i].clone()],
+    }];
+    for &l in consumers[r].iter().filter(|&&l| l != p) {
+        steps.push(match_backward(
+            g,
+            shapes,
+            consumers,
+            is_output,
+            (r, p, i),
+            l,
+        )?);
+    }
+    Some(steps)
+}
+
+/// `w = where(le(r, c0), +0.0, max_pool2d_backward(gp, i))` at `l = le(r, c0)`.
+fn match_backward(
+    g: &Graph,
+    shapes: &[Vec<usize>],
+    consumers: &[Vec<usize>],
+    is_output: &[bool],
+    (r, p, i): (usize, usize, usize),
+    l: usize,
+) -> Option<PoolStep> {
+    let Some(Op::Cmp(lr, t, CmpOp::Le)) = op(g, l) else {
+        return None;
+    };
+    let c0 = scalar_const(g, t.0)?;
+    let &[wn] = consumers[l].as_slice() else {
+        return None;
+    };
+    if lr.0 != r || t.0 == r || is_output[l] {
+        return None;
+    }
+    let Some(Op::Where(cond, zero, m)) = op(g, wn) else {
+        return None;
+    };
+    let m = m.0;
+    if cond.0 != l || zero.0 == l || scalar_const(g, zero.0)?.to_bits() != 0 {
+        return None;
+    }
+    let Some(Op::MaxPool2dBackward { grad, indices, .. }) = op(g, m) else {
+        return None;
+    };
+    let gp = grad.0;
+    let private = !is_output[m] && consumers[m] == [wn];
+    let fits = shapes[m] == shapes[r] && shapes[wn] == shapes[r] && shapes[gp] == shapes[p];
+    let f32s = [gp, m, wn].iter().all(|&k| g.nodes[k].dtype == DType::F32);
+    if indices.0 != i || !private || !fits || !f32s || m > wn || l > wn {
+        return None;
+    }
+    let &[n, c, h, w] = shapes[r].as_slice() else {
+        return None;
+    };
+    Some(PoolStep {
+        kind: Kind::Backward { c0 },
+        geo: Pool2x2 {
+            planes: n * c,
+            c,
+            h,
+            w,
+        },
+        members: vec![m.min(l), m.max(l), wn],
+        loads: vec![gp, p, i],
+        stores: vec![wn],
+        store_dims: vec![shapes[wn].clone()],
+    })
+}
+
+/// A contiguous CPU f32 or i64 view of `t`'s elements.
+fn contiguous(t: &Tensor) -> Result<Tensor> {
+    if t.layout().contiguous_range().is_some() {
+        Ok(t.clone())
+    } else {
+        t.contiguous()
+    }
+}
+
+fn f32s<'a>(s: &'a CpuStorage, t: &Tensor, what: &str) -> Result<&'a [f32]> {
+    match (s, t.layout().contiguous_range()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => Err(Error::msg(format!(
+            "fused pooling: `{what}` must be contiguous CPU f32"
+        ))),
+    }
+}
+
+/// The storage range of an output (planned buffers' views are contiguous).
+fn range(t: &Tensor) -> Result<(usize, usize)> {
+    t.layout()
+        .contiguous_range()
+        .ok_or_else(|| Error::msg("fused pooling: an output is not contiguous"))
+}
+
+fn cpu(g: &crate::Storage) -> Result<&CpuStorage> {
+    g.as_any()
+        .downcast_ref::<CpuStorage>()
+        .ok_or_else(|| Error::msg("fused pooling: tensors must be on the CPU"))
+}
+
+impl PoolStep {
+    /// A name for profiles: the kind and the stored nodes.
+    pub fn name(&self, g: &Graph) -> String {
+        let kind = match self.kind {
+            Kind::Forward => "bias_relu_max_pool",
+            Kind::Backward { .. } => "max_pool_relu_backward",
+        };
+        let names: Vec<&str> = self
+            .stores
+            .iter()
+            .map(|&k| g.nodes[k].name.as_str())
+            .collect();
+        format!("{kind}[{}]", names.join(","))
+    }
+
+    /// Runs the step on `ins` (one per load) into `outs` (one per store: the planned
+    /// buffers' views), or into new tensors when `outs` is `None`; returns the stores.
+    ///
+    /// # Errors
+    /// Inputs that are not CPU f32 (i64 indices) of the compiled shapes; indices that do
+    /// not come from a 2×2 pooling.
+    pub fn run(&self, ins: &[&Tensor], outs: Option<Vec<Tensor>>) -> Result<Vec<Tensor>> {
+        let outs = match outs {
+            Some(o) => o,
+            None => self
+                .store_dims
+                .iter()
+                .zip(&self.stores)
+                .enumerate()
+                .map(|(j, (d, _))| {
+                    let dt = match (self.kind, j) {
+                        (Kind::Forward, 1) => DType::I64,
+                        _ => DType::F32,
+                    };
+                    Tensor::zeros(d.clone(), dt, &crate::Device::Cpu)
+                })
+                .collect::<Result<_>>()?,
+        };
+        // The forward's bias is read through its broadcast view, everything else contiguous.
+        let ins: Vec<Tensor> = (ins.iter().enumerate())
+            .map(|(j, t)| match (self.kind, j) {
+                (Kind::Forward, 1) => Ok((*t).clone()),
+                _ => contiguous(t),
+            })
+            .collect::<Result<_>>()?;
+        match self.kind {
+            Kind::Forward => self.forward(&ins, &outs)?,
+            Kind::Backward { c0 } => self.backward(&ins, &outs, c0)?,
+        }
+        Ok(outs)
+    }
+
+    fn forward(&self, ins: &[Tensor], outs: &[Tensor]) -> Result<()> {
+        let (x, e) = (&ins[0], &ins[1]);
+        // The bias: the expanded view's channel stride over its storage.
+        let bias: Vec<f32> = {
+            let sg = e.storage();
+            let CpuStorage::F32(v) = cpu(&sg)? else {
+                return Err(Error::msg("fused pooling: the bias must be CPU f32"));
+            };
+            let (l, c) = (e.layout(), self.geo.c);
+            let (st, d) = (l.strides(), l.dims());
+            let broadcast = (0..st.len()).all(|j| j == 1 || d[j] == 1 || st[j] == 0);
+            if st.len() != 4 || !broadcast {
+                return Err(Error::msg(
+                    "fused pooling: the bias is not a channel broadcast",
+                ));
+            }
+            (0..c)
+                .map(|k| v.get(l.offset() + k * st[1]).copied())
+                .collect::<Option<_>>()
+                .ok_or_else(|| Error::msg("fused pooling: the bias view is out of range"))?
+        };
+        let xg = x.storage();
+        let xs = f32s(cpu(&xg)?, x, "x")?;
+        let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
+        let (os, is) = (
+            og.as_any_mut().downcast_mut::<CpuStorage>(),
+            ig.as_any_mut().downcast_mut::<CpuStorage>(),
+        );
+        let (Some(CpuStorage::F32(ov)), Some(CpuStorage::I64(iv))) = (os, is) else {
+            return Err(Error::msg("fused pooling: outputs must be CPU f32 and i64"));
+        };
+        let (o, i) = (range(&outs[0])?, range(&outs[1])?);
+        bias_relu_max_pool_2x2(xs, &bias, self.geo, &mut ov[o.0..o.1], &mut iv[i.0..i.1])
+    }
+
+    fn backward(&self, ins: &[Tensor], outs: &[Tensor], c0: f32) -> Result<()> {
+        let (gp, p, i) = (&ins[0], &ins[1], &ins[2]);
+        let (gg, pg, ig) = (gp.storage(), p.storage(), i.storage());
+        let gs = f32s(cpu(&gg)?, gp, "grad")?;
+        let ps = f32s(cpu(&pg)?, p, "pooled")?;
+        let is = match (cpu(&ig)?, i.layout().contiguous_range()) {
+            (CpuStorage::I64(v), Some((a, b))) => &v[a..b],
+            _ => {
+                return Err(Error::msg(
+                    "fused pooling: indices must be contiguous CPU i64",
+                ))
+            }
+        };
+        let mut dg = outs[0].storage_mut();
+        let Some(CpuStorage::F32(dv)) = dg.as_any_mut().downcast_mut::<CpuStorage>() else {
+            return Err(Error::msg(
+                "fused pooling: the gradient output must be CPU f32",
+            ));
+        };
+        let (a, b) = range(&outs[0])?;
+        max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, &mut dv[a..b])
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_relu_tests.rs"]
+mod tests;
