@@ -26,26 +26,28 @@ const PLANS_PER_TASK: usize = 2;
 pub enum SplitMode {
     /// Micro-batches chosen from the batch size and the thread count: one per thread, of at
     /// most 128 samples (then a multiple of the thread count), none below 8 samples.
-    #[default]
     Auto,
-    /// The whole batch as one plan (bit-identical to eager).
+    /// The whole batch as one plan (bit-identical to eager). The default: in the quiet
+    /// sitting of 2026-11-30 (BENCHMARKS.md) the whole-batch replay, with its fused pooling
+    /// steps, was as fast as [`SplitMode::Auto`] at batch 256 and faster at batch 64.
+    #[default]
     Off,
     /// Micro-batches of this many samples (the last may be smaller).
     MicroBatch(usize),
 }
 
 impl SplitMode {
-    /// From `MLFW_COMPILE_SPLIT`: unset, empty or `auto` → [`SplitMode::Auto`]; `0` →
-    /// [`SplitMode::Off`]; a number `K` → [`SplitMode::MicroBatch`]`(K)`.
+    /// From `MLFW_COMPILE_SPLIT`: unset, empty or `0` → [`SplitMode::Off`]; `auto` →
+    /// [`SplitMode::Auto`]; a number `K` → [`SplitMode::MicroBatch`]`(K)`.
     ///
     /// # Errors
     /// Any other value.
     pub fn from_env() -> Result<Self> {
         match std::env::var("MLFW_COMPILE_SPLIT") {
-            Err(_) => Ok(SplitMode::Auto),
+            Err(_) => Ok(SplitMode::Off),
             Ok(v) => match v.trim() {
-                "" | "auto" => Ok(SplitMode::Auto),
-                "0" => Ok(SplitMode::Off),
+                "auto" => Ok(SplitMode::Auto),
+                "" | "0" => Ok(SplitMode::Off),
                 s => s.parse::<usize>().map(SplitMode::MicroBatch).map_err(|_| {
                     Error::msg(format!(
                         "MLFW_COMPILE_SPLIT must be `auto`, 0 (whole batch) or a micro-batch size, got `{v}`"
