@@ -6,29 +6,22 @@
 //! (`-100`) weighting the combine, a micro-batch with no counted target (whole-batch
 //! replay, bit-identical), the NaN stop, and batch norm staying whole-batch.
 
+#[path = "common/lenet_data.rs"]
+mod lenet_data;
+
+use lenet_data::lenet;
 #[path = "common/bn_net.rs"]
 #[allow(dead_code)]
 mod bn_net;
 
 use mlfw_autograd::Backward;
-use mlfw_core::{manual_seed, DType, Device, Result, Tensor};
+use mlfw_core::{Device, Result, Tensor};
 use mlfw_nn::{functional as F, Module};
 use mlfw_optim::{CompiledStep, Optimizer, Sgd, SgdConfig, SplitMode};
 use mlfw_vision::models::LeNet5;
 
-static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lenet(seed: u64) -> Result<LeNet5> {
-    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    manual_seed(seed);
-    LeNet5::new(10, 1, &Device::Cpu)
-}
-
 fn batch(i: u64, n: usize) -> Result<(Tensor, Tensor)> {
-    let mut g = mlfw_core::Generator::new(2000 + i);
-    let x = Tensor::randn_with(0.0, 1.0, [n, 1, 28, 28], DType::F32, &Device::Cpu, &mut g)?;
-    let y = Tensor::randint_with(0, 10, [n], &Device::Cpu, &mut g)?;
-    Ok((x, y))
+    lenet_data::batch_of(2000, i, n)
 }
 
 fn eager_step(

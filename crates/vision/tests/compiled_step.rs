@@ -4,28 +4,18 @@
 //! the eager per-element formulas, so no summation order changes), recompilation on a new
 //! batch size, the divergence (NaN) stop, and the fallbacks.
 
+#[path = "common/lenet_data.rs"]
+mod lenet_data;
+
+use lenet_data::lenet;
 use mlfw_autograd::Backward;
-use mlfw_core::{manual_seed, DType, Device, Result, Tensor};
+use mlfw_core::{DType, Device, Result, Tensor};
 use mlfw_nn::{functional as F, Dropout, Flatten, Linear, Module, Sequential};
 use mlfw_optim::{AdamConfig, AdamW, CompiledStep, Optimizer, Sgd, SgdConfig, SplitMode};
 use mlfw_vision::models::LeNet5;
 
-/// The global generator is shared by the tests running in parallel: seeding and building
-/// happen under one lock, so the same seed gives the same weights.
-static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lenet(seed: u64) -> Result<LeNet5> {
-    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    manual_seed(seed);
-    LeNet5::new(10, 1, &Device::Cpu)
-}
-
-/// Batches `i` of a fixed synthetic data set (the same for both runs).
 fn batch(i: u64, n: usize) -> Result<(Tensor, Tensor)> {
-    let mut g = mlfw_core::Generator::new(1000 + i);
-    let x = Tensor::randn_with(0.0, 1.0, [n, 1, 28, 28], DType::F32, &Device::Cpu, &mut g)?;
-    let y = Tensor::randint_with(0, 10, [n], &Device::Cpu, &mut g)?;
-    Ok((x, y))
+    lenet_data::batch_of(1000, i, n)
 }
 
 fn eager_step(model: &dyn Module, opt: &mut dyn Optimizer, x: &Tensor, y: &Tensor) -> Result<f64> {
