@@ -66,23 +66,31 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
     let (b, sb, ob) = strides3(b, bl);
     let work = m * n * k;
     // The block of product `i` with rows `r0..r0 + rows` and columns `c0..c0 + cols`, written
-    // at `dst` (element (r0, c0) of the product's row-major m×n output).
-    let block = |i: usize, r0: usize, rows: usize, c0: usize, cols: usize, dst: *mut T| {
+    // at `dst` with column stride `dcs` and row stride `drs` (the product's row-major m×n
+    // output: element (r0, c0), strides 1 and n).
+    let block_at = |i: usize,
+                    r0: usize,
+                    rows: usize,
+                    c0: usize,
+                    cols: usize,
+                    dst: *mut T,
+                    dcs: isize,
+                    drs: isize| {
         if k == 0 || rows == 0 || cols == 0 {
             return; // already zeros
         }
         // SAFETY: the layouts were validated by the tensor layer, so every index
         // offset + i*s0 + r*s1 + c*s2 with r < m, c < cols lies inside the buffers, and
-        // r0 + rows <= m, c0 + cols <= n; `dst` addresses a rows×cols block (row stride n)
-        // of the output that no other call writes.
+        // r0 + rows <= m, c0 + cols <= n; `dst` addresses a rows×cols block (strides
+        // `dcs`, `drs`) that no other call writes.
         unsafe {
             gemm::gemm(
                 rows,
                 cols,
                 k,
                 dst,
-                1,
-                n as isize,
+                dcs,
+                drs,
                 false,
                 a.as_ptr().add(oa + i * sa[0] + r0 * sa[1]),
                 sa[2] as isize,
@@ -98,6 +106,9 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
                 Parallelism::None,
             )
         }
+    };
+    let block = |i: usize, r0: usize, rows: usize, c0: usize, cols: usize, dst: *mut T| {
+        block_at(i, r0, rows, c0, cols, dst, 1, n as isize)
     };
     let run = |i: usize, r0: usize, o: &mut [T]| block(i, r0, o.len() / n, 0, n, o.as_mut_ptr());
     let threads = num_threads();
@@ -116,31 +127,8 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
             run_tasks(n.div_ceil(cb), |t| {
                 let (c0, cols) = (t * cb, cb.min(n - t * cb));
                 let mut tmp = vec![zero; m * cols];
-                // SAFETY: as in `block`, for the column block `c0..c0 + cols`; `tmp` is a
-                // column-major m×cols buffer.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        cols,
-                        k,
-                        tmp.as_mut_ptr(),
-                        m as isize,
-                        1,
-                        false,
-                        a.as_ptr().add(oa + i * sa[0]),
-                        sa[2] as isize,
-                        sa[1] as isize,
-                        b.as_ptr().add(ob + i * sb[0] + c0 * sb[2]),
-                        sb[2] as isize,
-                        sb[1] as isize,
-                        zero,
-                        one,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    )
-                }
+                // Column-major m×cols scratch: column stride m, row stride 1.
+                block_at(i, 0, m, c0, cols, tmp.as_mut_ptr(), m as isize, 1);
                 for r in 0..m {
                     // SAFETY: row r, columns c0..c0 + cols of this product's output, a
                     // range no other task writes.

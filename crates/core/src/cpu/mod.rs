@@ -28,6 +28,19 @@ use crate::{DType, Device, Error, Layout, Result, Shape};
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
+/// True when the CPU runs AVX-512 (F, VL, BW, DQ), the feature set of the compiled plan's
+/// fused loops and the fused pooling kernels; checked once.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+    })
+}
+
 /// Creates host buffers.
 #[derive(Debug, Default)]
 pub struct CpuBackend;

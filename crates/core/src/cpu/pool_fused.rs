@@ -17,6 +17,8 @@
 //! winning, and `0.0 + g` for the scattered gradient), so their results are bit-identical
 //! to the eager ops (tested against the eager ops in `graph/compile/pool_relu_tests.rs`).
 
+#[cfg(target_arch = "x86_64")]
+use super::avx512;
 use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, PAR_THRESHOLD};
 use crate::{Error, Result};
 
@@ -212,18 +214,6 @@ pub(crate) fn max_pool_2x2_relu_backward(
         )));
     }
     Ok(())
-}
-
-/// True when the CPU runs AVX-512 (F, VL, BW, DQ); checked once.
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512dq")
-    })
 }
 
 /// Calls `name_avx512(args)` where the CPU has AVX-512, else `name(args)` (the same code

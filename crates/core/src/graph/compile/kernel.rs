@@ -8,6 +8,8 @@
 //! running its nodes one by one.
 
 use super::instr::{exec, Instr, MAX_REGS};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::avx512;
 use crate::{CpuStorage, Error, Layout, Result, Shape, Tensor};
 use std::cell::RefCell;
 
@@ -147,18 +149,6 @@ struct Out {
 // SAFETY: tasks write disjoint element ranges of each output; the buffers outlive `run`.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
-
-/// True when the CPU runs AVX-512 (F, VL, BW, DQ); checked once.
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512dq")
-    })
-}
 
 thread_local! {
     /// Per-thread registers, reused by every group on this thread (no allocation per run).
