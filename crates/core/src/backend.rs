@@ -5,8 +5,9 @@
 //! are fresh contiguous buffers. [`Backend`] creates buffers on its device. The CPU
 //! implementation lives in [`crate::cpu`]; `mlfw-cuda` implements both traits for CUDA.
 
+use crate::graph::FusedGroup;
 use crate::params::*;
-use crate::{CpuStorage, DType, Device, Layout, Result, Shape};
+use crate::{CpuStorage, DType, Device, Error, Layout, Result, Shape, Tensor};
 use std::any::Any;
 
 /// A buffer on some device, owned by one or more tensors (through `Arc<RwLock<..>>`).
@@ -54,6 +55,64 @@ pub trait Backend: Send + Sync {
     fn staging(&self) -> Result<Box<dyn Staging>> {
         Ok(Box::new(DirectStaging(self.device())))
     }
+    /// Whether [`Backend::run_fused`] runs a compiled plan's fused elementwise groups on this
+    /// device. When false (the default) a plan on this device runs every node with the
+    /// eager kernels. The CPU's fused loop lives in core and does not use this hook.
+    fn runs_fused(&self) -> bool {
+        false
+    }
+    /// Runs one fused group ([`FusedGroup`]: its shape, loads, instructions and stores) on
+    /// this device: `inputs` (one per load, f32 or bool, shaped like the group or broadcast
+    /// to it, any strides) are read and one tensor per store is written, contiguous and of
+    /// the group's shape. `outputs` are the plan's preallocated buffers (one per store, of the
+    /// store's dtype, at least the group's element count) or `None` for fresh ones; the
+    /// written tensors are returned. The loads' [`crate::graph::LoadKind`]s in `g` are what
+    /// compilation guessed; a backend reads the real layouts from `inputs`.
+    ///
+    /// # Errors
+    /// The default: not supported on this device. A backend's own: a dtype other than
+    /// f32/bool, a layout it cannot walk, compilation or launch failures.
+    fn run_fused(
+        &self,
+        g: &FusedGroup,
+        inputs: &[&Tensor],
+        outputs: Option<&[Tensor]>,
+    ) -> Result<Vec<Tensor>> {
+        let _ = (g, inputs, outputs);
+        Err(Error::msg(format!(
+            "fused groups are not supported on {:?}",
+            self.device()
+        )))
+    }
+    /// Records the device work `run` queues (without executing it) as a replayable graph,
+    /// and returns it with `run`'s results (tensors whose memory belongs to the graph: read
+    /// them after [`DeviceGraph::launch`], never keep them past the next launch). On CUDA this
+    /// is stream capture into a CUDA graph. `run` must not synchronize with the host or
+    /// allocate outside the device's stream-ordered pool.
+    ///
+    /// # Errors
+    /// The default: not supported on this device. A backend's own: `run` failing, or doing
+    /// something that cannot be captured (the capture is then abandoned).
+    fn capture_graph(
+        &self,
+        run: &mut dyn FnMut() -> Result<Vec<Tensor>>,
+    ) -> Result<(Box<dyn DeviceGraph>, Vec<Tensor>)> {
+        let _ = run;
+        Err(Error::msg(format!(
+            "graph capture is not supported on {:?}",
+            self.device()
+        )))
+    }
+}
+
+/// A captured, replayable sequence of device work (a CUDA graph): see
+/// [`Backend::capture_graph`].
+pub trait DeviceGraph: Send {
+    /// Queues one replay of the captured work on the device's stream (asynchronous).
+    ///
+    /// # Errors
+    /// The device failing to launch it.
+    fn launch(&mut self) -> Result<()>;
 }
 
 /// A reusable host→device staging area, owned by one thread: uploads through it may reuse

@@ -30,7 +30,7 @@ mod shape;
 mod strided;
 mod tensor;
 
-pub use backend::{Backend, BackendStorage, Staging, Storage};
+pub use backend::{Backend, BackendStorage, DeviceGraph, Staging, Storage};
 pub use cpu::CpuStorage;
 pub use device::{register_backend, Device};
 pub use dtype::{DType, FloatDType, WithDType};

@@ -22,6 +22,8 @@ pub(crate) struct CudaDevice {
     pub has_cudnn: bool,
     modules: Mutex<HashMap<String, Arc<CudaModule>>>,
     funcs: Mutex<HashMap<(String, &'static str), CudaFunction>>,
+    /// Fused-group kernels of compiled plans, by signature (`fused_run.rs`).
+    fused: Mutex<HashMap<String, CudaFunction>>,
     /// Library handles (cuBLAS, cuDNN), one per kind, created on first use by their modules.
     handles: Mutex<HashMap<TypeId, Handle>>,
 }
@@ -83,6 +85,7 @@ impl CudaDevice {
             has_cudnn,
             modules: Mutex::new(HashMap::new()),
             funcs: Mutex::new(HashMap::new()),
+            fused: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
         })
     }
@@ -168,6 +171,33 @@ impl CudaDevice {
             })?;
         lock(&self.modules)?.insert(key.to_string(), m.clone());
         Ok(m)
+    }
+
+    /// The kernel of fused group `g` (keyed by its loads, instructions and stores: the shape
+    /// is a launch argument), built on first use with `build` (kernel name, compiled image)
+    /// and loaded once per device.
+    ///
+    /// # Errors
+    /// `build` failing (NVRTC missing, a compilation error); the module failing to load.
+    pub(crate) fn fused_func(
+        &self,
+        g: &mlfw_core::graph::FusedGroup,
+        build: impl FnOnce() -> Result<(String, Vec<u8>)>,
+    ) -> Result<CudaFunction> {
+        let key = format!("{:?}|{:?}|{:?}", g.loads, g.instrs, g.stores);
+        if let Some(f) = lock(&self.fused)?.get(&key) {
+            return Ok(f.clone());
+        }
+        let (name, image) = build()?;
+        let m = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(image))
+            .w(&format!("loading fused kernel {name}"))?;
+        let f = m
+            .load_function(&name)
+            .w(&format!("loading fused kernel {name}"))?;
+        lock(&self.fused)?.insert(key, f.clone());
+        Ok(f)
     }
 
     /// Waits for all queued work on this device.

@@ -9,6 +9,10 @@
 //! - Matmul runs on cuBLAS ([`set_allow_tf32`] mirrors `torch.backends.cuda.matmul.allow_tf32`).
 //! - Convolutions run on cuDNN when present, else on im2col + cuBLAS.
 //! - Memory comes from the driver's stream-ordered pool (see [`alloc`]).
+//! - Compiled plans ([`mlfw_core::graph::compile`]) run their fused groups as one generated
+//!   NVRTC kernel each ([`fused`], [`fused_run`]) and replay as a CUDA graph (`graph.rs`).
+//!   Neither has run on a GPU yet: they compile, their CPU-side logic is tested, and their
+//!   GPU tests skip without a GPU.
 //!
 //! ```no_run
 //! use mlfw_core::{DType, Tensor};
@@ -27,6 +31,8 @@ mod cudnn;
 mod device;
 mod error;
 pub mod fused;
+pub mod fused_run;
+mod graph;
 pub mod kernels;
 mod lay;
 mod ops;

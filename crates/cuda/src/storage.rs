@@ -73,6 +73,28 @@ impl Backend for CudaBackend {
     fn staging(&self) -> Result<Box<dyn Staging>> {
         Ok(Box::new(crate::staging::PinnedStaging::new(&self.dev)?))
     }
+    /// Fused groups run as generated NVRTC kernels ([`crate::fused_run`]).
+    fn runs_fused(&self) -> bool {
+        crate::compile::nvrtc_available()
+    }
+    fn run_fused(
+        &self,
+        g: &mlfw_core::graph::FusedGroup,
+        inputs: &[&mlfw_core::Tensor],
+        outputs: Option<&[mlfw_core::Tensor]>,
+    ) -> Result<Vec<mlfw_core::Tensor>> {
+        crate::fused_run::run(&self.dev, g, inputs, outputs)
+    }
+    /// Stream capture into a CUDA graph (`graph.rs`).
+    fn capture_graph(
+        &self,
+        run: &mut dyn FnMut() -> Result<Vec<mlfw_core::Tensor>>,
+    ) -> Result<(
+        Box<dyn mlfw_core::backend::DeviceGraph>,
+        Vec<mlfw_core::Tensor>,
+    )> {
+        crate::graph::capture(&self.dev, run)
+    }
 }
 
 impl BackendStorage for CudaStorage {

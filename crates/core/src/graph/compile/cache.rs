@@ -6,7 +6,8 @@ use crate::{Error, Result, Tensor};
 
 /// A graph compiled on demand: [`CompiledGraph::run`] picks the plan for the inputs'
 /// shapes, compiling a new one (and saying so on stderr, with a count) when the shapes are
-/// new. At most `capacity` plans are kept; the least recently used one is dropped.
+/// new. At most `capacity` plans are kept; the least recently used one is dropped. On a
+/// device that captures graphs (CUDA) each plan replays as one ([`super::Plan::run_graphed`]).
 pub struct CompiledGraph {
     graph: Graph,
     /// Most recently used last.
@@ -116,6 +117,6 @@ impl CompiledGraph {
         let p = self.plans.remove(i);
         self.plans.push(p);
         let last = self.plans.len() - 1;
-        self.plans[last].run(inputs)
+        self.plans[last].run_graphed(inputs)
     }
 }

@@ -38,6 +38,7 @@
 //! ```
 
 mod cache;
+mod device_run;
 mod fuse;
 mod instr;
 mod kernel;
@@ -131,6 +132,8 @@ pub struct Plan {
     stats: PlanStats,
     /// Per-step times while [`Plan::profile`] runs.
     timings: Option<Vec<(String, f64)>>,
+    /// The device-graph replay ([`Plan::run_graphed`], `device_run.rs`).
+    replay: device_run::Replay,
 }
 
 /// Compiles `graph` for the batch size it was captured with (its fixed shapes when it has
@@ -319,7 +322,16 @@ impl Plan {
                         })
                         .collect::<Result<_>>()?;
                     let planned = self.planned && stores.iter().all(|&m| self.handles[m].is_some());
-                    let outs = if planned {
+                    let on_device = ins
+                        .first()
+                        .is_some_and(|t| t.device() != crate::Device::Cpu);
+                    let outs = if on_device {
+                        let handles: Vec<Tensor> = stores
+                            .iter()
+                            .filter_map(|&m| self.handles[m].clone())
+                            .collect();
+                        device_run::run_fused(kernel, &ins, planned.then_some(&handles[..]))?
+                    } else if planned {
                         let outs: Vec<Tensor> = stores
                             .iter()
                             .filter_map(|&m| self.handles[m].clone())

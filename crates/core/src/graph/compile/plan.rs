@@ -58,6 +58,11 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         is_output[o.0] = true;
     }
     let all_cpu = g.nodes.iter().all(|nd| nd.device == Device::Cpu);
+    // Other devices fuse when their backend runs fused groups (`device_run.rs`).
+    let fuse_here = g.nodes.first().is_some_and(|first| {
+        g.nodes.iter().all(|nd| nd.device == first.device)
+            && super::device_run::fuses_on(first.device)
+    });
     let min_ops: usize = std::env::var("MLFW_FUSE_MIN")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -75,7 +80,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         }
     }
     let taken: Vec<bool> = pool_of.iter().map(Option::is_some).collect();
-    let groups: Vec<Group> = if all_cpu {
+    let groups: Vec<Group> = if fuse_here {
         let mut gs = fuse::group(g, &shapes, &consumers, &is_output, &taken);
         gs.retain(|gr| gr.members.len() >= min_ops);
         gs
@@ -242,6 +247,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         planned: std::env::var_os("MLFW_PLAN_BUFFERS").is_none_or(|v| v != "0"),
         stats,
         timings: None,
+        replay: Default::default(),
     };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
