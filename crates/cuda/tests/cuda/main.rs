@@ -3,6 +3,7 @@
 //! `skipping: CUDA not available (...)` and passes.
 
 mod common;
+mod compiled;
 mod conv_pool;
 mod device;
 mod elementwise;

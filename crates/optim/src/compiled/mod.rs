@@ -140,6 +140,20 @@ impl CompiledStep {
         })
     }
 
+    /// Whether the step replays as a CUDA graph on a CUDA device (default: on, unless
+    /// `MLFW_CUDA_GRAPH=0`): the second step of each batch shape captures the replay, later
+    /// ones relaunch it; a replay that cannot be captured runs plainly (one line on stderr
+    /// says why). No effect on the CPU. Not yet run on a GPU.
+    pub fn with_device_graph(mut self, on: bool) -> Self {
+        self.graph = self.graph.device_graphs(on);
+        self
+    }
+
+    /// Whether the plan used last replays through a captured device graph.
+    pub fn graph_captured(&self) -> bool {
+        self.graph.plan().graph_captured()
+    }
+
     /// Sets how batches are split into micro-batches (default: `MLFW_COMPILE_SPLIT`, else
     /// [`SplitMode::Off`], the whole batch). A step that is not sample-separable always runs whole batches.
     pub fn with_split(mut self, mode: SplitMode) -> Self {

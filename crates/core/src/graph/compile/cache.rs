@@ -15,6 +15,8 @@ pub struct CompiledGraph {
     capacity: usize,
     compilations: usize,
     quiet: bool,
+    /// Whether plans replay as device graphs where the device captures them.
+    device_graphs: bool,
 }
 
 impl CompiledGraph {
@@ -31,12 +33,21 @@ impl CompiledGraph {
             capacity: capacity.max(1),
             compilations: 1,
             quiet: false,
+            device_graphs: true,
         })
     }
 
     /// Turns off the stderr line printed per recompilation.
     pub fn quiet(mut self, on: bool) -> Self {
         self.quiet = on;
+        self
+    }
+
+    /// Whether plans replay as device graphs (CUDA graphs) on devices that capture them
+    /// (default: on; `MLFW_CUDA_GRAPH=0` turns them off everywhere). See
+    /// [`super::Plan::run_graphed`].
+    pub fn device_graphs(mut self, on: bool) -> Self {
+        self.device_graphs = on;
         self
     }
 
@@ -117,6 +128,10 @@ impl CompiledGraph {
         let p = self.plans.remove(i);
         self.plans.push(p);
         let last = self.plans.len() - 1;
-        self.plans[last].run_graphed(inputs)
+        if self.device_graphs {
+            self.plans[last].run_graphed(inputs)
+        } else {
+            self.plans[last].run(inputs)
+        }
     }
 }

@@ -184,3 +184,64 @@ impl Plan {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Capture;
+    use crate::DType;
+
+    fn plan() -> Result<(Plan, Tensor)> {
+        let x = Tensor::randn(0.0, 1.0, [2, 3, 4], DType::F32, &Device::Cpu)?;
+        let b = Tensor::randn(0.0, 1.0, [3, 1], DType::F32, &Device::Cpu)?;
+        let g = Capture::new().input("x", &x).param("b", &b).run(|xs| {
+            let h = xs[0].add(&b)?.relu()?;
+            Ok(vec![h.mul_scalar(3.0)?.sub(&xs[0])?])
+        })?;
+        Ok((super::super::compile(&g)?, x))
+    }
+
+    #[test]
+    fn the_group_handed_to_a_backend_reads_its_load_kinds_from_the_inputs() -> Result<()> {
+        let (p, x) = plan()?;
+        let Some(super::super::Step::Fused { kernel, .. }) = p
+            .steps
+            .iter()
+            .find(|s| matches!(s, super::super::Step::Fused { .. }))
+        else {
+            panic!("no fused step");
+        };
+        let b = Tensor::zeros([3, 1], DType::F32, &Device::Cpu)?;
+        let s = Tensor::zeros([1], DType::F32, &Device::Cpu)?;
+        let xt = x.permute(&[0, 2, 1])?.contiguous()?.permute(&[0, 2, 1])?;
+        let g = group_of(kernel, &[&x, &b, &s, &xt]);
+        assert_eq!(g.shape, vec![2, 3, 4]);
+        assert_eq!(
+            g.loads.iter().map(|l| l.1).collect::<Vec<_>>(),
+            vec![
+                LoadKind::Contiguous,
+                LoadKind::Strided { rank: 3 },
+                LoadKind::Scalar,
+                LoadKind::Strided { rank: 3 },
+            ]
+        );
+        assert_eq!(g.instrs, kernel.instrs);
+        assert!(g.stores.iter().all(|&(_, d)| d == DType::F32));
+        Ok(())
+    }
+
+    #[test]
+    fn graphed_runs_on_the_cpu_are_plain_runs() -> Result<()> {
+        let (mut p, x) = plan()?;
+        let want = p.run(&[x.clone()])?[0].to_vec::<f32>()?;
+        for _ in 0..3 {
+            assert_eq!(p.run_graphed(&[x.clone()])?[0].to_vec::<f32>()?, want);
+            assert!(!p.graph_captured());
+        }
+        assert!(matches!(p.replay, Replay::Off));
+        // A CUDA device without a registered backend does not fuse.
+        assert!(fuses_on(Device::Cpu));
+        assert!(!fuses_on(Device::Cuda(99)));
+        Ok(())
+    }
+}
