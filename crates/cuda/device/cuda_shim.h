@@ -35,4 +35,4 @@ inline unsigned int atomicCAS(unsigned int* p, unsigned int c, unsigned int v) {
 // f16 <-> f32 for the host (the kernels use PTX cvt instructions).
 inline float shim_h2f(unsigned short h) { _Float16 x; std::memcpy(&x, &h, 2); return (float)x; }
 inline unsigned short shim_f2h(float f) { _Float16 x = (_Float16)f; unsigned short h; std::memcpy(&h, &x, 2); return h; }
-using std::min; using std::max;
+using std::min; using std::max; using std::isnan;

@@ -40,6 +40,12 @@ if [ -x "$bin/torch_parity" ]; then
   for b in 64 256; do
     timeout 60 "$bin/mlfw" bench --model lenet5 --batch-size "$b" --device cuda 2>&1 | tee -a "$out/lenet_bench.log"
   done
+  echo "== mlfw bench --compile on cuda: fused NVRTC kernels + CUDA graph, then plain replay (MLFW_CUDA_GRAPH=0) =="
+  export MLFW_CUDA_CACHE=/tmp/mlfw-kernels
+  for b in 64 256; do
+    timeout 90 "$bin/mlfw" bench --model lenet5 --batch-size "$b" --device cuda --compile 2>&1 | tee -a "$out/lenet_compiled_bench.log"
+    MLFW_CUDA_GRAPH=0 timeout 90 "$bin/mlfw" bench --model lenet5 --batch-size "$b" --device cuda --compile 2>&1 | tee -a "$out/lenet_compiled_bench.log"
+  done
   for amp in none bf16; do
     timeout 120 "$bin/mlfw" bench --model resnet18_cifar --batch-size 256 --device cuda --amp "$amp" 2>&1 | tee -a "$out/resnet_bench.log"
   done
