@@ -233,9 +233,12 @@ mod tests {
     #[test]
     fn graphed_runs_on_the_cpu_are_plain_runs() -> Result<()> {
         let (mut p, x) = plan()?;
-        let want = p.run(&[x.clone()])?[0].to_vec::<f32>()?;
+        let want = p.run(std::slice::from_ref(&x))?[0].to_vec::<f32>()?;
         for _ in 0..3 {
-            assert_eq!(p.run_graphed(&[x.clone()])?[0].to_vec::<f32>()?, want);
+            assert_eq!(
+                p.run_graphed(std::slice::from_ref(&x))?[0].to_vec::<f32>()?,
+                want
+            );
             assert!(!p.graph_captured());
         }
         assert!(matches!(p.replay, Replay::Off));
