@@ -11,7 +11,7 @@
 //! [`compile_fused`] keeps compiled images on disk under `<cache_dir>/fused/`, keyed by
 //! the signature, the architecture, the output kind and the NVRTC version, so a second
 //! run loads instead of compiling. Launching the kernels and capturing the replay into a
-//! CUDA graph is not implemented yet (no GPU to verify it on).
+//! CUDA graph live in [`crate::fused_run`] and `graph.rs` (not yet run on a GPU).
 
 use crate::compile::{nvrtc_available, nvrtc_version, CompiledModule, Output};
 use mlfw_core::graph::{FusedGroup, FusedInstr, LoadKind};
