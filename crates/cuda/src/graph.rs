@@ -47,15 +47,20 @@ pub(crate) fn capture(
     let graph = dev.stream.end_capture(flags);
     match (outs, graph) {
         (Ok(outs), Ok(Some(g))) => Ok((Box::new(Graph(g)), outs)),
-        (Ok(_), Ok(None)) => Err(Error::msg("CUDA graph capture recorded nothing")),
-        (Ok(_), Err(e)) => {
-            // Clear the error the failed capture left in the context.
+        (outs, graph) => {
+            // Free what the abandoned capture allocated, then clear any error those frees
+            // (or the capture) left in the context, so later work is not blamed for it.
+            let err = match (outs, graph) {
+                (Err(e), _) => e.context("while capturing a CUDA graph"),
+                (Ok(_), Ok(_)) => Error::msg("CUDA graph capture recorded nothing"),
+                (Ok(_), Err(e)) => match Err::<(), _>(e).w("ending a CUDA graph capture") {
+                    Err(e) => e,
+                    Ok(()) => Error::msg("CUDA graph capture failed"),
+                },
+            };
+            let _ = dev.synchronize();
             let _ = dev.ctx.check_err();
-            Err(e).w("ending a CUDA graph capture")
-        }
-        (Err(e), _) => {
-            let _ = dev.ctx.check_err();
-            Err(e.context("while capturing a CUDA graph"))
+            Err(err)
         }
     }
 }
