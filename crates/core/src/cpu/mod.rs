@@ -3,6 +3,7 @@
 mod alloc;
 pub mod batch_norm;
 mod conv;
+mod conv_pool_fused;
 mod elementwise;
 mod f32_view;
 mod index;
@@ -16,6 +17,7 @@ mod storage;
 mod vexp;
 
 pub use alloc::tune_allocator;
+pub(crate) use conv_pool_fused::conv_bias_relu_max_pool_2x2;
 pub use storage::CpuStorage;
 #[cfg(target_arch = "x86_64")]
 pub use vexp::exp16;

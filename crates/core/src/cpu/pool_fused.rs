@@ -33,10 +33,6 @@ pub(crate) struct Pool2x2 {
 }
 
 impl Pool2x2 {
-    /// Output rows and columns.
-    pub fn out_hw(&self) -> (usize, usize) {
-        (self.h / 2, self.w / 2)
-    }
     fn in_len(&self) -> usize {
         self.h * self.w
     }
@@ -238,40 +234,48 @@ macro_rules! dispatch {
 macro_rules! paste_avx512 {
     (fwd_planes($($a:expr),*)) => { fwd_planes_avx512($($a),*) };
     (bwd_planes($($a:expr),*)) => { bwd_planes_avx512($($a),*) };
+    (strided_planes($($a:expr),*)) => { strided_planes_avx512($($a),*) };
 }
 use {dispatch, paste_avx512};
+
+/// One plane's pooling: input row `y` starts at `xs[y·rs]` (`rs >= w`), plane width `w`
+/// (indices are `y·w + x`), `bv` the channel's bias; writes the `oh×ow` outputs.
+#[inline(always)]
+fn plane_body(xs: &[f32], rs: usize, (w, bv): (usize, f32), vs: &mut [f32], is: &mut [i64]) {
+    let ow = w / 2;
+    let oh = vs.len() / ow.max(1);
+    let mut codes = [0f32; 64];
+    for r in 0..oh {
+        let base = (2 * r * w) as i64;
+        // Rows in pieces of at most 64 windows (the codes' stack buffer).
+        let mut c0 = 0;
+        while c0 < ow {
+            let n = (ow - c0).min(64);
+            let a = &xs[2 * r * rs + 2 * c0..][..2 * n];
+            let b = &xs[(2 * r + 1) * rs + 2 * c0..][..2 * n];
+            row(
+                a,
+                b,
+                (bv, w as f32),
+                &mut vs[r * ow + c0..][..n],
+                &mut codes[..n],
+            );
+            let io = &mut is[r * ow + c0..][..n];
+            for (c, (i, &code)) in io.iter_mut().zip(&codes[..n]).enumerate() {
+                *i = base + 2 * (c0 + c) as i64 + code as i64;
+            }
+            c0 += n;
+        }
+    }
+}
 
 /// Forward of planes `k0..` into `vs`/`is` (whole output planes).
 #[inline(always)]
 fn fwd_body(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
     let (ol, il) = (g.out_len(), g.in_len());
-    let (oh, ow) = g.out_hw();
-    let mut codes = [0f32; 64];
     for (k, (vs, is)) in (k0..).zip(vs.chunks_mut(ol).zip(is.chunks_mut(ol))) {
         let xs = &x[k * il..(k + 1) * il];
-        let bv = bias[k % g.c];
-        for r in 0..oh {
-            let base = (2 * r * g.w) as i64;
-            // Rows in pieces of at most 64 windows (the codes' stack buffer).
-            let mut c0 = 0;
-            while c0 < ow {
-                let n = (ow - c0).min(64);
-                let a = &xs[2 * r * g.w + 2 * c0..][..2 * n];
-                let b = &xs[(2 * r + 1) * g.w + 2 * c0..][..2 * n];
-                row(
-                    a,
-                    b,
-                    (bv, g.w as f32),
-                    &mut vs[r * ow + c0..][..n],
-                    &mut codes[..n],
-                );
-                let io = &mut is[r * ow + c0..][..n];
-                for (c, (i, &code)) in io.iter_mut().zip(&codes[..n]).enumerate() {
-                    *i = base + 2 * (c0 + c) as i64 + code as i64;
-                }
-                c0 += n;
-            }
-        }
+        plane_body(xs, g.w, (g.w, bias[k % g.c]), vs, is);
     }
 }
 
@@ -290,6 +294,85 @@ unsafe fn fwd_planes_avx512(
     is: &mut [i64],
 ) {
     fwd_body(x, bias, g, k0, vs, is)
+}
+
+/// [`bias_relu_max_pool_2x2`] of one image held with strides: plane `o` (channel `o`, of
+/// `bias.len()`) starts at `src[o·ps]`, its row `y` at `src[o·ps + y·rs]`; the planes are
+/// `h×w` (`rs >= w`). Writes `bias.len()·(h/2)·(w/2)` values and indices; single-threaded
+/// (the caller parallelises over images). Used by the direct convolution's fused epilogue
+/// (`cpu::conv_pool_fused`).
+///
+/// # Errors
+/// A geometry the strides or slices do not fit.
+pub(crate) fn bias_relu_max_pool_2x2_strided(
+    src: &[f32],
+    (ps, rs): (usize, usize),
+    bias: &[f32],
+    (h, w): (usize, usize),
+    out: &mut [f32],
+    idx: &mut [i64],
+) -> Result<()> {
+    let c = bias.len();
+    let g = Pool2x2 {
+        planes: c,
+        c,
+        h,
+        w,
+    };
+    let ol = g.out_len();
+    g.check(
+        "bias_relu_max_pool_2x2_strided",
+        &[("out", out.len(), c * ol), ("indices", idx.len(), c * ol)],
+    )?;
+    // The last read of plane `o` is row 2·(h/2) − 1, columns below 2·(w/2).
+    let span = (2 * (h / 2) - 1) * rs + 2 * (w / 2);
+    if rs < w || (c > 1 && ps < span) || (c - 1) * ps + span > src.len() {
+        return Err(Error::msg(format!(
+            "bias_relu_max_pool_2x2_strided: strides ({ps}, {rs}) over {} elements do not fit {c} planes of {h}x{w}",
+            src.len()
+        )));
+    }
+    dispatch!(strided_planes(src, (ps, rs), bias, w, out, idx));
+    Ok(())
+}
+
+#[inline(always)]
+fn strided_body(
+    src: &[f32],
+    (ps, rs): (usize, usize),
+    bias: &[f32],
+    w: usize,
+    out: &mut [f32],
+    idx: &mut [i64],
+) {
+    let ol = out.len() / bias.len().max(1);
+    for (o, (vs, is)) in out.chunks_mut(ol).zip(idx.chunks_mut(ol)).enumerate() {
+        plane_body(&src[o * ps..], rs, (w, bias[o]), vs, is);
+    }
+}
+
+fn strided_planes(
+    src: &[f32],
+    s: (usize, usize),
+    bias: &[f32],
+    w: usize,
+    out: &mut [f32],
+    idx: &mut [i64],
+) {
+    strided_body(src, s, bias, w, out, idx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+unsafe fn strided_planes_avx512(
+    src: &[f32],
+    s: (usize, usize),
+    bias: &[f32],
+    w: usize,
+    out: &mut [f32],
+    idx: &mut [i64],
+) {
+    strided_body(src, s, bias, w, out, idx)
 }
 
 /// Backward of planes `k0..` into `ds` (whole input planes); true when an index lay

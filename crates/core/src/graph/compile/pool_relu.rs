@@ -23,7 +23,7 @@
 use crate::cpu::pool_fused::{bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2};
 use crate::graph::{Graph, NodeKind, ValueId};
 use crate::op::Op;
-use crate::params::{BinaryOp, CmpOp, UnaryOp};
+use crate::params::{BinaryOp, CmpOp, Conv2dParams, UnaryOp};
 use crate::{CpuStorage, DType, Error, Result, Tensor};
 
 /// Which fused pass a [`PoolStep`] runs.
@@ -31,6 +31,9 @@ use crate::{CpuStorage, DType, Error, Result, Tensor};
 enum Kind {
     /// loads `[x, bias view]`, stores `[pooled, indices]`.
     Forward,
+    /// `x = conv2d(input, weight)` fused in (nothing else reads `x`): loads `[input, weight,
+    /// bias view]`, stores `[pooled, indices]` (`cpu::conv_pool_fused`).
+    ConvForward(Conv2dParams),
     /// loads `[grad of pooled, pooled, indices]`, stores `[grad of the biased map]`;
     /// `c0` is the ReLU mask's threshold (`r <= c0` gives 0).
     Backward { c0: f32 },
@@ -54,6 +57,12 @@ pub(crate) struct PoolStep {
 /// True unless `MLFW_COMPILE_REWRITE=0`.
 pub(crate) fn enabled() -> bool {
     std::env::var_os("MLFW_COMPILE_REWRITE").is_none_or(|v| v != "0")
+}
+
+/// True unless `MLFW_COMPILE_CONV_POOL=0` (read at compile time): fuse the convolution
+/// feeding a matched chain into its forward step (see [`Kind::ConvForward`]).
+fn conv_enabled() -> bool {
+    std::env::var_os("MLFW_COMPILE_CONV_POOL").is_none_or(|v| v != "0")
 }
 
 fn op(g: &Graph, k: usize) -> Option<&Op<ValueId>> {
@@ -160,12 +169,33 @@ fn match_at(
         h,
         w,
     };
+    // A convolution only `a` reads joins the step.
+    let conv = match op(g, x) {
+        Some(Op::Conv2d {
+            input,
+            weight,
+            params,
+        }) if conv_enabled()
+            && private(x, &[a])
+            && f32_(input.0)
+            && f32_(weight.0)
+            && shapes[input.0].len() == 4
+            && shapes[weight.0].len() == 4 =>
+        {
+            Some((input.0, weight.0, *params))
+        }
+        _ => None,
+    };
+    let (kind, members, loads) = match conv {
+        Some((xi, wi, params)) => (Kind::ConvForward(params), vec![x, a, r, p], vec![xi, wi, e]),
+        None => (Kind::Forward, vec![a, r, p], vec![x, e]),
+    };
     // Every other reader of `r` must be a ReLU mask feeding a matched backward.
     let mut steps = vec![PoolStep {
-        kind: Kind::Forward,
+        kind,
         geo,
-        members: vec![a, r, p],
-        loads: vec![x, e],
+        members,
+        loads,
         stores: vec![p, i],
         store_dims: vec![shapes[p].clone(), shapes[i].clone()],
     }];
@@ -272,6 +302,7 @@ impl PoolStep {
     pub fn name(&self, g: &Graph) -> String {
         let kind = match self.kind {
             Kind::Forward => "bias_relu_max_pool",
+            Kind::ConvForward(_) => "conv_bias_relu_max_pool",
             Kind::Backward { .. } => "max_pool_relu_backward",
         };
         let names: Vec<&str> = self
@@ -298,7 +329,7 @@ impl PoolStep {
                 .enumerate()
                 .map(|(j, (d, _))| {
                     let dt = match (self.kind, j) {
-                        (Kind::Forward, 1) => DType::I64,
+                        (Kind::Forward | Kind::ConvForward(_), 1) => DType::I64,
                         _ => DType::F32,
                     };
                     Tensor::zeros(d.clone(), dt, &crate::Device::Cpu)
@@ -308,21 +339,21 @@ impl PoolStep {
         // The forward's bias is read through its broadcast view, everything else contiguous.
         let ins: Vec<Tensor> = (ins.iter().enumerate())
             .map(|(j, t)| match (self.kind, j) {
-                (Kind::Forward, 1) => Ok((*t).clone()),
+                (Kind::Forward, 1) | (Kind::ConvForward(_), 2) => Ok((*t).clone()),
                 _ => contiguous(t),
             })
             .collect::<Result<_>>()?;
         match self.kind {
             Kind::Forward => self.forward(&ins, &outs)?,
+            Kind::ConvForward(params) => self.conv_forward(&ins, &outs, &params)?,
             Kind::Backward { c0 } => self.backward(&ins, &outs, c0)?,
         }
         Ok(outs)
     }
 
-    fn forward(&self, ins: &[Tensor], outs: &[Tensor]) -> Result<()> {
-        let (x, e) = (&ins[0], &ins[1]);
-        // The bias: the expanded view's channel stride over its storage.
-        let bias: Vec<f32> = {
+    /// The bias: the expanded view's channel stride over its storage.
+    fn bias(&self, e: &Tensor) -> Result<Vec<f32>> {
+        Ok({
             let sg = e.storage();
             let CpuStorage::F32(v) = cpu(&sg)? else {
                 return Err(Error::msg("fused pooling: the bias must be CPU f32"));
@@ -339,7 +370,12 @@ impl PoolStep {
                 .map(|k| v.get(l.offset() + k * st[1]).copied())
                 .collect::<Option<_>>()
                 .ok_or_else(|| Error::msg("fused pooling: the bias view is out of range"))?
-        };
+        })
+    }
+
+    fn forward(&self, ins: &[Tensor], outs: &[Tensor]) -> Result<()> {
+        let (x, e) = (&ins[0], &ins[1]);
+        let bias = self.bias(e)?;
         let xg = x.storage();
         let xs = f32s(cpu(&xg)?, x, "x")?;
         let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
@@ -352,6 +388,38 @@ impl PoolStep {
         };
         let (o, i) = (range(&outs[0])?, range(&outs[1])?);
         bias_relu_max_pool_2x2(xs, &bias, self.geo, &mut ov[o.0..o.1], &mut iv[i.0..i.1])
+    }
+
+    /// The convolution and the pooling in one pass where eager would run the direct
+    /// kernels; elsewhere the plain convolution, then [`Self::forward`]'s pass on it.
+    fn conv_forward(&self, ins: &[Tensor], outs: &[Tensor], p: &Conv2dParams) -> Result<()> {
+        let (x, w, e) = (&ins[0], &ins[1], &ins[2]);
+        let bias = self.bias(e)?;
+        let dims = |t: &Tensor| match *t.dims() {
+            [a, b, c, d] => Ok((a, b, c, d)),
+            _ => Err(Error::msg("fused convolution: input and weight must be 4-D")),
+        };
+        let (xd, wd) = (dims(x)?, dims(w)?);
+        let ran = {
+            let (xg, wg) = (x.storage(), w.storage());
+            let (xs, ws) = (f32s(cpu(&xg)?, x, "input")?, f32s(cpu(&wg)?, w, "weight")?);
+            let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
+            let (os, is) = (
+                og.as_any_mut().downcast_mut::<CpuStorage>(),
+                ig.as_any_mut().downcast_mut::<CpuStorage>(),
+            );
+            let (Some(CpuStorage::F32(ov)), Some(CpuStorage::I64(iv))) = (os, is) else {
+                return Err(Error::msg("fused pooling: outputs must be CPU f32 and i64"));
+            };
+            let (o, i) = (range(&outs[0])?, range(&outs[1])?);
+            let (ov, iv) = (&mut ov[o.0..o.1], &mut iv[i.0..i.1]);
+            crate::cpu::conv_bias_relu_max_pool_2x2(xs, xd, ws, wd, p, &bias, ov, iv)?
+        };
+        if ran {
+            return Ok(());
+        }
+        let y = x.conv2d(w, None, *p)?;
+        self.forward(&[y, e.clone()], outs)
     }
 
     fn backward(&self, ins: &[Tensor], outs: &[Tensor], c0: f32) -> Result<()> {
@@ -381,3 +449,7 @@ impl PoolStep {
 #[cfg(test)]
 #[path = "pool_relu_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "conv_pool_tests.rs"]
+mod conv_tests;

@@ -7,7 +7,7 @@ use crate::graph::{Capture, Graph};
 use crate::params::{CmpOp, Pool2dParams};
 use crate::{DType, Device, Result, Tensor};
 
-fn bits(t: &Tensor) -> Result<Vec<u64>> {
+pub(super) fn bits(t: &Tensor) -> Result<Vec<u64>> {
     Ok(match t.dtype() {
         DType::I64 => t.to_vec::<i64>()?.iter().map(|&x| x as u64).collect(),
         _ => (t.to_vec::<f32>()?.iter().map(|x| x.to_bits() as u64)).collect(),
@@ -15,7 +15,7 @@ fn bits(t: &Tensor) -> Result<Vec<u64>> {
 }
 
 /// `[n, c, h, w]` of mixed signs with NaN, ±0, ties and windows of only negative values.
-fn awkward(shape: [usize; 4], seed: u64) -> Result<Tensor> {
+pub(super) fn awkward(shape: [usize; 4], seed: u64) -> Result<Tensor> {
     crate::manual_seed(seed);
     let mut v =
         Tensor::randn(0.0, 1.0, shape.to_vec(), DType::F32, &Device::Cpu)?.to_vec::<f32>()?;
