@@ -11,6 +11,7 @@ pub(crate) mod map;
 mod matmul;
 mod optim;
 mod pool;
+mod pool_row_avx512;
 pub(crate) mod pool_fused;
 mod reduce;
 mod storage;

@@ -239,11 +239,41 @@ macro_rules! paste_avx512 {
 use {dispatch, paste_avx512};
 
 /// One plane's pooling: input row `y` starts at `xs[y·rs]` (`rs >= w`), plane width `w`
-/// (indices are `y·w + x`), `bv` the channel's bias; writes the `oh×ow` outputs.
+/// (indices are `y·w + x`), `bv` the channel's bias; writes the `oh×ow` outputs. `AVX`:
+/// rows in AVX-512 intrinsics (`pool_row_avx512`, the same results), only from the
+/// `*_avx512` entry points.
 #[inline(always)]
-fn plane_body(xs: &[f32], rs: usize, (w, bv): (usize, f32), vs: &mut [f32], is: &mut [i64]) {
+fn plane_body<const AVX: bool>(
+    xs: &[f32],
+    rs: usize,
+    (w, bv): (usize, f32),
+    vs: &mut [f32],
+    is: &mut [i64],
+) {
     let ow = w / 2;
     let oh = vs.len() / ow.max(1);
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        for r in 0..oh {
+            let a = &xs[2 * r * rs..][..2 * ow];
+            let b = &xs[(2 * r + 1) * rs..][..2 * ow];
+            let (vo, io) = (&mut vs[r * ow..][..ow], &mut is[r * ow..][..ow]);
+            let base = (2 * r * w) as i64;
+            // SAFETY: AVX is only set by the AVX-512 entry points (detected at run time);
+            // `a`, `b` hold 2·ow elements and `vo`, `io` ow.
+            unsafe {
+                super::pool_row_avx512::row(
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    ow,
+                    (bv, w, base),
+                    vo.as_mut_ptr(),
+                    io.as_mut_ptr(),
+                )
+            };
+        }
+        return;
+    }
     let mut codes = [0f32; 64];
     for r in 0..oh {
         let base = (2 * r * w) as i64;
@@ -271,16 +301,23 @@ fn plane_body(xs: &[f32], rs: usize, (w, bv): (usize, f32), vs: &mut [f32], is: 
 
 /// Forward of planes `k0..` into `vs`/`is` (whole output planes).
 #[inline(always)]
-fn fwd_body(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
+fn fwd_body<const AVX: bool>(
+    x: &[f32],
+    bias: &[f32],
+    g: Pool2x2,
+    k0: usize,
+    vs: &mut [f32],
+    is: &mut [i64],
+) {
     let (ol, il) = (g.out_len(), g.in_len());
     for (k, (vs, is)) in (k0..).zip(vs.chunks_mut(ol).zip(is.chunks_mut(ol))) {
         let xs = &x[k * il..(k + 1) * il];
-        plane_body(xs, g.w, (g.w, bias[k % g.c]), vs, is);
+        plane_body::<AVX>(xs, g.w, (g.w, bias[k % g.c]), vs, is);
     }
 }
 
 fn fwd_planes(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
-    fwd_body(x, bias, g, k0, vs, is)
+    fwd_body::<false>(x, bias, g, k0, vs, is)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -293,7 +330,7 @@ unsafe fn fwd_planes_avx512(
     vs: &mut [f32],
     is: &mut [i64],
 ) {
-    fwd_body(x, bias, g, k0, vs, is)
+    fwd_body::<true>(x, bias, g, k0, vs, is)
 }
 
 /// [`bias_relu_max_pool_2x2`] of one image held with strides: plane `o` (channel `o`, of
@@ -337,7 +374,7 @@ pub(crate) fn bias_relu_max_pool_2x2_strided(
 }
 
 #[inline(always)]
-fn strided_body(
+fn strided_body<const AVX: bool>(
     src: &[f32],
     (ps, rs): (usize, usize),
     bias: &[f32],
@@ -347,7 +384,7 @@ fn strided_body(
 ) {
     let ol = out.len() / bias.len().max(1);
     for (o, (vs, is)) in out.chunks_mut(ol).zip(idx.chunks_mut(ol)).enumerate() {
-        plane_body(&src[o * ps..], rs, (w, bias[o]), vs, is);
+        plane_body::<AVX>(&src[o * ps..], rs, (w, bias[o]), vs, is);
     }
 }
 
@@ -359,7 +396,7 @@ fn strided_planes(
     out: &mut [f32],
     idx: &mut [i64],
 ) {
-    strided_body(src, s, bias, w, out, idx)
+    strided_body::<false>(src, s, bias, w, out, idx)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -372,7 +409,7 @@ unsafe fn strided_planes_avx512(
     out: &mut [f32],
     idx: &mut [i64],
 ) {
-    strided_body(src, s, bias, w, out, idx)
+    strided_body::<true>(src, s, bias, w, out, idx)
 }
 
 /// Backward of planes `k0..` into `ds` (whole input planes); true when an index lay
@@ -435,4 +472,69 @@ unsafe fn bwd_planes_avx512(
     ds: &mut [f32],
 ) -> bool {
     bwd_body(gy, pooled, idx, c0, g, k0, ds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 rows against the portable ones, bit for bit: NaN, ±0, ties, negative
+    /// planes, row lengths around the 16-window blocks, strided planes.
+    #[test]
+    fn avx512_rows_match_the_portable_code() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !avx512() {
+                eprintln!("no AVX-512 here: only the portable rows run");
+                return;
+            }
+            let mut s = 0x2545f491u32;
+            for (h, w) in [(2, 2), (5, 9), (7, 33), (4, 32), (6, 34), (3, 65), (28, 28)] {
+                let c = 3;
+                let g = Pool2x2 { planes: 2 * c, c, h, w };
+                let x: Vec<f32> = (0..g.planes * h * w)
+                    .map(|k| {
+                        s ^= s << 13;
+                        s ^= s >> 17;
+                        s ^= s << 5;
+                        match s % 17 {
+                            0 => f32::NAN,
+                            1 => -0.0,
+                            2 | 3 => 0.0,
+                            4 | 5 => 0.75,
+                            _ if k < h * w => -((s % 100) as f32) - 1.0,
+                            _ => (s % 1000) as f32 / 250.0 - 2.0,
+                        }
+                    })
+                    .collect();
+                let bias = [0.0, -0.0, 0.25];
+                let n = g.planes * (h / 2) * (w / 2);
+                let (mut v0, mut i0) = (vec![9f32; n], vec![9i64; n]);
+                let (mut v1, mut i1) = (vec![7f32; n], vec![7i64; n]);
+                fwd_planes(&x, &bias, g, 0, &mut v0, &mut i0);
+                // SAFETY: AVX-512 was detected above.
+                unsafe { fwd_planes_avx512(&x, &bias, g, 0, &mut v1, &mut i1) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&v0), bits(&v1), "{h}x{w}");
+                assert_eq!(i0, i1, "{h}x{w}");
+                // The same planes held with a wider row stride and a plane gap.
+                let (rs, ps) = (w + 3, (w + 3) * h + 5);
+                let mut wide = vec![f32::NAN; ps * g.planes];
+                for k in 0..g.planes {
+                    for y in 0..h {
+                        wide[k * ps + y * rs..][..w].copy_from_slice(&x[(k * h + y) * w..][..w]);
+                    }
+                }
+                let ol = (h / 2) * (w / 2);
+                for (k, b) in [(0, 0.0), (4, -0.0f32)] {
+                    let (mut v2, mut i2) = (vec![0f32; ol], vec![0i64; ol]);
+                    let src = &wide[k * ps..][..ps];
+                    bias_relu_max_pool_2x2_strided(src, (ps, rs), &[b], (h, w), &mut v2, &mut i2)
+                        .unwrap();
+                    assert_eq!(bits(&v2), bits(&v0[k * ol..][..ol]), "{h}x{w} plane {k}");
+                    assert_eq!(i2, &i0[k * ol..][..ol]);
+                }
+            }
+        }
+    }
 }
