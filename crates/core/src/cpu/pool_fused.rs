@@ -171,13 +171,25 @@ pub(crate) fn bias_relu_max_pool_2x2(
     Ok(())
 }
 
+/// Planes of at least this many elements are summed in parallel blocks by eager's
+/// reduction (`cpu::reduce::sum_f64`, blocks of 2^16), an order the fused bias gradient
+/// does not reproduce: [`max_pool_2x2_relu_backward`] refuses them.
+pub(crate) const BIAS_SUM_MAX_PLANE: usize = 1 << 17;
+
 /// The gradient of `max_pool2d(relu(y), 2, 2)` with respect to `y`, as eager computes it
 /// with `where(relu <= c0, 0, max_pool2d_backward(gy, idx))`: `dx[idx[o]] = 0.0 + gy[o]`
 /// unless `pooled[o] <= c0` (then `0.0`), every other element `0.0`. `gy`, `pooled`, `idx`
 /// have `planes·(h/2)·(w/2)` elements, `dx` has `planes·h·w`.
 ///
+/// With `bias_grad` (`c` elements, needs `c >= 2`), also writes `dx.sum([0, 2, 3])` — the
+/// bias gradient — exactly as eager's reduction orders it (`cpu::reduce`: each plane summed
+/// in f64 over 8 lanes of `chunks_exact(8)` plus the tail, the planes of a channel added in
+/// batch order, rounded once to f32), so it is bit-identical; each plane is summed while it
+/// is still in L1, four planes at a time (independent chains).
+///
 /// # Errors
-/// Slices whose lengths do not fit the geometry; an index outside its 2×2 window.
+/// Slices whose lengths do not fit the geometry; an index outside its 2×2 window; a bias
+/// gradient for fewer than 2 channels or planes of [`BIAS_SUM_MAX_PLANE`] or more elements.
 pub(crate) fn max_pool_2x2_relu_backward(
     gy: &[f32],
     pooled: &[f32],
@@ -185,6 +197,7 @@ pub(crate) fn max_pool_2x2_relu_backward(
     c0: f32,
     g: Pool2x2,
     dx: &mut [f32],
+    bias_grad: Option<&mut [f32]>,
 ) -> Result<()> {
     let op = "max_pool_2x2_relu_backward";
     let (ol, il) = (g.out_len(), g.in_len());
@@ -195,19 +208,41 @@ pub(crate) fn max_pool_2x2_relu_backward(
             ("pooled", pooled.len(), g.planes * ol),
             ("indices", idx.len(), g.planes * ol),
             ("dx", dx.len(), g.planes * il),
+            ("bias_grad", bias_grad.as_ref().map_or(g.c, |b| b.len()), g.c),
         ],
     )?;
+    if bias_grad.is_some() && (g.c < 2 || il >= BIAS_SUM_MAX_PLANE) {
+        return Err(Error::msg(format!(
+            "{op}: the fused bias gradient needs at least 2 channels and planes of fewer than {BIAS_SUM_MAX_PLANE} elements ({g:?})"
+        )));
+    }
     let per = g.per_task();
     let bad = std::sync::atomic::AtomicBool::new(false);
-    for_each_chunk_mut(dx, per * il, |t, ds| {
-        if dispatch!(bwd_planes(gy, pooled, idx, c0, g, t * per, ds)) {
+    let mut sums = vec![0f64; if bias_grad.is_some() { g.planes } else { 0 }];
+    let sum_chunk = if sums.is_empty() { 1 } else { per };
+    let sums_len = sums.len();
+    let body = |t: usize, ds: &mut [f32], ss: &mut [f64]| {
+        if dispatch!(bwd_planes(gy, pooled, idx, c0, g, t * per, ds, ss)) {
             bad.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-    });
+    };
+    if sums_len == 0 {
+        for_each_chunk_mut(dx, per * il, |t, ds| body(t, ds, &mut []));
+    } else {
+        for_each_chunk_pair_mut(dx, per * il, &mut sums, sum_chunk, body);
+    }
     if bad.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::msg(format!(
             "{op}: an index lies outside its 2x2 window (indices not from a 2x2 stride-2 max pool)"
         )));
+    }
+    if let Some(db) = bias_grad {
+        let n = g.planes / g.c;
+        for (m, d) in db.iter_mut().enumerate() {
+            // eager: `(0..outer).map(|j| sum_f64(plane j·C + m)).sum()`, then `as f32`.
+            let s: f64 = (0..n).map(|j| sums[j * g.c + m]).sum();
+            *d = s as f32;
+        }
     }
     Ok(())
 }
@@ -412,9 +447,10 @@ unsafe fn strided_planes_avx512(
     strided_body::<true>(src, s, bias, w, out, idx)
 }
 
-/// Backward of planes `k0..` into `ds` (whole input planes); true when an index lay
-/// outside its window.
+/// Backward of planes `k0..` into `ds` (whole input planes) and, when `ss` is not empty,
+/// each plane's sum into `ss`; true when an index lay outside its window.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn bwd_body(
     gy: &[f32],
     pooled: &[f32],
@@ -423,31 +459,73 @@ fn bwd_body(
     g: Pool2x2,
     k0: usize,
     ds: &mut [f32],
+    ss: &mut [f64],
 ) -> bool {
     let (ol, il) = (g.out_len(), g.in_len());
     let mut wrong = false;
     let mut vals = vec![0f32; ol];
-    for (k, d) in (k0..).zip(ds.chunks_mut(il)) {
-        let o = k * ol;
-        let (gr, pr, ir) = (&gy[o..o + ol], &pooled[o..o + ol], &idx[o..o + ol]);
-        // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
-        for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
-            let masked = ((p <= c0) as u32).wrapping_neg();
-            *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
+    const GROUP: usize = 4;
+    for (q, dg) in ds.chunks_mut(GROUP * il).enumerate() {
+        for (kk, d) in dg.chunks_mut(il).enumerate() {
+            let o = (k0 + q * GROUP + kk) * ol;
+            let (gr, pr, ir) = (&gy[o..o + ol], &pooled[o..o + ol], &idx[o..o + ol]);
+            // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
+            for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
+                let masked = ((p <= c0) as u32).wrapping_neg();
+                *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
+            }
+            // Each window's maximum lies in its own window (the indices come from the plan's
+            // forward step), so a zeroed plane plus one store per window is eager's scatter.
+            d.fill(0.0);
+            for (&i, &v) in ir.iter().zip(&vals) {
+                match d.get_mut(i as usize) {
+                    Some(x) if i >= 0 => *x = v,
+                    _ => wrong = true,
+                }
+            }
         }
-        // Each window's maximum lies in its own window (the indices come from the plan's
-        // forward step), so a zeroed plane plus one store per window is eager's scatter.
-        d.fill(0.0);
-        for (&i, &v) in ir.iter().zip(&vals) {
-            match d.get_mut(i as usize) {
-                Some(x) if i >= 0 => *x = v,
-                _ => wrong = true,
+        if !ss.is_empty() {
+            let s = &mut ss[q * GROUP..];
+            match dg.len() / il {
+                GROUP => {
+                    let ps: [&[f32]; GROUP] = std::array::from_fn(|j| &dg[j * il..(j + 1) * il]);
+                    s[..GROUP].copy_from_slice(&plane_sums(ps));
+                }
+                n => {
+                    for j in 0..n {
+                        s[j] = plane_sums([&dg[j * il..(j + 1) * il]])[0];
+                    }
+                }
             }
         }
     }
     wrong
 }
 
+/// Each plane's sum exactly as eager's `cpu::reduce::sum_f64` orders it (below its parallel
+/// size): f64 lanes `l` add elements `8·j + l` of `chunks_exact(8)` in order, the tail is
+/// summed on its own, then `lanes.sum() + tail`. Elementwise lane adds only, so how the
+/// compiler vectorizes the `P` independent chains does not change a bit.
+#[inline(always)]
+fn plane_sums<const P: usize>(ps: [&[f32]; P]) -> [f64; P] {
+    let len = ps[0].len();
+    let cut = len - len % 8;
+    let mut acc = [[0f64; 8]; P];
+    for j in (0..cut).step_by(8) {
+        for (a, p) in acc.iter_mut().zip(&ps) {
+            let x: &[f32; 8] = p[j..j + 8].try_into().expect("8 elements");
+            for (a, &x) in a.iter_mut().zip(x) {
+                *a += x as f64;
+            }
+        }
+    }
+    std::array::from_fn(|p| {
+        let tail: f64 = ps[p][cut..].iter().map(|&x| x as f64).sum();
+        acc[p].iter().sum::<f64>() + tail
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bwd_planes(
     gy: &[f32],
     pooled: &[f32],
@@ -456,12 +534,14 @@ fn bwd_planes(
     g: Pool2x2,
     k0: usize,
     ds: &mut [f32],
+    ss: &mut [f64],
 ) -> bool {
-    bwd_body(gy, pooled, idx, c0, g, k0, ds)
+    bwd_body(gy, pooled, idx, c0, g, k0, ds, ss)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn bwd_planes_avx512(
     gy: &[f32],
     pooled: &[f32],
@@ -470,71 +550,11 @@ unsafe fn bwd_planes_avx512(
     g: Pool2x2,
     k0: usize,
     ds: &mut [f32],
+    ss: &mut [f64],
 ) -> bool {
-    bwd_body(gy, pooled, idx, c0, g, k0, ds)
+    bwd_body(gy, pooled, idx, c0, g, k0, ds, ss)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The AVX-512 rows against the portable ones, bit for bit: NaN, ±0, ties, negative
-    /// planes, row lengths around the 16-window blocks, strided planes.
-    #[test]
-    fn avx512_rows_match_the_portable_code() {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if !avx512() {
-                eprintln!("no AVX-512 here: only the portable rows run");
-                return;
-            }
-            let mut s = 0x2545f491u32;
-            for (h, w) in [(2, 2), (5, 9), (7, 33), (4, 32), (6, 34), (3, 65), (28, 28)] {
-                let c = 3;
-                let g = Pool2x2 { planes: 2 * c, c, h, w };
-                let x: Vec<f32> = (0..g.planes * h * w)
-                    .map(|k| {
-                        s ^= s << 13;
-                        s ^= s >> 17;
-                        s ^= s << 5;
-                        match s % 17 {
-                            0 => f32::NAN,
-                            1 => -0.0,
-                            2 | 3 => 0.0,
-                            4 | 5 => 0.75,
-                            _ if k < h * w => -((s % 100) as f32) - 1.0,
-                            _ => (s % 1000) as f32 / 250.0 - 2.0,
-                        }
-                    })
-                    .collect();
-                let bias = [0.0, -0.0, 0.25];
-                let n = g.planes * (h / 2) * (w / 2);
-                let (mut v0, mut i0) = (vec![9f32; n], vec![9i64; n]);
-                let (mut v1, mut i1) = (vec![7f32; n], vec![7i64; n]);
-                fwd_planes(&x, &bias, g, 0, &mut v0, &mut i0);
-                // SAFETY: AVX-512 was detected above.
-                unsafe { fwd_planes_avx512(&x, &bias, g, 0, &mut v1, &mut i1) };
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&v0), bits(&v1), "{h}x{w}");
-                assert_eq!(i0, i1, "{h}x{w}");
-                // The same planes held with a wider row stride and a plane gap.
-                let (rs, ps) = (w + 3, (w + 3) * h + 5);
-                let mut wide = vec![f32::NAN; ps * g.planes];
-                for k in 0..g.planes {
-                    for y in 0..h {
-                        wide[k * ps + y * rs..][..w].copy_from_slice(&x[(k * h + y) * w..][..w]);
-                    }
-                }
-                let ol = (h / 2) * (w / 2);
-                for (k, b) in [(0, 0.0), (4, -0.0f32)] {
-                    let (mut v2, mut i2) = (vec![0f32; ol], vec![0i64; ol]);
-                    let src = &wide[k * ps..][..ps];
-                    bias_relu_max_pool_2x2_strided(src, (ps, rs), &[b], (h, w), &mut v2, &mut i2)
-                        .unwrap();
-                    assert_eq!(bits(&v2), bits(&v0[k * ol..][..ol]), "{h}x{w} plane {k}");
-                    assert_eq!(i2, &i0[k * ol..][..ol]);
-                }
-            }
-        }
-    }
-}
+#[path = "pool_fused_tests.rs"]
+mod tests;

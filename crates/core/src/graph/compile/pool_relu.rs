@@ -20,7 +20,9 @@
 //! and `where`'s true branch is the constant `+0.0`. `MLFW_COMPILE_REWRITE=0` (read at
 //! compile time) turns the pass off, to measure it.
 
-use crate::cpu::pool_fused::{bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2};
+use crate::cpu::pool_fused::{
+    bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2, BIAS_SUM_MAX_PLANE,
+};
 use crate::graph::{Graph, NodeKind, ValueId};
 use crate::op::Op;
 use crate::params::{BinaryOp, CmpOp, Conv2dParams, UnaryOp};
@@ -34,9 +36,11 @@ enum Kind {
     /// `x = conv2d(input, weight)` fused in (nothing else reads `x`): loads `[input, weight,
     /// bias view]`, stores `[pooled, indices]` (`cpu::conv_pool_fused`).
     ConvForward(Conv2dParams),
-    /// loads `[grad of pooled, pooled, indices]`, stores `[grad of the biased map]`;
-    /// `c0` is the ReLU mask's threshold (`r <= c0` gives 0).
-    Backward { c0: f32 },
+    /// loads `[grad of pooled, pooled, indices]`, stores `[grad of the biased map]` and,
+    /// with `bias_sum`, `[.., its sum over batch and space]` (the bias gradient, summed in
+    /// eager's order while each plane is in L1); `c0` is the ReLU mask's threshold (`r <= c0`
+    /// gives 0).
+    Backward { c0: f32, bias_sum: bool },
 }
 
 /// One fused pooling step of a plan.
@@ -251,18 +255,46 @@ fn match_backward(
     let &[n, c, h, w] = shapes[r].as_slice() else {
         return None;
     };
+    // The bias gradient `sum(wn, [0, 2, 3])` (`[2, 3]` for one sample), summed in the step.
+    let sum = consumers[wn].iter().copied().find(|&s| match op(g, s) {
+        Some(Op::Reduce {
+            arg,
+            op: crate::params::ReduceOp::Sum,
+            dims,
+            ..
+        }) => {
+            arg.0 == wn
+                && (dims == &[0, 2, 3] || (n == 1 && dims == &[2, 3]))
+                && g.nodes[s].dtype == DType::F32
+                && shapes[s].iter().product::<usize>() == c
+                && c >= 2
+                && h * w < BIAS_SUM_MAX_PLANE
+        }
+        _ => false,
+    });
+    let mut members = vec![m.min(l), m.max(l), wn];
+    let (mut stores, mut store_dims) = (vec![wn], vec![shapes[wn].clone()]);
+    if let Some(s) = sum {
+        // The step runs at its last member, `wn`; the sum comes later in node order.
+        members.insert(2, s);
+        stores.push(s);
+        store_dims.push(shapes[s].clone());
+    }
     Some(PoolStep {
-        kind: Kind::Backward { c0 },
+        kind: Kind::Backward {
+            c0,
+            bias_sum: sum.is_some(),
+        },
         geo: Pool2x2 {
             planes: n * c,
             c,
             h,
             w,
         },
-        members: vec![m.min(l), m.max(l), wn],
+        members,
         loads: vec![gp, p, i],
-        stores: vec![wn],
-        store_dims: vec![shapes[wn].clone()],
+        stores,
+        store_dims,
     })
 }
 
@@ -314,28 +346,24 @@ impl PoolStep {
     }
 
     /// Runs the step on `ins` (one per load) into `outs` (one per store: the planned
-    /// buffers' views), or into new tensors when `outs` is `None`; returns the stores.
+    /// buffers' views; `None` where a store gets new memory); returns the stores.
     ///
     /// # Errors
     /// Inputs that are not CPU f32 (i64 indices) of the compiled shapes; indices that do
     /// not come from a 2×2 pooling.
-    pub fn run(&self, ins: &[&Tensor], outs: Option<Vec<Tensor>>) -> Result<Vec<Tensor>> {
-        let outs = match outs {
-            Some(o) => o,
-            None => self
-                .store_dims
-                .iter()
-                .zip(&self.stores)
-                .enumerate()
-                .map(|(j, (d, _))| {
+    pub fn run(&self, ins: &[&Tensor], outs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
+        let outs: Vec<Tensor> = (self.store_dims.iter().enumerate())
+            .map(|(j, d)| match outs.get(j) {
+                Some(Some(t)) => Ok(t.clone()),
+                _ => {
                     let dt = match (self.kind, j) {
                         (Kind::Forward | Kind::ConvForward(_), 1) => DType::I64,
                         _ => DType::F32,
                     };
                     Tensor::zeros(d.clone(), dt, &crate::Device::Cpu)
-                })
-                .collect::<Result<_>>()?,
-        };
+                }
+            })
+            .collect::<Result<_>>()?;
         // The forward's bias is read through its broadcast view, everything else contiguous.
         let ins: Vec<Tensor> = (ins.iter().enumerate())
             .map(|(j, t)| match (self.kind, j) {
@@ -346,7 +374,7 @@ impl PoolStep {
         match self.kind {
             Kind::Forward => self.forward(&ins, &outs)?,
             Kind::ConvForward(params) => self.conv_forward(&ins, &outs, &params)?,
-            Kind::Backward { c0 } => self.backward(&ins, &outs, c0)?,
+            Kind::Backward { c0, .. } => self.backward(&ins, &outs, c0)?,
         }
         Ok(outs)
     }
@@ -442,7 +470,16 @@ impl PoolStep {
             ));
         };
         let (a, b) = range(&outs[0])?;
-        max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, &mut dv[a..b])
+        let dx = &mut dv[a..b];
+        let Some(sum) = outs.get(1) else {
+            return max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, None);
+        };
+        let mut sg = sum.storage_mut();
+        let Some(CpuStorage::F32(sv)) = sg.as_any_mut().downcast_mut::<CpuStorage>() else {
+            return Err(Error::msg("fused pooling: the bias gradient must be CPU f32"));
+        };
+        let (sa, sb) = range(sum)?;
+        max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, Some(&mut sv[sa..sb]))
     }
 }
 
