@@ -208,7 +208,11 @@ pub(crate) fn max_pool_2x2_relu_backward(
             ("pooled", pooled.len(), g.planes * ol),
             ("indices", idx.len(), g.planes * ol),
             ("dx", dx.len(), g.planes * il),
-            ("bias_grad", bias_grad.as_ref().map_or(g.c, |b| b.len()), g.c),
+            (
+                "bias_grad",
+                bias_grad.as_ref().map_or(g.c, |b| b.len()),
+                g.c,
+            ),
         ],
     )?;
     if bias_grad.is_some() && (g.c < 2 || il >= BIAS_SUM_MAX_PLANE) {
@@ -385,12 +389,7 @@ pub(crate) fn bias_relu_max_pool_2x2_strided(
     idx: &mut [i64],
 ) -> Result<()> {
     let c = bias.len();
-    let g = Pool2x2 {
-        planes: c,
-        c,
-        h,
-        w,
-    };
+    let g = Pool2x2 { planes: c, c, h, w };
     let ol = g.out_len();
     g.check(
         "bias_relu_max_pool_2x2_strided",

@@ -15,7 +15,12 @@ fn avx512_rows_match_the_portable_code() {
         let mut s = 0x2545f491u32;
         for (h, w) in [(2, 2), (5, 9), (7, 33), (4, 32), (6, 34), (3, 65), (28, 28)] {
             let c = 3;
-            let g = Pool2x2 { planes: 2 * c, c, h, w };
+            let g = Pool2x2 {
+                planes: 2 * c,
+                c,
+                h,
+                w,
+            };
             let x: Vec<f32> = (0..g.planes * h * w)
                 .map(|k| {
                     s ^= s << 13;

@@ -22,7 +22,11 @@ fn capture(
 ) -> Result<(Graph, Vec<Tensor>, Conv2dParams)> {
     let mut x = awkward(xd, 1)?;
     if !nan {
-        let v: Vec<f32> = x.to_vec::<f32>()?.iter().map(|v| v.clamp(-3.0, 3.0)).collect();
+        let v: Vec<f32> = x
+            .to_vec::<f32>()?
+            .iter()
+            .map(|v| v.clamp(-3.0, 3.0))
+            .collect();
         let v = v.into_iter().map(|v| if v.is_nan() { 0.5 } else { v });
         x = Tensor::from_vec(v.collect(), xd.to_vec(), &Device::Cpu)?;
     }
@@ -83,23 +87,27 @@ fn check(case: Case, nan: bool, shared: bool) -> Result<Vec<String>> {
 #[test]
 fn fused_conv_pool_step_is_bit_identical_to_graph_run() -> Result<()> {
     let cases: [Case; 6] = [
-        ([64, 1, 32, 32], [6, 1, 5, 5], 1, 0),  // LeNet-5 conv1, batch 64 (parallel)
-        ([3, 6, 14, 14], [16, 6, 5, 5], 1, 0),  // LeNet-5 conv2
-        ([1, 3, 12, 9], [7, 3, 5, 5], 1, 0),    // batch 1, odd output 8x5, 7 channels
-        ([2, 2, 9, 11], [5, 2, 4, 4], 1, 1),    // padding, odd 8x10 -> even, even kernel
-        ([2, 3, 13, 13], [4, 3, 3, 3], 2, 0),   // stride 2: the plain convolution runs
+        ([64, 1, 32, 32], [6, 1, 5, 5], 1, 0), // LeNet-5 conv1, batch 64 (parallel)
+        ([3, 6, 14, 14], [16, 6, 5, 5], 1, 0), // LeNet-5 conv2
+        ([1, 3, 12, 9], [7, 3, 5, 5], 1, 0),   // batch 1, odd output 8x5, 7 channels
+        ([2, 2, 9, 11], [5, 2, 4, 4], 1, 1),   // padding, odd 8x10 -> even, even kernel
+        ([2, 3, 13, 13], [4, 3, 3, 3], 2, 0),  // stride 2: the plain convolution runs
         ([2, 17, 10, 7], [19, 17, 3, 3], 1, 1), // 3x3: Winograd, the plain convolution
     ];
     for case in cases {
         for nan in [false, true] {
             let names = check(case, nan, false)?;
             assert!(
-                names.iter().any(|n| n.starts_with("conv_bias_relu_max_pool")),
+                names
+                    .iter()
+                    .any(|n| n.starts_with("conv_bias_relu_max_pool")),
                 "{case:?}: {names:?}"
             );
             assert!(!names.iter().any(|n| n.starts_with("conv2d[")), "{names:?}");
             assert!(
-                names.iter().any(|n| n.starts_with("max_pool_relu_backward")),
+                names
+                    .iter()
+                    .any(|n| n.starts_with("max_pool_relu_backward")),
                 "{names:?}"
             );
         }

@@ -425,7 +425,9 @@ impl PoolStep {
         let bias = self.bias(e)?;
         let dims = |t: &Tensor| match *t.dims() {
             [a, b, c, d] => Ok((a, b, c, d)),
-            _ => Err(Error::msg("fused convolution: input and weight must be 4-D")),
+            _ => Err(Error::msg(
+                "fused convolution: input and weight must be 4-D",
+            )),
         };
         let (xd, wd) = (dims(x)?, dims(w)?);
         let ran = {
@@ -476,7 +478,9 @@ impl PoolStep {
         };
         let mut sg = sum.storage_mut();
         let Some(CpuStorage::F32(sv)) = sg.as_any_mut().downcast_mut::<CpuStorage>() else {
-            return Err(Error::msg("fused pooling: the bias gradient must be CPU f32"));
+            return Err(Error::msg(
+                "fused pooling: the bias gradient must be CPU f32",
+            ));
         };
         let (sa, sb) = range(sum)?;
         max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, Some(&mut sv[sa..sb]))

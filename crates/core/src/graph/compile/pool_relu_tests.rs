@@ -237,12 +237,20 @@ fn layer_bias(xs: &[Tensor], b: &Tensor) -> Result<Vec<Tensor>> {
 fn fused_bias_gradient_is_bit_identical_to_graph_run() -> Result<()> {
     // Odd planes (a tail after chunks of 8), one sample, more planes than a group of 4, a
     // plane count that is not a multiple of 4, parallel-sized.
-    for shape in [[3, 5, 7, 9], [1, 3, 6, 6], [2, 3, 2, 2], [64, 6, 28, 28], [5, 7, 10, 10]] {
+    for shape in [
+        [3, 5, 7, 9],
+        [1, 3, 6, 6],
+        [2, 3, 2, 2],
+        [64, 6, 28, 28],
+        [5, 7, 10, 10],
+    ] {
         let (g, ins) = capture(shape, layer_bias)?;
         let mut plan = compile(&g)?;
         let names = step_names(&mut plan, &ins)?;
         assert!(
-            names.iter().any(|n| n.starts_with("max_pool_relu_backward") && n.contains("sum")),
+            names
+                .iter()
+                .any(|n| n.starts_with("max_pool_relu_backward") && n.contains("sum")),
             "{shape:?}: {names:?}"
         );
         assert!(!names.iter().any(|n| n.starts_with("sum")), "{names:?}");
