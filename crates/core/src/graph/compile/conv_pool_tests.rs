@@ -42,9 +42,11 @@ fn capture(
         bv[o - 2] = -100.0;
     }
     let b = Tensor::from_vec(bv, [1, o, 1, 1], &Device::Cpu)?;
-    let mut params = Conv2dParams::default();
-    params.stride = (stride, stride);
-    params.padding = (pad, pad);
+    let params = Conv2dParams {
+        stride: (stride, stride),
+        padding: (pad, pad),
+        ..Default::default()
+    };
     let y = x.conv2d(&w, None, params)?;
     let (oh, ow) = (y.dims()[2], y.dims()[3]);
     let gp = awkward([xd[0], o, oh / 2, ow / 2], 2)?;
