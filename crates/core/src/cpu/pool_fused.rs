@@ -450,7 +450,7 @@ unsafe fn strided_planes_avx512(
 /// each plane's sum into `ss`; true when an index lay outside its window.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn bwd_body(
+fn bwd_body<const AVX: bool>(
     gy: &[f32],
     pooled: &[f32],
     idx: &[i64],
@@ -473,12 +473,20 @@ fn bwd_body(
                 let masked = ((p <= c0) as u32).wrapping_neg();
                 *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
             }
-            // Each window's maximum lies in its own window (the indices come from the plan's
-            // forward step), so a zeroed plane plus one store per window is eager's scatter.
+            #[cfg(target_arch = "x86_64")]
+            if AVX {
+                wrong |= !bwd_plane_avx512((gr, pr, ir), c0, g, d);
+                continue;
+            }
+            // Each window's maximum lies in its own window (checked; the indices come from
+            // the plan's forward step), so a zeroed plane plus one store per window is
+            // eager's scatter.
             d.fill(0.0);
-            for (&i, &v) in ir.iter().zip(&vals) {
+            let (w, ow) = (g.w as i64, (g.w / 2).max(1));
+            for (o, (&i, &v)) in ir.iter().zip(&vals).enumerate() {
+                let first = (2 * (o / ow) * g.w + 2 * (o % ow)) as i64;
                 match d.get_mut(i as usize) {
-                    Some(x) if i >= 0 => *x = v,
+                    Some(x) if [0, 1, w, w + 1].contains(&(i - first)) => *x = v,
                     _ => wrong = true,
                 }
             }
@@ -499,6 +507,43 @@ fn bwd_body(
         }
     }
     wrong
+}
+
+/// One plane of the backward in AVX-512 rows (`pool_row_avx512::bwd_row`); an odd last
+/// column or row is zeroed. False when an index is not in its own window.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn bwd_plane_avx512(
+    (gr, pr, ir): (&[f32], &[f32], &[i64]),
+    c0: f32,
+    g: Pool2x2,
+    d: &mut [f32],
+) -> bool {
+    let (w, ow, oh) = (g.w, g.w / 2, g.h / 2);
+    let mut ok = true;
+    for r in 0..oh {
+        let (top, bot) = d[2 * r * w..(2 * r + 2) * w].split_at_mut(w);
+        let o = r * ow;
+        let (gs, ps, is) = (&gr[o..o + ow], &pr[o..o + ow], &ir[o..o + ow]);
+        // SAFETY: only reached from the AVX-512 entry points (detected at run time); the
+        // slices hold `ow` windows and `2·ow <= w` elements per row.
+        ok &= unsafe {
+            super::pool_row_avx512::bwd_row(
+                (gs.as_ptr(), ps.as_ptr(), is.as_ptr()),
+                ow,
+                c0,
+                (w, (2 * r * w) as i64),
+                top.as_mut_ptr(),
+                bot.as_mut_ptr(),
+            )
+        };
+        if w % 2 == 1 {
+            top[w - 1] = 0.0;
+            bot[w - 1] = 0.0;
+        }
+    }
+    d[2 * oh * w..].fill(0.0);
+    ok
 }
 
 /// Each plane's sum exactly as eager's `cpu::reduce::sum_f64` orders it (below its parallel
@@ -535,7 +580,7 @@ fn bwd_planes(
     ds: &mut [f32],
     ss: &mut [f64],
 ) -> bool {
-    bwd_body(gy, pooled, idx, c0, g, k0, ds, ss)
+    bwd_body::<false>(gy, pooled, idx, c0, g, k0, ds, ss)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -551,7 +596,7 @@ unsafe fn bwd_planes_avx512(
     ds: &mut [f32],
     ss: &mut [f64],
 ) -> bool {
-    bwd_body(gy, pooled, idx, c0, g, k0, ds, ss)
+    bwd_body::<true>(gy, pooled, idx, c0, g, k0, ds, ss)
 }
 
 #[cfg(test)]

@@ -40,12 +40,41 @@ fn avx512_rows_match_the_portable_code() {
             let n = g.planes * (h / 2) * (w / 2);
             let (mut v0, mut i0) = (vec![9f32; n], vec![9i64; n]);
             let (mut v1, mut i1) = (vec![7f32; n], vec![7i64; n]);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             fwd_planes(&x, &bias, g, 0, &mut v0, &mut i0);
             // SAFETY: AVX-512 was detected above.
             unsafe { fwd_planes_avx512(&x, &bias, g, 0, &mut v1, &mut i1) };
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&v0), bits(&v1), "{h}x{w}");
             assert_eq!(i0, i1, "{h}x{w}");
+            // Backward (every element written, no zero fill) and the planes' sums.
+            let gy: Vec<f32> = (v0.iter().enumerate())
+                .map(|(k, &p)| match k % 7 {
+                    0 => -0.0,
+                    3 => f32::NAN,
+                    _ => p * 0.5 - 1.0 + k as f32 * 0.01,
+                })
+                .collect();
+            for c0 in [0.0, 0.5] {
+                let len = g.planes * h * w;
+                let (mut d0, mut d1) = (vec![5f32; len], vec![6f32; len]);
+                let (mut s0, mut s1) = (vec![0f64; g.planes], vec![1f64; g.planes]);
+                assert!(!bwd_planes(&gy, &v0, &i0, c0, g, 0, &mut d0, &mut s0));
+                // SAFETY: AVX-512 was detected above.
+                assert!(!unsafe { bwd_planes_avx512(&gy, &v0, &i0, c0, g, 0, &mut d1, &mut s1) });
+                assert_eq!(bits(&d0), bits(&d1), "{h}x{w} backward");
+                let sb = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(sb(&s0), sb(&s1), "{h}x{w} sums");
+                // An index in another window is refused by both.
+                let mut bad = i0.clone();
+                bad[0] = i0[0] ^ 2;
+                if w >= 4 {
+                    assert!(bwd_planes(&gy, &v0, &bad, c0, g, 0, &mut d0, &mut s0));
+                    // SAFETY: as above.
+                    assert!(unsafe {
+                        bwd_planes_avx512(&gy, &v0, &bad, c0, g, 0, &mut d1, &mut s1)
+                    });
+                }
+            }
             // The same planes held with a wider row stride and a plane gap.
             let (rs, ps) = (w + 3, (w + 3) * h + 5);
             let mut wide = vec![f32::NAN; ps * g.planes];

@@ -96,3 +96,64 @@ unsafe fn split(
         _mm512_permutex2var_ps(lo, odd, hi),
     )
 }
+
+/// One output row of the fused pool/ReLU backward (`pool_fused::max_pool_2x2_relu_backward`):
+/// windows `0..n`, `gy`/`pooled`/`idx` their gradients, pooled values and indices; writes
+/// the `2·n` leading elements of the even and odd input rows `top`/`bot` (`base` = index of
+/// `top[0]` in its plane, `w` the plane width): the window's gradient `0.0 + gy` (or `+0.0`
+/// where `pooled <= c0`) at its maximum, `+0.0` elsewhere — every element written once, no
+/// zero fill. Returns false when an index is not in its own window.
+///
+/// # Safety
+/// AVX-512F must be available; `gy`, `pooled`, `idx` valid for `n` reads, `top`, `bot` for
+/// `2·n` writes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn bwd_row(
+    (gy, pooled, idx): (*const f32, *const f32, *const i64),
+    n: usize,
+    c0: f32,
+    (w, base): (usize, i64),
+    top: *mut f32,
+    bot: *mut f32,
+) -> bool {
+    let lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    let iota_lo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    let iota_hi = _mm512_setr_epi64(16, 18, 20, 22, 24, 26, 28, 30);
+    let codes = [0i64, 1, w as i64, w as i64 + 1].map(|c| _mm512_set1_epi64(c));
+    let (zero, cv) = (_mm512_setzero_ps(), _mm512_set1_ps(c0));
+    let mut ok = true;
+    let mut c = 0;
+    while c < n {
+        let m = (n - c).min(16);
+        let mm: __mmask16 = (((1u32 << m) - 1) & 0xffff) as u16;
+        let g = _mm512_maskz_loadu_ps(mm, gy.wrapping_add(c));
+        let p = _mm512_maskz_loadu_ps(mm, pooled.wrapping_add(c));
+        let masked = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(p, cv);
+        let v = _mm512_maskz_mov_ps(!masked, _mm512_add_ps(zero, g));
+        let start = _mm512_set1_epi64(base + 2 * c as i64);
+        let il = _mm512_maskz_loadu_epi64((mm & 0xff) as u8, idx.wrapping_add(c));
+        let ih = _mm512_maskz_loadu_epi64((mm >> 8) as u8, idx.wrapping_add(c + 8));
+        let dl = _mm512_sub_epi64(il, _mm512_add_epi64(start, iota_lo));
+        let dh = _mm512_sub_epi64(ih, _mm512_add_epi64(start, iota_hi));
+        let at = codes.map(|k| {
+            (_mm512_cmpeq_epi64_mask(dl, k) as u16) | ((_mm512_cmpeq_epi64_mask(dh, k) as u16) << 8)
+        });
+        ok &= (at[0] | at[1] | at[2] | at[3]) & mm == mm;
+        let [t0, t1, b0, b1] = at.map(|k| _mm512_maskz_mov_ps(k, v));
+        let e = 2 * m;
+        let (ml, mh): (__mmask16, __mmask16) = (
+            (((1u32 << e.min(16)) - 1) & 0xffff) as u16,
+            (((1u32 << e.saturating_sub(16)) - 1) & 0xffff) as u16,
+        );
+        for (dst, (ev, od)) in [(top, (t0, t1)), (bot, (b0, b1))] {
+            let d = dst.wrapping_add(2 * c);
+            _mm512_mask_storeu_ps(d, ml, _mm512_permutex2var_ps(ev, lo_i, od));
+            _mm512_mask_storeu_ps(d.wrapping_add(16), mh, _mm512_permutex2var_ps(ev, hi_i, od));
+        }
+        c += 16;
+    }
+    ok
+}

@@ -205,7 +205,9 @@ fn fused_pool_kernels_refuse_bad_shapes_and_indices() {
     assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, None).is_err());
     assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx[1..], None).is_err());
     // The bias gradient: one per channel, at least two channels.
-    i.iter_mut().for_each(|i| *i = 0);
+    i[3] = 1; // in the plane, in another window
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, None).is_err());
+    bias_relu_max_pool_2x2(&x, &[0.0; 3], g, &mut o, &mut i).unwrap();
     let mut db = [0f32; 3];
     assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, Some(&mut db)).is_ok());
     let mut db2 = [0f32; 2];
