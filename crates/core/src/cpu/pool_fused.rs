@@ -473,8 +473,10 @@ fn bwd_body<const AVX: bool>(
                 let masked = ((p <= c0) as u32).wrapping_neg();
                 *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
             }
+            // Rows of fewer than 8 windows measured slower in 16-lane blocks (LeNet's 10x10
+            // maps: 0.051 vs 0.031 ms a step); they keep the fill and scatter.
             #[cfg(target_arch = "x86_64")]
-            if AVX {
+            if AVX && g.w >= 16 {
                 wrong |= !bwd_plane_avx512((gr, pr, ir), c0, g, d);
                 continue;
             }
@@ -482,12 +484,16 @@ fn bwd_body<const AVX: bool>(
             // the plan's forward step), so a zeroed plane plus one store per window is
             // eager's scatter.
             d.fill(0.0);
-            let (w, ow) = (g.w as i64, (g.w / 2).max(1));
-            for (o, (&i, &v)) in ir.iter().zip(&vals).enumerate() {
-                let first = (2 * (o / ow) * g.w + 2 * (o % ow)) as i64;
-                match d.get_mut(i as usize) {
-                    Some(x) if [0, 1, w, w + 1].contains(&(i - first)) => *x = v,
-                    _ => wrong = true,
+            let (w, ow) = (g.w as i64, g.w / 2);
+            for (r, (irow, vrow)) in ir.chunks_exact(ow).zip(vals.chunks_exact(ow)).enumerate() {
+                let mut first = 2 * r as i64 * w;
+                for (&i, &v) in irow.iter().zip(vrow) {
+                    let k = i - first;
+                    match d.get_mut(i as usize) {
+                        Some(x) if k == 0 || k == 1 || k == w || k == w + 1 => *x = v,
+                        _ => wrong = true,
+                    }
+                    first += 2;
                 }
             }
         }
