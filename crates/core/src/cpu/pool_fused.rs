@@ -11,6 +11,11 @@
 //!   with the ReLU mask read from the *pooled* map: at a window's recorded maximum the ReLU
 //!   output equals the pooled value, and everywhere else the gradient is `+0.0` whatever
 //!   the mask says (so the full-size ReLU output is not needed).
+//!   Optionally it also sums each plane (the convolution's bias gradient) in eager's order.
+//! - [`bias_relu_max_pool_2x2_strided`]: the forward on one image held with strides (the
+//!   direct convolution's scratch; `cpu::conv_pool_fused`).
+//!
+//! On AVX-512 the rows run in intrinsics (`cpu::pool_row_avx512`, the same expressions).
 //!
 //! Both compute every element with the eager kernels' expressions (the same f32 add, ReLU
 //! `x > 0 || x is NaN ? x : 0`, max rule `v > best || v is NaN` with the first maximum
@@ -477,7 +482,7 @@ fn bwd_body<const AVX: bool>(
             // maps: 0.051 vs 0.031 ms a step); they keep the fill and scatter.
             #[cfg(target_arch = "x86_64")]
             if AVX && g.w >= 16 {
-                wrong |= !bwd_plane_avx512((gr, pr, ir), c0, g, d);
+                wrong |= !super::pool_row_avx512::bwd_plane((gr, pr, ir), c0, g, d);
                 continue;
             }
             // Each window's maximum lies in its own window (checked; the indices come from
@@ -513,43 +518,6 @@ fn bwd_body<const AVX: bool>(
         }
     }
     wrong
-}
-
-/// One plane of the backward in AVX-512 rows (`pool_row_avx512::bwd_row`); an odd last
-/// column or row is zeroed. False when an index is not in its own window.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn bwd_plane_avx512(
-    (gr, pr, ir): (&[f32], &[f32], &[i64]),
-    c0: f32,
-    g: Pool2x2,
-    d: &mut [f32],
-) -> bool {
-    let (w, ow, oh) = (g.w, g.w / 2, g.h / 2);
-    let mut ok = true;
-    for r in 0..oh {
-        let (top, bot) = d[2 * r * w..(2 * r + 2) * w].split_at_mut(w);
-        let o = r * ow;
-        let (gs, ps, is) = (&gr[o..o + ow], &pr[o..o + ow], &ir[o..o + ow]);
-        // SAFETY: only reached from the AVX-512 entry points (detected at run time); the
-        // slices hold `ow` windows and `2·ow <= w` elements per row.
-        ok &= unsafe {
-            super::pool_row_avx512::bwd_row(
-                (gs.as_ptr(), ps.as_ptr(), is.as_ptr()),
-                ow,
-                c0,
-                (w, (2 * r * w) as i64),
-                top.as_mut_ptr(),
-                bot.as_mut_ptr(),
-            )
-        };
-        if w % 2 == 1 {
-            top[w - 1] = 0.0;
-            bot[w - 1] = 0.0;
-        }
-    }
-    d[2 * oh * w..].fill(0.0);
-    ok
 }
 
 /// Each plane's sum exactly as eager's `cpu::reduce::sum_f64` orders it (below its parallel

@@ -157,3 +157,40 @@ pub(super) unsafe fn bwd_row(
     }
     ok
 }
+
+/// One plane of the backward in AVX-512 rows (`pool_row_avx512::bwd_row`); an odd last
+/// column or row is zeroed. False when an index is not in its own window.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn bwd_plane(
+    (gr, pr, ir): (&[f32], &[f32], &[i64]),
+    c0: f32,
+    g: super::pool_fused::Pool2x2,
+    d: &mut [f32],
+) -> bool {
+    let (w, ow, oh) = (g.w, g.w / 2, g.h / 2);
+    let mut ok = true;
+    for r in 0..oh {
+        let (top, bot) = d[2 * r * w..(2 * r + 2) * w].split_at_mut(w);
+        let o = r * ow;
+        let (gs, ps, is) = (&gr[o..o + ow], &pr[o..o + ow], &ir[o..o + ow]);
+        // SAFETY: only reached from the AVX-512 entry points (detected at run time); the
+        // slices hold `ow` windows and `2·ow <= w` elements per row.
+        ok &= unsafe {
+            bwd_row(
+                (gs.as_ptr(), ps.as_ptr(), is.as_ptr()),
+                ow,
+                c0,
+                (w, (2 * r * w) as i64),
+                top.as_mut_ptr(),
+                bot.as_mut_ptr(),
+            )
+        };
+        if w % 2 == 1 {
+            top[w - 1] = 0.0;
+            bot[w - 1] = 0.0;
+        }
+    }
+    d[2 * oh * w..].fill(0.0);
+    ok
+}

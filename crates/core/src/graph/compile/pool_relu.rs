@@ -19,6 +19,14 @@
 //! pooling is 2×2, stride 2, no padding, no dilation, floor-sized, everything is CPU f32,
 //! and `where`'s true branch is the constant `+0.0`. `MLFW_COMPILE_REWRITE=0` (read at
 //! compile time) turns the pass off, to measure it.
+//!
+//! Two more members join when present (still bit-identical):
+//! - `x = conv2d(input, weight)` read by nothing but `a`: the forward step computes the
+//!   convolution too, pooling each image's output from the direct kernel's scratch
+//!   (`cpu::conv_pool_fused`; other kernels: the plain convolution, then the pooling).
+//!   `MLFW_COMPILE_CONV_POOL=0` turns only this off.
+//! - the bias gradient `sum(w, [0, 2, 3])` (`[2, 3]` for one sample; at least 2 channels):
+//!   the backward step sums each plane while writing it, in eager's order.
 
 use crate::cpu::pool_fused::{
     bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2, BIAS_SUM_MAX_PLANE,
