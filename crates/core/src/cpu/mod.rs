@@ -3,6 +3,7 @@
 mod alloc;
 pub mod batch_norm;
 mod conv;
+mod conv_pool_fused;
 mod elementwise;
 mod f32_view;
 mod index;
@@ -11,11 +12,13 @@ mod matmul;
 mod optim;
 mod pool;
 pub(crate) mod pool_fused;
+mod pool_row_avx512;
 mod reduce;
 mod storage;
 mod vexp;
 
 pub use alloc::tune_allocator;
+pub(crate) use conv_pool_fused::conv_bias_relu_max_pool_2x2;
 pub use storage::CpuStorage;
 #[cfg(target_arch = "x86_64")]
 pub use vexp::exp16;

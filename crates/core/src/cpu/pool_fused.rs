@@ -11,6 +11,11 @@
 //!   with the ReLU mask read from the *pooled* map: at a window's recorded maximum the ReLU
 //!   output equals the pooled value, and everywhere else the gradient is `+0.0` whatever
 //!   the mask says (so the full-size ReLU output is not needed).
+//!   Optionally it also sums each plane (the convolution's bias gradient) in eager's order.
+//! - [`bias_relu_max_pool_2x2_strided`]: the forward on one image held with strides (the
+//!   direct convolution's scratch; `cpu::conv_pool_fused`).
+//!
+//! On AVX-512 the rows run in intrinsics (`cpu::pool_row_avx512`, the same expressions).
 //!
 //! Both compute every element with the eager kernels' expressions (the same f32 add, ReLU
 //! `x > 0 || x is NaN ? x : 0`, max rule `v > best || v is NaN` with the first maximum
@@ -33,10 +38,6 @@ pub(crate) struct Pool2x2 {
 }
 
 impl Pool2x2 {
-    /// Output rows and columns.
-    pub fn out_hw(&self) -> (usize, usize) {
-        (self.h / 2, self.w / 2)
-    }
     fn in_len(&self) -> usize {
         self.h * self.w
     }
@@ -175,13 +176,25 @@ pub(crate) fn bias_relu_max_pool_2x2(
     Ok(())
 }
 
+/// Planes of at least this many elements are summed in parallel blocks by eager's
+/// reduction (`cpu::reduce::sum_f64`, blocks of 2^16), an order the fused bias gradient
+/// does not reproduce: [`max_pool_2x2_relu_backward`] refuses them.
+pub(crate) const BIAS_SUM_MAX_PLANE: usize = 1 << 17;
+
 /// The gradient of `max_pool2d(relu(y), 2, 2)` with respect to `y`, as eager computes it
 /// with `where(relu <= c0, 0, max_pool2d_backward(gy, idx))`: `dx[idx[o]] = 0.0 + gy[o]`
 /// unless `pooled[o] <= c0` (then `0.0`), every other element `0.0`. `gy`, `pooled`, `idx`
 /// have `planes·(h/2)·(w/2)` elements, `dx` has `planes·h·w`.
 ///
+/// With `bias_grad` (`c` elements, needs `c >= 2`), also writes `dx.sum([0, 2, 3])` — the
+/// bias gradient — exactly as eager's reduction orders it (`cpu::reduce`: each plane summed
+/// in f64 over 8 lanes of `chunks_exact(8)` plus the tail, the planes of a channel added in
+/// batch order, rounded once to f32), so it is bit-identical; each plane is summed while it
+/// is still in L1, four planes at a time (independent chains).
+///
 /// # Errors
-/// Slices whose lengths do not fit the geometry; an index outside its 2×2 window.
+/// Slices whose lengths do not fit the geometry; an index outside its 2×2 window; a bias
+/// gradient for fewer than 2 channels or planes of [`BIAS_SUM_MAX_PLANE`] or more elements.
 pub(crate) fn max_pool_2x2_relu_backward(
     gy: &[f32],
     pooled: &[f32],
@@ -189,6 +202,7 @@ pub(crate) fn max_pool_2x2_relu_backward(
     c0: f32,
     g: Pool2x2,
     dx: &mut [f32],
+    bias_grad: Option<&mut [f32]>,
 ) -> Result<()> {
     let op = "max_pool_2x2_relu_backward";
     let (ol, il) = (g.out_len(), g.in_len());
@@ -199,19 +213,45 @@ pub(crate) fn max_pool_2x2_relu_backward(
             ("pooled", pooled.len(), g.planes * ol),
             ("indices", idx.len(), g.planes * ol),
             ("dx", dx.len(), g.planes * il),
+            (
+                "bias_grad",
+                bias_grad.as_ref().map_or(g.c, |b| b.len()),
+                g.c,
+            ),
         ],
     )?;
+    if bias_grad.is_some() && (g.c < 2 || il >= BIAS_SUM_MAX_PLANE) {
+        return Err(Error::msg(format!(
+            "{op}: the fused bias gradient needs at least 2 channels and planes of fewer than {BIAS_SUM_MAX_PLANE} elements ({g:?})"
+        )));
+    }
     let per = g.per_task();
     let bad = std::sync::atomic::AtomicBool::new(false);
-    for_each_chunk_mut(dx, per * il, |t, ds| {
-        if dispatch!(bwd_planes(gy, pooled, idx, c0, g, t * per, ds)) {
+    let mut sums = vec![0f64; if bias_grad.is_some() { g.planes } else { 0 }];
+    let sum_chunk = if sums.is_empty() { 1 } else { per };
+    let sums_len = sums.len();
+    let body = |t: usize, ds: &mut [f32], ss: &mut [f64]| {
+        if dispatch!(bwd_planes(gy, pooled, idx, c0, g, t * per, ds, ss)) {
             bad.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-    });
+    };
+    if sums_len == 0 {
+        for_each_chunk_mut(dx, per * il, |t, ds| body(t, ds, &mut []));
+    } else {
+        for_each_chunk_pair_mut(dx, per * il, &mut sums, sum_chunk, body);
+    }
     if bad.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::msg(format!(
             "{op}: an index lies outside its 2x2 window (indices not from a 2x2 stride-2 max pool)"
         )));
+    }
+    if let Some(db) = bias_grad {
+        let n = g.planes / g.c;
+        for (m, d) in db.iter_mut().enumerate() {
+            // eager: `(0..outer).map(|j| sum_f64(plane j·C + m)).sum()`, then `as f32`.
+            let s: f64 = (0..n).map(|j| sums[j * g.c + m]).sum();
+            *d = s as f32;
+        }
     }
     Ok(())
 }
@@ -238,45 +278,90 @@ macro_rules! dispatch {
 macro_rules! paste_avx512 {
     (fwd_planes($($a:expr),*)) => { fwd_planes_avx512($($a),*) };
     (bwd_planes($($a:expr),*)) => { bwd_planes_avx512($($a),*) };
+    (strided_planes($($a:expr),*)) => { strided_planes_avx512($($a),*) };
 }
 use {dispatch, paste_avx512};
 
-/// Forward of planes `k0..` into `vs`/`is` (whole output planes).
+/// One plane's pooling: input row `y` starts at `xs[y·rs]` (`rs >= w`), plane width `w`
+/// (indices are `y·w + x`), `bv` the channel's bias; writes the `oh×ow` outputs. `AVX`:
+/// rows in AVX-512 intrinsics (`pool_row_avx512`, the same results), only from the
+/// `*_avx512` entry points.
 #[inline(always)]
-fn fwd_body(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
-    let (ol, il) = (g.out_len(), g.in_len());
-    let (oh, ow) = g.out_hw();
-    let mut codes = [0f32; 64];
-    for (k, (vs, is)) in (k0..).zip(vs.chunks_mut(ol).zip(is.chunks_mut(ol))) {
-        let xs = &x[k * il..(k + 1) * il];
-        let bv = bias[k % g.c];
+fn plane_body<const AVX: bool>(
+    xs: &[f32],
+    rs: usize,
+    (w, bv): (usize, f32),
+    vs: &mut [f32],
+    is: &mut [i64],
+) {
+    let ow = w / 2;
+    let oh = vs.len() / ow.max(1);
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
         for r in 0..oh {
-            let base = (2 * r * g.w) as i64;
-            // Rows in pieces of at most 64 windows (the codes' stack buffer).
-            let mut c0 = 0;
-            while c0 < ow {
-                let n = (ow - c0).min(64);
-                let a = &xs[2 * r * g.w + 2 * c0..][..2 * n];
-                let b = &xs[(2 * r + 1) * g.w + 2 * c0..][..2 * n];
-                row(
-                    a,
-                    b,
-                    (bv, g.w as f32),
-                    &mut vs[r * ow + c0..][..n],
-                    &mut codes[..n],
-                );
-                let io = &mut is[r * ow + c0..][..n];
-                for (c, (i, &code)) in io.iter_mut().zip(&codes[..n]).enumerate() {
-                    *i = base + 2 * (c0 + c) as i64 + code as i64;
-                }
-                c0 += n;
+            let a = &xs[2 * r * rs..][..2 * ow];
+            let b = &xs[(2 * r + 1) * rs..][..2 * ow];
+            let (vo, io) = (&mut vs[r * ow..][..ow], &mut is[r * ow..][..ow]);
+            let base = (2 * r * w) as i64;
+            // SAFETY: AVX is only set by the AVX-512 entry points (detected at run time);
+            // `a`, `b` hold 2·ow elements and `vo`, `io` ow.
+            unsafe {
+                super::pool_row_avx512::row(
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    ow,
+                    (bv, w, base),
+                    vo.as_mut_ptr(),
+                    io.as_mut_ptr(),
+                )
+            };
+        }
+        return;
+    }
+    let mut codes = [0f32; 64];
+    for r in 0..oh {
+        let base = (2 * r * w) as i64;
+        // Rows in pieces of at most 64 windows (the codes' stack buffer).
+        let mut c0 = 0;
+        while c0 < ow {
+            let n = (ow - c0).min(64);
+            let a = &xs[2 * r * rs + 2 * c0..][..2 * n];
+            let b = &xs[(2 * r + 1) * rs + 2 * c0..][..2 * n];
+            row(
+                a,
+                b,
+                (bv, w as f32),
+                &mut vs[r * ow + c0..][..n],
+                &mut codes[..n],
+            );
+            let io = &mut is[r * ow + c0..][..n];
+            for (c, (i, &code)) in io.iter_mut().zip(&codes[..n]).enumerate() {
+                *i = base + 2 * (c0 + c) as i64 + code as i64;
             }
+            c0 += n;
         }
     }
 }
 
+/// Forward of planes `k0..` into `vs`/`is` (whole output planes).
+#[inline(always)]
+fn fwd_body<const AVX: bool>(
+    x: &[f32],
+    bias: &[f32],
+    g: Pool2x2,
+    k0: usize,
+    vs: &mut [f32],
+    is: &mut [i64],
+) {
+    let (ol, il) = (g.out_len(), g.in_len());
+    for (k, (vs, is)) in (k0..).zip(vs.chunks_mut(ol).zip(is.chunks_mut(ol))) {
+        let xs = &x[k * il..(k + 1) * il];
+        plane_body::<AVX>(xs, g.w, (g.w, bias[k % g.c]), vs, is);
+    }
+}
+
 fn fwd_planes(x: &[f32], bias: &[f32], g: Pool2x2, k0: usize, vs: &mut [f32], is: &mut [i64]) {
-    fwd_body(x, bias, g, k0, vs, is)
+    fwd_body::<false>(x, bias, g, k0, vs, is)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -289,13 +374,88 @@ unsafe fn fwd_planes_avx512(
     vs: &mut [f32],
     is: &mut [i64],
 ) {
-    fwd_body(x, bias, g, k0, vs, is)
+    fwd_body::<true>(x, bias, g, k0, vs, is)
 }
 
-/// Backward of planes `k0..` into `ds` (whole input planes); true when an index lay
-/// outside its window.
+/// [`bias_relu_max_pool_2x2`] of one image held with strides: plane `o` (channel `o`, of
+/// `bias.len()`) starts at `src[o·ps]`, its row `y` at `src[o·ps + y·rs]`; the planes are
+/// `h×w` (`rs >= w`). Writes `bias.len()·(h/2)·(w/2)` values and indices; single-threaded
+/// (the caller parallelises over images). Used by the direct convolution's fused epilogue
+/// (`cpu::conv_pool_fused`).
+///
+/// # Errors
+/// A geometry the strides or slices do not fit.
+pub(crate) fn bias_relu_max_pool_2x2_strided(
+    src: &[f32],
+    (ps, rs): (usize, usize),
+    bias: &[f32],
+    (h, w): (usize, usize),
+    out: &mut [f32],
+    idx: &mut [i64],
+) -> Result<()> {
+    let c = bias.len();
+    let g = Pool2x2 { planes: c, c, h, w };
+    let ol = g.out_len();
+    g.check(
+        "bias_relu_max_pool_2x2_strided",
+        &[("out", out.len(), c * ol), ("indices", idx.len(), c * ol)],
+    )?;
+    // The last read of plane `o` is row 2·(h/2) − 1, columns below 2·(w/2).
+    let span = (2 * (h / 2) - 1) * rs + 2 * (w / 2);
+    if rs < w || (c > 1 && ps < span) || (c - 1) * ps + span > src.len() {
+        return Err(Error::msg(format!(
+            "bias_relu_max_pool_2x2_strided: strides ({ps}, {rs}) over {} elements do not fit {c} planes of {h}x{w}",
+            src.len()
+        )));
+    }
+    dispatch!(strided_planes(src, (ps, rs), bias, w, out, idx));
+    Ok(())
+}
+
 #[inline(always)]
-fn bwd_body(
+fn strided_body<const AVX: bool>(
+    src: &[f32],
+    (ps, rs): (usize, usize),
+    bias: &[f32],
+    w: usize,
+    out: &mut [f32],
+    idx: &mut [i64],
+) {
+    let ol = out.len() / bias.len().max(1);
+    for (o, (vs, is)) in out.chunks_mut(ol).zip(idx.chunks_mut(ol)).enumerate() {
+        plane_body::<AVX>(&src[o * ps..], rs, (w, bias[o]), vs, is);
+    }
+}
+
+fn strided_planes(
+    src: &[f32],
+    s: (usize, usize),
+    bias: &[f32],
+    w: usize,
+    out: &mut [f32],
+    idx: &mut [i64],
+) {
+    strided_body::<false>(src, s, bias, w, out, idx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+unsafe fn strided_planes_avx512(
+    src: &[f32],
+    s: (usize, usize),
+    bias: &[f32],
+    w: usize,
+    out: &mut [f32],
+    idx: &mut [i64],
+) {
+    strided_body::<true>(src, s, bias, w, out, idx)
+}
+
+/// Backward of planes `k0..` into `ds` (whole input planes) and, when `ss` is not empty,
+/// each plane's sum into `ss`; true when an index lay outside its window.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bwd_body<const AVX: bool>(
     gy: &[f32],
     pooled: &[f32],
     idx: &[i64],
@@ -303,31 +463,87 @@ fn bwd_body(
     g: Pool2x2,
     k0: usize,
     ds: &mut [f32],
+    ss: &mut [f64],
 ) -> bool {
     let (ol, il) = (g.out_len(), g.in_len());
     let mut wrong = false;
     let mut vals = vec![0f32; ol];
-    for (k, d) in (k0..).zip(ds.chunks_mut(il)) {
-        let o = k * ol;
-        let (gr, pr, ir) = (&gy[o..o + ol], &pooled[o..o + ol], &idx[o..o + ol]);
-        // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
-        for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
-            let masked = ((p <= c0) as u32).wrapping_neg();
-            *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
+    const GROUP: usize = 4;
+    for (q, dg) in ds.chunks_mut(GROUP * il).enumerate() {
+        for (kk, d) in dg.chunks_mut(il).enumerate() {
+            let o = (k0 + q * GROUP + kk) * ol;
+            let (gr, pr, ir) = (&gy[o..o + ol], &pooled[o..o + ol], &idx[o..o + ol]);
+            // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
+            for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
+                let masked = ((p <= c0) as u32).wrapping_neg();
+                *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
+            }
+            // Rows of fewer than 8 windows measured slower in 16-lane blocks (LeNet's 10x10
+            // maps: 0.051 vs 0.031 ms a step); they keep the fill and scatter.
+            #[cfg(target_arch = "x86_64")]
+            if AVX && g.w >= 16 {
+                wrong |= !super::pool_row_avx512::bwd_plane((gr, pr, ir), c0, g, d);
+                continue;
+            }
+            // Each window's maximum lies in its own window (checked; the indices come from
+            // the plan's forward step), so a zeroed plane plus one store per window is
+            // eager's scatter.
+            d.fill(0.0);
+            let (w, ow) = (g.w as i64, g.w / 2);
+            for (r, (irow, vrow)) in ir.chunks_exact(ow).zip(vals.chunks_exact(ow)).enumerate() {
+                let mut first = 2 * r as i64 * w;
+                for (&i, &v) in irow.iter().zip(vrow) {
+                    let k = i - first;
+                    match d.get_mut(i as usize) {
+                        Some(x) if k == 0 || k == 1 || k == w || k == w + 1 => *x = v,
+                        _ => wrong = true,
+                    }
+                    first += 2;
+                }
+            }
         }
-        // Each window's maximum lies in its own window (the indices come from the plan's
-        // forward step), so a zeroed plane plus one store per window is eager's scatter.
-        d.fill(0.0);
-        for (&i, &v) in ir.iter().zip(&vals) {
-            match d.get_mut(i as usize) {
-                Some(x) if i >= 0 => *x = v,
-                _ => wrong = true,
+        if !ss.is_empty() {
+            let s = &mut ss[q * GROUP..];
+            match dg.len() / il {
+                GROUP => {
+                    let ps: [&[f32]; GROUP] = std::array::from_fn(|j| &dg[j * il..(j + 1) * il]);
+                    s[..GROUP].copy_from_slice(&plane_sums(ps));
+                }
+                n => {
+                    for j in 0..n {
+                        s[j] = plane_sums([&dg[j * il..(j + 1) * il]])[0];
+                    }
+                }
             }
         }
     }
     wrong
 }
 
+/// Each plane's sum exactly as eager's `cpu::reduce::sum_f64` orders it (below its parallel
+/// size): f64 lanes `l` add elements `8·j + l` of `chunks_exact(8)` in order, the tail is
+/// summed on its own, then `lanes.sum() + tail`. Elementwise lane adds only, so how the
+/// compiler vectorizes the `P` independent chains does not change a bit.
+#[inline(always)]
+fn plane_sums<const P: usize>(ps: [&[f32]; P]) -> [f64; P] {
+    let len = ps[0].len();
+    let cut = len - len % 8;
+    let mut acc = [[0f64; 8]; P];
+    for j in (0..cut).step_by(8) {
+        for (a, p) in acc.iter_mut().zip(&ps) {
+            let x: &[f32; 8] = p[j..j + 8].try_into().expect("8 elements");
+            for (a, &x) in a.iter_mut().zip(x) {
+                *a += x as f64;
+            }
+        }
+    }
+    std::array::from_fn(|p| {
+        let tail: f64 = ps[p][cut..].iter().map(|&x| x as f64).sum();
+        acc[p].iter().sum::<f64>() + tail
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bwd_planes(
     gy: &[f32],
     pooled: &[f32],
@@ -336,12 +552,14 @@ fn bwd_planes(
     g: Pool2x2,
     k0: usize,
     ds: &mut [f32],
+    ss: &mut [f64],
 ) -> bool {
-    bwd_body(gy, pooled, idx, c0, g, k0, ds)
+    bwd_body::<false>(gy, pooled, idx, c0, g, k0, ds, ss)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn bwd_planes_avx512(
     gy: &[f32],
     pooled: &[f32],
@@ -350,6 +568,11 @@ unsafe fn bwd_planes_avx512(
     g: Pool2x2,
     k0: usize,
     ds: &mut [f32],
+    ss: &mut [f64],
 ) -> bool {
-    bwd_body(gy, pooled, idx, c0, g, k0, ds)
+    bwd_body::<true>(gy, pooled, idx, c0, g, k0, ds, ss)
 }
+
+#[cfg(test)]
+#[path = "pool_fused_tests.rs"]
+mod tests;

@@ -121,20 +121,102 @@ pub(super) fn fwd(
     w: &Wide,
     out: &mut [MaybeUninit<f32>],
 ) {
-    let (ob, nv) = fwd_shape(g.o);
-    let plan = Plan::new(g, w, nv * L, 1);
-    let (k, op) = (g.k(), g.o.next_multiple_of(ob));
-    // Weights as [K][O'] (zero columns up to O') so one tap's channels are adjacent.
-    let mut wk = vec![0f32; k * op];
-    for o in 0..g.o {
-        for t in 0..k {
-            wk[t * op + o] = wt[o * k + t];
+    let fw = FwdWide::new(wt, g, w);
+    let np = g.np();
+    over_batch(g, out, g.o * np, fw.scratch(), |i, oi, buf| {
+        let wide = fw.image(x, i, buf);
+        for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
+            let b = bias.map_or(0.0, |b| b[o]);
+            for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                let src = &wide[o * fw.plan.np + y * w.wp..][..g.ow];
+                // SAFETY: AVX-512F was detected; `row` and `src` both hold `ow` elements.
+                unsafe { add_row(row.as_mut_ptr().cast::<f32>(), src.as_ptr(), g.ow, b) };
+            }
+        }
+    });
+}
+
+/// Forward for compiled plans' fused epilogues: instead of storing `out[N, O, oH, oW]`,
+/// hands image `i`'s output to `epi(i, wide, (plane stride, row stride), a_i, b_i)` while it
+/// is still in the thread's scratch (L1/L2). `wide[o·ps + y·rs + x]` is output `(o, y, x)`
+/// before `fwd`'s `+ 0.0` (which only turns `-0.0` into `+0.0`); `a_i`/`b_i` are image `i`'s
+/// `a_img`/`b_img`-element chunks of `a`/`b`. Images run in parallel chunks like [`fwd`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn fwd_each<A: Send, B: Send>(
+    x: &[f32],
+    wt: &[f32],
+    g: &Geom,
+    w: &Wide,
+    (a, a_img): (&mut [A], usize),
+    (b, b_img): (&mut [B], usize),
+    epi: impl Fn(usize, &[f32], (usize, usize), &mut [A], &mut [B]) + Sync,
+) {
+    let fw = FwdWide::new(wt, g, w);
+    if a_img == 0 || b_img == 0 || g.n == 0 {
+        return;
+    }
+    let threads = num_threads();
+    let per = if threads > 1 && g.n >= threads && g.work() >= super::geom::PAR_WORK {
+        g.n.div_ceil(threads * 4).max(1)
+    } else {
+        g.n
+    };
+    parallel::for_each_chunk_pair_mut(a, per * a_img, b, per * b_img, |ci, ac, bc| {
+        with_scratch(fw.scratch(), |buf| {
+            for (k, (ai, bi)) in ac.chunks_mut(a_img).zip(bc.chunks_mut(b_img)).enumerate() {
+                let i = ci * per + k;
+                let wide = fw.image(x, i, buf);
+                epi(i, wide, (fw.plan.np, w.wp), ai, bi);
+            }
+        })
+    });
+}
+
+/// The forward's per-call state: the tap plan and the weights as `[K][O']`.
+struct FwdWide<'a> {
+    g: &'a Geom,
+    w: &'a Wide,
+    plan: Plan,
+    wk: Vec<f32>,
+    /// Output-channel block, vectors per position block, padded channel count.
+    ob: usize,
+    nv: usize,
+    op: usize,
+}
+
+impl<'a> FwdWide<'a> {
+    fn new(wt: &[f32], g: &'a Geom, w: &'a Wide) -> Self {
+        let (ob, nv) = fwd_shape(g.o);
+        let plan = Plan::new(g, w, nv * L, 1);
+        let (k, op) = (g.k(), g.o.next_multiple_of(ob));
+        // Weights as [K][O'] (zero columns up to O') so one tap's channels are adjacent.
+        let mut wk = vec![0f32; k * op];
+        for o in 0..g.o {
+            for t in 0..k {
+                wk[t * op + o] = wt[o * k + t];
+            }
+        }
+        FwdWide {
+            g,
+            w,
+            plan,
+            wk,
+            ob,
+            nv,
+            op,
         }
     }
-    let np = g.np();
-    over_batch(g, out, g.o * np, plan.img + op * plan.np, |i, oi, buf| {
+
+    /// Scratch elements per thread: the padded image and the wide output.
+    fn scratch(&self) -> usize {
+        self.plan.img + self.op * self.plan.np
+    }
+
+    /// Computes image `i`'s wide output in `buf` (`scratch()` elements) and returns it.
+    fn image<'b>(&self, x: &[f32], i: usize, buf: &'b mut [f32]) -> &'b [f32] {
+        let (g, plan, (ob, nv, op)) = (self.g, &self.plan, (self.ob, self.nv, self.op));
         let (xp, wide) = buf.split_at_mut(plan.img);
-        pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, w, &plan);
+        pad_into(&x[i * g.img()..(i + 1) * g.img()], xp, g, self.w, plan);
         for o0 in (0..op).step_by(ob) {
             for p0 in (0..plan.np).step_by(nv * L) {
                 // SAFETY: AVX-512F was detected (`usable`); reads stay inside `xp` (off(t) + p0
@@ -142,7 +224,7 @@ pub(super) fn fwd(
                 // writes stay inside `wide` (o0 + ob ≤ op rows of plan.np).
                 unsafe {
                     let dst = wide.as_mut_ptr().add(o0 * plan.np + p0);
-                    let (src, wts) = (xp.as_ptr().add(p0), wk.as_ptr().add(o0));
+                    let (src, wts) = (xp.as_ptr().add(p0), self.wk.as_ptr().add(o0));
                     match (ob, nv) {
                         (8, 3) => fwd_block::<8, 3>(src, &plan.offs, wts, op, dst, plan.np),
                         (6, 4) => fwd_block::<6, 4>(src, &plan.offs, wts, op, dst, plan.np),
@@ -151,15 +233,8 @@ pub(super) fn fwd(
                 }
             }
         }
-        for (o, dst) in oi.chunks_exact_mut(np).enumerate() {
-            let b = bias.map_or(0.0, |b| b[o]);
-            for (y, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                let src = &wide[o * plan.np + y * w.wp..][..g.ow];
-                // SAFETY: AVX-512F was detected; `row` and `src` both hold `ow` elements.
-                unsafe { add_row(row.as_mut_ptr().cast::<f32>(), src.as_ptr(), g.ow, b) };
-            }
-        }
-    });
+        wide
+    }
 }
 
 /// `dst[..n] = src[..n] + b`.

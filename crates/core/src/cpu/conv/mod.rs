@@ -261,6 +261,59 @@ macro_rules! dispatch {
     };
 }
 
+/// Per-image epilogue of [`conv2d_direct_each`]: `(image, wide output, (plane stride, row
+/// stride), image's chunk of a, image's chunk of b)`.
+pub(crate) type DirectEpilogue<'a> =
+    &'a (dyn Fn(usize, &[f32], (usize, usize), &mut [f32], &mut [i64]) + Sync);
+
+/// For compiled plans' fused steps (`graph::compile::conv_pool`): when eager would compute
+/// this f32 convolution (input `[N, C, H, W]`, weight `[O, C/g, kH, kW]`, both contiguous
+/// slices, no bias) on the direct kernels, computes it image by image and hands each image's
+/// output to `epi` instead of storing it (see `direct::fwd_each`), then returns `Ok(true)`.
+/// Returns `Ok(false)`, running nothing, when eager would take another kernel (whose
+/// roundings differ) — the caller then runs the plain op.
+///
+/// # Errors
+/// Inconsistent geometry, or slices whose lengths do not fit it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_direct_each(
+    x: &[f32],
+    xd: (usize, usize, usize, usize),
+    w: &[f32],
+    wd: (usize, usize, usize, usize),
+    p: &Conv2dParams,
+    a: (&mut [f32], usize),
+    b: (&mut [i64], usize),
+    epi: DirectEpilogue<'_>,
+) -> Result<bool> {
+    let op = "conv2d (fused epilogue)";
+    let g = Geom::new(op, xd, wd, None, p)?;
+    if x.len() != g.n * g.img() || w.len() != g.o * g.k() {
+        return Err(Error::msg(format!(
+            "{op}: slices of {} and {} elements do not fit input {xd:?} and weight {wd:?}",
+            x.len(),
+            w.len()
+        )));
+    }
+    if a.0.len() != g.n * a.1 || b.0.len() != g.n * b.1 {
+        return Err(Error::msg(format!(
+            "{op}: outputs of {} and {} elements are not {} images of {} and {}",
+            a.0.len(),
+            b.0.len(),
+            g.n,
+            a.1,
+            b.1
+        )));
+    }
+    match Conv2dImpl::choose::<f32>(&g) {
+        Conv2dImpl::Direct(wide) => {
+            direct::fwd_each(x, w, &g, &wide, a, b, epi);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Convolution without bias: input `[N, C, H, W]`, weight `[O, C/g, kH, kW]` → `[N, O, oH, oW]`.
 pub(crate) fn conv2d(
     x: &CpuStorage,

@@ -354,14 +354,11 @@ impl Plan {
                                 .ok_or_else(|| Error::msg("plan run: value freed"))
                         })
                         .collect::<Result<_>>()?;
-                    let planned =
-                        self.planned && ps.stores.iter().all(|&m| self.handles[m].is_some());
-                    let outs = planned.then(|| {
-                        ps.stores
-                            .iter()
-                            .filter_map(|&m| self.handles[m].clone())
-                            .collect()
-                    });
+                    // Planned buffers where there are (a store the caller receives gets
+                    // fresh memory).
+                    let outs = (ps.stores.iter())
+                        .map(|&m| self.handles[m].clone().filter(|_| self.planned))
+                        .collect();
                     let outs = ps.run(&ins, outs)?;
                     for (&m, t) in ps.stores.iter().zip(outs) {
                         self.slots[m] = Some(t);

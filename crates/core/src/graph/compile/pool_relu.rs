@@ -19,11 +19,21 @@
 //! pooling is 2×2, stride 2, no padding, no dilation, floor-sized, everything is CPU f32,
 //! and `where`'s true branch is the constant `+0.0`. `MLFW_COMPILE_REWRITE=0` (read at
 //! compile time) turns the pass off, to measure it.
+//!
+//! Two more members join when present (still bit-identical):
+//! - `x = conv2d(input, weight)` read by nothing but `a`: the forward step computes the
+//!   convolution too, pooling each image's output from the direct kernel's scratch
+//!   (`cpu::conv_pool_fused`; other kernels: the plain convolution, then the pooling).
+//!   `MLFW_COMPILE_CONV_POOL=0` turns only this off.
+//! - the bias gradient `sum(w, [0, 2, 3])` (`[2, 3]` for one sample; at least 2 channels):
+//!   the backward step sums each plane while writing it, in eager's order.
 
-use crate::cpu::pool_fused::{bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2};
+use crate::cpu::pool_fused::{
+    bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2, BIAS_SUM_MAX_PLANE,
+};
 use crate::graph::{Graph, NodeKind, ValueId};
 use crate::op::Op;
-use crate::params::{BinaryOp, CmpOp, UnaryOp};
+use crate::params::{BinaryOp, CmpOp, Conv2dParams, UnaryOp};
 use crate::{CpuStorage, DType, Error, Result, Tensor};
 
 /// Which fused pass a [`PoolStep`] runs.
@@ -31,9 +41,14 @@ use crate::{CpuStorage, DType, Error, Result, Tensor};
 enum Kind {
     /// loads `[x, bias view]`, stores `[pooled, indices]`.
     Forward,
-    /// loads `[grad of pooled, pooled, indices]`, stores `[grad of the biased map]`;
-    /// `c0` is the ReLU mask's threshold (`r <= c0` gives 0).
-    Backward { c0: f32 },
+    /// `x = conv2d(input, weight)` fused in (nothing else reads `x`): loads `[input, weight,
+    /// bias view]`, stores `[pooled, indices]` (`cpu::conv_pool_fused`).
+    ConvForward(Conv2dParams),
+    /// loads `[grad of pooled, pooled, indices]`, stores `[grad of the biased map]` and,
+    /// with `bias_sum`, `[.., its sum over batch and space]` (the bias gradient, summed in
+    /// eager's order while each plane is in L1); `c0` is the ReLU mask's threshold (`r <= c0`
+    /// gives 0).
+    Backward { c0: f32, bias_sum: bool },
 }
 
 /// One fused pooling step of a plan.
@@ -54,6 +69,12 @@ pub(crate) struct PoolStep {
 /// True unless `MLFW_COMPILE_REWRITE=0`.
 pub(crate) fn enabled() -> bool {
     std::env::var_os("MLFW_COMPILE_REWRITE").is_none_or(|v| v != "0")
+}
+
+/// True unless `MLFW_COMPILE_CONV_POOL=0` (read at compile time): fuse the convolution
+/// feeding a matched chain into its forward step (see [`Kind::ConvForward`]).
+fn conv_enabled() -> bool {
+    std::env::var_os("MLFW_COMPILE_CONV_POOL").is_none_or(|v| v != "0")
 }
 
 fn op(g: &Graph, k: usize) -> Option<&Op<ValueId>> {
@@ -160,12 +181,33 @@ fn match_at(
         h,
         w,
     };
+    // A convolution only `a` reads joins the step.
+    let conv = match op(g, x) {
+        Some(Op::Conv2d {
+            input,
+            weight,
+            params,
+        }) if conv_enabled()
+            && private(x, &[a])
+            && f32_(input.0)
+            && f32_(weight.0)
+            && shapes[input.0].len() == 4
+            && shapes[weight.0].len() == 4 =>
+        {
+            Some((input.0, weight.0, *params))
+        }
+        _ => None,
+    };
+    let (kind, members, loads) = match conv {
+        Some((xi, wi, params)) => (Kind::ConvForward(params), vec![x, a, r, p], vec![xi, wi, e]),
+        None => (Kind::Forward, vec![a, r, p], vec![x, e]),
+    };
     // Every other reader of `r` must be a ReLU mask feeding a matched backward.
     let mut steps = vec![PoolStep {
-        kind: Kind::Forward,
+        kind,
         geo,
-        members: vec![a, r, p],
-        loads: vec![x, e],
+        members,
+        loads,
         stores: vec![p, i],
         store_dims: vec![shapes[p].clone(), shapes[i].clone()],
     }];
@@ -221,18 +263,46 @@ fn match_backward(
     let &[n, c, h, w] = shapes[r].as_slice() else {
         return None;
     };
+    // The bias gradient `sum(wn, [0, 2, 3])` (`[2, 3]` for one sample), summed in the step.
+    let sum = consumers[wn].iter().copied().find(|&s| match op(g, s) {
+        Some(Op::Reduce {
+            arg,
+            op: crate::params::ReduceOp::Sum,
+            dims,
+            ..
+        }) => {
+            arg.0 == wn
+                && (dims == &[0, 2, 3] || (n == 1 && dims == &[2, 3]))
+                && g.nodes[s].dtype == DType::F32
+                && shapes[s].iter().product::<usize>() == c
+                && c >= 2
+                && h * w < BIAS_SUM_MAX_PLANE
+        }
+        _ => false,
+    });
+    let mut members = vec![m.min(l), m.max(l), wn];
+    let (mut stores, mut store_dims) = (vec![wn], vec![shapes[wn].clone()]);
+    if let Some(s) = sum {
+        // The step runs at its last member, `wn`; the sum comes later in node order.
+        members.insert(2, s);
+        stores.push(s);
+        store_dims.push(shapes[s].clone());
+    }
     Some(PoolStep {
-        kind: Kind::Backward { c0 },
+        kind: Kind::Backward {
+            c0,
+            bias_sum: sum.is_some(),
+        },
         geo: Pool2x2 {
             planes: n * c,
             c,
             h,
             w,
         },
-        members: vec![m.min(l), m.max(l), wn],
+        members,
         loads: vec![gp, p, i],
-        stores: vec![wn],
-        store_dims: vec![shapes[wn].clone()],
+        stores,
+        store_dims,
     })
 }
 
@@ -272,6 +342,7 @@ impl PoolStep {
     pub fn name(&self, g: &Graph) -> String {
         let kind = match self.kind {
             Kind::Forward => "bias_relu_max_pool",
+            Kind::ConvForward(_) => "conv_bias_relu_max_pool",
             Kind::Backward { .. } => "max_pool_relu_backward",
         };
         let names: Vec<&str> = self
@@ -283,46 +354,42 @@ impl PoolStep {
     }
 
     /// Runs the step on `ins` (one per load) into `outs` (one per store: the planned
-    /// buffers' views), or into new tensors when `outs` is `None`; returns the stores.
+    /// buffers' views; `None` where a store gets new memory); returns the stores.
     ///
     /// # Errors
     /// Inputs that are not CPU f32 (i64 indices) of the compiled shapes; indices that do
     /// not come from a 2×2 pooling.
-    pub fn run(&self, ins: &[&Tensor], outs: Option<Vec<Tensor>>) -> Result<Vec<Tensor>> {
-        let outs = match outs {
-            Some(o) => o,
-            None => self
-                .store_dims
-                .iter()
-                .zip(&self.stores)
-                .enumerate()
-                .map(|(j, (d, _))| {
+    pub fn run(&self, ins: &[&Tensor], outs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
+        let outs: Vec<Tensor> = (self.store_dims.iter().enumerate())
+            .map(|(j, d)| match outs.get(j) {
+                Some(Some(t)) => Ok(t.clone()),
+                _ => {
                     let dt = match (self.kind, j) {
-                        (Kind::Forward, 1) => DType::I64,
+                        (Kind::Forward | Kind::ConvForward(_), 1) => DType::I64,
                         _ => DType::F32,
                     };
                     Tensor::zeros(d.clone(), dt, &crate::Device::Cpu)
-                })
-                .collect::<Result<_>>()?,
-        };
+                }
+            })
+            .collect::<Result<_>>()?;
         // The forward's bias is read through its broadcast view, everything else contiguous.
         let ins: Vec<Tensor> = (ins.iter().enumerate())
             .map(|(j, t)| match (self.kind, j) {
-                (Kind::Forward, 1) => Ok((*t).clone()),
+                (Kind::Forward, 1) | (Kind::ConvForward(_), 2) => Ok((*t).clone()),
                 _ => contiguous(t),
             })
             .collect::<Result<_>>()?;
         match self.kind {
             Kind::Forward => self.forward(&ins, &outs)?,
-            Kind::Backward { c0 } => self.backward(&ins, &outs, c0)?,
+            Kind::ConvForward(params) => self.conv_forward(&ins, &outs, &params)?,
+            Kind::Backward { c0, .. } => self.backward(&ins, &outs, c0)?,
         }
         Ok(outs)
     }
 
-    fn forward(&self, ins: &[Tensor], outs: &[Tensor]) -> Result<()> {
-        let (x, e) = (&ins[0], &ins[1]);
-        // The bias: the expanded view's channel stride over its storage.
-        let bias: Vec<f32> = {
+    /// The bias: the expanded view's channel stride over its storage.
+    fn bias(&self, e: &Tensor) -> Result<Vec<f32>> {
+        Ok({
             let sg = e.storage();
             let CpuStorage::F32(v) = cpu(&sg)? else {
                 return Err(Error::msg("fused pooling: the bias must be CPU f32"));
@@ -339,7 +406,12 @@ impl PoolStep {
                 .map(|k| v.get(l.offset() + k * st[1]).copied())
                 .collect::<Option<_>>()
                 .ok_or_else(|| Error::msg("fused pooling: the bias view is out of range"))?
-        };
+        })
+    }
+
+    fn forward(&self, ins: &[Tensor], outs: &[Tensor]) -> Result<()> {
+        let (x, e) = (&ins[0], &ins[1]);
+        let bias = self.bias(e)?;
         let xg = x.storage();
         let xs = f32s(cpu(&xg)?, x, "x")?;
         let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
@@ -352,6 +424,40 @@ impl PoolStep {
         };
         let (o, i) = (range(&outs[0])?, range(&outs[1])?);
         bias_relu_max_pool_2x2(xs, &bias, self.geo, &mut ov[o.0..o.1], &mut iv[i.0..i.1])
+    }
+
+    /// The convolution and the pooling in one pass where eager would run the direct
+    /// kernels; elsewhere the plain convolution, then [`Self::forward`]'s pass on it.
+    fn conv_forward(&self, ins: &[Tensor], outs: &[Tensor], p: &Conv2dParams) -> Result<()> {
+        let (x, w, e) = (&ins[0], &ins[1], &ins[2]);
+        let bias = self.bias(e)?;
+        let dims = |t: &Tensor| match *t.dims() {
+            [a, b, c, d] => Ok((a, b, c, d)),
+            _ => Err(Error::msg(
+                "fused convolution: input and weight must be 4-D",
+            )),
+        };
+        let (xd, wd) = (dims(x)?, dims(w)?);
+        let ran = {
+            let (xg, wg) = (x.storage(), w.storage());
+            let (xs, ws) = (f32s(cpu(&xg)?, x, "input")?, f32s(cpu(&wg)?, w, "weight")?);
+            let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
+            let (os, is) = (
+                og.as_any_mut().downcast_mut::<CpuStorage>(),
+                ig.as_any_mut().downcast_mut::<CpuStorage>(),
+            );
+            let (Some(CpuStorage::F32(ov)), Some(CpuStorage::I64(iv))) = (os, is) else {
+                return Err(Error::msg("fused pooling: outputs must be CPU f32 and i64"));
+            };
+            let (o, i) = (range(&outs[0])?, range(&outs[1])?);
+            let (ov, iv) = (&mut ov[o.0..o.1], &mut iv[i.0..i.1]);
+            crate::cpu::conv_bias_relu_max_pool_2x2(xs, xd, ws, wd, p, &bias, ov, iv)?
+        };
+        if ran {
+            return Ok(());
+        }
+        let y = x.conv2d(w, None, *p)?;
+        self.forward(&[y, e.clone()], outs)
     }
 
     fn backward(&self, ins: &[Tensor], outs: &[Tensor], c0: f32) -> Result<()> {
@@ -374,10 +480,25 @@ impl PoolStep {
             ));
         };
         let (a, b) = range(&outs[0])?;
-        max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, &mut dv[a..b])
+        let dx = &mut dv[a..b];
+        let Some(sum) = outs.get(1) else {
+            return max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, None);
+        };
+        let mut sg = sum.storage_mut();
+        let Some(CpuStorage::F32(sv)) = sg.as_any_mut().downcast_mut::<CpuStorage>() else {
+            return Err(Error::msg(
+                "fused pooling: the bias gradient must be CPU f32",
+            ));
+        };
+        let (sa, sb) = range(sum)?;
+        max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, Some(&mut sv[sa..sb]))
     }
 }
 
 #[cfg(test)]
 #[path = "pool_relu_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "conv_pool_tests.rs"]
+mod conv_tests;

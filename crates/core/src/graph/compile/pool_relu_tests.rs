@@ -7,7 +7,7 @@ use crate::graph::{Capture, Graph};
 use crate::params::{CmpOp, Pool2dParams};
 use crate::{DType, Device, Result, Tensor};
 
-fn bits(t: &Tensor) -> Result<Vec<u64>> {
+pub(super) fn bits(t: &Tensor) -> Result<Vec<u64>> {
     Ok(match t.dtype() {
         DType::I64 => t.to_vec::<i64>()?.iter().map(|&x| x as u64).collect(),
         _ => (t.to_vec::<f32>()?.iter().map(|x| x.to_bits() as u64)).collect(),
@@ -15,7 +15,7 @@ fn bits(t: &Tensor) -> Result<Vec<u64>> {
 }
 
 /// `[n, c, h, w]` of mixed signs with NaN, ±0, ties and windows of only negative values.
-fn awkward(shape: [usize; 4], seed: u64) -> Result<Tensor> {
+pub(super) fn awkward(shape: [usize; 4], seed: u64) -> Result<Tensor> {
     crate::manual_seed(seed);
     let mut v =
         Tensor::randn(0.0, 1.0, shape.to_vec(), DType::F32, &Device::Cpu)?.to_vec::<f32>()?;
@@ -197,11 +197,81 @@ fn fused_pool_kernels_refuse_bad_shapes_and_indices() {
     let bad = Pool2x2 { c: 4, ..g };
     assert!(bias_relu_max_pool_2x2(&x, &[0.0; 4], bad, &mut o, &mut i).is_err());
     let mut dx = vec![0f32; 6 * 20];
-    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx).is_ok());
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, None).is_ok());
     i[3] = 20; // outside the plane
-    let e = max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx).unwrap_err();
+    let e = max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, None).unwrap_err();
     assert!(e.to_string().contains("index"), "{e}");
     i[3] = -1;
-    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx).is_err());
-    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx[1..]).is_err());
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, None).is_err());
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx[1..], None).is_err());
+    // The bias gradient: one per channel, at least two channels.
+    i[3] = 1; // in the plane, in another window
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, None).is_err());
+    bias_relu_max_pool_2x2(&x, &[0.0; 3], g, &mut o, &mut i).unwrap();
+    let mut db = [0f32; 3];
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, Some(&mut db)).is_ok());
+    let mut db2 = [0f32; 2];
+    let e = max_pool_2x2_relu_backward(&o, &o, &i, 0.0, g, &mut dx, Some(&mut db2));
+    assert!(e.unwrap_err().to_string().contains("bias_grad"));
+    let one = Pool2x2 { c: 1, ..g };
+    let mut db1 = [0f32; 1];
+    assert!(max_pool_2x2_relu_backward(&o, &o, &i, 0.0, one, &mut dx, Some(&mut db1)).is_err());
+}
+
+/// The layer with its bias gradient `sum(w, [0, 2, 3])` (as `sum_to` records it, a graph
+/// output here: the step's store then gets fresh memory while `w` keeps its buffer).
+fn layer_bias(xs: &[Tensor], b: &Tensor) -> Result<Vec<Tensor>> {
+    let r = xs[0].add(b)?.relu()?;
+    let (p, i) = r.max_pool2d_with_indices(Pool2dParams::new(2))?;
+    let m = xs[1].max_pool2d_backward(&i, r.shape())?;
+    let mask = r.cmp_scalar(0.0, CmpOp::Le)?;
+    let w = mask.where_cond(&m.scalar_like(0.0)?, &m)?;
+    let dims: &[isize] = if xs[0].dims()[0] == 1 {
+        &[2, 3]
+    } else {
+        &[0, 2, 3]
+    };
+    let db = w.sum(dims, true)?;
+    Ok(vec![p, w.mul_scalar(3.0)?, i, db])
+}
+
+#[test]
+fn fused_bias_gradient_is_bit_identical_to_graph_run() -> Result<()> {
+    // Odd planes (a tail after chunks of 8), one sample, more planes than a group of 4, a
+    // plane count that is not a multiple of 4, parallel-sized.
+    for shape in [
+        [3, 5, 7, 9],
+        [1, 3, 6, 6],
+        [2, 3, 2, 2],
+        [64, 6, 28, 28],
+        [5, 7, 10, 10],
+    ] {
+        let (g, ins) = capture(shape, layer_bias)?;
+        let mut plan = compile(&g)?;
+        let names = step_names(&mut plan, &ins)?;
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("max_pool_relu_backward") && n.contains("sum")),
+            "{shape:?}: {names:?}"
+        );
+        assert!(!names.iter().any(|n| n.starts_with("sum")), "{names:?}");
+        for _ in 0..2 {
+            let (want, got) = (g.run(&ins)?, plan.run(&ins)?);
+            for (w, h) in want.iter().zip(&got) {
+                assert_eq!(w.dims(), h.dims());
+                assert_eq!(bits(w)?, bits(h)?, "shape {shape:?}");
+            }
+        }
+    }
+    // One channel: eager sums the whole map as one row, so the sum stays its own step.
+    let (g, ins) = capture([2, 1, 6, 6], layer_bias)?;
+    let mut plan = compile(&g)?;
+    let names = step_names(&mut plan, &ins)?;
+    assert!(names.iter().any(|n| n.starts_with("sum")), "{names:?}");
+    let (want, got) = (g.run(&ins)?, plan.run(&ins)?);
+    for (w, h) in want.iter().zip(&got) {
+        assert_eq!(bits(w)?, bits(h)?);
+    }
+    Ok(())
 }
