@@ -175,6 +175,37 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
     dx
 }
 
+thread_local! {
+    static WGRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, this thread's f32 weight gradients of Winograd-shaped convolutions (see
+/// [`winograd`]) take the Winograd weight-gradient kernel instead of the blocked direct
+/// one (compiled plans turn it on for their run); restores the previous setting when
+/// dropped.
+pub(crate) struct WinogradWgrad(bool);
+
+impl Drop for WinogradWgrad {
+    fn drop(&mut self) {
+        WGRAD.set(self.0);
+    }
+}
+
+/// Turns the Winograd weight gradient on (or off) for this thread until the guard drops.
+pub(crate) fn winograd_wgrad(on: bool) -> WinogradWgrad {
+    WinogradWgrad(WGRAD.replace(on))
+}
+
+/// Whether this thread's weight gradients take Winograd: turned on by [`winograd_wgrad`]
+/// or, for every thread, by `MLFW_CONV_WINOGRAD_WGRAD=1` (eager included, for A/B runs).
+fn wgrad_on() -> bool {
+    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    WGRAD.get()
+        || *ALL.get_or_init(|| {
+            std::env::var("MLFW_CONV_WINOGRAD_WGRAD").is_ok_and(|v| v.trim() == "1")
+        })
+}
+
 fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let out_len = g.o * g.k();
     if g.n == 0 || g.np() == 0 || out_len == 0 {
@@ -189,6 +220,15 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
             }
             out
         }
+        Conv2dImpl::Winograd(..) if wgrad_on() => match (as_f32(x), as_f32(dy)) {
+            // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.
+            (Some(xf), Some(dyf)) => {
+                let dw: Box<dyn std::any::Any> = Box::new(winograd::bwd_weight(xf, dyf, g));
+                dw.downcast::<Vec<T>>()
+                    .map_or_else(|_| vec![T::ZERO; out_len], |v| *v)
+            }
+            _ => vec![T::ZERO; out_len],
+        },
         Conv2dImpl::Blocked(_) | Conv2dImpl::Winograd(_, true) => {
             match (as_f32(x), as_f32(dy), imp.blocked_src()) {
                 // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.

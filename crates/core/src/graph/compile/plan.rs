@@ -242,6 +242,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         planned: std::env::var_os("MLFW_PLAN_BUFFERS").is_none_or(|v| v != "0"),
         stats,
         timings: None,
+        winograd_wgrad: all_cpu && pool_relu::enabled(),
     };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)

@@ -1,0 +1,129 @@
+//! ResNet-18 (CIFAR) training steps, eager and compiled (`mlfw_optim::CompiledStep`),
+//! alternating in one process so both see the same machine load; prints the median step time
+//! of each and the ratio, and with `PROFILE=1` the compiled plan's per-step profile summed by
+//! kind (the node name without its number) and its slowest steps.
+//! `cargo run --release -p mlfw-vision --example compiled_resnet -- [BATCH] [STEPS]`
+//! (`MLFW_NUM_THREADS=1` for a one-thread profile; `MLFW_COMPILE_REWRITE=0` compiles without
+//! the plan's rewrites, for A/B runs; `EAGER=0` skips the eager steps; `STEPS=name` lists the profile's steps whose name
+//! contains `name`, in plan order).
+
+use mlfw_autograd::Backward;
+use mlfw_core::{manual_seed, DType, Device, Result, Tensor};
+use mlfw_nn::{functional as F, Module};
+use mlfw_optim::{CompiledStep, Optimizer, Sgd, SgdConfig};
+use mlfw_vision::models::ResNet;
+use std::collections::HashMap;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A step's kind: its name without trailing digits and separators (`conv2d_12` → `conv2d`).
+fn kind(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("fused[") {
+        let parts: Vec<String> = rest.trim_end_matches(']').split(',').map(kind).collect();
+        return format!("fused[{}]", parts.join(","));
+    }
+    name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_' || c == '.')
+        .to_string()
+}
+
+fn main() -> Result<()> {
+    mlfw_core::cpu::tune_allocator();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (b, steps) = (
+        args.first().copied().unwrap_or(32),
+        args.get(1).copied().unwrap_or(5),
+    );
+    let eager = std::env::var("EAGER").map_or(true, |v| v != "0");
+    let dev = Device::Cpu;
+    manual_seed(0);
+    let (me, mc) = (
+        ResNet::resnet18_cifar(10, 3, &dev)?,
+        ResNet::resnet18_cifar(10, 3, &dev)?,
+    );
+    let cfg = SgdConfig::new(0.01).momentum(0.9);
+    let (mut oe, mut oc) = (
+        Sgd::new(me.parameters(), cfg)?,
+        Sgd::new(mc.parameters(), cfg)?,
+    );
+    let x = Tensor::randn(0.0, 1.0, [b, 3, 32, 32], DType::F32, &dev)?;
+    let y = Tensor::randint(0, 10, [b], &dev)?;
+    let t = Instant::now();
+    let mut step = CompiledStep::new(&mc, &x, &y)?;
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (mut te, mut tc) = (vec![], vec![]);
+    for i in 0..steps + 1 {
+        if eager {
+            let t = Instant::now();
+            oe.zero_grad();
+            let loss = F::cross_entropy(&me.forward(&x)?, &y)?;
+            loss.item_f64()?;
+            loss.backward()?;
+            oe.step()?;
+            if i >= 1 {
+                te.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let t = Instant::now();
+        step.step(&x, &y, &mut oc)?;
+        if i >= 1 {
+            tc.push(t.elapsed().as_secs_f64());
+        }
+    }
+    if std::env::var("PROFILE").is_ok() {
+        let mut acc: Vec<(String, f64)> = step.profile(&x, &y)?;
+        for _ in 0..2 {
+            for (a, p) in acc.iter_mut().zip(step.profile(&x, &y)?) {
+                a.1 = a.1.min(p.1);
+            }
+        }
+        let total: f64 = acc.iter().map(|a| a.1).sum();
+        let mut by: HashMap<String, (usize, f64)> = HashMap::new();
+        for (n, t) in &acc {
+            let e = by.entry(kind(n)).or_default();
+            e.0 += 1;
+            e.1 += t;
+        }
+        let mut by: Vec<_> = by.into_iter().collect();
+        by.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+        println!("plan profile by kind (fastest of 3 per step; sum {:.1} ms):", total * 1e3);
+        for (k, (n, t)) in by.iter().take(40) {
+            println!("{:>8.2} ms {:>5.1}% {n:>4}x  {k}", t * 1e3, 100.0 * t / total);
+        }
+        if let Ok(pat) = std::env::var("STEPS") {
+            // The steps whose name contains `STEPS`, in plan order.
+            for (n, t) in acc.iter().filter(|a| a.0.contains(&pat)) {
+                println!("{:>8.3} ms  {n}", t * 1e3);
+            }
+        }
+        acc.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("slowest steps:");
+        for (n, t) in acc.iter().take(15) {
+            println!("{:>8.3} ms  {n}", t * 1e3);
+        }
+    }
+    let c = median(tc);
+    if eager {
+        let e = median(te);
+        println!(
+            "resnet18_cifar batch {b}: eager {:.1} ms, compiled {:.1} ms, speed-up {:.3}x; capture+compile {compile_ms:.0} ms; {:?}",
+            e * 1e3,
+            c * 1e3,
+            e / c,
+            step.stats()
+        );
+    } else {
+        println!(
+            "resnet18_cifar batch {b}: compiled {:.1} ms; capture+compile {compile_ms:.0} ms; {:?}",
+            c * 1e3,
+            step.stats()
+        );
+    }
+    Ok(())
+}
