@@ -40,6 +40,9 @@ fn main() -> Result<()> {
         args.first().copied().unwrap_or(32),
         args.get(1).copied().unwrap_or(5),
     );
+    if std::env::var("WGRAD").is_ok() {
+        return wgrad_ab(b);
+    }
     let eager = std::env::var("EAGER").map_or(true, |v| v != "0");
     let dev = Device::Cpu;
     manual_seed(0);
@@ -92,9 +95,16 @@ fn main() -> Result<()> {
         }
         let mut by: Vec<_> = by.into_iter().collect();
         by.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-        println!("plan profile by kind (fastest of 3 per step; sum {:.1} ms):", total * 1e3);
+        println!(
+            "plan profile by kind (fastest of 3 per step; sum {:.1} ms):",
+            total * 1e3
+        );
         for (k, (n, t)) in by.iter().take(40) {
-            println!("{:>8.2} ms {:>5.1}% {n:>4}x  {k}", t * 1e3, 100.0 * t / total);
+            println!(
+                "{:>8.2} ms {:>5.1}% {n:>4}x  {k}",
+                t * 1e3,
+                100.0 * t / total
+            );
         }
         if let Ok(pat) = std::env::var("STEPS") {
             // The steps whose name contains `STEPS`, in plan order.
@@ -123,6 +133,38 @@ fn main() -> Result<()> {
             "resnet18_cifar batch {b}: compiled {:.1} ms; capture+compile {compile_ms:.0} ms; {:?}",
             c * 1e3,
             step.stats()
+        );
+    }
+    Ok(())
+}
+
+/// `WGRAD=1`: ResNet-18 CIFAR's stride-1 3×3 weight gradients at batch `b`, the blocked
+/// direct kernel and the Winograd one alternating in this process (20 rounds, medians).
+fn wgrad_ab(b: usize) -> Result<()> {
+    let p = mlfw_core::Conv2dParams {
+        stride: (1, 1),
+        padding: (1, 1),
+        dilation: (1, 1),
+        groups: 1,
+    };
+    for (c, hw) in [(64, 32), (128, 16), (256, 8), (512, 4)] {
+        let x = Tensor::randn(0.0, 1.0, [b, c, hw, hw], DType::F32, &Device::Cpu)?;
+        let dy = Tensor::randn(0.0, 1.0, [b, c, hw, hw], DType::F32, &Device::Cpu)?;
+        let (mut tb, mut tw) = (vec![], vec![]);
+        for _ in 0..20 {
+            for (on, ts) in [(false, &mut tb), (true, &mut tw)] {
+                let _g = mlfw_core::cpu::winograd_wgrad(on);
+                let t = Instant::now();
+                x.conv2d_backward_weight(&dy, p, (3, 3))?;
+                ts.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let (mb, mw) = (median(tb), median(tw));
+        println!(
+            "wgrad [{b}, {c}, {hw}, {hw}]: blocked {:.2} ms, winograd {:.2} ms, {:.2}x",
+            mb * 1e3,
+            mw * 1e3,
+            mb / mw
         );
     }
     Ok(())

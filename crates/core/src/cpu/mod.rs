@@ -3,7 +3,7 @@
 mod alloc;
 pub mod batch_norm;
 mod conv;
-pub(crate) use conv::winograd_wgrad;
+pub use conv::{winograd_wgrad, WinogradWgrad};
 mod elementwise;
 mod f32_view;
 mod index;

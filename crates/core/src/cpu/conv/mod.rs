@@ -183,7 +183,8 @@ thread_local! {
 /// [`winograd`]) take the Winograd weight-gradient kernel instead of the blocked direct
 /// one (compiled plans turn it on for their run); restores the previous setting when
 /// dropped.
-pub(crate) struct WinogradWgrad(bool);
+#[must_use = "the setting lasts while the guard lives"]
+pub struct WinogradWgrad(bool);
 
 impl Drop for WinogradWgrad {
     fn drop(&mut self) {
@@ -192,7 +193,7 @@ impl Drop for WinogradWgrad {
 }
 
 /// Turns the Winograd weight gradient on (or off) for this thread until the guard drops.
-pub(crate) fn winograd_wgrad(on: bool) -> WinogradWgrad {
+pub fn winograd_wgrad(on: bool) -> WinogradWgrad {
     WinogradWgrad(WGRAD.replace(on))
 }
 

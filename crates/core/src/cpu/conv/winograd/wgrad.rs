@@ -6,7 +6,7 @@
 //! `dg_oc = Gᵀ dU_oc G`. Summed over the batch's tiles this is, per transformed position
 //! `ξ`, one product `dU[ξ][O × C] = M[ξ][O × tiles] · V[ξ][tiles × C]`: 16 multiply-adds
 //! per tile and channel pair instead of the direct 36 (2.25× fewer), as for the forward.
-//! - tile rows are split into one contiguous part per pool thread; each part runs blocks of
+//! - tile rows are split into contiguous parts (one to four per pool thread); each part runs blocks of
 //!   whole tile rows: `V` by the forward's input transform ([`super::tiles::input`]), `M` by
 //!   [`dy`], the 16 products accumulated into the part's own `dU` (`[16][O][C]`);
 //! - the parts' `dU` are summed in part order and transformed back (`Gᵀ dU G`) into
@@ -15,8 +15,8 @@
 //! The transforms are additions (and exact halvings), so the rounding is that of an f32 sum
 //! over tiles, as for the forward; the summation order differs from the blocked direct kernel,
 //! so results agree with it to rounding (about 1e-6 relative), not bit for bit. The split
-//! into parts follows the pool's thread count, so results are deterministic for one thread
-//! count.
+//! into parts follows the pool's thread count (not the scheduling), so results are
+//! deterministic for one thread count.
 
 use super::super::gemm::{matmul_into, Mat};
 use super::super::geom::{with_scratch, Geom, PAR_WORK};
@@ -34,6 +34,9 @@ const MIN_BLOCK_TILES: usize = 64;
 /// least 64 tiles were alike; 6 MB blocks of at least 256 tiles were 1.3–1.7× slower on the
 /// 128- and 256-channel layers.
 const BLOCK_ELEMS: usize = 3 << 17;
+
+/// Elements of the parts' `dU` together (16 MB), beyond the first part per thread.
+const DU_ELEMS: usize = 1 << 22;
 
 /// `dW[O, C, 3, 3]` of the convolution `g` (forward input `x[N, C, H, W]`, output gradient
 /// `dy[N, O, oH, oW]`). `g` must satisfy [`super::usable`].
@@ -54,14 +57,33 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
     };
     let (cin, cout) = (cv.cin, cv.cout);
     let out_len = cout * cin * 9;
-    assert_eq!(x.len(), cv.n * cin * cv.h * cv.w, "winograd wgrad: input size");
-    assert_eq!(dy.len(), cv.n * cout * cv.oh * cv.ow, "winograd wgrad: grad size");
+    assert_eq!(
+        x.len(),
+        cv.n * cin * cv.h * cv.w,
+        "winograd wgrad: input size"
+    );
+    assert_eq!(
+        dy.len(),
+        cv.n * cout * cv.oh * cv.ow,
+        "winograd wgrad: grad size"
+    );
     let rows = cv.n * cv.th;
     if rows == 0 || cv.tw == 0 || out_len == 0 {
         return vec![0.0; out_len];
     }
-    let threads = if g.work() >= PAR_WORK { num_threads() } else { 1 };
-    let parts = threads.min(rows);
+    let threads = if g.work() >= PAR_WORK {
+        num_threads()
+    } else {
+        1
+    };
+    // One part on one thread, else up to four parts a thread while their `dU` stay within 16 MB in all (the pool hands out
+    // parts as threads free up, so a thread the OS holds back does not hold up the rest).
+    let du_len = 16 * cout * cin;
+    let parts = if threads > 1 {
+        (DU_ELEMS / du_len).clamp(threads, 4 * threads).min(rows)
+    } else {
+        1
+    };
     let per_part = rows.div_ceil(parts);
     let parts = rows.div_ceil(per_part);
     let want = (BLOCK_ELEMS / (16 * (cin + cout))).max(MIN_BLOCK_TILES);
@@ -71,28 +93,34 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
         16 * plane_stride(cin * nt_max),
         16 * plane_stride(cout * nt_max),
     );
-    let du_len = 16 * cout * cin;
-    let mut du = vec![0f32; parts * du_len];
-    parallel::for_each_chunk_mut(&mut du, du_len, |p, acc| {
+    // The parts' `dU`, in a buffer this thread keeps between calls (a fresh 16 MB one costs
+    // more in page faults than a 4×4-map layer's products); every part's first block
+    // overwrites its `dU`, so it is never cleared.
+    thread_local! {
+        static DU: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut du = DU.take();
+    du.resize(parts * du_len, 0.0);
+    parallel::for_each_chunk_mut(&mut du[..parts * du_len], du_len, |p, acc| {
         let (p0, p1) = (p * per_part, ((p + 1) * per_part).min(rows));
         with_scratch(vlen + mlen, |s: &mut [f32]| {
             let (v, m) = s.split_at_mut(vlen);
             for r0 in (p0..p1).step_by(rb) {
                 let r1 = (r0 + rb).min(p1);
                 // SAFETY: AVX-512F was detected (`usable`).
-                unsafe { block(x, dy, &cv, (r0, r1), v, &mut m[..mlen], acc) };
+                unsafe { block(x, dy, &cv, (r0, r1), v, &mut m[..mlen], acc, r0 > p0) };
             }
         })
     });
     let mut dw = vec![0f32; out_len];
     let per = parallel::chunk_len(cout, 4);
-    let du = &du;
+    let dus = &du[..parts * du_len];
     parallel::for_each_chunk_mut(&mut dw, per * cin * 9, |k, chunk| {
         for (i, dwo) in chunk.chunks_exact_mut(cin * 9).enumerate() {
             let o = k * per + i;
             for (c, d) in dwo.chunks_exact_mut(9).enumerate() {
                 let mut z = [0f32; 16];
-                for part in du.chunks_exact(du_len) {
+                for part in dus.chunks_exact(du_len) {
                     for (xi, zx) in z.iter_mut().enumerate() {
                         *zx += part[(xi * cout + o) * cin + c];
                     }
@@ -101,13 +129,15 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
             }
         }
     });
+    DU.set(du);
     dw
 }
 
 /// `Gᵀ z G` (3×3, row-major) of a transformed-position gradient `z` (4×4, row-major),
 /// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
 pub(super) fn back(z: &[f32; 16]) -> [f32; 9] {
-    let col = |a: f32, b: f32, c: f32, d: f32| [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d];
+    let col =
+        |a: f32, b: f32, c: f32, d: f32| [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d];
     // s[j][a]: the row transform of column j.
     let s: [[f32; 3]; 4] = std::array::from_fn(|j| col(z[j], z[4 + j], z[8 + j], z[12 + j]));
     let mut out = [0f32; 9];
@@ -118,7 +148,7 @@ pub(super) fn back(z: &[f32; 16]) -> [f32; 9] {
     out
 }
 
-/// One block of tile rows `r0..r1`: `V` and `M`, then `acc[ξ] += M[ξ] · V[ξ]ᵀ`.
+/// One block of tile rows `r0..r1`: `V` and `M`, then `acc[ξ] = (add ? acc[ξ] : 0) + M[ξ] · V[ξ]ᵀ`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 unsafe fn block(
     x: &[f32],
@@ -128,6 +158,7 @@ unsafe fn block(
     v: &mut [f32],
     m: &mut [f32],
     acc: &mut [f32],
+    add: bool,
 ) {
     let nt = (r1 - r0) * cv.tw;
     let (cin, cout) = (cv.cin, cv.cout);
@@ -149,7 +180,7 @@ unsafe fn block(
             cs: nt,
         };
         let dst = &mut acc[xi * cout * cin..(xi + 1) * cout * cin];
-        matmul_into((cout, cin, nt), dst, (cin, 1), lhs, rhs, true);
+        matmul_into((cout, cin, nt), dst, (cin, 1), lhs, rhs, add);
     }
 }
 

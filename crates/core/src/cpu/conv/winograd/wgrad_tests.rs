@@ -102,7 +102,10 @@ fn matches_reference_and_eager() {
         let got = bwd_weight(&x, &dy, &g);
         let want = reference(&x, &dy, &g);
         let e = rel(&got, &want);
-        assert!(e < 2e-6, "case {k} ({n}, {c}, {o}, {hw:?}, {pad:?}): {e:.2e} vs f64");
+        assert!(
+            e < 2e-6,
+            "case {k} ({n}, {c}, {o}, {hw:?}, {pad:?}): {e:.2e} vs f64"
+        );
         // The eager (blocked direct) path, to the same tolerance.
         let eager = super::super::bwd_weight(&x, &dy, &g);
         let e2 = rel(&eager, &want);
@@ -175,6 +178,13 @@ fn back_transform_is_the_adjoint_of_the_weight_transform() {
     }
     let zz: [f32; 16] = z.clone().try_into().unwrap();
     let back = super::wgrad::back(&zz);
-    let rhs: f64 = back.iter().zip(&g).map(|(a, b)| *a as f64 * *b as f64).sum();
-    assert!((lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    let rhs: f64 = back
+        .iter()
+        .zip(&g)
+        .map(|(a, b)| *a as f64 * *b as f64)
+        .sum();
+    assert!(
+        (lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0),
+        "{lhs} vs {rhs}"
+    );
 }
