@@ -15,6 +15,29 @@ use mlfw_vision::models::ResNet;
 use std::collections::HashMap;
 use std::time::Instant;
 
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+/// CPU seconds this thread has used: with `MLFW_NUM_THREADS=1`, a measure of the work that
+/// other processes' load does not inflate (as in `compiled_step.rs`).
+fn thread_cpu_s() -> f64 {
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid timespec (two 64-bit fields on x86_64 Linux) to write into.
+    let r = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0.0;
+    }
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -61,9 +84,11 @@ fn main() -> Result<()> {
     let mut step = CompiledStep::new(&mc, &x, &y)?;
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
     let (mut te, mut tc) = (vec![], vec![]);
+    let (mut ce, mut cc) = (vec![], vec![]);
     for i in 0..steps + 1 {
         if eager {
             let t = Instant::now();
+            let c0 = thread_cpu_s();
             oe.zero_grad();
             let loss = F::cross_entropy(&me.forward(&x)?, &y)?;
             loss.item_f64()?;
@@ -71,12 +96,15 @@ fn main() -> Result<()> {
             oe.step()?;
             if i >= 1 {
                 te.push(t.elapsed().as_secs_f64());
+                ce.push(thread_cpu_s() - c0);
             }
         }
         let t = Instant::now();
+        let c0 = thread_cpu_s();
         step.step(&x, &y, &mut oc)?;
         if i >= 1 {
             tc.push(t.elapsed().as_secs_f64());
+            cc.push(thread_cpu_s() - c0);
         }
     }
     if std::env::var("PROFILE").is_ok() {
@@ -121,6 +149,13 @@ fn main() -> Result<()> {
     let c = median(tc);
     if eager {
         let e = median(te);
+        let (cpu_e, cpu_c) = (median(ce), median(cc));
+        println!(
+            "main-thread CPU time per step (medians): eager {:.1} ms, compiled {:.1} ms, {:.3}x",
+            cpu_e * 1e3,
+            cpu_c * 1e3,
+            cpu_e / cpu_c
+        );
         println!(
             "resnet18_cifar batch {b}: eager {:.1} ms, compiled {:.1} ms, speed-up {:.3}x; capture+compile {compile_ms:.0} ms; {:?}",
             e * 1e3,

@@ -108,7 +108,17 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
             for r0 in (p0..p1).step_by(rb) {
                 let r1 = (r0 + rb).min(p1);
                 // SAFETY: AVX-512F was detected (`usable`).
-                unsafe { block(x, dy, &cv, (r0, r1), v, &mut m[..mlen], acc, r0 > p0) };
+                unsafe {
+                    block(
+                        x,
+                        dy,
+                        &cv,
+                        (r0, r1),
+                        (&mut *v, &mut m[..mlen]),
+                        acc,
+                        r0 > p0,
+                    )
+                };
             }
         })
     });
@@ -155,8 +165,7 @@ unsafe fn block(
     dy: &[f32],
     cv: &Conv,
     (r0, r1): (usize, usize),
-    v: &mut [f32],
-    m: &mut [f32],
+    (v, m): (&mut [f32], &mut [f32]),
     acc: &mut [f32],
     add: bool,
 ) {
