@@ -179,10 +179,10 @@ thread_local! {
     static WGRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// While alive, this thread's f32 weight gradients of Winograd-shaped convolutions (see
-/// [`winograd`]) take the Winograd weight-gradient kernel instead of the blocked direct
-/// one (compiled plans turn it on for their run); restores the previous setting when
-/// dropped.
+/// While alive, this thread's f32 weight gradients of Winograd-shaped convolutions (3×3,
+/// stride 1, dilation 1, groups 1, padding ≤ 2, ≥ 32 channels in and out, AVX-512 CPUs)
+/// take the Winograd weight-gradient kernel instead of the blocked direct one (compiled
+/// plans turn it on for their run); restores the previous setting when dropped.
 #[must_use = "the setting lasts while the guard lives"]
 pub struct WinogradWgrad(bool);
 
@@ -192,7 +192,10 @@ impl Drop for WinogradWgrad {
     }
 }
 
-/// Turns the Winograd weight gradient on (or off) for this thread until the guard drops.
+/// Turns the Winograd F(2×2, 3×3) weight gradient on (or off) for this thread until the
+/// guard drops (see [`WinogradWgrad`]); compiled plans turn it on for their run. Results agree
+/// with the blocked kernel's to rounding (both ≤ 1e-6 relative of an f64 reference on
+/// ResNet shapes), not bit for bit.
 pub fn winograd_wgrad(on: bool) -> WinogradWgrad {
     WinogradWgrad(WGRAD.replace(on))
 }

@@ -1,4 +1,5 @@
-//! Winograd F(2×2, 3×3) weight gradient (used by compiled plans, see [`super::super::WgradMode`]).
+//! Winograd F(2×2, 3×3) weight gradient (taken while `crate::cpu::winograd_wgrad` is on:
+//! compiled plans turn it on for their run).
 //!
 //! The forward computes each 2×2 output tile as `Y = Aᵀ [Σ_c U_oc ⊙ V_c] A` with
 //! `U = G g Gᵀ`, `V = Bᵀ d B` ([`super`]). `Y` is linear in `U`, so the gradient of the loss
@@ -6,9 +7,10 @@
 //! `dg_oc = Gᵀ dU_oc G`. Summed over the batch's tiles this is, per transformed position
 //! `ξ`, one product `dU[ξ][O × C] = M[ξ][O × tiles] · V[ξ][tiles × C]`: 16 multiply-adds
 //! per tile and channel pair instead of the direct 36 (2.25× fewer), as for the forward.
-//! - tile rows are split into contiguous parts (one to four per pool thread); each part runs blocks of
-//!   whole tile rows: `V` by the forward's input transform ([`super::tiles::input`]), `M` by
-//!   [`dy`], the 16 products accumulated into the part's own `dU` (`[16][O][C]`);
+//! - tile rows are split into contiguous parts (one to four per pool thread); each part runs
+//!   blocks of whole tile rows: `V` by the forward's input transform
+//!   ([`super::tiles::input`]), `M` by [`grad_tiles`], the 16 products accumulated into the
+//!   part's own `dU` (`[16][O][C]`);
 //! - the parts' `dU` are summed in part order and transformed back (`Gᵀ dU G`) into
 //!   `dW[O, C, 3, 3]`.
 //!
@@ -76,8 +78,9 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
     } else {
         1
     };
-    // One part on one thread, else up to four parts a thread while their `dU` stay within 16 MB in all (the pool hands out
-    // parts as threads free up, so a thread the OS holds back does not hold up the rest).
+    // One part on one thread, else up to four parts a thread while their `dU` stay within
+    // 16 MB in all (the pool hands out parts as threads free up, so a thread the OS holds
+    // back does not hold up the rest).
     let du_len = 16 * cout * cin;
     let parts = if threads > 1 {
         (DU_ELEMS / du_len).clamp(threads, 4 * threads).min(rows)
