@@ -7,11 +7,11 @@
 //! `dg_oc = Gᵀ dU_oc G`. Summed over the batch's tiles this is, per transformed position
 //! `ξ`, one product `dU[ξ][O × C] = M[ξ][O × tiles] · V[ξ][tiles × C]`: 16 multiply-adds
 //! per tile and channel pair instead of the direct 36 (2.25× fewer), as for the forward.
-//! - tile rows are split into contiguous parts (one to four per pool thread); each part runs
+//! - tile rows are split into contiguous parts (one or two per pool thread); each part runs
 //!   blocks of whole tile rows: `V` by the forward's input transform
 //!   ([`super::tiles::input`]), `M` by [`grad_tiles`], the 16 products accumulated into the
 //!   part's own `dU` (`[16][O][C]`);
-//! - the parts' `dU` are summed in part order and transformed back (`Gᵀ dU G`) into
+//! - the parts' `dU` are summed in part order (contiguously) and transformed back (`Gᵀ dU G`) into
 //!   `dW[O, C, 3, 3]`.
 //!
 //! The transforms are additions (and exact halvings), so the rounding is that of an f32 sum
@@ -78,12 +78,12 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
     } else {
         1
     };
-    // One part on one thread, else up to four parts a thread while their `dU` stay within
+    // One part on one thread, else up to two parts a thread while their `dU` stay within
     // 16 MB in all (the pool hands out parts as threads free up, so a thread the OS holds
     // back does not hold up the rest).
     let du_len = 16 * cout * cin;
     let parts = if threads > 1 {
-        (DU_ELEMS / du_len).clamp(threads, 4 * threads).min(rows)
+        (DU_ELEMS / du_len).clamp(threads, 2 * threads).min(rows)
     } else {
         1
     };
@@ -125,19 +125,29 @@ pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> 
             }
         })
     });
+    // The parts summed into the first, in part order, contiguously (vectorised, over the
+    // pool).
+    let (first, rest) = du[..parts * du_len].split_at_mut(du_len);
+    if parts > 1 {
+        let per = parallel::chunk_len(du_len, 1 << 14);
+        let rest = &*rest;
+        parallel::for_each_chunk_mut(first, per, |k, chunk| {
+            for part in rest.chunks_exact(du_len) {
+                let src = &part[k * per..k * per + chunk.len()];
+                for (d, s) in chunk.iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+        });
+    }
     let mut dw = vec![0f32; out_len];
     let per = parallel::chunk_len(cout, 4);
-    let dus = &du[..parts * du_len];
+    let dus = &*first;
     parallel::for_each_chunk_mut(&mut dw, per * cin * 9, |k, chunk| {
         for (i, dwo) in chunk.chunks_exact_mut(cin * 9).enumerate() {
             let o = k * per + i;
             for (c, d) in dwo.chunks_exact_mut(9).enumerate() {
-                let mut z = [0f32; 16];
-                for part in dus.chunks_exact(du_len) {
-                    for (xi, zx) in z.iter_mut().enumerate() {
-                        *zx += part[(xi * cout + o) * cin + c];
-                    }
-                }
+                let z: [f32; 16] = std::array::from_fn(|xi| dus[(xi * cout + o) * cin + c]);
                 d.copy_from_slice(&back(&z));
             }
         }
