@@ -3,7 +3,8 @@
 //! `cpu/conv/winograd/wgrad.rs`) against default eager training (the blocked direct weight
 //! gradient). The summation order differs, so the states agree to rounding, not bit for bit:
 //! every parameter and buffer within 1e-5 relative (max |Δ| / max |eager|) after 20 SGD
-//! momentum steps, and the parameters within 1e-6 after the first. On CPUs without AVX-512
+//! momentum steps (measured: 7.1e-7 on two threads, 1.66e-6 on one), and the parameters
+//! within 1e-6 after the first. On CPUs without AVX-512
 //! both sides take the same kernels and the comparison is exact.
 
 use mlfw_autograd::Backward;
