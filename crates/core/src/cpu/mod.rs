@@ -4,6 +4,7 @@ mod alloc;
 pub mod batch_norm;
 mod conv;
 mod conv_pool_fused;
+pub use conv::{winograd_wgrad, WinogradWgrad};
 mod elementwise;
 mod f32_view;
 mod index;

@@ -175,6 +175,41 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
     dx
 }
 
+thread_local! {
+    static WGRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, this thread's f32 weight gradients of Winograd-shaped convolutions (3×3,
+/// stride 1, dilation 1, groups 1, padding ≤ 2, ≥ 32 channels in and out, AVX-512 CPUs)
+/// take the Winograd weight-gradient kernel instead of the blocked direct one (compiled
+/// plans turn it on for their run); restores the previous setting when dropped.
+#[must_use = "the setting lasts while the guard lives"]
+pub struct WinogradWgrad(bool);
+
+impl Drop for WinogradWgrad {
+    fn drop(&mut self) {
+        WGRAD.set(self.0);
+    }
+}
+
+/// Turns the Winograd F(2×2, 3×3) weight gradient on (or off) for this thread until the
+/// guard drops (see [`WinogradWgrad`]); compiled plans turn it on for their run. Results agree
+/// with the blocked kernel's to rounding (both ≤ 1e-6 relative of an f64 reference on
+/// ResNet shapes), not bit for bit.
+pub fn winograd_wgrad(on: bool) -> WinogradWgrad {
+    WinogradWgrad(WGRAD.replace(on))
+}
+
+/// Whether this thread's weight gradients take Winograd: turned on by [`winograd_wgrad`]
+/// or, for every thread, by `MLFW_CONV_WINOGRAD_WGRAD=1` (eager included, for A/B runs).
+fn wgrad_on() -> bool {
+    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    WGRAD.get()
+        || *ALL.get_or_init(|| {
+            std::env::var("MLFW_CONV_WINOGRAD_WGRAD").is_ok_and(|v| v.trim() == "1")
+        })
+}
+
 fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let out_len = g.o * g.k();
     if g.n == 0 || g.np() == 0 || out_len == 0 {
@@ -189,6 +224,15 @@ fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &G
             }
             out
         }
+        Conv2dImpl::Winograd(..) if wgrad_on() => match (as_f32(x), as_f32(dy)) {
+            // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.
+            (Some(xf), Some(dyf)) => {
+                let dw: Box<dyn std::any::Any> = Box::new(winograd::bwd_weight(xf, dyf, g));
+                dw.downcast::<Vec<T>>()
+                    .map_or_else(|_| vec![T::ZERO; out_len], |v| *v)
+            }
+            _ => vec![T::ZERO; out_len],
+        },
         Conv2dImpl::Blocked(_) | Conv2dImpl::Winograd(_, true) => {
             match (as_f32(x), as_f32(dy), imp.blocked_src()) {
                 // The f32 result is already a `Vec<T>` (T is f32): handed over, not copied.

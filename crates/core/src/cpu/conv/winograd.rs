@@ -25,6 +25,11 @@
 //! `MLFW_CONV_WINOGRAD=0`, and with the other AVX-512 kernels by `MLFW_CONV_DIRECT=0`.
 
 mod tiles;
+mod wgrad;
+#[cfg(test)]
+mod wgrad_tests;
+
+pub(super) use wgrad::bwd_weight;
 
 use super::gemm::{matmul_into, Mat};
 use super::geom::{with_scratch, Geom, PAR_WORK};
