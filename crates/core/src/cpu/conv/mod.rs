@@ -176,15 +176,15 @@ fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) ->
 }
 
 thread_local! {
-    static WGRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static WGRAD: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
 /// While alive, this thread's f32 weight gradients of Winograd-shaped convolutions (3×3,
 /// stride 1, dilation 1, groups 1, padding ≤ 2, ≥ 32 channels in and out, AVX-512 CPUs)
-/// take the Winograd weight-gradient kernel instead of the blocked direct one (compiled
-/// plans turn it on for their run); restores the previous setting when dropped.
+/// take the Winograd weight-gradient kernel (`on`) or the blocked direct one (`!on`),
+/// whatever the process default; restores the previous setting when dropped (for A/B runs).
 #[must_use = "the setting lasts while the guard lives"]
-pub struct WinogradWgrad(bool);
+pub struct WinogradWgrad(Option<bool>);
 
 impl Drop for WinogradWgrad {
     fn drop(&mut self) {
@@ -192,22 +192,23 @@ impl Drop for WinogradWgrad {
     }
 }
 
-/// Turns the Winograd F(2×2, 3×3) weight gradient on (or off) for this thread until the
-/// guard drops (see [`WinogradWgrad`]); compiled plans turn it on for their run. Results agree
-/// with the blocked kernel's to rounding (both ≤ 1e-6 relative of an f64 reference on
-/// ResNet shapes), not bit for bit.
+/// Chooses the Winograd F(2×2, 3×3) weight gradient (`on`) or the blocked direct kernel for
+/// this thread until the guard drops (see [`WinogradWgrad`]). Results agree with the blocked
+/// kernel's to rounding (both ≤ 1e-6 relative of an f64 reference on ResNet shapes), not bit
+/// for bit. Eager steps and compiled plans take the same default, so they stay bit-identical.
 pub fn winograd_wgrad(on: bool) -> WinogradWgrad {
-    WinogradWgrad(WGRAD.replace(on))
+    WinogradWgrad(WGRAD.replace(Some(on)))
 }
 
-/// Whether this thread's weight gradients take Winograd: turned on by [`winograd_wgrad`]
-/// or, for every thread, by `MLFW_CONV_WINOGRAD_WGRAD=1` (eager included, for A/B runs).
+/// Whether this thread's weight gradients take Winograd: the [`winograd_wgrad`] guard's
+/// choice, else the process default: on, unless `MLFW_CONV_WINOGRAD_WGRAD=0`.
 fn wgrad_on() -> bool {
-    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    WGRAD.get()
-        || *ALL.get_or_init(|| {
-            std::env::var("MLFW_CONV_WINOGRAD_WGRAD").is_ok_and(|v| v.trim() == "1")
+    static DEFAULT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    WGRAD.get().unwrap_or_else(|| {
+        *DEFAULT.get_or_init(|| {
+            std::env::var("MLFW_CONV_WINOGRAD_WGRAD").map_or(true, |v| v.trim() != "0")
         })
+    })
 }
 
 fn bwd_weight<T: WithDType + std::ops::Add<Output = T>>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {

@@ -11,10 +11,6 @@
 //! - **Fused pooling** (`pool_relu.rs`): a layer's bias add + ReLU + 2×2 max pooling, and
 //!   its backward with ReLU's mask, run as one pass each (`MLFW_COMPILE_REWRITE=0` at
 //!   compile time turns it off).
-//! - **Winograd weight gradients**: while a CPU plan runs, the weight gradients of
-//!   convolutions that take Winograd F(2×2, 3×3) forward use its weight-gradient kernel
-//!   (`cpu/conv/winograd/wgrad.rs`, 2.25× fewer multiply-adds than the blocked direct one; equal
-//!   to rounding, not bit for bit); `MLFW_COMPILE_REWRITE=0` at compile time turns it off.
 //! - **Memory plan** (`plan.rs`): every materialized fused value gets a buffer chosen from
 //!   liveness at compile time; buffers are allocated on the first run and reused by every
 //!   later one. Kernel ops (matmul, convolution, pooling, reductions) still allocate their
@@ -138,9 +134,6 @@ pub struct Plan {
     timings: Option<Vec<(String, f64)>>,
     /// The device-graph replay ([`Plan::run_graphed`], `device_run.rs`).
     replay: device_run::Replay,
-    /// Whether the run's Winograd-shaped weight gradients take the Winograd kernel
-    /// (`cpu::conv::winograd_wgrad`; off under `MLFW_COMPILE_REWRITE=0`).
-    winograd_wgrad: bool,
 }
 
 /// Compiles `graph` for the batch size it was captured with (its fixed shapes when it has
@@ -242,9 +235,6 @@ impl Plan {
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.check(inputs)?;
         let _restore = GradOff(crate::set_grad_enabled(false));
-        let _wgrad = self
-            .winograd_wgrad
-            .then(|| crate::cpu::winograd_wgrad(true));
         if !self.allocated {
             self.allocate()?;
         }

@@ -248,7 +248,6 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         stats,
         timings: None,
         replay: Default::default(),
-        winograd_wgrad: all_cpu && pool_relu::enabled(),
     };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)

@@ -1,5 +1,6 @@
-//! Winograd F(2×2, 3×3) weight gradient (taken while `crate::cpu::winograd_wgrad` is on:
-//! compiled plans turn it on for their run).
+//! Winograd F(2×2, 3×3) weight gradient, the default for Winograd-shaped layers in eager
+//! steps and compiled plans alike (`MLFW_CONV_WINOGRAD_WGRAD=0`, or the
+//! `crate::cpu::winograd_wgrad(false)` guard, keeps the blocked direct kernel).
 //!
 //! The forward computes each 2×2 output tile as `Y = Aᵀ [Σ_c U_oc ⊙ V_c] A` with
 //! `U = G g Gᵀ`, `V = Bᵀ d B` ([`super`]). `Y` is linear in `U`, so the gradient of the loss
