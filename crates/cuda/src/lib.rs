@@ -33,6 +33,8 @@ mod error;
 pub mod fused;
 pub mod fused_run;
 mod graph;
+#[doc(hidden)]
+pub mod host_build;
 pub mod kernels;
 mod lay;
 mod ops;

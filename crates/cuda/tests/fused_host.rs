@@ -35,21 +35,7 @@ fn build(src: &str) -> Option<Library> {
     let dir = tempfile::tempdir().ok()?;
     let (cu, so) = (dir.path().join("k.cpp"), dir.path().join("k.so"));
     std::fs::write(&cu, src).ok()?;
-    let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/device/cuda_shim.h");
-    let out = std::process::Command::new("g++")
-        .args([
-            "-std=c++17",
-            "-O1",
-            "-shared",
-            "-fPIC",
-            "-ffp-contract=off",
-            "-include",
-            shim,
-        ])
-        .arg(&cu)
-        .arg("-o")
-        .arg(&so)
-        .output();
+    let out = mlfw_cuda::host_build::compile_shared(&cu, &so);
     match out {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!("g++ failed:\n{}\n{src}", String::from_utf8_lossy(&o.stderr)),

@@ -40,21 +40,7 @@ pub(super) fn lib(module: &str, dt: Option<DType>) -> Option<&'static Library> {
     let cu = dir.join(format!("{key}.cpp"));
     let so = dir.join(format!("{key}.so"));
     std::fs::write(&cu, src).unwrap();
-    let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/device/cuda_shim.h");
-    let out = std::process::Command::new("g++")
-        .args([
-            "-std=c++17",
-            "-O1",
-            "-shared",
-            "-fPIC",
-            "-ffp-contract=off",
-            "-include",
-            shim,
-        ])
-        .arg(&cu)
-        .arg("-o")
-        .arg(&so)
-        .output();
+    let out = crate::host_build::compile_shared(&cu, &so);
     match out {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(

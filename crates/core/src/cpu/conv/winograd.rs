@@ -89,22 +89,29 @@ struct Conv {
     flip: bool,
 }
 
+impl Conv {
+    /// The forward convolution `g` (also what the weight gradient transforms).
+    fn forward(g: &Geom) -> Conv {
+        Conv {
+            n: g.n,
+            cin: g.c,
+            cout: g.o,
+            h: g.h,
+            w: g.w,
+            oh: g.oh,
+            ow: g.ow,
+            ph: g.p.padding.0,
+            pw: g.p.padding.1,
+            th: g.oh.div_ceil(2),
+            tw: g.ow.div_ceil(2),
+            flip: false,
+        }
+    }
+}
+
 /// Forward: `out[N, O, oH, oW]` (every element written) from `x[N, C, H, W]`, `wt[O, C, 3, 3]`.
 pub(super) fn fwd(x: &[f32], wt: &[f32], g: &Geom, out: &mut [MaybeUninit<f32>]) {
-    let cv = Conv {
-        n: g.n,
-        cin: g.c,
-        cout: g.o,
-        h: g.h,
-        w: g.w,
-        oh: g.oh,
-        ow: g.ow,
-        ph: g.p.padding.0,
-        pw: g.p.padding.1,
-        th: g.oh.div_ceil(2),
-        tw: g.ow.div_ceil(2),
-        flip: false,
-    };
+    let cv = Conv::forward(g);
     with_weights(wt, &cv, |u| run(x, u, &cv, g.work(), out));
 }
 

@@ -414,16 +414,9 @@ impl PoolStep {
         let bias = self.bias(e)?;
         let xg = x.storage();
         let xs = f32s(cpu(&xg)?, x, "x")?;
-        let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
-        let (os, is) = (
-            og.as_any_mut().downcast_mut::<CpuStorage>(),
-            ig.as_any_mut().downcast_mut::<CpuStorage>(),
-        );
-        let (Some(CpuStorage::F32(ov)), Some(CpuStorage::I64(iv))) = (os, is) else {
-            return Err(Error::msg("fused pooling: outputs must be CPU f32 and i64"));
-        };
-        let (o, i) = (range(&outs[0])?, range(&outs[1])?);
-        bias_relu_max_pool_2x2(xs, &bias, self.geo, &mut ov[o.0..o.1], &mut iv[i.0..i.1])
+        with_pooled_outputs(outs, |ov, iv| {
+            bias_relu_max_pool_2x2(xs, &bias, self.geo, ov, iv)
+        })
     }
 
     /// The convolution and the pooling in one pass where eager would run the direct
@@ -441,17 +434,9 @@ impl PoolStep {
         let ran = {
             let (xg, wg) = (x.storage(), w.storage());
             let (xs, ws) = (f32s(cpu(&xg)?, x, "input")?, f32s(cpu(&wg)?, w, "weight")?);
-            let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
-            let (os, is) = (
-                og.as_any_mut().downcast_mut::<CpuStorage>(),
-                ig.as_any_mut().downcast_mut::<CpuStorage>(),
-            );
-            let (Some(CpuStorage::F32(ov)), Some(CpuStorage::I64(iv))) = (os, is) else {
-                return Err(Error::msg("fused pooling: outputs must be CPU f32 and i64"));
-            };
-            let (o, i) = (range(&outs[0])?, range(&outs[1])?);
-            let (ov, iv) = (&mut ov[o.0..o.1], &mut iv[i.0..i.1]);
-            crate::cpu::conv_bias_relu_max_pool_2x2(xs, xd, ws, wd, p, &bias, ov, iv)?
+            with_pooled_outputs(outs, |ov, iv| {
+                crate::cpu::conv_bias_relu_max_pool_2x2(xs, xd, ws, wd, p, &bias, ov, iv)
+            })?
         };
         if ran {
             return Ok(());
@@ -493,6 +478,24 @@ impl PoolStep {
         let (sa, sb) = range(sum)?;
         max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, Some(&mut sv[sa..sb]))
     }
+}
+
+/// Calls `f` with the pooled values (CPU f32) and their indices (CPU i64) of a forward
+/// step's two outputs, each its tensor's own range of its storage.
+fn with_pooled_outputs<R>(
+    outs: &[Tensor],
+    f: impl FnOnce(&mut [f32], &mut [i64]) -> Result<R>,
+) -> Result<R> {
+    let (mut og, mut ig) = (outs[0].storage_mut(), outs[1].storage_mut());
+    let (os, is) = (
+        og.as_any_mut().downcast_mut::<CpuStorage>(),
+        ig.as_any_mut().downcast_mut::<CpuStorage>(),
+    );
+    let (Some(CpuStorage::F32(ov)), Some(CpuStorage::I64(iv))) = (os, is) else {
+        return Err(Error::msg("fused pooling: outputs must be CPU f32 and i64"));
+    };
+    let (o, i) = (range(&outs[0])?, range(&outs[1])?);
+    f(&mut ov[o.0..o.1], &mut iv[i.0..i.1])
 }
 
 #[cfg(test)]

@@ -44,20 +44,7 @@ const DU_ELEMS: usize = 1 << 22;
 /// `dW[O, C, 3, 3]` of the convolution `g` (forward input `x[N, C, H, W]`, output gradient
 /// `dy[N, O, oH, oW]`). `g` must satisfy [`super::usable`].
 pub(in super::super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
-    let cv = Conv {
-        n: g.n,
-        cin: g.c,
-        cout: g.o,
-        h: g.h,
-        w: g.w,
-        oh: g.oh,
-        ow: g.ow,
-        ph: g.p.padding.0,
-        pw: g.p.padding.1,
-        th: g.oh.div_ceil(2),
-        tw: g.ow.div_ceil(2),
-        flip: false,
-    };
+    let cv = Conv::forward(g);
     let (cin, cout) = (cv.cin, cv.cout);
     let out_len = cout * cin * 9;
     assert_eq!(
