@@ -482,7 +482,7 @@ fn bwd_body<const AVX: bool>(
             // maps: 0.051 vs 0.031 ms a step); they keep the fill and scatter.
             #[cfg(target_arch = "x86_64")]
             if AVX && g.w >= 16 {
-                wrong |= !super::pool_row_avx512::bwd_plane((gr, pr, ir), c0, g, d);
+                wrong |= !super::pool_row_avx512::bwd_plane((gr, pr, ir), c0, (g.h, g.w), d);
                 continue;
             }
             // Each window's maximum lies in its own window (checked; the indices come from

@@ -158,17 +158,17 @@ pub(super) unsafe fn bwd_row(
     ok
 }
 
-/// One plane of the backward in AVX-512 rows (`pool_row_avx512::bwd_row`); an odd last
+/// One `h × w` plane of the backward in AVX-512 rows (`bwd_row`); an odd last
 /// column or row is zeroed. False when an index is not in its own window.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn bwd_plane(
     (gr, pr, ir): (&[f32], &[f32], &[i64]),
     c0: f32,
-    g: super::pool_fused::Pool2x2,
+    (h, w): (usize, usize),
     d: &mut [f32],
 ) -> bool {
-    let (w, ow, oh) = (g.w, g.w / 2, g.h / 2);
+    let (ow, oh) = (w / 2, h / 2);
     let mut ok = true;
     for r in 0..oh {
         let (top, bot) = d[2 * r * w..(2 * r + 2) * w].split_at_mut(w);
