@@ -3,7 +3,8 @@
 //! Five implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
 //! candle's `cpu_backend/conv2d.rs`), fastest first:
 //! - [`winograd`]: Winograd F(2×2, 3×3) for many-channel 3×3 stride-1 f32 layers, forward
-//!   and input gradient (the weight gradient takes the blocked or wide path);
+//!   input gradient and weight gradient (`winograd/wgrad.rs`; `MLFW_CONV_WINOGRAD_WGRAD=0`
+//!   sends the weight gradient to the blocked or wide path);
 //! - [`direct`]: AVX-512 f32 kernels without im2col or gemm, for stride-1 convolutions with
 //!   few weights (LeNet-sized), in the wide layout;
 //! - [`blocked`]: AVX-512 f32 kernels with output channels in the register lanes, for
@@ -46,8 +47,9 @@ use wide::Wide;
 /// How one convolution is computed; see the module docs.
 #[derive(Debug, Clone, Copy)]
 enum Conv2dImpl {
-    /// Winograd F(2×2, 3×3) forward and input gradient (f32 only); the weight gradient on
-    /// the blocked kernels when the flag is set, else on the wide im2col path.
+    /// Winograd F(2×2, 3×3) forward, input gradient and weight gradient (f32 only); with the
+    /// Winograd weight gradient switched off (`wgrad_on`), the weight gradient on the blocked
+    /// kernels when the flag is set, else on the wide im2col path.
     Winograd(Wide, bool),
     /// AVX-512 direct kernels in the wide layout (f32 only).
     Direct(Wide),
