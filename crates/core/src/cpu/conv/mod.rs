@@ -2,7 +2,7 @@
 //!
 //! Five implementations, chosen once per call by [`Conv2dImpl::choose`] (the model is
 //! candle's `cpu_backend/conv2d.rs`), fastest first:
-//! - [`winograd`]: Winograd F(2×2, 3×3) for many-channel 3×3 stride-1 f32 layers, forward
+//! - [`winograd`]: Winograd F(2×2, 3×3) for many-channel 3×3 stride-1 f32 layers: forward,
 //!   input gradient and weight gradient (`winograd/wgrad.rs`; `MLFW_CONV_WINOGRAD_WGRAD=0`
 //!   sends the weight gradient to the blocked or wide path);
 //! - [`direct`]: AVX-512 f32 kernels without im2col or gemm, for stride-1 convolutions with
