@@ -20,6 +20,7 @@ mod device;
 mod dtype;
 mod error;
 pub mod graph;
+mod home;
 mod layout;
 pub mod op;
 pub mod parallel;
@@ -35,6 +36,7 @@ pub use cpu::CpuStorage;
 pub use device::{register_backend, Device};
 pub use dtype::{DType, FloatDType, WithDType};
 pub use error::{Error, Result};
+pub use home::mlfw_home;
 pub use layout::Layout;
 pub use op::{CustomOp, Op};
 pub use params::{

@@ -111,19 +111,13 @@ pub fn walk_of(l: &Layout, shape: &[usize]) -> Result<(LoadKind, Walk)> {
     Ok((LoadKind::Strided { rank: shape.len() }, w))
 }
 
-/// Where compiled fused kernels are kept: `$MLFW_CUDA_CACHE`, else `$MLFW_HOME/kernels`,
-/// else `~/.cache/mlfw/kernels` (the system temp folder without a home).
+/// Where compiled fused kernels are kept: `$MLFW_CUDA_CACHE`, else
+/// [`mlfw_core::mlfw_home`]`/kernels` (`$MLFW_HOME/kernels`, by default
+/// `~/.cache/mlfw/kernels`).
 pub fn kernel_cache_dir() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(d) = var("MLFW_CUDA_CACHE") {
-        return d.into();
-    }
-    if let Some(h) = var("MLFW_HOME") {
-        return PathBuf::from(h).join("kernels");
-    }
-    match var("HOME").or_else(|| var("USERPROFILE")) {
-        Some(h) => PathBuf::from(h).join(".cache/mlfw/kernels"),
-        None => std::env::temp_dir().join("mlfw-kernels"),
+    match std::env::var_os("MLFW_CUDA_CACHE").filter(|v| !v.is_empty()) {
+        Some(d) => d.into(),
+        None => mlfw_core::mlfw_home().join("kernels"),
     }
 }
 

@@ -4,7 +4,7 @@
 //! pool keeps its addresses and is recycled at each relaunch. `mlfw_core`'s
 //! `Plan::run_graphed` decides when to capture and owns the input/output buffers.
 //!
-//! Nothing here has run on a GPU yet (`tests/cuda/graph_replay.rs` checks it when one is
+//! Nothing here has run on a GPU yet (`tests/cuda/compiled.rs` checks it when one is
 //! present).
 
 use crate::context::CudaDevice;

@@ -473,17 +473,17 @@ fn bwd_body<const AVX: bool>(
         for (kk, d) in dg.chunks_mut(il).enumerate() {
             let o = (k0 + q * GROUP + kk) * ol;
             let (gr, pr, ir) = (&gy[o..o + ol], &pooled[o..o + ol], &idx[o..o + ol]);
-            // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
-            for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
-                let masked = ((p <= c0) as u32).wrapping_neg();
-                *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
-            }
             // Rows of fewer than 8 windows measured slower in 16-lane blocks (LeNet's 10x10
             // maps: 0.051 vs 0.031 ms a step); they keep the fill and scatter.
             #[cfg(target_arch = "x86_64")]
             if AVX && g.w >= 16 {
                 wrong |= !super::pool_row_avx512::bwd_plane((gr, pr, ir), c0, (g.h, g.w), d);
                 continue;
+            }
+            // ReLU's mask as a bit mask (a branch on it would be mispredicted half the time).
+            for ((v, &p), &gv) in vals.iter_mut().zip(pr).zip(gr) {
+                let masked = ((p <= c0) as u32).wrapping_neg();
+                *v = f32::from_bits((0.0 + gv).to_bits() & !masked);
             }
             // Each window's maximum lies in its own window (checked; the indices come from
             // the plan's forward step), so a zeroed plane plus one store per window is

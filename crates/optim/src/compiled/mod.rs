@@ -6,8 +6,8 @@
 //! When the step is sample-separable (no value mixes samples except the loss mean and the
 //! weight gradients' sums over the batch: true for LeNet-5-like models, not for batch norm),
 //! a batch can run as micro-batches (opt-in: `MLFW_COMPILE_SPLIT=auto` or a size, or
-//! [`CompiledStep::with_split`]; the default is the whole batch), one per thread, each plan single-threaded with its own
-//! buffers; the gradients and loss are combined as `Σ_k (n_k / n)·g_k` (`n_k` counting the
+//! [`CompiledStep::with_split`]; the default is the whole batch), one per thread, each plan
+//! single-threaded with its own buffers; the gradients and loss are combined as `Σ_k (n_k / n)·g_k` (`n_k` counting the
 //! micro-batch's targets) and the logits concatenated ([`SplitMode`], `MLFW_COMPILE_SPLIT`).
 //! Summation order then differs from eager's: one step's gradients are within ≈2e-6
 //! relative of eager's and 20 SGD-momentum steps of LeNet-5 within 1e-6, but after 100 steps
@@ -15,7 +15,8 @@
 //! change to one weight (a ReLU or max-pool choice flips; `crates/vision/tests/compiled_split.rs`,
 //! BENCHMARKS.md). The whole-batch replay (the default, [`SplitMode::Off`]) is
 //! bit-identical to eager, and in the quiet sitting of 2026-11-30 it was as fast as the
-//! split at batch 256 and faster at batch 64, so splitting stays opt-in. Any training loop can use it:
+//! split at batch 256 and faster at batch 64, so splitting stays opt-in. Any training loop
+//! can use it:
 //!
 //! ```
 //! use mlfw_core::{DType, Device, Tensor};
@@ -155,7 +156,8 @@ impl CompiledStep {
     }
 
     /// Sets how batches are split into micro-batches (default: `MLFW_COMPILE_SPLIT`, else
-    /// [`SplitMode::Off`], the whole batch). A step that is not sample-separable always runs whole batches.
+    /// [`SplitMode::Off`], the whole batch). A step that is not sample-separable always runs
+    /// whole batches.
     pub fn with_split(mut self, mode: SplitMode) -> Self {
         self.mode = mode;
         self

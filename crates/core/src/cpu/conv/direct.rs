@@ -155,12 +155,7 @@ pub(super) fn fwd_each<A: Send, B: Send>(
     if a_img == 0 || b_img == 0 || g.n == 0 {
         return;
     }
-    let threads = num_threads();
-    let per = if threads > 1 && g.n >= threads && g.work() >= super::geom::PAR_WORK {
-        g.n.div_ceil(threads * 4).max(1)
-    } else {
-        g.n
-    };
+    let per = super::geom::images_per_task(g);
     parallel::for_each_chunk_pair_mut(a, per * a_img, b, per * b_img, |ci, ac, bc| {
         with_scratch(fw.scratch(), |buf| {
             for (k, (ai, bi)) in ac.chunks_mut(a_img).zip(bc.chunks_mut(b_img)).enumerate() {

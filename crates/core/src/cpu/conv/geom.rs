@@ -136,6 +136,17 @@ pub(super) fn with_scratch<T: WithDType, R>(len: usize, f: impl FnOnce(&mut [T])
     r
 }
 
+/// Images per pool task when a convolution runs image by image: about four tasks a thread
+/// when the batch and the work are large enough to split, else the whole batch in one.
+pub(super) fn images_per_task(g: &Geom) -> usize {
+    let threads = num_threads();
+    if threads > 1 && g.n >= threads && g.work() >= PAR_WORK {
+        g.n.div_ceil(threads * 4).max(1)
+    } else {
+        g.n
+    }
+}
+
 /// Runs `f(image index, its chunk of out, scratch)` over the batch: images spread over the
 /// pool when the batch and the work are big enough, else on this thread.
 pub(super) fn over_batch<T, U, F>(g: &Geom, out: &mut [U], out_img: usize, scratch: usize, f: F)
@@ -144,15 +155,10 @@ where
     U: Send,
     F: Fn(usize, &mut [U], &mut [T]) + Send + Sync,
 {
-    let threads = num_threads();
     if out_img == 0 || g.n == 0 {
         return;
     }
-    let per = if threads > 1 && g.n >= threads && g.work() >= PAR_WORK {
-        g.n.div_ceil(threads * 4).max(1)
-    } else {
-        g.n
-    };
+    let per = images_per_task(g);
     for_each_chunk_mut(out, per * out_img, |ci, chunk| {
         with_scratch(scratch, |buf| {
             for (k, o) in chunk.chunks_mut(out_img).enumerate() {

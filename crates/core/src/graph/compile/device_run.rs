@@ -29,31 +29,38 @@ fn load_kind(t: &Tensor, shape: &[usize]) -> LoadKind {
     }
 }
 
+impl FusedKernel {
+    /// The group as plain data with the given loads (dtype and layout of each input).
+    pub(super) fn group(&self, loads: Vec<(crate::DType, LoadKind)>) -> FusedGroup {
+        let dtype = |b: bool| {
+            if b {
+                crate::DType::Bool
+            } else {
+                crate::DType::F32
+            }
+        };
+        FusedGroup {
+            shape: self.shape.clone(),
+            loads,
+            instrs: self.instrs.clone(),
+            stores: self
+                .stores
+                .iter()
+                .zip(&self.store_bool)
+                .map(|(&r, &b)| (r, dtype(b)))
+                .collect(),
+        }
+    }
+}
+
 /// The fused group `kernel` as plain data, its load kinds read from `inputs`.
 pub(super) fn group_of(kernel: &FusedKernel, inputs: &[&Tensor]) -> FusedGroup {
-    FusedGroup {
-        shape: kernel.shape.clone(),
-        loads: inputs
+    kernel.group(
+        inputs
             .iter()
             .map(|t| (t.dtype(), load_kind(t, &kernel.shape)))
             .collect(),
-        instrs: kernel.instrs.clone(),
-        stores: kernel
-            .stores
-            .iter()
-            .zip(&kernel.store_bool)
-            .map(|(&r, &b)| {
-                (
-                    r,
-                    if b {
-                        crate::DType::Bool
-                    } else {
-                        crate::DType::F32
-                    },
-                )
-            })
-            .collect(),
-    }
+    )
 }
 
 /// Runs `kernel` on the device of `inputs` through its backend (into `outputs` when given).

@@ -181,36 +181,26 @@ impl Plan {
         self.steps
             .iter()
             .filter_map(|s| match s {
-                Step::Fused {
-                    kernel,
-                    loads,
-                    stores,
-                } => Some(FusedGroup {
-                    shape: kernel.shape.clone(),
-                    loads: loads
-                        .iter()
-                        .map(|&v| {
-                            let d = self.shapes[v].dims();
-                            let kind = if d.iter().product::<usize>() == 1 {
-                                LoadKind::Scalar
-                            } else if d == kernel.shape.as_slice() && !view(v) {
-                                LoadKind::Contiguous
-                            } else {
-                                LoadKind::Strided {
-                                    rank: kernel.shape.len(),
-                                }
-                            };
-                            (self.graph.nodes[v].dtype, kind)
-                        })
-                        .collect(),
-                    instrs: kernel.instrs.clone(),
-                    stores: kernel
-                        .stores
-                        .iter()
-                        .zip(stores)
-                        .map(|(&r, &m)| (r, self.graph.nodes[m].dtype))
-                        .collect(),
-                }),
+                Step::Fused { kernel, loads, .. } => Some(
+                    kernel.group(
+                        loads
+                            .iter()
+                            .map(|&v| {
+                                let d = self.shapes[v].dims();
+                                let kind = if d.iter().product::<usize>() == 1 {
+                                    LoadKind::Scalar
+                                } else if d == kernel.shape.as_slice() && !view(v) {
+                                    LoadKind::Contiguous
+                                } else {
+                                    LoadKind::Strided {
+                                        rank: kernel.shape.len(),
+                                    }
+                                };
+                                (self.graph.nodes[v].dtype, kind)
+                            })
+                            .collect(),
+                    ),
+                ),
                 Step::Eval(_) | Step::Pool(_) => None,
             })
             .collect()
