@@ -19,7 +19,7 @@ mod storage;
 mod vexp;
 
 pub use alloc::tune_allocator;
-pub(crate) use conv_pool_fused::conv_bias_relu_max_pool_2x2;
+pub(crate) use conv_pool_fused::{conv_bias_relu_max_pool_2x2, conv_weight_grad_from_pool};
 pub use storage::CpuStorage;
 #[cfg(target_arch = "x86_64")]
 pub use vexp::exp16;

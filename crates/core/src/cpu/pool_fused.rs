@@ -38,13 +38,13 @@ pub(crate) struct Pool2x2 {
 }
 
 impl Pool2x2 {
-    fn in_len(&self) -> usize {
+    pub(crate) fn in_len(&self) -> usize {
         self.h * self.w
     }
-    fn out_len(&self) -> usize {
+    pub(crate) fn out_len(&self) -> usize {
         (self.h / 2) * (self.w / 2)
     }
-    fn check(&self, op: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
+    pub(crate) fn check(&self, op: &str, lens: &[(&str, usize, usize)]) -> Result<()> {
         if self.c == 0
             || !self.planes.is_multiple_of(self.c)
             || self.h < 2
@@ -246,14 +246,45 @@ pub(crate) fn max_pool_2x2_relu_backward(
         )));
     }
     if let Some(db) = bias_grad {
-        let n = g.planes / g.c;
-        for (m, d) in db.iter_mut().enumerate() {
-            // eager: `(0..outer).map(|j| sum_f64(plane j·C + m)).sum()`, then `as f32`.
-            let s: f64 = (0..n).map(|j| sums[j * g.c + m]).sum();
-            *d = s as f32;
-        }
+        bias_grad_from_plane_sums(&sums, g.c, db);
     }
     Ok(())
+}
+
+/// [`max_pool_2x2_relu_backward`] of image `i` alone (planes `i·c..(i + 1)·c` of `g`):
+/// writes its `c·h·w` gradient into `dx` and, when `sums` is not empty, each plane's sum
+/// (eager's order, f64, `c` of them) into `sums`. Single-threaded, for callers that
+/// parallelise over images (`cpu::conv_pool_fused`). `gy`, `pooled`, `idx` are the whole
+/// batch's, of lengths already checked against `g`.
+///
+/// # Errors
+/// An index outside its 2×2 window.
+pub(crate) fn max_pool_2x2_relu_backward_image(
+    (gy, pooled, idx): (&[f32], &[f32], &[i64]),
+    c0: f32,
+    g: Pool2x2,
+    i: usize,
+    dx: &mut [f32],
+    sums: &mut [f64],
+) -> Result<()> {
+    if dispatch!(bwd_planes(gy, pooled, idx, c0, g, i * g.c, dx, sums)) {
+        return Err(Error::msg(
+            "max_pool_2x2_relu_backward: an index lies outside its 2x2 window (indices not from a 2x2 stride-2 max pool)",
+        ));
+    }
+    Ok(())
+}
+
+/// The bias gradient from each plane's sum (`sums[j·c + m]`, image `j`, channel `m`) as
+/// eager's `sum([0, 2, 3])` adds them: the planes of a channel in batch order, in f64,
+/// rounded once.
+pub(crate) fn bias_grad_from_plane_sums(sums: &[f64], c: usize, db: &mut [f32]) {
+    let n = sums.len() / c.max(1);
+    for (m, d) in db.iter_mut().enumerate() {
+        // eager: `(0..outer).map(|j| sum_f64(plane j·C + m)).sum()`, then `as f32`.
+        let s: f64 = (0..n).map(|j| sums[j * c + m]).sum();
+        *d = s as f32;
+    }
 }
 
 /// Calls `name_avx512(args)` where the CPU has AVX-512, else `name(args)` (the same code

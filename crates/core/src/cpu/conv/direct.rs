@@ -406,8 +406,44 @@ const BW_SCRATCH: usize = 1 << 18;
 
 /// Weight gradient `[O, C, kH, kW]`.
 pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> {
+    let np = g.np();
+    bwd_weight_with(x, g, w, &|i, d, rs| {
+        widen_into(&dy[i * g.o * np..(i + 1) * g.o * np], d, g, w, rs)
+    })
+}
+
+/// [`bwd_weight`] with image `i`'s output gradient `[O, oH, oW]` written by `dense(i, buf)`
+/// into a thread's scratch (`O·oH·oW` elements) just before the kernel reads it, instead of
+/// read from a full-size `dy` in memory: the same arithmetic in the same order, so the
+/// result is bit-identical to [`bwd_weight`] on the gradient `dense` writes.
+pub(super) fn bwd_weight_each(
+    x: &[f32],
+    g: &Geom,
+    w: &Wide,
+    dense: &(dyn Fn(usize, &mut [f32]) + Sync),
+) -> Vec<f32> {
+    thread_local! {
+        static DENSE: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    bwd_weight_with(x, g, w, &|i, d, rs| {
+        let mut buf = DENSE.take();
+        buf.resize(g.o * g.np(), 0.0);
+        dense(i, &mut buf);
+        widen_into(&buf, d, g, w, rs);
+        DENSE.set(buf);
+    })
+}
+
+/// The weight gradient with image `i`'s gradient widened by `fill(i, dyw, row stride)`
+/// into `dyw` (`O'` rows of `row stride` elements; see `widen_into`).
+fn bwd_weight_with(
+    x: &[f32],
+    g: &Geom,
+    w: &Wide,
+    fill: &(dyn Fn(usize, &mut [f32], usize) + Sync),
+) -> Vec<f32> {
     let plan = Plan::new(g, w, L, BW_TB);
-    let (k, kp, op, np) = (g.k(), plan.offs.len(), g.o.next_multiple_of(BW_OB), g.np());
+    let (k, kp, op) = (g.k(), plan.offs.len(), g.o.next_multiple_of(BW_OB));
     let per_image = plan.img + op * plan.np;
     let images = (BW_SCRATCH / per_image).clamp(1, BW_IMAGES);
     let chunks = g.n.div_ceil(images);
@@ -425,9 +461,7 @@ pub(super) fn bwd_weight(x: &[f32], dy: &[f32], g: &Geom, w: &Wide) -> Vec<f32> 
                 for (b, i) in (i0..i1).enumerate() {
                     let xi = &x[i * g.img()..(i + 1) * g.img()];
                     pad_into(xi, &mut xps[b * plan.img..(b + 1) * plan.img], g, w, &plan);
-                    let dyi = &dy[i * g.o * np..(i + 1) * g.o * np];
-                    let d = &mut dyws[b * op * plan.np..(b + 1) * op * plan.np];
-                    widen_into(dyi, d, g, w, plan.np);
+                    fill(i, &mut dyws[b * op * plan.np..(b + 1) * op * plan.np], plan.np);
                 }
                 for o0 in (0..op).step_by(BW_OB) {
                     for t0 in (0..kp).step_by(BW_TB) {

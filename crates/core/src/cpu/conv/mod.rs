@@ -361,6 +361,44 @@ pub(crate) fn conv2d_direct_each(
     }
 }
 
+/// Per-image output gradient writer of [`conv2d_backward_weight_direct_each`]:
+/// `(image, its [O, oH, oW] gradient to write)`.
+pub(crate) type DenseGrad<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
+/// For compiled plans' fused steps (`graph::compile::pool_relu`): when eager would compute
+/// this f32 weight gradient (input `x` `[N, C, H, W]` contiguous, weight dims `wd`
+/// `[O, C/g, kH, kW]`) on the direct kernels, computes it with each image's output gradient
+/// `[O, oH, oW]` written by `dy(i, buf)` into the thread's scratch just before it is read
+/// (see `direct::bwd_weight_each`), so the full-size gradient is never stored; bit-identical
+/// to eager's `conv2d_backward_weight` on the gradient `dy` writes. Returns `Ok(None)`,
+/// running nothing, when eager would take another kernel.
+///
+/// # Errors
+/// Inconsistent geometry, or an input slice that does not fit it.
+pub(crate) fn conv2d_backward_weight_direct_each(
+    x: &[f32],
+    xd: (usize, usize, usize, usize),
+    wd: (usize, usize, usize, usize),
+    p: &Conv2dParams,
+    dy: DenseGrad<'_>,
+) -> Result<Option<Vec<f32>>> {
+    let op = "conv2d_backward_weight (fused gradient)";
+    let g = Geom::new(op, xd, wd, None, p)?;
+    if x.len() != g.n * g.img() {
+        return Err(Error::msg(format!(
+            "{op}: a slice of {} elements does not fit input {xd:?}",
+            x.len()
+        )));
+    }
+    if g.n == 0 || g.np() == 0 || g.o * g.k() == 0 {
+        return Ok(None);
+    }
+    match Conv2dImpl::choose::<f32>(&g) {
+        Conv2dImpl::Direct(wide) => Ok(Some(direct::bwd_weight_each(x, &g, &wide, dy))),
+        _ => Ok(None),
+    }
+}
+
 /// Convolution without bias: input `[N, C, H, W]`, weight `[O, C/g, kH, kW]` → `[N, O, oH, oW]`.
 pub(crate) fn conv2d(
     x: &CpuStorage,

@@ -49,6 +49,16 @@ enum Kind {
     /// eager's order while each plane is in L1); `c0` is the ReLU mask's threshold (`r <= c0`
     /// gives 0).
     Backward { c0: f32, bias_sum: bool },
+    /// The backward step whose gradient nothing but the convolution's weight gradient (and
+    /// the bias gradient) reads: loads `[grad of pooled, pooled, indices, conv input]`,
+    /// stores `[weight gradient]` and, with `bias_sum`, `[.., bias gradient]`; the full-size
+    /// gradient is never stored (`cpu::conv_weight_grad_from_pool`).
+    BackwardWeight {
+        c0: f32,
+        bias_sum: bool,
+        params: Conv2dParams,
+        k_hw: (usize, usize),
+    },
 }
 
 /// One fused pooling step of a plan.
@@ -280,30 +290,94 @@ fn match_backward(
         }
         _ => false,
     });
-    let mut members = vec![m.min(l), m.max(l), wn];
-    let (mut stores, mut store_dims) = (vec![wn], vec![shapes[wn].clone()]);
+    let geo = Pool2x2 {
+        planes: n * c,
+        c,
+        h,
+        w,
+    };
+    // The step runs at its last member, `wn`; the sum and the weight gradient come later in
+    // node order (they read only `wn` and values older than it).
+    let mut members = vec![m.min(l), m.max(l)];
+    members.extend(sum);
+    let (mut stores, mut store_dims) = (vec![], vec![]);
+    let weight = weight_grad_of(g, shapes, consumers, is_output, wn, sum);
+    let (kind, loads) = match weight {
+        Some((d, x, params, k_hw)) => {
+            members.push(d);
+            stores.push(d);
+            store_dims.push(shapes[d].clone());
+            let kind = Kind::BackwardWeight {
+                c0,
+                bias_sum: sum.is_some(),
+                params,
+                k_hw,
+            };
+            (kind, vec![gp, p, i, x])
+        }
+        None => {
+            stores.push(wn);
+            store_dims.push(shapes[wn].clone());
+            let kind = Kind::Backward {
+                c0,
+                bias_sum: sum.is_some(),
+            };
+            (kind, vec![gp, p, i])
+        }
+    };
+    members.push(wn);
     if let Some(s) = sum {
-        // The step runs at its last member, `wn`; the sum comes later in node order.
-        members.insert(2, s);
         stores.push(s);
         store_dims.push(shapes[s].clone());
     }
     Some(PoolStep {
-        kind: Kind::Backward {
-            c0,
-            bias_sum: sum.is_some(),
-        },
-        geo: Pool2x2 {
-            planes: n * c,
-            c,
-            h,
-            w,
-        },
+        kind,
+        geo,
         members,
-        loads: vec![gp, p, i],
+        loads,
         stores,
         store_dims,
     })
+}
+
+/// The convolution weight gradient `d = conv2d_backward_weight(x, wn)` when it is the only
+/// reader of the backward's result `wn` besides the bias gradient `sum`: `(d, x, params,
+/// kernel size)`. Off with `MLFW_COMPILE_CONV_POOL=0`.
+fn weight_grad_of(
+    g: &Graph,
+    shapes: &[Vec<usize>],
+    consumers: &[Vec<usize>],
+    is_output: &[bool],
+    wn: usize,
+    sum: Option<usize>,
+) -> Option<(usize, usize, Conv2dParams, (usize, usize))> {
+    let others: Vec<usize> = consumers[wn]
+        .iter()
+        .copied()
+        .filter(|&k| Some(k) != sum)
+        .collect();
+    let &[d] = others.as_slice() else {
+        return None;
+    };
+    let Some(Op::Conv2dBackwardWeight {
+        input,
+        grad,
+        params,
+        k_hw,
+    }) = op(g, d)
+    else {
+        return None;
+    };
+    let x = input.0;
+    let ok = conv_enabled()
+        && grad.0 == wn
+        && x != wn
+        && !is_output[wn]
+        && g.nodes[d].dtype == DType::F32
+        && g.nodes[x].dtype == DType::F32
+        && shapes[x].len() == 4
+        && shapes[d].len() == 4;
+    ok.then_some((d, x, *params, *k_hw))
 }
 
 /// A contiguous CPU f32 or i64 view of `t`'s elements.
@@ -344,6 +418,7 @@ impl PoolStep {
             Kind::Forward => "bias_relu_max_pool",
             Kind::ConvForward(_) => "conv_bias_relu_max_pool",
             Kind::Backward { .. } => "max_pool_relu_backward",
+            Kind::BackwardWeight { .. } => "max_pool_relu_conv_weight_backward",
         };
         let names: Vec<&str> = self
             .stores
@@ -383,6 +458,9 @@ impl PoolStep {
             Kind::Forward => self.forward(&ins, &outs)?,
             Kind::ConvForward(params) => self.conv_forward(&ins, &outs, &params)?,
             Kind::Backward { c0, .. } => self.backward(&ins, &outs, c0)?,
+            Kind::BackwardWeight {
+                c0, params, k_hw, ..
+            } => self.backward_weight(&ins, &outs, c0, &params, k_hw)?,
         }
         Ok(outs)
     }
@@ -450,34 +528,101 @@ impl PoolStep {
         let (gg, pg, ig) = (gp.storage(), p.storage(), i.storage());
         let gs = f32s(cpu(&gg)?, gp, "grad")?;
         let ps = f32s(cpu(&pg)?, p, "pooled")?;
-        let is = match (cpu(&ig)?, i.layout().contiguous_range()) {
-            (CpuStorage::I64(v), Some((a, b))) => &v[a..b],
-            _ => {
-                return Err(Error::msg(
-                    "fused pooling: indices must be contiguous CPU i64",
-                ))
+        let is = i64s(cpu(&ig)?, i)?;
+        with_f32_out(&outs[0], "the gradient output", |dx| match outs.get(1) {
+            None => max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, None),
+            Some(sum) => with_f32_out(sum, "the bias gradient", |db| {
+                max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, Some(db))
+            }),
+        })
+    }
+
+    /// The weight (and bias) gradient straight from the pooled gradient where eager would
+    /// run the direct weight-gradient kernel; elsewhere [`Self::backward`]'s full-size
+    /// gradient, then the plain `conv2d_backward_weight` on it.
+    fn backward_weight(
+        &self,
+        ins: &[Tensor],
+        outs: &[Tensor],
+        c0: f32,
+        p: &Conv2dParams,
+        k_hw: (usize, usize),
+    ) -> Result<()> {
+        let (gp, pl, i, x) = (&ins[0], &ins[1], &ins[2], &ins[3]);
+        let &[n, c, h, w] = x.dims() else {
+            return Err(Error::msg("fused weight gradient: the input must be 4-D"));
+        };
+        let (xd, wd) = ((n, c, h, w), (self.geo.c, c / p.groups.max(1), k_hw.0, k_hw.1));
+        let dw = {
+            let (gg, pg, ig, xg) = (gp.storage(), pl.storage(), i.storage(), x.storage());
+            let gs = f32s(cpu(&gg)?, gp, "grad")?;
+            let ps = f32s(cpu(&pg)?, pl, "pooled")?;
+            let is = i64s(cpu(&ig)?, i)?;
+            let xs = f32s(cpu(&xg)?, x, "input")?;
+            let run = |db: Option<&mut [f32]>| {
+                crate::cpu::conv_weight_grad_from_pool(
+                    xs,
+                    xd,
+                    wd,
+                    p,
+                    (gs, ps, is),
+                    c0,
+                    self.geo,
+                    db,
+                )
+            };
+            match outs.get(1) {
+                None => run(None)?,
+                Some(sum) => with_f32_out(sum, "the bias gradient", |db| run(Some(db)))?,
             }
         };
-        let mut dg = outs[0].storage_mut();
-        let Some(CpuStorage::F32(dv)) = dg.as_any_mut().downcast_mut::<CpuStorage>() else {
-            return Err(Error::msg(
-                "fused pooling: the gradient output must be CPU f32",
-            ));
+        let dw = match dw {
+            Some(v) => Tensor::from_vec(v, [wd.0, wd.1, wd.2, wd.3], &crate::Device::Cpu)?,
+            None => {
+                let g = self.geo;
+                let full = Tensor::zeros([n, g.c, g.h, g.w], DType::F32, &crate::Device::Cpu)?;
+                let mut outs2 = vec![full.clone()];
+                outs2.extend(outs.get(1).cloned());
+                self.backward(&ins[..3], &outs2, c0)?;
+                x.conv2d_backward_weight(&full, *p, k_hw)?.contiguous()?
+            }
         };
-        let (a, b) = range(&outs[0])?;
-        let dx = &mut dv[a..b];
-        let Some(sum) = outs.get(1) else {
-            return max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, None);
-        };
-        let mut sg = sum.storage_mut();
-        let Some(CpuStorage::F32(sv)) = sg.as_any_mut().downcast_mut::<CpuStorage>() else {
-            return Err(Error::msg(
-                "fused pooling: the bias gradient must be CPU f32",
-            ));
-        };
-        let (sa, sb) = range(sum)?;
-        max_pool_2x2_relu_backward(gs, ps, is, c0, self.geo, dx, Some(&mut sv[sa..sb]))
+        let src = dw.storage();
+        let s = f32s(cpu(&src)?, &dw, "weight gradient")?;
+        with_f32_out(&outs[0], "the weight gradient", |d| {
+            if d.len() != s.len() {
+                return Err(Error::msg(format!(
+                    "fused weight gradient: {} elements for an output of {}",
+                    s.len(),
+                    d.len()
+                )));
+            }
+            d.copy_from_slice(s);
+            Ok(())
+        })
     }
+}
+
+/// The contiguous CPU i64 elements of `i` (pooling indices).
+fn i64s<'a>(s: &'a CpuStorage, i: &Tensor) -> Result<&'a [i64]> {
+    match (s, i.layout().contiguous_range()) {
+        (CpuStorage::I64(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => Err(Error::msg(
+            "fused pooling: indices must be contiguous CPU i64",
+        )),
+    }
+}
+
+/// Calls `f` with output `t`'s own range of its CPU f32 storage.
+fn with_f32_out<R>(t: &Tensor, what: &str, f: impl FnOnce(&mut [f32]) -> Result<R>) -> Result<R> {
+    let mut g = t.storage_mut();
+    let Some(CpuStorage::F32(v)) = g.as_any_mut().downcast_mut::<CpuStorage>() else {
+        return Err(Error::msg(format!(
+            "fused pooling: {what} must be CPU f32"
+        )));
+    };
+    let (a, b) = range(t)?;
+    f(&mut v[a..b])
 }
 
 /// Calls `f` with the pooled values (CPU f32) and their indices (CPU i64) of a forward
@@ -505,3 +650,7 @@ mod tests;
 #[cfg(test)]
 #[path = "conv_pool_tests.rs"]
 mod conv_tests;
+
+#[cfg(test)]
+#[path = "conv_wgrad_tests.rs"]
+mod wgrad_tests;

@@ -1,0 +1,169 @@
+//! The fused backward step that computes a convolution's weight and bias gradients straight
+//! from the pooled gradient (`Kind::BackwardWeight`, `cpu::conv_weight_grad_from_pool`)
+//! against the graph interpreter, bit for bit, on the direct kernels' geometries and on ones
+//! that fall back to the full-size gradient and the plain weight-gradient kernel.
+
+use super::super::compile;
+use super::tests::{awkward, bits};
+use crate::graph::{Capture, Graph};
+use crate::params::{CmpOp, Conv2dParams, Pool2dParams};
+use crate::{DType, Device, Result, Tensor};
+
+/// `(input [n, c, h, w], weight [o, c, kh, kw], stride, padding)`.
+type Case = ([usize; 4], [usize; 4], usize, usize);
+
+/// What a training step records for a first conv layer (no input gradient): the forward,
+/// then `where(relu <= 0, 0, max_pool2d_backward(gp))`, the bias gradient as its sum over
+/// `[0, 2, 3]` and the weight gradient. With `nan`, NaNs and −0 in the input and the
+/// pooled gradient; the last channel has zero weights (ties) and a −0.0 bias, the one
+/// before it a large negative bias (masked planes). With `dx`, the input gradient is
+/// recorded too (the full-size gradient then has another reader: no fusion).
+fn capture((xd, wd, stride, pad): Case, nan: bool, dx: bool) -> Result<(Graph, Vec<Tensor>)> {
+    let clean = |t: Tensor| -> Result<Tensor> {
+        if nan {
+            return Ok(t);
+        }
+        let v: Vec<f32> = t.to_vec::<f32>()?;
+        let v = v.iter().map(|v| if v.is_nan() { 0.5 } else { v.clamp(-3.0, 3.0) });
+        Tensor::from_vec(v.collect::<Vec<f32>>(), t.dims().to_vec(), &Device::Cpu)
+    };
+    let x = clean(awkward(xd, 3)?)?;
+    crate::manual_seed(11);
+    let o = wd[0];
+    let plane = wd[1] * wd[2] * wd[3];
+    let mut wv = Tensor::randn(0.0, 0.3, wd.to_vec(), DType::F32, &Device::Cpu)?.to_vec::<f32>()?;
+    wv[(o - 1) * plane..].fill(0.0);
+    let w = Tensor::from_vec(wv, wd.to_vec(), &Device::Cpu)?;
+    let mut bv: Vec<f32> = (0..o).map(|k| k as f32 * 0.13 - 0.25).collect();
+    bv[o - 1] = -0.0;
+    if o >= 2 {
+        bv[o - 2] = -100.0;
+    }
+    let b = Tensor::from_vec(bv, [1, o, 1, 1], &Device::Cpu)?;
+    let params = Conv2dParams {
+        stride: (stride, stride),
+        padding: (pad, pad),
+        ..Default::default()
+    };
+    let y = x.conv2d(&w, None, params)?;
+    let (oh, ow) = (y.dims()[2], y.dims()[3]);
+    let gp = clean(awkward([xd[0], o, oh / 2, ow / 2], 4)?)?;
+    let g = Capture::new()
+        .input("x", &x)
+        .input("gp", &gp)
+        .param("w", &w)
+        .param("b", &b)
+        .run(|xs| {
+            let y = xs[0].conv2d(&w, None, params)?;
+            let r = y.add(&b)?.relu()?;
+            let (p, i) = r.max_pool2d_with_indices(Pool2dParams::new(2))?;
+            let m = xs[1].max_pool2d_backward(&i, r.shape())?;
+            let mask = r.cmp_scalar(0.0, CmpOp::Le)?;
+            let d = mask.where_cond(&m.scalar_like(0.0)?, &m)?;
+            let db = d.sum(&[0, 2, 3], false)?;
+            let dw = xs[0].conv2d_backward_weight(&d, params, (wd[2], wd[3]))?;
+            let mut outs = vec![p, dw, db];
+            if dx {
+                outs.push(d.conv2d_backward_input(&w, params, (xd[2], xd[3]))?);
+            }
+            Ok(outs)
+        })?;
+    Ok((g, vec![x, gp]))
+}
+
+fn check(case: Case, nan: bool, dx: bool) -> Result<Vec<String>> {
+    let (g, ins) = capture(case, nan, dx)?;
+    let mut plan = compile(&g)?;
+    let names: Vec<String> = plan.profile(&ins)?.into_iter().map(|(n, _)| n).collect();
+    for _ in 0..2 {
+        let (want, got) = (g.run(&ins)?, plan.run(&ins)?);
+        assert_eq!(want.len(), got.len());
+        for (w, h) in want.iter().zip(&got) {
+            assert_eq!(w.dims(), h.dims(), "{case:?}");
+            assert_eq!(bits(w)?, bits(h)?, "{case:?} nan {nan}");
+        }
+    }
+    Ok(names)
+}
+
+#[test]
+fn fused_weight_gradient_step_is_bit_identical_to_graph_run() -> Result<()> {
+    let cases: [Case; 6] = [
+        ([64, 1, 32, 32], [6, 1, 5, 5], 1, 0), // LeNet-5 conv1, batch 64 (parallel)
+        ([3, 6, 14, 14], [16, 6, 5, 5], 1, 0), // LeNet-5 conv2
+        ([1, 3, 12, 9], [7, 3, 5, 5], 1, 0),   // batch 1, odd output 8x5, 7 channels
+        ([2, 2, 9, 11], [5, 2, 4, 4], 1, 1),   // padding, even kernel
+        ([2, 3, 13, 13], [4, 3, 3, 3], 2, 0),  // stride 2: the full-size fallback
+        ([2, 17, 10, 7], [19, 17, 3, 3], 1, 1), // 3x3 Winograd-sized: the fallback
+    ];
+    for case in cases {
+        for nan in [false, true] {
+            let names = check(case, nan, false)?;
+            let fused = |p: &str| names.iter().any(|n| n.starts_with(p));
+            assert!(
+                fused("max_pool_relu_conv_weight_backward"),
+                "{case:?}: {names:?}"
+            );
+            assert!(!fused("conv2d_backward_weight"), "{names:?}");
+            assert!(!fused("sum"), "{names:?}");
+        }
+    }
+    Ok(())
+}
+
+/// A full-size gradient the input gradient also reads is stored: the plain backward step.
+#[test]
+fn a_gradient_with_another_reader_is_not_fused() -> Result<()> {
+    let names = check(([2, 3, 12, 12], [5, 3, 5, 5], 1, 0), true, true)?;
+    let has = |p: &str| names.iter().any(|n| n.starts_with(p));
+    assert!(!has("max_pool_relu_conv_weight_backward"), "{names:?}");
+    assert!(has("max_pool_relu_backward"), "{names:?}");
+    assert!(has("conv2d_backward_weight"), "{names:?}");
+    Ok(())
+}
+
+#[test]
+fn fused_weight_gradient_kernel_refuses_bad_input() -> Result<()> {
+    use crate::cpu::conv_weight_grad_from_pool as fused;
+    use crate::cpu::pool_fused::Pool2x2;
+    let p = Conv2dParams::default();
+    let (xd, wd) = ((2, 3, 12, 12), (5, 3, 5, 5));
+    let geo = Pool2x2 {
+        planes: 10,
+        c: 5,
+        h: 8,
+        w: 8,
+    };
+    let x = vec![0.5f32; 2 * 3 * 144];
+    let (gy, pooled) = (vec![1f32; 160], vec![1f32; 160]);
+    // Window-local offsets: every window's first element.
+    let idx: Vec<i64> = (0..160)
+        .map(|k| {
+            let (r, c) = ((k % 16) / 4, k % 4);
+            (2 * r * 8 + 2 * c) as i64
+        })
+        .collect();
+    let mut db = vec![0f32; 5];
+    let ok = fused(&x, xd, wd, &p, (&gy, &pooled, &idx), 0.0, geo, Some(&mut db))?;
+    if let Some(dw) = &ok {
+        // Every image's gradient is 1 at 16 window corners of each plane.
+        assert!(db.iter().all(|&v| v == 32.0), "{db:?}");
+        assert_eq!(dw.len(), 5 * 75);
+    } else {
+        eprintln!("no AVX-512 direct kernels here: the fused kernel declined, as it should");
+    }
+    let bad = |r: Result<Option<Vec<f32>>>| assert!(r.is_err());
+    bad(fused(&x, xd, wd, &p, (&gy[1..], &pooled, &idx), 0.0, geo, None));
+    bad(fused(&x[1..], xd, wd, &p, (&gy, &pooled, &idx), 0.0, geo, None));
+    bad(fused(&x, xd, (5, 3, 3, 3), &p, (&gy, &pooled, &idx), 0.0, geo, None));
+    let one = Pool2x2 { c: 1, planes: 2, ..geo };
+    bad(fused(&x, xd, wd, &p, (&gy, &pooled, &idx), 0.0, one, None));
+    bad(fused(&x, xd, wd, &p, (&gy, &pooled, &idx), 0.0, geo, Some(&mut [0.0; 4])));
+    if ok.is_some() {
+        let mut far = idx.clone();
+        far[3] = 60;
+        let e = fused(&x, xd, wd, &p, (&gy, &pooled, &far), 0.0, geo, None).unwrap_err();
+        assert!(e.to_string().contains("window"), "{e}");
+    }
+    Ok(())
+}
