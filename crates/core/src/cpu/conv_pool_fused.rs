@@ -86,8 +86,10 @@ pub(crate) fn conv_bias_relu_max_pool_2x2(
 ///
 /// `x` is `[N, C, H, W]` (dims `xd`, contiguous), `wd` the weight's dims `[O, C, kH, kW]`,
 /// `gy`, `pooled`, `idx` `N·O·(oH/2)·(oW/2)` each, `geo` the pooling's geometry (`N·O`
-/// planes of `oH × oW`), `bias_grad` `O` elements. Returns `Ok(None)`, writing nothing, where
-/// eager would compute the weight gradient on another kernel.
+/// planes of `oH × oW`), `bias_grad` `O` elements. With `input_grad = (weight, dx)`, also
+/// the input gradient `dx` `[N, C, H, W]` from the same per-image gradients (bit-identical to
+/// eager's `conv2d_backward_input`). Returns `Ok(None)`, writing nothing, where eager would
+/// compute the gradients on another kernel.
 ///
 /// # Errors
 /// Inconsistent geometry or slice lengths; an index outside its 2×2 window; a bias gradient
@@ -102,6 +104,7 @@ pub(crate) fn conv_weight_grad_from_pool(
     c0: f32,
     geo: Pool2x2,
     bias_grad: Option<&mut [f32]>,
+    input_grad: Option<(&[f32], &mut [f32])>,
 ) -> Result<Option<Vec<f32>>> {
     let op = "conv_weight_grad_from_pool";
     let ol = geo.out_len();
@@ -111,7 +114,11 @@ pub(crate) fn conv_weight_grad_from_pool(
             ("grad", gy.len(), geo.planes * ol),
             ("pooled", pooled.len(), geo.planes * ol),
             ("indices", idx.len(), geo.planes * ol),
-            ("bias_grad", bias_grad.as_ref().map_or(geo.c, |b| b.len()), geo.c),
+            (
+                "bias_grad",
+                bias_grad.as_ref().map_or(geo.c, |b| b.len()),
+                geo.c,
+            ),
         ],
     )?;
     let out_hw = p.out_hw((xd.2, xd.3), (wd.2, wd.3));
@@ -149,7 +156,7 @@ pub(crate) fn conv_weight_grad_from_pool(
             sums[i * geo.c + m].store(v.to_bits(), Ordering::Relaxed);
         }
     };
-    let Some(dw) = conv2d_backward_weight_direct_each(x, xd, wd, p, &dense)? else {
+    let Some(dw) = conv2d_backward_weight_direct_each(x, xd, wd, p, &dense, input_grad)? else {
         return Ok(None);
     };
     if bad.load(Ordering::Relaxed) {

@@ -303,19 +303,38 @@ unsafe fn fwd_block<const OB: usize, const NV: usize>(
 const BI_TB: usize = 8;
 const BI_NV: usize = 3;
 
-/// Input gradient into `dx[N, C, H, W]`.
-pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, w: &Wide, dx: &mut [f32]) {
-    let plan = Plan::new(g, w, BI_NV * L, BI_TB);
-    let (k, kp, np) = (g.k(), plan.offs.len(), g.np());
-    // Weights as [O][K'] with zero taps up to K'.
-    let mut wk = vec![0f32; g.o * kp];
-    for o in 0..g.o {
-        wk[o * kp..o * kp + k].copy_from_slice(&wt[o * k..(o + 1) * k]);
+/// The input-gradient kernel's per-call state: the tap plan and the weights as `[O][K']`.
+struct BwdInput<'a> {
+    g: &'a Geom,
+    w: &'a Wide,
+    plan: Plan,
+    wk: Vec<f32>,
+}
+
+impl<'a> BwdInput<'a> {
+    fn new(wt: &[f32], g: &'a Geom, w: &'a Wide) -> Self {
+        let plan = Plan::new(g, w, BI_NV * L, BI_TB);
+        let (k, kp) = (g.k(), plan.offs.len());
+        // Weights as [O][K'] with zero taps up to K'.
+        let mut wk = vec![0f32; g.o * kp];
+        for o in 0..g.o {
+            wk[o * kp..o * kp + k].copy_from_slice(&wt[o * k..(o + 1) * k]);
+        }
+        BwdInput { g, w, plan, wk }
     }
-    let scratch = plan.img + g.o * plan.np;
-    over_batch(g, dx, g.img(), scratch, |i, dxi, buf| {
+
+    /// Scratch elements per thread: the padded input gradient and the widened `dy`.
+    fn scratch(&self) -> usize {
+        self.plan.img + self.g.o * self.plan.np
+    }
+
+    /// Image `i`'s input gradient `dxi` (`C·H·W`) from its dense output gradient `dyi`
+    /// (`O·oH·oW`), in `buf` (`scratch()` elements).
+    fn image(&self, dyi: &[f32], dxi: &mut [f32], buf: &mut [f32]) {
+        let (g, w, plan) = (self.g, self.w, &self.plan);
+        let (k, kp) = (g.k(), plan.offs.len());
         let (dxp, dyw) = buf.split_at_mut(plan.img);
-        widen_into(&dy[i * g.o * np..(i + 1) * g.o * np], dyw, g, w, plan.np);
+        widen_into(dyi, dyw, g, w, plan.np);
         dxp.fill(0.0);
         for t0 in (0..kp).step_by(BI_TB) {
             for p0 in (0..plan.np).step_by(BI_NV * L) {
@@ -327,7 +346,7 @@ pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, w: &Wide, dx: &mut [f3
                         dyw.as_ptr().add(p0),
                         plan.np,
                         g.o,
-                        wk.as_ptr().add(t0),
+                        self.wk.as_ptr().add(t0),
                         kp,
                         dxp.as_mut_ptr().add(p0),
                         offs,
@@ -342,7 +361,60 @@ pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, w: &Wide, dx: &mut [f3
                 row.copy_from_slice(&dxp[at..at + g.w]);
             }
         }
+    }
+}
+
+/// Input gradient into `dx[N, C, H, W]`.
+pub(super) fn bwd_input(dy: &[f32], wt: &[f32], g: &Geom, w: &Wide, dx: &mut [f32]) {
+    let bi = BwdInput::new(wt, g, w);
+    let np = g.np();
+    over_batch(g, dx, g.img(), bi.scratch(), |i, dxi, buf| {
+        bi.image(&dy[i * g.o * np..(i + 1) * g.o * np], dxi, buf)
     });
+}
+
+/// The input gradient (into `dx[N, C, H, W]`) and the weight gradient (returned) together,
+/// with image `i`'s dense output gradient `[O, oH, oW]` written by `dense(i, buf)` into a
+/// thread's scratch once and read by both kernels from there: [`bwd_weight_each`]'s
+/// partition and order, and per image [`bwd_input`]'s arithmetic, so both results are
+/// bit-identical to the two kernels run on the gradient `dense` writes.
+pub(super) fn bwd_both_each(
+    x: &[f32],
+    wt: &[f32],
+    g: &Geom,
+    w: &Wide,
+    dense: &(dyn Fn(usize, &mut [f32]) + Sync),
+    dx: &mut [f32],
+) -> Vec<f32> {
+    thread_local! {
+        static BUF: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let bi = BwdInput::new(wt, g, w);
+    let (dense_len, img) = (g.o * g.np(), g.img());
+    assert_eq!(dx.len(), g.n * img, "direct: input-gradient size");
+    let dst = SendPtr(dx.as_mut_ptr());
+    bwd_weight_with(x, g, w, &|i, d, rs| {
+        let mut buf = BUF.take();
+        buf.resize(dense_len + bi.scratch(), 0.0);
+        let (dyi, rest) = buf.split_at_mut(dense_len);
+        dense(i, dyi);
+        widen_into(dyi, d, g, w, rs);
+        // SAFETY: image i's slice of `dx`, which only this call writes (each image is
+        // filled once), inside the `&mut dx` that outlives the kernel.
+        let dxi = unsafe { std::slice::from_raw_parts_mut(dst.get().add(i * img), img) };
+        bi.image(dyi, dxi, rest);
+        BUF.set(buf);
+    })
+}
+
+/// A pointer the weight-gradient tasks share to write disjoint images of one output.
+struct SendPtr(*mut f32);
+// SAFETY: each task writes only its own images' slices (see `bwd_both_each`).
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// One block of 8 taps × 48 positions: `dxp[offs[t] + v·16..] += Σ_o wts[o·ws + t] ·
@@ -461,7 +533,11 @@ fn bwd_weight_with(
                 for (b, i) in (i0..i1).enumerate() {
                     let xi = &x[i * g.img()..(i + 1) * g.img()];
                     pad_into(xi, &mut xps[b * plan.img..(b + 1) * plan.img], g, w, &plan);
-                    fill(i, &mut dyws[b * op * plan.np..(b + 1) * op * plan.np], plan.np);
+                    fill(
+                        i,
+                        &mut dyws[b * op * plan.np..(b + 1) * op * plan.np],
+                        plan.np,
+                    );
                 }
                 for o0 in (0..op).step_by(BW_OB) {
                     for t0 in (0..kp).step_by(BW_TB) {

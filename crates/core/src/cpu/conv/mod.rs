@@ -370,17 +370,21 @@ pub(crate) type DenseGrad<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 /// `[O, C/g, kH, kW]`) on the direct kernels, computes it with each image's output gradient
 /// `[O, oH, oW]` written by `dy(i, buf)` into the thread's scratch just before it is read
 /// (see `direct::bwd_weight_each`), so the full-size gradient is never stored; bit-identical
-/// to eager's `conv2d_backward_weight` on the gradient `dy` writes. Returns `Ok(None)`,
-/// running nothing, when eager would take another kernel.
+/// to eager's `conv2d_backward_weight` on the gradient `dy` writes. With `input_grad =
+/// (weight, dx)`, also writes the input gradient `dx` `[N, C, H, W]` from the same
+/// per-image gradients, bit-identical to eager's `conv2d_backward_input` (eager takes the
+/// direct kernels for both or for neither). Returns `Ok(None)`, running nothing, when eager
+/// would take another kernel.
 ///
 /// # Errors
-/// Inconsistent geometry, or an input slice that does not fit it.
+/// Inconsistent geometry, or a slice that does not fit it.
 pub(crate) fn conv2d_backward_weight_direct_each(
     x: &[f32],
     xd: (usize, usize, usize, usize),
     wd: (usize, usize, usize, usize),
     p: &Conv2dParams,
     dy: DenseGrad<'_>,
+    input_grad: Option<(&[f32], &mut [f32])>,
 ) -> Result<Option<Vec<f32>>> {
     let op = "conv2d_backward_weight (fused gradient)";
     let g = Geom::new(op, xd, wd, None, p)?;
@@ -393,8 +397,18 @@ pub(crate) fn conv2d_backward_weight_direct_each(
     if g.n == 0 || g.np() == 0 || g.o * g.k() == 0 {
         return Ok(None);
     }
-    match Conv2dImpl::choose::<f32>(&g) {
-        Conv2dImpl::Direct(wide) => Ok(Some(direct::bwd_weight_each(x, &g, &wide, dy))),
+    match (Conv2dImpl::choose::<f32>(&g), input_grad) {
+        (Conv2dImpl::Direct(wide), None) => Ok(Some(direct::bwd_weight_each(x, &g, &wide, dy))),
+        (Conv2dImpl::Direct(wide), Some((wt, dx))) => {
+            if wt.len() != g.o * g.k() || dx.len() != g.n * g.img() {
+                return Err(Error::msg(format!(
+                    "{op}: a weight of {} or an input gradient of {} elements does not fit weight {wd:?} and input {xd:?}",
+                    wt.len(),
+                    dx.len()
+                )));
+            }
+            Ok(Some(direct::bwd_both_each(x, wt, &g, &wide, dy, dx)))
+        }
         _ => Ok(None),
     }
 }

@@ -17,14 +17,21 @@ type Case = ([usize; 4], [usize; 4], usize, usize);
 /// `[0, 2, 3]` and the weight gradient. With `nan`, NaNs and −0 in the input and the
 /// pooled gradient; the last channel has zero weights (ties) and a −0.0 bias, the one
 /// before it a large negative bias (masked planes). With `dx`, the input gradient is
-/// recorded too (the full-size gradient then has another reader: no fusion).
-fn capture((xd, wd, stride, pad): Case, nan: bool, dx: bool) -> Result<(Graph, Vec<Tensor>)> {
+/// recorded too (as a second layer's step does); with `leak`, the full-size gradient is
+/// also a graph output (another reader: no fusion).
+fn capture(
+    (xd, wd, stride, pad): Case,
+    nan: bool,
+    (dx, leak): (bool, bool),
+) -> Result<(Graph, Vec<Tensor>)> {
     let clean = |t: Tensor| -> Result<Tensor> {
         if nan {
             return Ok(t);
         }
         let v: Vec<f32> = t.to_vec::<f32>()?;
-        let v = v.iter().map(|v| if v.is_nan() { 0.5 } else { v.clamp(-3.0, 3.0) });
+        let v = v
+            .iter()
+            .map(|v| if v.is_nan() { 0.5 } else { v.clamp(-3.0, 3.0) });
         Tensor::from_vec(v.collect::<Vec<f32>>(), t.dims().to_vec(), &Device::Cpu)
     };
     let x = clean(awkward(xd, 3)?)?;
@@ -66,13 +73,16 @@ fn capture((xd, wd, stride, pad): Case, nan: bool, dx: bool) -> Result<(Graph, V
             if dx {
                 outs.push(d.conv2d_backward_input(&w, params, (xd[2], xd[3]))?);
             }
+            if leak {
+                outs.push(d.mul_scalar(2.0)?);
+            }
             Ok(outs)
         })?;
     Ok((g, vec![x, gp]))
 }
 
-fn check(case: Case, nan: bool, dx: bool) -> Result<Vec<String>> {
-    let (g, ins) = capture(case, nan, dx)?;
+fn check(case: Case, nan: bool, extra: (bool, bool)) -> Result<Vec<String>> {
+    let (g, ins) = capture(case, nan, extra)?;
     let mut plan = compile(&g)?;
     let names: Vec<String> = plan.profile(&ins)?.into_iter().map(|(n, _)| n).collect();
     for _ in 0..2 {
@@ -97,24 +107,24 @@ fn fused_weight_gradient_step_is_bit_identical_to_graph_run() -> Result<()> {
         ([2, 17, 10, 7], [19, 17, 3, 3], 1, 1), // 3x3 Winograd-sized: the fallback
     ];
     for case in cases {
-        for nan in [false, true] {
-            let names = check(case, nan, false)?;
+        for (nan, dx) in [(false, false), (true, false), (false, true), (true, true)] {
+            let names = check(case, nan, (dx, false))?;
             let fused = |p: &str| names.iter().any(|n| n.starts_with(p));
             assert!(
                 fused("max_pool_relu_conv_weight_backward"),
                 "{case:?}: {names:?}"
             );
-            assert!(!fused("conv2d_backward_weight"), "{names:?}");
+            assert!(!fused("conv2d_backward"), "{names:?}");
             assert!(!fused("sum"), "{names:?}");
         }
     }
     Ok(())
 }
 
-/// A full-size gradient the input gradient also reads is stored: the plain backward step.
+/// A full-size gradient something else also reads is stored: the plain backward step.
 #[test]
 fn a_gradient_with_another_reader_is_not_fused() -> Result<()> {
-    let names = check(([2, 3, 12, 12], [5, 3, 5, 5], 1, 0), true, true)?;
+    let names = check(([2, 3, 12, 12], [5, 3, 5, 5], 1, 0), true, (true, true))?;
     let has = |p: &str| names.iter().any(|n| n.starts_with(p));
     assert!(!has("max_pool_relu_conv_weight_backward"), "{names:?}");
     assert!(has("max_pool_relu_backward"), "{names:?}");
@@ -144,7 +154,17 @@ fn fused_weight_gradient_kernel_refuses_bad_input() -> Result<()> {
         })
         .collect();
     let mut db = vec![0f32; 5];
-    let ok = fused(&x, xd, wd, &p, (&gy, &pooled, &idx), 0.0, geo, Some(&mut db))?;
+    let ok = fused(
+        &x,
+        xd,
+        wd,
+        &p,
+        (&gy, &pooled, &idx),
+        0.0,
+        geo,
+        Some(&mut db),
+        None,
+    )?;
     if let Some(dw) = &ok {
         // Every image's gradient is 1 at 16 window corners of each plane.
         assert!(db.iter().all(|&v| v == 32.0), "{db:?}");
@@ -153,17 +173,97 @@ fn fused_weight_gradient_kernel_refuses_bad_input() -> Result<()> {
         eprintln!("no AVX-512 direct kernels here: the fused kernel declined, as it should");
     }
     let bad = |r: Result<Option<Vec<f32>>>| assert!(r.is_err());
-    bad(fused(&x, xd, wd, &p, (&gy[1..], &pooled, &idx), 0.0, geo, None));
-    bad(fused(&x[1..], xd, wd, &p, (&gy, &pooled, &idx), 0.0, geo, None));
-    bad(fused(&x, xd, (5, 3, 3, 3), &p, (&gy, &pooled, &idx), 0.0, geo, None));
-    let one = Pool2x2 { c: 1, planes: 2, ..geo };
-    bad(fused(&x, xd, wd, &p, (&gy, &pooled, &idx), 0.0, one, None));
-    bad(fused(&x, xd, wd, &p, (&gy, &pooled, &idx), 0.0, geo, Some(&mut [0.0; 4])));
+    bad(fused(
+        &x,
+        xd,
+        wd,
+        &p,
+        (&gy[1..], &pooled, &idx),
+        0.0,
+        geo,
+        None,
+        None,
+    ));
+    bad(fused(
+        &x[1..],
+        xd,
+        wd,
+        &p,
+        (&gy, &pooled, &idx),
+        0.0,
+        geo,
+        None,
+        None,
+    ));
+    bad(fused(
+        &x,
+        xd,
+        (5, 3, 3, 3),
+        &p,
+        (&gy, &pooled, &idx),
+        0.0,
+        geo,
+        None,
+        None,
+    ));
+    let one = Pool2x2 {
+        c: 1,
+        planes: 2,
+        ..geo
+    };
+    bad(fused(
+        &x,
+        xd,
+        wd,
+        &p,
+        (&gy, &pooled, &idx),
+        0.0,
+        one,
+        None,
+        None,
+    ));
+    bad(fused(
+        &x,
+        xd,
+        wd,
+        &p,
+        (&gy, &pooled, &idx),
+        0.0,
+        geo,
+        Some(&mut [0.0; 4]),
+        None,
+    ));
     if ok.is_some() {
         let mut far = idx.clone();
         far[3] = 60;
-        let e = fused(&x, xd, wd, &p, (&gy, &pooled, &far), 0.0, geo, None).unwrap_err();
+        let e = fused(&x, xd, wd, &p, (&gy, &pooled, &far), 0.0, geo, None, None).unwrap_err();
         assert!(e.to_string().contains("window"), "{e}");
+        // The input gradient's weight and output must fit the geometry.
+        let (w, mut dx) = (vec![0.1f32; 5 * 75], vec![0f32; 2 * 3 * 144]);
+        let sl = (&gy[..], &pooled[..], &idx[..]);
+        bad(fused(
+            &x,
+            xd,
+            wd,
+            &p,
+            sl,
+            0.0,
+            geo,
+            None,
+            Some((&w[1..], &mut dx)),
+        ));
+        bad(fused(
+            &x,
+            xd,
+            wd,
+            &p,
+            sl,
+            0.0,
+            geo,
+            None,
+            Some((&w, &mut dx[1..])),
+        ));
+        assert!(fused(&x, xd, wd, &p, sl, 0.0, geo, None, Some((&w, &mut dx)))?.is_some());
     }
     Ok(())
 }

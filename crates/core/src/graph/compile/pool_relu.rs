@@ -27,6 +27,12 @@
 //!   `MLFW_COMPILE_CONV_POOL=0` turns only this off.
 //! - the bias gradient `sum(w, [0, 2, 3])` (`[2, 3]` for one sample; at least 2 channels):
 //!   the backward step sums each plane while writing it, in eager's order.
+//! - `conv2d_backward_weight(input, w)` (and `conv2d_backward_input(w, weight)` of the same
+//!   convolution) when they, and the bias gradient, are all that read `w`: where eager would
+//!   run the direct kernels, each image's `w` is written into the kernels' scratch and read
+//!   there (`cpu::conv_weight_grad_from_pool`), so the full-size `w` is never stored; else
+//!   `w` is stored and the plain kernels run on it. `MLFW_COMPILE_CONV_POOL=0` turns this off
+//!   too.
 
 use crate::cpu::pool_fused::{
     bias_relu_max_pool_2x2, max_pool_2x2_relu_backward, Pool2x2, BIAS_SUM_MAX_PLANE,
@@ -49,15 +55,18 @@ enum Kind {
     /// eager's order while each plane is in L1); `c0` is the ReLU mask's threshold (`r <= c0`
     /// gives 0).
     Backward { c0: f32, bias_sum: bool },
-    /// The backward step whose gradient nothing but the convolution's weight gradient (and
-    /// the bias gradient) reads: loads `[grad of pooled, pooled, indices, conv input]`,
-    /// stores `[weight gradient]` and, with `bias_sum`, `[.., bias gradient]`; the full-size
-    /// gradient is never stored (`cpu::conv_weight_grad_from_pool`).
+    /// The backward step whose gradient nothing but the convolution's weight gradient, its
+    /// input gradient and the bias gradient read: loads `[grad of pooled, pooled, indices,
+    /// conv input]` (and, with `input_grad`, `[.., conv weight]`), stores `[weight
+    /// gradient]`, then with `input_grad` `[.., input gradient]`, then with `bias_sum`
+    /// `[.., bias gradient]`; the full-size gradient is never stored
+    /// (`cpu::conv_weight_grad_from_pool`).
     BackwardWeight {
         c0: f32,
         bias_sum: bool,
         params: Conv2dParams,
         k_hw: (usize, usize),
+        input_grad: bool,
     },
 }
 
@@ -303,17 +312,31 @@ fn match_backward(
     let (mut stores, mut store_dims) = (vec![], vec![]);
     let weight = weight_grad_of(g, shapes, consumers, is_output, wn, sum);
     let (kind, loads) = match weight {
-        Some((d, x, params, k_hw)) => {
+        Some(WeightGrad {
+            d,
+            x,
+            params,
+            k_hw,
+            input,
+        }) => {
             members.push(d);
             stores.push(d);
             store_dims.push(shapes[d].clone());
+            let mut loads = vec![gp, p, i, x];
+            if let Some((e, wt)) = input {
+                members.push(e);
+                stores.push(e);
+                store_dims.push(shapes[e].clone());
+                loads.push(wt);
+            }
             let kind = Kind::BackwardWeight {
                 c0,
                 bias_sum: sum.is_some(),
                 params,
                 k_hw,
+                input_grad: input.is_some(),
             };
-            (kind, vec![gp, p, i, x])
+            (kind, loads)
         }
         None => {
             stores.push(wn);
@@ -340,9 +363,20 @@ fn match_backward(
     })
 }
 
-/// The convolution weight gradient `d = conv2d_backward_weight(x, wn)` when it is the only
-/// reader of the backward's result `wn` besides the bias gradient `sum`: `(d, x, params,
-/// kernel size)`. Off with `MLFW_COMPILE_CONV_POOL=0`.
+/// A convolution's gradients read from a matched backward's result `wn`.
+struct WeightGrad {
+    /// `d = conv2d_backward_weight(x, wn)`.
+    d: usize,
+    x: usize,
+    params: Conv2dParams,
+    k_hw: (usize, usize),
+    /// `(e, weight)` with `e = conv2d_backward_input(wn, weight)` of the same convolution.
+    input: Option<(usize, usize)>,
+}
+
+/// The convolution's weight gradient (and its input gradient, when present) when they are
+/// the only readers of `wn` besides the bias gradient `sum`. Off with
+/// `MLFW_COMPILE_CONV_POOL=0`.
 fn weight_grad_of(
     g: &Graph,
     shapes: &[Vec<usize>],
@@ -350,34 +384,53 @@ fn weight_grad_of(
     is_output: &[bool],
     wn: usize,
     sum: Option<usize>,
-) -> Option<(usize, usize, Conv2dParams, (usize, usize))> {
+) -> Option<WeightGrad> {
     let others: Vec<usize> = consumers[wn]
         .iter()
         .copied()
         .filter(|&k| Some(k) != sum)
         .collect();
-    let &[d] = others.as_slice() else {
-        return None;
-    };
-    let Some(Op::Conv2dBackwardWeight {
-        input,
-        grad,
+    let f32_4d = |k: usize| g.nodes[k].dtype == DType::F32 && shapes[k].len() == 4;
+    let (mut found, mut input) = (None, None);
+    for &k in &others {
+        match op(g, k) {
+            Some(Op::Conv2dBackwardWeight {
+                input: x,
+                grad,
+                params,
+                k_hw,
+            }) if found.is_none() && grad.0 == wn && x.0 != wn => {
+                found = Some((k, x.0, *params, *k_hw));
+            }
+            Some(Op::Conv2dBackwardInput {
+                grad,
+                weight,
+                params,
+                ..
+            }) if input.is_none() && grad.0 == wn && weight.0 != wn => {
+                input = Some((k, weight.0, *params));
+            }
+            _ => return None,
+        }
+    }
+    let (d, x, params, k_hw) = found?;
+    if let Some((e, wt, ep)) = input {
+        let same = ep == params
+            && shapes[wt].len() == 4
+            && shapes[wt][2..] == [k_hw.0, k_hw.1]
+            && shapes[e] == shapes[x];
+        if !same || !f32_4d(e) || !f32_4d(wt) {
+            return None;
+        }
+    }
+    let ok = conv_enabled() && !is_output[wn] && f32_4d(d) && f32_4d(x);
+    ok.then_some(WeightGrad {
+        d,
+        x,
         params,
         k_hw,
-    }) = op(g, d)
-    else {
-        return None;
-    };
-    let x = input.0;
-    let ok = conv_enabled()
-        && grad.0 == wn
-        && x != wn
-        && !is_output[wn]
-        && g.nodes[d].dtype == DType::F32
-        && g.nodes[x].dtype == DType::F32
-        && shapes[x].len() == 4
-        && shapes[d].len() == 4;
-    ok.then_some((d, x, *params, *k_hw))
+        input: input.map(|(e, wt, _)| (e, wt)),
+    })
 }
 
 /// A contiguous CPU f32 or i64 view of `t`'s elements.
@@ -459,8 +512,12 @@ impl PoolStep {
             Kind::ConvForward(params) => self.conv_forward(&ins, &outs, &params)?,
             Kind::Backward { c0, .. } => self.backward(&ins, &outs, c0)?,
             Kind::BackwardWeight {
-                c0, params, k_hw, ..
-            } => self.backward_weight(&ins, &outs, c0, &params, k_hw)?,
+                c0,
+                params,
+                k_hw,
+                input_grad,
+                ..
+            } => self.backward_weight(&ins, &outs, c0, &params, (k_hw, input_grad))?,
         }
         Ok(outs)
     }
@@ -537,30 +594,54 @@ impl PoolStep {
         })
     }
 
-    /// The weight (and bias) gradient straight from the pooled gradient where eager would
-    /// run the direct weight-gradient kernel; elsewhere [`Self::backward`]'s full-size
-    /// gradient, then the plain `conv2d_backward_weight` on it.
+    /// The weight (bias, input) gradients straight from the pooled gradient where eager
+    /// would run the direct kernels; elsewhere [`Self::backward`]'s full-size gradient, then
+    /// the plain `conv2d_backward_weight` (and `conv2d_backward_input`) on it.
     fn backward_weight(
         &self,
         ins: &[Tensor],
         outs: &[Tensor],
         c0: f32,
         p: &Conv2dParams,
-        k_hw: (usize, usize),
+        (k_hw, input_grad): ((usize, usize), bool),
     ) -> Result<()> {
         let (gp, pl, i, x) = (&ins[0], &ins[1], &ins[2], &ins[3]);
         let &[n, c, h, w] = x.dims() else {
             return Err(Error::msg("fused weight gradient: the input must be 4-D"));
         };
-        let (xd, wd) = ((n, c, h, w), (self.geo.c, c / p.groups.max(1), k_hw.0, k_hw.1));
+        let (xd, wd) = (
+            (n, c, h, w),
+            (self.geo.c, c / p.groups.max(1), k_hw.0, k_hw.1),
+        );
+        let (dw_out, dx_out) = (&outs[0], input_grad.then(|| &outs[1]));
+        let sum_out = outs.get(1 + input_grad as usize);
+        let wt = if input_grad { ins.get(4) } else { None };
         let dw = {
             let (gg, pg, ig, xg) = (gp.storage(), pl.storage(), i.storage(), x.storage());
             let gs = f32s(cpu(&gg)?, gp, "grad")?;
             let ps = f32s(cpu(&pg)?, pl, "pooled")?;
             let is = i64s(cpu(&ig)?, i)?;
             let xs = f32s(cpu(&xg)?, x, "input")?;
-            let run = |db: Option<&mut [f32]>| {
-                crate::cpu::conv_weight_grad_from_pool(
+            let wg = wt.map(|t| t.storage());
+            let ws = match (&wg, wt) {
+                (Some(g), Some(t)) => Some(f32s(cpu(g)?, t, "weight")?),
+                _ => None,
+            };
+            let run = |db: Option<&mut [f32]>| match (ws, dx_out) {
+                (Some(ws), Some(dx)) => with_f32_out(dx, "the input gradient", |dx| {
+                    crate::cpu::conv_weight_grad_from_pool(
+                        xs,
+                        xd,
+                        wd,
+                        p,
+                        (gs, ps, is),
+                        c0,
+                        self.geo,
+                        db,
+                        Some((ws, dx)),
+                    )
+                }),
+                (None, None) => crate::cpu::conv_weight_grad_from_pool(
                     xs,
                     xd,
                     wd,
@@ -569,9 +650,13 @@ impl PoolStep {
                     c0,
                     self.geo,
                     db,
-                )
+                    None,
+                ),
+                _ => Err(Error::msg(
+                    "fused weight gradient: the input gradient needs the weight",
+                )),
             };
-            match outs.get(1) {
+            match sum_out {
                 None => run(None)?,
                 Some(sum) => with_f32_out(sum, "the bias gradient", |db| run(Some(db)))?,
             }
@@ -582,25 +667,34 @@ impl PoolStep {
                 let g = self.geo;
                 let full = Tensor::zeros([n, g.c, g.h, g.w], DType::F32, &crate::Device::Cpu)?;
                 let mut outs2 = vec![full.clone()];
-                outs2.extend(outs.get(1).cloned());
+                outs2.extend(sum_out.cloned());
                 self.backward(&ins[..3], &outs2, c0)?;
-                x.conv2d_backward_weight(&full, *p, k_hw)?.contiguous()?
+                if let (Some(wt), Some(dx)) = (wt, dx_out) {
+                    copy_into(dx, &full.conv2d_backward_input(wt, *p, (h, w))?)?;
+                }
+                x.conv2d_backward_weight(&full, *p, k_hw)?
             }
         };
-        let src = dw.storage();
-        let s = f32s(cpu(&src)?, &dw, "weight gradient")?;
-        with_f32_out(&outs[0], "the weight gradient", |d| {
-            if d.len() != s.len() {
-                return Err(Error::msg(format!(
-                    "fused weight gradient: {} elements for an output of {}",
-                    s.len(),
-                    d.len()
-                )));
-            }
-            d.copy_from_slice(s);
-            Ok(())
-        })
+        copy_into(dw_out, &dw)
     }
+}
+
+/// Copies `src`'s elements (CPU f32, any layout) into output `dst` of as many elements.
+fn copy_into(dst: &Tensor, src: &Tensor) -> Result<()> {
+    let src = contiguous(src)?;
+    let g = src.storage();
+    let s = f32s(cpu(&g)?, &src, "a gradient")?;
+    with_f32_out(dst, "a gradient", |d| {
+        if d.len() != s.len() {
+            return Err(Error::msg(format!(
+                "fused weight gradient: {} elements for an output of {}",
+                s.len(),
+                d.len()
+            )));
+        }
+        d.copy_from_slice(s);
+        Ok(())
+    })
 }
 
 /// The contiguous CPU i64 elements of `i` (pooling indices).
@@ -617,9 +711,7 @@ fn i64s<'a>(s: &'a CpuStorage, i: &Tensor) -> Result<&'a [i64]> {
 fn with_f32_out<R>(t: &Tensor, what: &str, f: impl FnOnce(&mut [f32]) -> Result<R>) -> Result<R> {
     let mut g = t.storage_mut();
     let Some(CpuStorage::F32(v)) = g.as_any_mut().downcast_mut::<CpuStorage>() else {
-        return Err(Error::msg(format!(
-            "fused pooling: {what} must be CPU f32"
-        )));
+        return Err(Error::msg(format!("fused pooling: {what} must be CPU f32")));
     };
     let (a, b) = range(t)?;
     f(&mut v[a..b])
