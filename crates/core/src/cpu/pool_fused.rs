@@ -530,7 +530,7 @@ fn bwd_body<const AVX: bool>(
                     // flagged and its value stored at the window's first element instead,
                     // inside the plane; the caller then returns an error.
                     let k = i.wrapping_sub(first);
-                    let ok = (k as u64) < 2 || (k.wrapping_sub(w) as u64) < 2;
+                    let ok = ((k as u64) < 2) | ((k.wrapping_sub(w) as u64) < 2);
                     wrong |= !ok;
                     let at = if ok { i } else { first };
                     if let Some(x) = d.get_mut(at as usize) {
