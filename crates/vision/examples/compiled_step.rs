@@ -3,7 +3,8 @@
 //! the ratio. `cargo run --release -p mlfw-vision --example compiled_step -- [BATCH] [STEPS]`
 //! (`CPU_TIME=1`: thread CPU time of alternating blocks; `PROFILE=1`: the plan's per-step
 //! profile; `MLFW_COMPILE_REWRITE=0`: compile without the fused pooling steps, for A/B runs;
-//! `MLFW_COMPILE_CONV_POOL=0`: without only the convolution + pooling fusion).
+//! `MLFW_COMPILE_CONV_POOL=0`: without only the convolution + pooling fusions, forward and
+//! backward).
 
 use mlfw_autograd::Backward;
 use mlfw_core::{manual_seed, DType, Device, Result, Tensor};

@@ -91,7 +91,8 @@ pub(crate) fn enabled() -> bool {
 }
 
 /// True unless `MLFW_COMPILE_CONV_POOL=0` (read at compile time): fuse the convolution
-/// feeding a matched chain into its forward step (see [`Kind::ConvForward`]).
+/// feeding a matched chain into its forward step (see [`Kind::ConvForward`]) and its
+/// gradients into the backward step (see [`Kind::BackwardWeight`]).
 fn conv_enabled() -> bool {
     std::env::var_os("MLFW_COMPILE_CONV_POOL").is_none_or(|v| v != "0")
 }
