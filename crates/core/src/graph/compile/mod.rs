@@ -11,10 +11,14 @@
 //! - **Fused pooling** (`pool_relu.rs`): a layer's bias add + ReLU + 2×2 max pooling, and
 //!   its backward with ReLU's mask, run as one pass each (`MLFW_COMPILE_REWRITE=0` at
 //!   compile time turns it off).
-//! - **Memory plan** (`plan.rs`): every materialized fused value gets a buffer chosen from
-//!   liveness at compile time; buffers are allocated on the first run and reused by every
-//!   later one. Kernel ops (matmul, convolution, pooling, reductions) still allocate their
-//!   results through the eager kernels.
+//! - **Memory plan** (`plan.rs`): every materialized fused value, and the result of every
+//!   kernel step that can write into a given buffer (`eval_into.rs`: matmul, convolution
+//!   forward and input gradient, batch norm forward and backward, reductions, softmax), gets
+//!   a buffer chosen from liveness at compile time; buffers are allocated on the first run
+//!   and reused by every later one. Other kernel ops (the convolution's weight gradient,
+//!   pooling, unfused elementwise ops) still allocate their results through the eager
+//!   kernels. `MLFW_PLAN_KERNELS=0` (read at compile time) leaves kernel steps out of the
+//!   plan (fused values keep their buffers), for A/B runs.
 //! - **Replay**: [`Plan::run`] evaluates the steps with gradient recording off: no op
 //!   records, no autograd graph, no per-op bookkeeping.
 //!
@@ -39,6 +43,7 @@
 
 mod cache;
 mod device_run;
+mod eval_into;
 mod fuse;
 mod instr;
 mod kernel;
@@ -288,7 +293,16 @@ impl Plan {
                             ))
                         })
                     };
-                    let (out, second) = eval(op, &get, &self.shapes[*k], node)
+                    let planned = self.handles[*k].as_ref().filter(|_| self.planned);
+                    let into = match planned {
+                        Some(h) => eval_into::eval_into(op, &get, h),
+                        None => Ok(None),
+                    };
+                    let (out, second) = into
+                        .and_then(|r| match r {
+                            Some(r) => Ok(r),
+                            None => eval(op, &get, &self.shapes[*k], node),
+                        })
                         .map_err(|e| e.context(format!("plan run: node `{}`", node.name)))?;
                     if let (Some(sec), Some(at)) = (second, op.secondary()) {
                         self.slots[at.0] = Some(sec);
@@ -433,5 +447,7 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+mod eval_into_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Building a [`Plan`]: concrete shapes, fused groups, the step order, when each value dies,
-//! and which planned buffer each materialized fused value lives in.
+//! and which planned buffer each materialized fused value and kernel step's result lives in.
 
+use super::eval_into;
 use super::fuse::{self, Group};
 use super::instr::{Instr, MAX_REGS};
 use super::kernel::FusedKernel;
@@ -15,6 +16,12 @@ use std::time::Instant;
 /// Groups of fewer ops run op by op with the eager kernels (see BENCHMARKS.md: on LeNet-5
 /// the fused loop does not beat two eager passes; `MLFW_FUSE_MIN` overrides it).
 const MIN_FUSED_OPS: usize = 2;
+
+/// Whether kernel steps' results go to planned buffers: on unless `MLFW_PLAN_KERNELS=0` (read
+/// at compile time; for A/B runs of the memory plan's kernel half).
+fn plan_kernels() -> bool {
+    std::env::var_os("MLFW_PLAN_KERNELS").is_none_or(|v| v != "0")
+}
 
 /// Ops whose result may share storage with their first input (views, or a no-op copy).
 fn may_alias(op: &Op<crate::graph::ValueId>) -> bool {
@@ -180,16 +187,21 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         }
     }
 
-    // Planned buffers for materialized fused values (graph outputs get fresh memory, so a
-    // caller may keep them).
+    // Planned buffers for materialized fused values and for the results of kernel steps
+    // that write into a given buffer (`eval_into.rs`); graph outputs get fresh memory, so a
+    // caller may keep them.
+    let kernels_planned = all_cpu && plan_kernels();
     let mut node_buf: Vec<Option<usize>> = vec![None; count];
     let mut buffers: Vec<(DType, usize)> = Vec::new();
     let mut busy: Vec<(usize, usize)> = Vec::new(); // (buffer, end step)
     let mut free: HashMap<(DType, usize), Vec<usize>> = HashMap::new();
     for (s, step) in steps.iter().enumerate() {
-        let stores = match step {
+        let stores: &[usize] = match step {
             Step::Fused { stores, .. } => stores,
             Step::Pool(ps) => &ps.stores,
+            Step::Eval(k) if kernels_planned && eval_into::writes_into(&g.nodes[*k]) => {
+                std::slice::from_ref(k)
+            }
             Step::Eval(_) => continue,
         };
         busy.retain(|&(b, e)| {
