@@ -4,8 +4,8 @@
 //! steady state. Each op calls the `_into` form of the eager CPU kernel (same kernel choice,
 //! same arithmetic and summation order), so results are bit-identical to [`Graph::run`](crate::graph::Graph::run).
 //!
-//! Covered (f32, CPU): batched matmul, convolution forward and input gradient, training
-//! batch norm forward and backward (the statistics and parameter gradients, `[2, C]`, stay
+//! Covered (f32, CPU): batched matmul, convolution forward and input gradient, max pooling
+//! (values and indices) and its gradient, training batch norm forward and backward (the statistics and parameter gradients, `[2, C]`, stay
 //! fresh small tensors), `Sum`/`Max`/`Min` reductions, (log-)softmax over the last dim. Other
 //! ops, other dtypes, autocast regions and outputs that would alias an input fall back to
 //! the allocating `eval` (the caller's job: [`eval_into`] returns `Ok(None)` before writing).
@@ -31,11 +31,44 @@ pub(super) fn writes_into(node: &Node) -> bool {
                 | Op::BatchNorm { .. }
                 | Op::BatchNormBackward { .. }
                 | Op::Softmax { .. }
+                | Op::MaxPool2d { .. }
+                | Op::MaxPool2dBackward { .. }
                 | Op::Reduce {
                     op: ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min,
                     ..
                 }
         )
+}
+
+/// The values of node `k` that [`eval_into`] writes into planned buffers: its result, and
+/// max pooling's indices.
+pub(super) fn planned_values(node: &Node, k: usize) -> Vec<usize> {
+    match &node.kind {
+        crate::graph::NodeKind::Op(Op::MaxPool2d { indices, .. }) => vec![k, indices.0],
+        _ => vec![k],
+    }
+}
+
+/// Runs `f` on `out`'s elements as a mutable i64 slice.
+///
+/// # Errors
+/// As [`with_out`], for i64.
+fn with_out_i64<R>(out: &Tensor, f: impl FnOnce(&mut [i64]) -> Result<R>) -> Result<R> {
+    let (n, off) = (out.elem_count(), out.layout().offset());
+    if !out.is_contiguous() {
+        return Err(Error::msg(
+            "eval_into: the output buffer must be a contiguous view",
+        ));
+    }
+    let mut guard = out.storage_mut();
+    match guard.as_any_mut().downcast_mut::<CpuStorage>() {
+        Some(CpuStorage::I64(v)) if v.len() >= off + n => f(&mut v[off..off + n]),
+        _ => Err(Error::msg(format!(
+            "eval_into: the index buffer must be CPU i64 of {n} elements, got {} on {:?}",
+            out.dtype(),
+            out.device()
+        ))),
+    }
 }
 
 /// Runs `f` on `out`'s elements as a mutable f32 slice.
@@ -85,6 +118,7 @@ pub(super) fn eval_into<'a>(
     op: &Op<ValueId>,
     get: &impl Fn(&ValueId) -> Result<&'a Tensor>,
     out: &Tensor,
+    second: Option<&Tensor>,
 ) -> Result<Option<(Tensor, Option<Tensor>)>> {
     if crate::autocast::autocast_dtype().is_some() {
         return Ok(None);
@@ -94,7 +128,8 @@ pub(super) fn eval_into<'a>(
     }
     for v in op.inputs() {
         let t = get(v)?;
-        if t.dtype() != DType::F32 || t.device() != Device::Cpu || t.same_storage(out) {
+        let float = t.dtype() == DType::F32 || matches!(op, Op::MaxPool2dBackward { .. });
+        if !float || t.device() != Device::Cpu || t.same_storage(out) {
             return Ok(None);
         }
     }
@@ -225,6 +260,39 @@ pub(super) fn eval_into<'a>(
             with_out(out, |o| {
                 with_in(x, |xs| cpu::reduce_f32_into(xs, x.layout(), *op, dims, o))
                     .unwrap_or_else(|| Err(Error::msg("eval_into: reduce input is not f32")))
+            })?;
+            done(None)
+        }
+        Op::MaxPool2d { input, params, .. } => {
+            let x = get(input)?;
+            let Some(idx) = second.filter(|i| !i.same_storage(x) && !i.same_storage(out)) else {
+                return Ok(None);
+            };
+            with_out(out, |o| {
+                with_out_i64(idx, |is| {
+                    with_in(x, |xs| {
+                        cpu::max_pool2d_f32_into(xs, x.layout(), params, o, is)
+                    })
+                    .unwrap_or_else(|| Err(Error::msg("eval_into: max_pool2d input is not f32")))
+                })
+            })?;
+            done(Some(idx.clone()))
+        }
+        Op::MaxPool2dBackward { grad, indices, .. } => {
+            let (gy, idx) = (get(grad)?, get(indices)?);
+            if gy.dtype() != DType::F32 {
+                return Ok(None);
+            }
+            let shape = out.shape().clone();
+            with_out(out, |o| {
+                let ig = idx.storage();
+                let Some(CpuStorage::I64(iv)) = ig.as_any().downcast_ref::<CpuStorage>() else {
+                    return Err(Error::msg("max_pool2d_backward: indices must be CPU i64"));
+                };
+                with_in(gy, |gs| {
+                    cpu::max_pool2d_backward_f32_into(gs, gy.layout(), iv, idx.layout(), &shape, o)
+                })
+                .unwrap_or_else(|| Err(Error::msg("eval_into: max_pool2d grad is not f32")))
             })?;
             done(None)
         }

@@ -4,7 +4,7 @@
 
 use super::compile;
 use crate::graph::Capture;
-use crate::params::{Conv2dParams, MatmulDims, ReduceOp};
+use crate::params::{Conv2dParams, MatmulDims, Pool2dParams, ReduceOp};
 use crate::{cpu, DType, Device, Layout, Result, Tensor};
 
 fn randn(shape: &[usize]) -> Result<Tensor> {
@@ -327,6 +327,88 @@ fn planned_conv_and_batch_norm_steps_are_bit_identical() -> Result<()> {
                 assert_eq!(bits(w)?, bits(h)?);
             }
         }
+    }
+    Ok(())
+}
+
+#[test]
+fn max_pool_into_is_bit_identical() -> Result<()> {
+    crate::manual_seed(7);
+    let pp = |k: usize, s: usize, pad: usize, ceil: bool| Pool2dParams {
+        kernel: (k, k),
+        stride: (s, s),
+        padding: (pad, pad),
+        dilation: (1, 1),
+        ceil_mode: ceil,
+        count_include_pad: true,
+    };
+    for (xd, p) in [
+        ([3, 5, 12, 10], pp(2, 2, 0, false)),
+        ([2, 3, 11, 13], pp(3, 2, 1, false)),
+        ([2, 4, 9, 7], pp(3, 3, 0, false)),
+        ([1, 2, 9, 9], pp(2, 2, 0, true)),
+    ] {
+        let x = randn(&xd)?;
+        let (v, i) = x.max_pool2d_with_indices(p)?;
+        let xs = buf(&x);
+        let mut is = vec![-1i64; i.elem_count()];
+        let got = into(v.elem_count(), |o| {
+            cpu::max_pool2d_f32_into(&xs, x.layout(), &p, o, &mut is)
+        })?;
+        assert_eq!(bits(&v)?, got, "max_pool2d {xd:?} {p:?}");
+        assert_eq!(i.to_vec::<i64>()?, is);
+        let gy = randn(v.dims())?;
+        let dx = gy.max_pool2d_backward(&i, x.shape())?;
+        let gs = buf(&gy);
+        let got = into(x.elem_count(), |o| {
+            cpu::max_pool2d_backward_f32_into(&gs, gy.layout(), &is, i.layout(), x.shape(), o)
+        })?;
+        assert_eq!(bits(&dx)?, got, "max_pool2d_backward {xd:?} {p:?}");
+        let mut short = vec![0f32; 3];
+        assert!(cpu::max_pool2d_f32_into(&xs, x.layout(), &p, &mut short, &mut is).is_err());
+        assert!(cpu::max_pool2d_backward_f32_into(
+            &gs,
+            gy.layout(),
+            &is,
+            i.layout(),
+            x.shape(),
+            &mut short
+        )
+        .is_err());
+    }
+    Ok(())
+}
+
+/// Max pooling (stride 3, so no fused pooling step takes it) and its gradient in a plan:
+/// values and indices in planned buffers, bit-identical runs.
+#[test]
+fn planned_max_pool_steps_are_bit_identical() -> Result<()> {
+    crate::manual_seed(8);
+    let x = randn(&[2, 3, 10, 11])?;
+    let p = Pool2dParams {
+        kernel: (3, 3),
+        stride: (3, 3),
+        padding: (1, 1),
+        dilation: (1, 1),
+        ceil_mode: false,
+        count_include_pad: true,
+    };
+    let f = |xs: &[Tensor]| -> Result<Vec<Tensor>> {
+        let h = xs[0].log_softmax(-1)?;
+        let (v, i) = h.max_pool2d_with_indices(p)?;
+        let s = v.log_softmax(-1)?;
+        let dx = s.max_pool2d_backward(&i, h.shape())?;
+        Ok(vec![dx.sum(&[1], false)?])
+    };
+    let g = Capture::new().input("x", &x).run(f)?;
+    let mut plan = compile(&g)?;
+    let planned = plan.node_buf.iter().filter(|b| b.is_some()).count();
+    assert!(planned >= 5, "{planned} planned values");
+    assert!(plan.buffers.iter().any(|(d, _)| *d == DType::I64));
+    for _ in 0..3 {
+        let want = g.run(std::slice::from_ref(&x))?;
+        let got = plan.run(std::slice::from_ref(&x))?;
+        assert_eq!(bits(&want[0])?, bits(&got[0])?);
     }
     Ok(())
 }

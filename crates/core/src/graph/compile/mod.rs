@@ -13,12 +13,12 @@
 //!   compile time turns it off).
 //! - **Memory plan** (`plan.rs`): every materialized fused value, and the result of every
 //!   kernel step that can write into a given buffer (`eval_into.rs`: matmul, convolution
-//!   forward and input gradient, batch norm forward and backward, reductions, softmax), gets
-//!   a buffer chosen from liveness at compile time; buffers are allocated on the first run
-//!   and reused by every later one. Other kernel ops (the convolution's weight gradient,
-//!   pooling, unfused elementwise ops) still allocate their results through the eager
-//!   kernels. `MLFW_PLAN_KERNELS=0` (read at compile time) leaves kernel steps out of the
-//!   plan (fused values keep their buffers), for A/B runs.
+//!   forward and input gradient, max pooling, batch norm forward and backward, reductions,
+//!   softmax), gets a buffer chosen from liveness at compile time; buffers are allocated on
+//!   the first run and reused by every later one. Other kernel ops (the convolution's weight
+//!   gradient, average pooling, unfused elementwise ops) still allocate their results
+//!   through the eager kernels. `MLFW_PLAN_KERNELS=0` (read at compile time) leaves kernel
+//!   steps out of the plan (fused values keep their buffers), for A/B runs.
 //! - **Replay**: [`Plan::run`] evaluates the steps with gradient recording off: no op
 //!   records, no autograd graph, no per-op bookkeeping.
 //!
@@ -294,8 +294,9 @@ impl Plan {
                         })
                     };
                     let planned = self.handles[*k].as_ref().filter(|_| self.planned);
+                    let sec = op.secondary().and_then(|s| self.handles[s.0].as_ref());
                     let into = match planned {
-                        Some(h) => eval_into::eval_into(op, &get, h),
+                        Some(h) => eval_into::eval_into(op, &get, h, sec),
                         None => Ok(None),
                     };
                     let (out, second) = into

@@ -196,11 +196,13 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
     let mut busy: Vec<(usize, usize)> = Vec::new(); // (buffer, end step)
     let mut free: HashMap<(DType, usize), Vec<usize>> = HashMap::new();
     for (s, step) in steps.iter().enumerate() {
+        let eval_stores;
         let stores: &[usize] = match step {
             Step::Fused { stores, .. } => stores,
             Step::Pool(ps) => &ps.stores,
             Step::Eval(k) if kernels_planned && eval_into::writes_into(&g.nodes[*k]) => {
-                std::slice::from_ref(k)
+                eval_stores = eval_into::planned_values(&g.nodes[*k], *k);
+                &eval_stores
             }
             Step::Eval(_) => continue,
         };
