@@ -412,3 +412,54 @@ fn planned_max_pool_steps_are_bit_identical() -> Result<()> {
     }
     Ok(())
 }
+
+/// One "optimizer step" on `w` (the write's value from a product and a fused pair, and a
+/// second write from a kernel step), and the loss.
+fn update(xs: &[Tensor], w: &Tensor, v: &Tensor) -> Result<Vec<Tensor>> {
+    let y = xs[0].bmm(w)?;
+    let loss = y.sum(&[1, 2], false)?;
+    let step = xs[0].bmm(&y)?.mul_scalar(0.01)?.add(w)?;
+    w.assign(&step)?;
+    v.assign(&y.bmm(v)?)?;
+    Ok(vec![loss])
+}
+
+#[test]
+fn state_writes_live_in_planned_buffers_and_stay_bit_identical() -> Result<()> {
+    crate::manual_seed(9);
+    let x = randn(&[2, 5, 5])?.mul_scalar(0.3)?;
+    let w0 = randn(&[2, 5, 5])?;
+    let v0 = randn(&[2, 5, 5])?;
+    let (w1, w2) = (w0.copy()?, w0.copy()?);
+    let (v1, v2) = (v0.copy()?, v0.copy()?);
+    let cap = |w: &Tensor, v: &Tensor| {
+        Capture::new()
+            .input("x", &x)
+            .param("w", w)
+            .param("v", v)
+            .run(|xs| update(xs, w, v))
+    };
+    let (g1, g2) = (cap(&w1, &v1)?, cap(&w2, &v2)?);
+    assert_eq!(g1.writes.len(), 2);
+    let mut plan = compile(&g1)?;
+    for (_, s) in &plan.graph.writes {
+        assert!(
+            plan.node_buf[s.0].is_some(),
+            "a state write's value is planned"
+        );
+    }
+    let mut losses = vec![];
+    for _ in 0..3 {
+        let got = plan.run(std::slice::from_ref(&x))?;
+        let want = g2.run(std::slice::from_ref(&x))?;
+        assert_eq!(bits(&want[0])?, bits(&got[0])?);
+        assert_eq!(bits(&w2)?, bits(&w1)?);
+        assert_eq!(bits(&v2)?, bits(&v1)?);
+        losses.push((got[0].clone(), bits(&got[0])?));
+    }
+    // Returned losses keep their values after later runs.
+    for (t, b) in &losses {
+        assert_eq!(&bits(t)?, b);
+    }
+    Ok(())
+}

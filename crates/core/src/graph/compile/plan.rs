@@ -174,6 +174,12 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
             end[k] = FOREVER;
         }
     }
+    // Values the caller receives: the graph's outputs and the values they view.
+    let mut returned = vec![false; count];
+    for o in &g.outputs {
+        returned[o.0] = true;
+        returned[root[o.0]] = true;
+    }
     let mut drops: Vec<Vec<usize>> = vec![vec![]; steps.len()];
     for (k, node) in g.nodes.iter().enumerate() {
         let own = if is_output[k] {
@@ -216,8 +222,10 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         });
         for &m in stores {
             // A value the caller receives (itself or through a view) gets memory of its own:
-            // the next run must not overwrite what an earlier one returned.
-            if is_output[m] || end[root[m]] == FOREVER {
+            // the next run must not overwrite what an earlier one returned. State writes are
+            // copied into their parameters after the last step (`Graph::perform_writes`), so
+            // on the CPU their values live in planned buffers kept to the end of the run.
+            if returned[root[m]] || (!all_cpu && end[root[m]] == FOREVER) {
                 continue;
             }
             let key = (g.nodes[m].dtype, shapes[m].iter().product::<usize>());
