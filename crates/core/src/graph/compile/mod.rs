@@ -407,7 +407,14 @@ impl Plan {
             .collect::<Result<_>>()?;
         for (k, b) in self.node_buf.iter().enumerate() {
             if let Some(b) = b {
-                self.handles[k] = Some(bufs[*b].reshape(self.shapes[k].clone())?);
+                // The value's first elements of its buffer (a buffer serves values of
+                // several sizes: it is as large as the largest).
+                let n = self.shapes[k].elem_count();
+                let view = match bufs[*b].elem_count() == n {
+                    true => bufs[*b].clone(),
+                    false => bufs[*b].narrow(0, 0, n)?,
+                };
+                self.handles[k] = Some(view.reshape(self.shapes[k].clone())?);
             }
         }
         self.allocated = true;

@@ -10,7 +10,6 @@ use super::{Plan, PlanStats, Step};
 use crate::graph::{Graph, NodeKind};
 use crate::op::Op;
 use crate::{DType, Device, Error, Result, Shape};
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// Groups of fewer ops run op by op with the eager kernels (see BENCHMARKS.md: on LeNet-5
@@ -200,7 +199,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
     let mut node_buf: Vec<Option<usize>> = vec![None; count];
     let mut buffers: Vec<(DType, usize)> = Vec::new();
     let mut busy: Vec<(usize, usize)> = Vec::new(); // (buffer, end step)
-    let mut free: HashMap<(DType, usize), Vec<usize>> = HashMap::new();
+    let mut free: Vec<usize> = Vec::new();
     for (s, step) in steps.iter().enumerate() {
         let eval_stores;
         let stores: &[usize] = match step {
@@ -214,7 +213,7 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         };
         busy.retain(|&(b, e)| {
             if e < s {
-                free.entry(buffers[b]).or_default().push(b);
+                free.push(b);
                 false
             } else {
                 true
@@ -228,14 +227,8 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
             if returned[root[m]] || (!all_cpu && end[root[m]] == FOREVER) {
                 continue;
             }
-            let key = (g.nodes[m].dtype, shapes[m].iter().product::<usize>());
-            let b = match free.get_mut(&key).and_then(|v| v.pop()) {
-                Some(b) => b,
-                None => {
-                    buffers.push(key);
-                    buffers.len() - 1
-                }
-            };
+            let need = shapes[m].iter().product::<usize>();
+            let b = pick(&mut free, &mut buffers, g.nodes[m].dtype, need);
             node_buf[m] = Some(b);
             busy.push((b, end[root[m]]));
         }
@@ -273,6 +266,31 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
     };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
+}
+
+/// Takes, for a value of `need` elements of `dtype`, the free buffer of that dtype that
+/// fits best: the smallest that holds it, else the largest (grown to hold it: sizes are
+/// final only when the plan allocates); a new buffer when none of that dtype is free.
+fn pick(
+    free: &mut Vec<usize>,
+    buffers: &mut Vec<(DType, usize)>,
+    dtype: DType,
+    need: usize,
+) -> usize {
+    let same = || (0..free.len()).filter(|&i| buffers[free[i]].0 == dtype);
+    let size = |i: &usize| buffers[free[*i]].1;
+    let fit = same().filter(|i| size(i) >= need).min_by_key(size);
+    match fit.or_else(|| same().max_by_key(size)) {
+        Some(i) => {
+            let b = free.swap_remove(i);
+            buffers[b].1 = buffers[b].1.max(need);
+            b
+        }
+        None => {
+            buffers.push((dtype, need));
+            buffers.len() - 1
+        }
+    }
 }
 
 /// The fused kernel of group `gr` (element count from `shape`).
