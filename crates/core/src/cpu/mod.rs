@@ -6,6 +6,7 @@ mod conv;
 mod conv_pool_fused;
 pub(crate) use conv::{conv2d_backward_input_f32_into, conv2d_f32_into};
 pub use conv::{winograd_wgrad, WinogradWgrad};
+pub(crate) use elementwise::binary_f32_into;
 pub(crate) use matmul::matmul_f32_into;
 pub(crate) use pool::{max_pool2d_backward_f32_into, max_pool2d_f32_into};
 pub(crate) use reduce::{reduce_f32_into, softmax_f32_into};

@@ -2,13 +2,16 @@
 //! way [`super::super::run::eval`] does, but writes its (primary) result into a planned
 //! buffer instead of a fresh tensor, so a compiled step allocates no result memory in the
 //! steady state. Each op calls the `_into` form of the eager CPU kernel (same kernel choice,
-//! same arithmetic and summation order), so results are bit-identical to [`Graph::run`](crate::graph::Graph::run).
+//! same arithmetic and summation order), so results are bit-identical to
+//! [`Graph::run`](crate::graph::Graph::run).
 //!
-//! Covered (f32, CPU): batched matmul, convolution forward and input gradient, max pooling
-//! (values and indices) and its gradient, training batch norm forward and backward (the statistics and parameter gradients, `[2, C]`, stay
-//! fresh small tensors), `Sum`/`Max`/`Min` reductions, (log-)softmax over the last dim. Other
-//! ops, other dtypes, autocast regions and outputs that would alias an input fall back to
-//! the allocating `eval` (the caller's job: [`eval_into`] returns `Ok(None)` before writing).
+//! Covered (f32, CPU): binary elementwise ops left unfused, batched matmul, convolution
+//! forward and input gradient, max pooling (values and indices) and its gradient, training
+//! batch norm forward and backward (the statistics and parameter gradients, `[2, C]`, stay
+//! fresh small tensors), `Sum`/`Max`/`Min` reductions, (log-)softmax over the last dim.
+//! Other ops, other dtypes, autocast regions and outputs that would alias an input fall
+//! back to the allocating `eval` (the caller's job: [`eval_into`] returns `Ok(None)` before
+//! writing).
 
 use crate::graph::{Node, ValueId};
 use crate::op::Op;
@@ -26,6 +29,7 @@ pub(super) fn writes_into(node: &Node) -> bool {
         && matches!(
             op,
             Op::Matmul(..)
+                | Op::Binary(..)
                 | Op::Conv2d { .. }
                 | Op::Conv2dBackwardInput { .. }
                 | Op::BatchNorm { .. }
@@ -155,6 +159,22 @@ pub(super) fn eval_into<'a>(
                 })
                 .flatten()
                 .unwrap_or_else(|| Err(Error::msg("eval_into: matmul operands are not f32")))
+            })?;
+            done(None)
+        }
+        Op::Binary(a, b, bop) => {
+            let (a, b) = get(a)?.broadcast_pair(get(b)?, "binary")?;
+            if a.elem_count() != out.elem_count() {
+                return Ok(None); // eager's shape error
+            }
+            with_out(out, |o| {
+                with_in(&a, |x| {
+                    with_in(&b, |y| {
+                        cpu::binary_f32_into(x, a.layout(), y, b.layout(), *bop, o)
+                    })
+                })
+                .flatten()
+                .unwrap_or_else(|| Err(Error::msg("eval_into: binary operands are not f32")))
             })?;
             done(None)
         }

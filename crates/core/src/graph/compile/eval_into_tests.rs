@@ -463,3 +463,55 @@ fn state_writes_live_in_planned_buffers_and_stay_bit_identical() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn binary_into_is_bit_identical() -> Result<()> {
+    use crate::params::BinaryOp;
+    crate::manual_seed(10);
+    let x = randn(&[4, 5, 6, 7])?;
+    let y = randn(&[4, 5, 6, 7])?;
+    let b = randn(&[1, 5, 1, 1])?;
+    let xt = x.transpose(1, 3)?;
+    let yt = y.transpose(1, 3)?;
+    let ops = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Pow,
+    ];
+    for (p, q) in [
+        (&x, &y),
+        (&x, &b),
+        (&b, &x),
+        (&xt, &yt),
+        (&xt, &y.reshape([4, 7, 6, 5])?),
+    ] {
+        for op in ops {
+            let want = p.binary_op(q, op)?;
+            let (pa, qa) = p.broadcast_pair(q, "binary")?;
+            let (ps, qs) = (buf(&pa), buf(&qa));
+            let got = into(want.elem_count(), |o| {
+                cpu::binary_f32_into(&ps, pa.layout(), &qs, qa.layout(), op, o)
+            })?;
+            assert_eq!(
+                bits(&want)?,
+                got,
+                "{op:?} of {} and {}",
+                p.shape(),
+                q.shape()
+            );
+        }
+    }
+    let mut short = vec![0f32; 7];
+    let xs = buf(&x);
+    assert!(
+        cpu::binary_f32_into(&xs, x.layout(), &xs, x.layout(), BinaryOp::Add, &mut short).is_err()
+    );
+    assert!(
+        cpu::binary_f32_into(&xs, x.layout(), &xs, xt.layout(), BinaryOp::Add, &mut short).is_err()
+    );
+    Ok(())
+}

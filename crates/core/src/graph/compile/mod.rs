@@ -12,13 +12,14 @@
 //!   its backward with ReLU's mask, run as one pass each (`MLFW_COMPILE_REWRITE=0` at
 //!   compile time turns it off).
 //! - **Memory plan** (`plan.rs`): every materialized fused value, and the result of every
-//!   kernel step that can write into a given buffer (`eval_into.rs`: matmul, convolution
-//!   forward and input gradient, max pooling, batch norm forward and backward, reductions,
-//!   softmax), gets a buffer chosen from liveness at compile time; buffers are allocated on
-//!   the first run and reused by every later one. Other kernel ops (the convolution's weight
-//!   gradient, average pooling, unfused elementwise ops) still allocate their results
-//!   through the eager kernels. `MLFW_PLAN_KERNELS=0` (read at compile time) leaves kernel
-//!   steps out of the plan (fused values keep their buffers), for A/B runs.
+//!   kernel step that can write into a given buffer (`eval_into.rs`: unfused binary ops,
+//!   matmul, convolution forward and input gradient, max pooling, batch norm forward and
+//!   backward, reductions, softmax), gets a buffer chosen from liveness at compile time
+//!   (the best-fitting free one); buffers are allocated on the first run and reused by
+//!   every later one. Other kernel ops (the convolution's weight gradient, average pooling,
+//!   unfused unary ops, comparisons) still allocate their results through the eager
+//!   kernels. `MLFW_PLAN_KERNELS=0` (read at compile time) leaves kernel steps out of the
+//!   plan (fused values keep their buffers), for A/B runs.
 //! - **Replay**: [`Plan::run`] evaluates the steps with gradient recording off: no op
 //!   records, no autograd graph, no per-op bookkeeping.
 //!
