@@ -411,16 +411,23 @@ pub fn backward_train_into(
         sh.check("dx buffer", d.len())?;
     }
     // Σg and Σ g·(x − mean) per channel (g masked to y > 0 under a fused ReLU).
+    thread_local! {
+        /// The masked gradient of one plane (overwritten whole by `grad_sums`), kept per
+        /// thread so that a step allocates none.
+        static MASKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let sums = per_channel(&sh, |c| {
         let mc = mean[c];
         let (mut sg, mut sgx) = (0f64, 0f64);
-        let mut buf = vec![0f32; if relu_out.is_some() { sh.s } else { 0 }];
-        for (i, (xp, gp)) in planes(x, &sh, c).zip(planes(g, &sh, c)).enumerate() {
-            let yp = relu_out.map(|y| &y[i * sh.c * sh.s + c * sh.s..][..sh.s]);
-            let (a, b) = grad_sums(xp, gp, yp, mc, &mut buf);
-            sg += a;
-            sgx += b;
-        }
+        MASKED.with_borrow_mut(|buf| {
+            buf.resize(if relu_out.is_some() { sh.s } else { 0 }, 0.0);
+            for (i, (xp, gp)) in planes(x, &sh, c).zip(planes(g, &sh, c)).enumerate() {
+                let yp = relu_out.map(|y| &y[i * sh.c * sh.s + c * sh.s..][..sh.s]);
+                let (a, b) = grad_sums(xp, gp, yp, mc, &mut buf[..]);
+                sg += a;
+                sgx += b;
+            }
+        });
         (sg, sgx)
     });
     let db: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
