@@ -25,8 +25,9 @@
 //!
 //! Groups of fewer than two ops run with the eager kernels; `MLFW_FUSE_MIN=k` (read at
 //! compile time) raises that to `k` ops, e.g. to measure a replay without fusion.
-//! `MLFW_PLAN_BUFFERS=0` (read at compile time) writes fused values to fresh memory per
-//! run instead of the planned buffers (to measure what the memory plan costs or saves).
+//! `MLFW_PLAN_BUFFERS=0` (read at compile time) writes fused values and kernel results to
+//! fresh memory per run instead of the planned buffers (to measure what the memory plan
+//! costs or saves).
 //!
 //! A plan is compiled for one set of input shapes and refuses others; [`CompiledGraph`]
 //! keeps a bounded cache of plans and recompiles (counted, logged) for new shapes.
