@@ -5,7 +5,7 @@
 //! `cargo run --release -p mlfw-vision --example compiled_resnet -- [BATCH] [STEPS]`
 //! (`MLFW_NUM_THREADS=1` for a one-thread profile; `MLFW_COMPILE_REWRITE=0` compiles without
 //! the plan's rewrites, for A/B runs; `EAGER=0` skips the eager steps; `STEPS=name` lists the profile's steps whose name
-//! contains `name`, in plan order).
+//! contains `name`, in plan order; `ALLOCS=1` counts heap allocations per step).
 
 use mlfw_autograd::Backward;
 use mlfw_core::{manual_seed, DType, Device, Result, Tensor};
@@ -14,6 +14,13 @@ use mlfw_optim::{CompiledStep, Optimizer, Sgd, SgdConfig};
 use mlfw_vision::models::ResNet;
 use std::collections::HashMap;
 use std::time::Instant;
+
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{per_call, Counting};
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 #[path = "common/timing.rs"]
 mod timing;
@@ -82,6 +89,21 @@ fn main() -> Result<()> {
             tc.push(t.elapsed().as_secs_f64());
             cc.push(thread_cpu_s() - c0);
         }
+    }
+    if std::env::var("ALLOCS").is_ok() {
+        let (nc, bc) = per_call(3, || step.step(&x, &y, &mut oc).map(|_| ()))?;
+        let (ne, be) = if eager {
+            per_call(3, || {
+                oe.zero_grad();
+                let loss = F::cross_entropy(&me.forward(&x)?, &y)?;
+                loss.item_f64()?;
+                loss.backward()?;
+                oe.step()
+            })?
+        } else {
+            (0, 0.0)
+        };
+        println!("heap allocations per step: eager {ne} ({be:.2} MB), compiled {nc} ({bc:.2} MB)");
     }
     if std::env::var("PROFILE").is_ok() {
         let mut acc: Vec<(String, f64)> = step.profile(&x, &y)?;

@@ -13,33 +13,12 @@ use mlfw_optim::{CompiledStep, Optimizer, Sgd, SgdConfig};
 use mlfw_vision::models::LeNet5;
 use std::time::Instant;
 
-/// Counts heap allocations (calls and bytes) of the whole process.
-struct Counting;
-static ALLOCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; the counters are atomics.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        BYTES.fetch_add(l.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { std::alloc::System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        // SAFETY: `p` came from `alloc` above with layout `l`.
-        unsafe { std::alloc::System.dealloc(p, l) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{per_call, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// (allocations, bytes) so far.
-fn allocs() -> (usize, usize) {
-    use std::sync::atomic::Ordering::Relaxed;
-    (ALLOCS.load(Relaxed), BYTES.load(Relaxed))
-}
 
 #[path = "common/timing.rs"]
 mod timing;
@@ -97,26 +76,15 @@ fn main() -> Result<()> {
         emin / cmin
     );
     {
-        let a0 = allocs();
-        for _ in 0..10 {
+        let (ne, be) = per_call(10, || {
             oe.zero_grad();
             let loss = F::cross_entropy(&me.forward(&x)?, &y)?;
             loss.item_f64()?;
             loss.backward()?;
-            oe.step()?;
-        }
-        let a1 = allocs();
-        for _ in 0..10 {
-            step.step(&x, &y, &mut oc)?;
-        }
-        let a2 = allocs();
-        println!(
-            "heap allocations per step: eager {} ({:.2} MB), compiled {} ({:.2} MB)",
-            (a1.0 - a0.0) / 10,
-            (a1.1 - a0.1) as f64 / 10.0 / 1e6,
-            (a2.0 - a1.0) / 10,
-            (a2.1 - a1.1) as f64 / 10.0 / 1e6
-        );
+            oe.step()
+        })?;
+        let (nc, bc) = per_call(10, || step.step(&x, &y, &mut oc).map(|_| ()))?;
+        println!("heap allocations per step: eager {ne} ({be:.2} MB), compiled {nc} ({bc:.2} MB)");
     }
     if std::env::var("CPU_TIME").is_ok() {
         // Alternating blocks of 50 steps; total thread CPU time of each kind.

@@ -284,11 +284,37 @@ pub fn stats(x: &[f32], sh: BnShape) -> Result<(Vec<f32>, Vec<f32>)> {
 /// # Errors
 /// Lengths inconsistent with `sh`.
 pub fn apply(x: &[f32], sh: BnShape, scale: &[f32], shift: &[f32], relu: bool) -> Result<Vec<f32>> {
+    let mut y = Vec::with_capacity(x.len());
+    apply_into(
+        x,
+        sh,
+        scale,
+        shift,
+        relu,
+        &mut y.spare_capacity_mut()[..x.len()],
+    )?;
+    // SAFETY: `apply_into` wrote every one of the first `x.len()` elements.
+    unsafe { y.set_len(x.len()) };
+    Ok(y)
+}
+
+/// [`apply`] into `y` (`x.len()` elements, every one written).
+///
+/// # Errors
+/// Lengths inconsistent with `sh`, or `y` not of `x`'s length.
+pub fn apply_into(
+    x: &[f32],
+    sh: BnShape,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+    y: &mut [MaybeUninit<f32>],
+) -> Result<()> {
     sh.check("input", x.len())?;
     sh.check_c("scale", scale.len())?;
     sh.check_c("shift", shift.len())?;
-    let mut y = Vec::with_capacity(x.len());
-    over_planes(&mut y.spare_capacity_mut()[..x.len()], &sh, |row, dst| {
+    sh.check("output buffer", y.len())?;
+    over_planes(y, &sh, |row, dst| {
         let c = row % sh.c;
         affine_row(
             dst,
@@ -298,10 +324,7 @@ pub fn apply(x: &[f32], sh: BnShape, scale: &[f32], shift: &[f32], relu: bool) -
             relu,
         );
     });
-    // SAFETY: `over_planes` handed every plane of the first `x.len()` elements to
-    // `affine_row`, which wrote each of its elements.
-    unsafe { y.set_len(x.len()) };
-    Ok(y)
+    Ok(())
 }
 
 /// Calls `f(plane index n·C + c, plane)` for every `S`-element plane of `out`, over the pool.
@@ -343,23 +366,68 @@ pub fn backward_train(
     relu_out: Option<&[f32]>,
     need_dx: bool,
 ) -> Result<(Option<Vec<f32>>, Vec<f32>, Vec<f32>)> {
+    if !need_dx {
+        let (dw, db) = backward_train_into(x, g, sh, mean, rstd, weight, relu_out, None)?;
+        return Ok((None, dw, db));
+    }
+    let mut dx = Vec::with_capacity(x.len());
+    let (dw, db) = backward_train_into(
+        x,
+        g,
+        sh,
+        mean,
+        rstd,
+        weight,
+        relu_out,
+        Some(&mut dx.spare_capacity_mut()[..x.len()]),
+    )?;
+    // SAFETY: `backward_train_into` wrote every one of the first `x.len()` elements.
+    unsafe { dx.set_len(x.len()) };
+    Ok((Some(dx), dw, db))
+}
+
+/// [`backward_train`] writing `dx` into a caller's buffer (`x.len()` elements, every one
+/// written) when one is given; returns `(dweight, dbias)`.
+///
+/// # Errors
+/// Lengths inconsistent with `sh`, or `dx` not of `x`'s length.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn backward_train_into(
+    x: &[f32],
+    g: &[f32],
+    sh: BnShape,
+    mean: &[f32],
+    rstd: &[f32],
+    weight: Option<&[f32]>,
+    relu_out: Option<&[f32]>,
+    dx: Option<&mut [MaybeUninit<f32>]>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     sh.check("input", x.len())?;
     sh.check("grad_output", g.len())?;
     if let Some(y) = relu_out {
         sh.check("output", y.len())?;
     }
-    // Σg and Σ g·(x − mean) per channel.
+    if let Some(d) = &dx {
+        sh.check("dx buffer", d.len())?;
+    }
     // Σg and Σ g·(x − mean) per channel (g masked to y > 0 under a fused ReLU).
+    thread_local! {
+        /// The masked gradient of one plane (overwritten whole by `grad_sums`), kept per
+        /// thread so that a step allocates none.
+        static MASKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let sums = per_channel(&sh, |c| {
         let mc = mean[c];
         let (mut sg, mut sgx) = (0f64, 0f64);
-        let mut buf = vec![0f32; if relu_out.is_some() { sh.s } else { 0 }];
-        for (i, (xp, gp)) in planes(x, &sh, c).zip(planes(g, &sh, c)).enumerate() {
-            let yp = relu_out.map(|y| &y[i * sh.c * sh.s + c * sh.s..][..sh.s]);
-            let (a, b) = grad_sums(xp, gp, yp, mc, &mut buf);
-            sg += a;
-            sgx += b;
-        }
+        MASKED.with_borrow_mut(|buf| {
+            buf.resize(if relu_out.is_some() { sh.s } else { 0 }, 0.0);
+            for (i, (xp, gp)) in planes(x, &sh, c).zip(planes(g, &sh, c)).enumerate() {
+                let yp = relu_out.map(|y| &y[i * sh.c * sh.s + c * sh.s..][..sh.s]);
+                let (a, b) = grad_sums(xp, gp, yp, mc, &mut buf[..]);
+                sg += a;
+                sgx += b;
+            }
+        });
         (sg, sgx)
     });
     let db: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
@@ -368,9 +436,9 @@ pub fn backward_train(
         .zip(rstd)
         .map(|(s, &r)| (s.1 * r as f64) as f32)
         .collect();
-    if !need_dx {
-        return Ok((None, dw, db));
-    }
+    let Some(dx) = dx else {
+        return Ok((dw, db));
+    };
     let m = sh.m() as f64;
     // dx = k·(g − a − (x − mean)·b) per channel, k = w·rstd, a = Σg/M, b = rstd²·Σg(x−mean)/M.
     let coef: Vec<(f32, f32, f32, f32)> = (0..sh.c)
@@ -382,15 +450,12 @@ pub fn backward_train(
             (k as f32, a as f32, b as f32, mean[c])
         })
         .collect();
-    let mut dx = Vec::with_capacity(x.len());
-    over_planes(&mut dx.spare_capacity_mut()[..x.len()], &sh, |row, dst| {
+    over_planes(dx, &sh, |row, dst| {
         let span = row * sh.s..(row + 1) * sh.s;
         let ys = relu_out.map(|y| &y[span.clone()]);
         dx_row(dst, &x[span.clone()], &g[span], ys, coef[row % sh.c]);
     });
-    // SAFETY: every plane of the first `x.len()` elements went to `dx_row`, which wrote it.
-    unsafe { dx.set_len(x.len()) };
-    Ok((Some(dx), dw, db))
+    Ok((dw, db))
 }
 
 #[cfg(test)]

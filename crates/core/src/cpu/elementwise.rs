@@ -2,9 +2,10 @@
 //! closure over the strided maps of `map.rs`. Semantics (NaN rules, integer support) are the
 //! reference the CUDA kernels are checked against.
 
-use super::map::{contiguous_cow, map1, map2, map3};
+use super::map::{contiguous_cow, map1, map2, map2_into, map3};
 use crate::params::{BinaryOp, CmpOp, UnaryOp};
 use crate::{CpuStorage, Error, FloatDType, Layout, Result, WithDType};
+use std::mem::MaybeUninit;
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_C: f64 = 0.044_715;
@@ -155,15 +156,80 @@ pub(crate) fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<CpuStorag
 }
 
 fn binary_float<T: FloatDType>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: BinaryOp) -> Vec<T> {
+    let n = al.elem_count();
+    let mut out = Vec::with_capacity(n);
+    binary_float_into(a, al, b, bl, op, &mut out.spare_capacity_mut()[..n]);
+    // SAFETY: `binary_float_into` writes every element of the slice it is given.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// [`binary_float`] into `o` (the views' element count), every element written.
+fn binary_float_into<T: FloatDType>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: BinaryOp,
+    o: &mut [MaybeUninit<T>],
+) {
     match op {
-        BinaryOp::Add => map2(a, al, b, bl, |x, y| x + y),
-        BinaryOp::Sub => map2(a, al, b, bl, |x, y| x - y),
-        BinaryOp::Mul => map2(a, al, b, bl, |x, y| x * y),
-        BinaryOp::Div => map2(a, al, b, bl, |x, y| x / y),
-        BinaryOp::Maximum => map2(a, al, b, bl, |x, y| if x.is_nan() || x > y { x } else { y }),
-        BinaryOp::Minimum => map2(a, al, b, bl, |x, y| if x.is_nan() || x < y { x } else { y }),
-        BinaryOp::Pow => map2(a, al, b, bl, |x, y| x.powf(y)),
+        BinaryOp::Add => map2_into(a, al, b, bl, |x, y| x + y, o),
+        BinaryOp::Sub => map2_into(a, al, b, bl, |x, y| x - y, o),
+        BinaryOp::Mul => map2_into(a, al, b, bl, |x, y| x * y, o),
+        BinaryOp::Div => map2_into(a, al, b, bl, |x, y| x / y, o),
+        BinaryOp::Maximum => map2_into(
+            a,
+            al,
+            b,
+            bl,
+            |x, y| if x.is_nan() || x > y { x } else { y },
+            o,
+        ),
+        BinaryOp::Minimum => map2_into(
+            a,
+            al,
+            b,
+            bl,
+            |x, y| if x.is_nan() || x < y { x } else { y },
+            o,
+        ),
+        BinaryOp::Pow => map2_into(a, al, b, bl, |x, y| x.powf(y), o),
     }
+}
+
+/// [`binary`] of two same-shaped f32 views into `out` (contiguous, the views' element count,
+/// any prior contents, every element written): the same closures over the same strided
+/// walk, so bit-identical to [`binary`].
+///
+/// # Errors
+/// Views of different shapes; `out` of the wrong length.
+pub(crate) fn binary_f32_into(
+    a: &[f32],
+    al: &Layout,
+    b: &[f32],
+    bl: &Layout,
+    op: BinaryOp,
+    out: &mut [f32],
+) -> Result<()> {
+    if al.dims() != bl.dims() {
+        return Err(Error::msg(format!(
+            "binary into: views of shapes {} and {} differ",
+            al.shape(),
+            bl.shape()
+        )));
+    }
+    if out.len() != al.elem_count() {
+        return Err(Error::msg(format!(
+            "binary into: output buffer of {} elements, the result needs {}",
+            out.len(),
+            al.elem_count()
+        )));
+    }
+    // SAFETY: same layout; only initialised f32 values are written through it.
+    let o = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    binary_float_into(a, al, b, bl, op, o);
+    Ok(())
 }
 
 fn binary_int<T>(

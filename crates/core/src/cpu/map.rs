@@ -5,7 +5,7 @@
 //! other layouts run row by row over the last dim, with the inner loop specialised for
 //! unit and zero (broadcast) strides.
 
-use crate::parallel::{build_vec, chunk_len, PAR_THRESHOLD};
+use crate::parallel::{build_vec, chunk_len, for_each_chunk_mut, PAR_THRESHOLD};
 use crate::{CpuStorage, Error, Layout, Result, Shape, WithDType};
 use std::mem::MaybeUninit;
 
@@ -130,29 +130,61 @@ where
     F: Fn(T, V) -> U + Send + Sync,
 {
     let n = al.elem_count();
+    let mut out = Vec::with_capacity(n);
+    map2_into(a, al, b, bl, f, &mut out.spare_capacity_mut()[..n]);
+    // SAFETY: `map2_into` writes every element of the slice it is given.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// Calls `f(start, chunk)` for the chunks of `out` over the pool (as `build_vec` does).
+fn fill_chunks<U: Send>(
+    out: &mut [MaybeUninit<U>],
+    chunk: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
+) {
+    let chunk = chunk.max(1);
+    for_each_chunk_mut(out, chunk, |i, c| f(i * chunk, c));
+}
+
+/// [`map2`] into `out` (the views' element count), every element written.
+pub(crate) fn map2_into<T, V, U, F>(
+    a: &[T],
+    al: &Layout,
+    b: &[V],
+    bl: &Layout,
+    f: F,
+    out: &mut [MaybeUninit<U>],
+) where
+    T: Copy + Send + Sync,
+    V: Copy + Send + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(T, V) -> U + Send + Sync,
+{
+    let n = al.elem_count();
+    debug_assert_eq!(out.len(), n);
     if let (Some((sa, ea)), Some((sb, eb))) = (al.contiguous_range(), bl.contiguous_range()) {
         let (x, y) = (&a[sa..ea], &b[sb..eb]);
-        // SAFETY: each chunk writes all of its elements.
-        return unsafe {
-            build_vec(n, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
-                for ((o, &p), &q) in o.iter_mut().zip(&x[start..]).zip(&y[start..]) {
-                    o.write(f(p, q));
-                }
-            })
-        };
+        fill_chunks(out, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
+            for ((o, &p), &q) in o.iter_mut().zip(&x[start..]).zip(&y[start..]) {
+                o.write(f(p, q));
+            }
+        });
+        return;
     }
     if n == 0 {
-        return vec![];
+        return;
     }
     if al.dims().is_empty() {
-        return vec![f(a[al.offset()], b[bl.offset()])];
+        out[0].write(f(a[al.offset()], b[bl.offset()]));
+        return;
     }
     let (al, bl) = coalesce(al, bl);
     let (al, bl) = (&al, &bl);
     let r = al.dims().len();
     let row = al.dims()[r - 1];
     if row == 0 {
-        return vec![];
+        return;
     }
     let (sa, sb) = (al.strides()[r - 1], bl.strides()[r - 1]);
     let (ra, rb) = (row_starts(al), row_starts(bl));
@@ -186,18 +218,16 @@ where
             }),
         }
     };
-    // SAFETY: the fragments of a chunk tile it exactly, and each fragment writes all of it.
-    unsafe {
-        build_vec(n, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
-            let mut off = 0;
-            while off < o.len() {
-                let pos = start + off;
-                let len = (row - pos % row).min(o.len() - off);
-                frag(pos / row, pos % row, &mut o[off..off + len]);
-                off += len;
-            }
-        })
-    }
+    // The fragments of a chunk tile it exactly, and each fragment writes all of it.
+    fill_chunks(out, chunk_len(n, PAR_THRESHOLD / 2), |start, o| {
+        let mut off = 0;
+        while off < o.len() {
+            let pos = start + off;
+            let len = (row - pos % row).min(o.len() - off);
+            frag(pos / row, pos % row, &mut o[off..off + len]);
+            off += len;
+        }
+    });
 }
 
 /// One operand of [`map3`]: a broadcast scalar (every stride 0) read once, or a contiguous run.

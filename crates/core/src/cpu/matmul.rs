@@ -57,10 +57,33 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
     one: T,
     zero: T,
 ) -> Vec<T> {
+    let mut out = vec![T::default(); d.b * d.m * d.n];
+    matmul_into_t(a, al, b, bl, d, one, zero, &mut out);
+    out
+}
+
+/// [`matmul_t`] into `out` (`b·m·n` elements, any prior contents): every element is written
+/// (`gemm` overwrites its destination; `k = 0` fills zeros), with the same blocks and
+/// summation order as the allocating form, so the results are bit-identical.
+#[allow(clippy::too_many_arguments)]
+fn matmul_into_t<T: Copy + Send + Sync + Default + 'static>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    d: MatmulDims,
+    one: T,
+    zero: T,
+    out: &mut [T],
+) {
     let MatmulDims { b: batch, m, n, k } = d;
-    let mut out = vec![T::default(); batch * m * n];
+    debug_assert_eq!(out.len(), batch * m * n);
     if out.is_empty() {
-        return out;
+        return;
+    }
+    if k == 0 {
+        out.fill(zero);
+        return;
     }
     let (a, sa, oa) = strides3(a, al);
     let (b, sb, ob) = strides3(b, bl);
@@ -76,8 +99,8 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
                     dst: *mut T,
                     dcs: isize,
                     drs: isize| {
-        if k == 0 || rows == 0 || cols == 0 {
-            return; // already zeros
+        if rows == 0 || cols == 0 {
+            return; // an empty block (k = 0 was filled above)
         }
         // SAFETY: the layouts were validated by the tensor layer, so every index
         // offset + i*s0 + r*s1 + c*s2 with r < m, c < cols lies inside the buffers, and
@@ -145,7 +168,7 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
             .enumerate()
             .for_each(|(i, o)| run(i, 0, o));
     } else if batch >= 2 * threads || work < PAR_FLOPS {
-        for_each_chunk_mut(&mut out, m * n, |i, o| run(i, 0, o));
+        for_each_chunk_mut(out, m * n, |i, o| run(i, 0, o));
     } else if m < n {
         // Few large products with more columns than rows (a linear layer's forward and input
         // gradient at a small batch: m = 32, n = 4096, k = 25088): split the columns, so each
@@ -168,7 +191,6 @@ fn matmul_t<T: Copy + Send + Sync + Default + 'static>(
             for_each_chunk_mut(o, rb * n, |t, o| run(i, t * rb, o));
         }
     }
-    out
 }
 
 /// Batched matmul of `[b, m, k]` and `[b, k, n]` views.
@@ -214,4 +236,31 @@ pub(crate) fn matmul(
             })
         }
     })
+}
+
+/// Batched f32 matmul of `[b, m, k]` and `[b, k, n]` views (any strides) into `out`, the
+/// contiguous `[b, m, n]` result: bit-identical to [`matmul`], every element written.
+///
+/// # Errors
+/// `out` not of `b·m·n` elements.
+pub(crate) fn matmul_f32_into(
+    a: &[f32],
+    al: &Layout,
+    b: &[f32],
+    bl: &Layout,
+    d: MatmulDims,
+    out: &mut [f32],
+) -> Result<()> {
+    if out.len() != d.b * d.m * d.n {
+        return Err(Error::msg(format!(
+            "matmul into: output buffer of {} elements, the product [{}, {}, {}] needs {}",
+            out.len(),
+            d.b,
+            d.m,
+            d.n,
+            d.b * d.m * d.n
+        )));
+    }
+    matmul_into_t(a, al, b, bl, d, 1.0, 0.0, out);
+    Ok(())
 }

@@ -8,6 +8,10 @@
 //! adaptive windows are `[floor(i·H/oH), ceil((i+1)·H/oH))`. f16/bf16 compute in f32.
 
 use super::map::{contiguous_cow, to_dtype};
+pub(crate) use into::{max_pool2d_backward_f32_into, max_pool2d_f32_into};
+
+#[path = "pool_into.rs"]
+mod into;
 use crate::parallel::{for_each_chunk_mut, for_each_chunk_pair_mut, num_threads, PAR_THRESHOLD};
 use crate::params::Pool2dParams;
 use crate::{CpuStorage, DType, Error, Layout, Result, Shape};
@@ -211,14 +215,27 @@ fn max_row_2x2<T: PoolFloat>(a: &[T], b: &[T], base: i64, w: i64, vo: &mut [T], 
 }
 
 fn max_pool_t<T: PoolFloat>(x: &[T], g: &Planes, p: &Pool2dParams) -> (Vec<T>, Vec<i64>) {
-    let (ol, il) = (g.out_len(), g.in_len());
+    let ol = g.out_len();
     let mut vals = vec![T::zero(); g.count * ol];
     let mut idx = vec![0i64; g.count * ol];
+    max_pool_into_t(x, g, p, &mut vals, &mut idx);
+    (vals, idx)
+}
+
+/// [`max_pool_t`] into `vals` and `idx` (`count·oH·oW` each): every element is written.
+fn max_pool_into_t<T: PoolFloat>(
+    x: &[T],
+    g: &Planes,
+    p: &Pool2dParams,
+    vals: &mut [T],
+    idx: &mut [i64],
+) {
+    let (ol, il) = (g.out_len(), g.in_len());
     // Fast path for non-overlapping windows inside the input (LeNet's 2×2, stride 2).
     let tiled = p.kernel == p.stride && p.padding == (0, 0) && p.dilation == (1, 1);
     let (kh, kw) = p.kernel;
     let fits = g.oh * kh <= g.h && g.ow * kw <= g.w;
-    per_plane_pair(&mut vals, &mut idx, ol, x.len(), |k0, vs, is| {
+    per_plane_pair(vals, idx, ol, x.len(), |k0, vs, is| {
         let planes = vs.chunks_mut(ol).zip(is.chunks_mut(ol));
         for (k, (vs, is)) in (k0..).zip(planes) {
             let xs = &x[k * il..(k + 1) * il];
@@ -246,7 +263,6 @@ fn max_pool_t<T: PoolFloat>(x: &[T], g: &Planes, p: &Pool2dParams) -> (Vec<T>, V
             }
         }
     });
-    (vals, idx)
 }
 
 /// Any window geometry: padding, dilation, overlap, ceil_mode overhang.
@@ -281,8 +297,15 @@ fn max_pool_generic<T: PoolFloat>(
 
 fn max_pool_backward_t<T: PoolFloat>(gy: &[T], idx: &[i64], g: &Planes) -> Vec<T> {
     let mut dx = vec![T::zero(); g.count * g.in_len()];
+    max_pool_backward_into_t(gy, idx, g, &mut dx);
+    dx
+}
+
+/// [`max_pool_backward_t`] into `dx` (`count·H·W`, zeroed first, then accumulated).
+fn max_pool_backward_into_t<T: PoolFloat>(gy: &[T], idx: &[i64], g: &Planes, dx: &mut [T]) {
+    dx.fill(T::zero());
     let (ol, il) = (g.out_len(), g.in_len());
-    per_plane(&mut dx, il, gy.len() + il * g.count, |k, d| {
+    per_plane(dx, il, gy.len() + il * g.count, |k, d| {
         let ps = gy[k * ol..(k + 1) * ol]
             .iter()
             .zip(&idx[k * ol..(k + 1) * ol]);
@@ -290,7 +313,6 @@ fn max_pool_backward_t<T: PoolFloat>(gy: &[T], idx: &[i64], g: &Planes) -> Vec<T
             d[i as usize] += v;
         }
     });
-    dx
 }
 
 fn dx_work(g: &Planes) -> usize {
@@ -494,6 +516,24 @@ pub(crate) fn max_pool2d_backward(
             dtype: idx.dtype(),
         });
     };
+    let (g, ids) = backward_geom(l, iv, il, input)?;
+    float_op(
+        gy,
+        l,
+        op,
+        |v| max_pool_backward_t(v, &ids, &g),
+        |v| max_pool_backward_t(v, &ids, &g),
+    )
+}
+
+/// The planes of a max-pooling gradient and its indices, checked.
+fn backward_geom<'a>(
+    l: &Layout,
+    iv: &'a [i64],
+    il: &Layout,
+    input: &Shape,
+) -> Result<(Planes, std::borrow::Cow<'a, [i64]>)> {
+    let op = "max_pool2d_backward";
     let d = l.dims();
     if d.len() != 4 || il.dims() != d || input.dims().len() != 4 || input.dims()[..2] != d[..2] {
         return Err(Error::msg(format!(
@@ -511,13 +551,7 @@ pub(crate) fn max_pool2d_backward(
             size: g.in_len(),
         });
     }
-    float_op(
-        gy,
-        l,
-        op,
-        |v| max_pool_backward_t(v, &ids, &g),
-        |v| max_pool_backward_t(v, &ids, &g),
-    )
+    Ok((g, ids))
 }
 
 /// Average pooling of `[N, C, H, W]` (no dilation, as PyTorch's avg_pool2d).

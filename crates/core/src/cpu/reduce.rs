@@ -5,9 +5,10 @@
 
 use super::f32_view::as_f32_mut;
 use super::map::{contiguous_cow, gather};
-use crate::parallel::{self, build_vec, chunk_len, for_each_row_mut, PAR_THRESHOLD};
+use crate::parallel::{self, chunk_len, for_each_chunk_mut, for_each_row_mut, PAR_THRESHOLD};
 use crate::params::ReduceOp;
 use crate::{CpuStorage, Error, FloatDType, Layout, Result, WithDType};
+use std::mem::MaybeUninit;
 
 /// Input rearranged as `[outer, inner]` rows (inner = reduced elements), contiguous.
 fn rows<'a, T: Copy + Send + Sync>(
@@ -53,6 +54,16 @@ fn is_nan<T: PartialOrd>(x: T) -> bool {
     x.partial_cmp(&x).is_none()
 }
 
+/// Output elements of reducing `dims` of `l`.
+fn out_len(l: &Layout, dims: &[usize]) -> usize {
+    l.dims()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !dims.contains(i))
+        .map(|(_, &d)| d)
+        .product()
+}
+
 fn reduce_t<T: WithDType>(
     v: &[T],
     l: &Layout,
@@ -60,20 +71,35 @@ fn reduce_t<T: WithDType>(
     dims: &[usize],
     sum_out: fn(f64) -> T,
 ) -> Vec<T> {
-    let out_n: usize = l
-        .dims()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !dims.contains(i))
-        .map(|(_, &d)| d)
-        .product();
+    let n = out_len(l, dims);
+    let mut out = Vec::with_capacity(n);
+    reduce_into_t(v, l, op, dims, sum_out, &mut out.spare_capacity_mut()[..n]);
+    // SAFETY: `reduce_into_t` writes every element of the slice it is given.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// [`reduce_t`] into `out` (the output's `out_len` elements), every element written.
+fn reduce_into_t<T: WithDType>(
+    v: &[T],
+    l: &Layout,
+    op: ReduceOp,
+    dims: &[usize],
+    sum_out: fn(f64) -> T,
+    out: &mut [MaybeUninit<T>],
+) {
+    let out_n = out.len();
+    debug_assert_eq!(out_n, out_len(l, dims));
     let inner: usize = dims.iter().map(|&d| l.dims()[d]).product();
     if inner == 0 {
         let fill = match op {
             ReduceOp::Sum => T::ZERO,
             _ => T::from_f64(f64::NAN),
         };
-        return vec![fill; out_n];
+        out.iter_mut().for_each(|o| {
+            o.write(fill);
+        });
+        return;
     }
     // Summing leading dims of a contiguous view: accumulate whole rows (vectorises).
     let lead = dims.iter().enumerate().all(|(i, &d)| i == d);
@@ -83,7 +109,10 @@ fn reduce_t<T: WithDType>(
         for r in x.chunks_exact(out_n) {
             acc.iter_mut().zip(r).for_each(|(a, &b)| *a += b.to_f64());
         }
-        return acc.into_iter().map(sum_out).collect();
+        out.iter_mut().zip(acc).for_each(|(o, a)| {
+            o.write(sum_out(a));
+        });
+        return;
     }
     // Summing leading and trailing dims of a contiguous view around a kept middle run (NCHW
     // over [0, 2, 3]: batch-norm statistics, bias gradients): each kept index adds up `outer`
@@ -97,9 +126,10 @@ fn reduce_t<T: WithDType>(
             let outer: usize = l.dims()[..a].iter().product();
             let x = &v[l.offset()..l.offset() + l.elem_count()];
             let min = PAR_THRESHOLD.div_ceil(2 * inner * outer);
-            // SAFETY: each chunk writes all of its elements.
-            return unsafe {
-                build_vec(out_n, chunk_len(out_n, min), |start, o| {
+            let chunk = chunk_len(out_n, min).max(1);
+            for_each_chunk_mut(out, chunk, |ci, o| {
+                let start = ci * chunk;
+                {
                     for (k, o) in o.iter_mut().enumerate() {
                         let m = start + k;
                         let s: f64 = (0..outer)
@@ -109,8 +139,9 @@ fn reduce_t<T: WithDType>(
                             .sum();
                         o.write(sum_out(s));
                     }
-                })
-            };
+                }
+            });
+            return;
         }
     }
     let (x, inner) = rows(v, l, dims);
@@ -135,18 +166,14 @@ fn reduce_t<T: WithDType>(
         }
     };
     let n = x.len() / inner;
-    // SAFETY: each chunk writes all of its elements.
-    unsafe {
-        build_vec(
-            n,
-            chunk_len(n, PAR_THRESHOLD.div_ceil(2 * inner)),
-            |start, o| {
-                for (k, o) in o.iter_mut().enumerate() {
-                    o.write(f(&x[(start + k) * inner..(start + k + 1) * inner]));
-                }
-            },
-        )
-    }
+    debug_assert_eq!(n, out_n);
+    let chunk = chunk_len(n, PAR_THRESHOLD.div_ceil(2 * inner)).max(1);
+    for_each_chunk_mut(out, chunk, |ci, o| {
+        let start = ci * chunk;
+        for (k, o) in o.iter_mut().enumerate() {
+            o.write(f(&x[(start + k) * inner..(start + k + 1) * inner]));
+        }
+    });
 }
 
 fn arg_reduce<T: WithDType>(v: &[T], l: &Layout, op: ReduceOp, dim: usize) -> Vec<i64> {
@@ -223,11 +250,17 @@ pub(crate) fn reduce(
 }
 
 fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
+    let mut out = gather(v, l);
+    softmax_rows(&mut out, l, log);
+    out
+}
+
+/// (Log-)softmax of each last-dim row of `out`, which holds the view `l` contiguously.
+fn softmax_rows<T: FloatDType>(out: &mut [T], l: &Layout, log: bool) {
     let n = l.elem_count();
     let row = *l.dims().last().unwrap_or(&1);
-    let mut out = gather(v, l);
     if n == 0 || row == 0 {
-        return out;
+        return;
     }
     let f = |r: &mut [T]| {
         // The row's max is subtracted whatever it is (a +inf max makes the row NaN, as in
@@ -252,8 +285,7 @@ fn softmax_t<T: FloatDType>(v: &[T], l: &Layout, log: bool) -> Vec<T> {
             r.iter_mut().for_each(|x| *x = *x * inv);
         }
     };
-    for_each_row_mut(&mut out, row, PAR_THRESHOLD / 2, |_, r| f(r));
-    out
+    for_each_row_mut(out, row, PAR_THRESHOLD / 2, |_, r| f(r));
 }
 
 /// One f32 (log-)softmax row with the vectorised exp; `m` is the row's max (or 0).
@@ -279,4 +311,61 @@ fn softmax_row_f32(r: &mut [f32], m: f32, log: bool) {
 /// (Log-)softmax over the last dim.
 pub(crate) fn softmax(s: &CpuStorage, l: &Layout, log: bool) -> Result<CpuStorage> {
     Ok(crate::map_cpu_float!(s, "softmax", v => softmax_t(v, l, log)))
+}
+
+/// Checks that a caller's output buffer holds exactly `want` elements.
+fn check_out(op: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "{op} into: output buffer of {got} elements, the result needs {want}"
+    )))
+}
+
+/// [`reduce`] of an f32 view by `Sum`, `Max` or `Min` over `dims` (sorted, distinct) into
+/// `out` (the result's elements, contiguous, any prior contents, every element written):
+/// the same kernel and summation order, so bit-identical to [`reduce`].
+///
+/// # Errors
+/// An arg reduction; max/min over an empty dim; `out` of the wrong length.
+pub(crate) fn reduce_f32_into(
+    v: &[f32],
+    l: &Layout,
+    op: ReduceOp,
+    dims: &[usize],
+    out: &mut [f32],
+) -> Result<()> {
+    if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) {
+        return Err(Error::msg("reduce into: arg reductions give i64 indices"));
+    }
+    if dims.iter().any(|&d| d >= l.dims().len()) {
+        return Err(Error::msg(format!(
+            "reduce into: dims {dims:?} out of range for shape {}",
+            l.shape()
+        )));
+    }
+    if op != ReduceOp::Sum && dims.iter().any(|&d| l.dims()[d] == 0) {
+        return Err(Error::msg(format!(
+            "max/min: cannot reduce an empty dimension of shape {}",
+            l.shape()
+        )));
+    }
+    check_out("reduce", out.len(), out_len(l, dims))?;
+    // SAFETY: same layout; only initialised f32 values are written through it.
+    let o = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    reduce_into_t(v, l, op, dims, |x| x as f32, o);
+    Ok(())
+}
+
+/// [`softmax`] of an f32 view over its last dim into `out` (contiguous, of the view's
+/// element count, any prior contents, every element written), bit-identical to it.
+///
+/// # Errors
+/// `out` of the wrong length.
+pub(crate) fn softmax_f32_into(v: &[f32], l: &Layout, log: bool, out: &mut [f32]) -> Result<()> {
+    check_out("softmax", out.len(), l.elem_count())?;
+    out.copy_from_slice(&contiguous_cow(v, l));
+    softmax_rows(out, l, log);
+    Ok(())
 }

@@ -6,6 +6,7 @@
 use crate::cpu::batch_norm::{self as kernels, with_f32, BnShape};
 use crate::op::Op;
 use crate::{Error, Result, Tensor};
+use std::mem::MaybeUninit;
 
 /// `1 / sqrt(var + eps)` in f64, as the eager fused path computes it.
 fn rstd_of(var: f32, eps: f64) -> f32 {
@@ -53,6 +54,56 @@ impl Tensor {
         eps: f64,
         relu: bool,
     ) -> Result<(Tensor, Tensor)> {
+        let len = self.elem_count();
+        let mut y = Vec::with_capacity(len);
+        let stats =
+            self.batch_norm_fill(weight, bias, eps, relu, &mut y.spare_capacity_mut()[..len])?;
+        // SAFETY: `batch_norm_fill` wrote every one of the `len` elements.
+        unsafe { y.set_len(len) };
+        let y = Tensor::from_vec(y, self.shape().clone(), &self.device())?;
+        let sc = stats.clone();
+        let y = Tensor::finish(
+            y.0.storage.clone(),
+            y.0.layout.clone(),
+            || Op::BatchNorm {
+                input: self.clone(),
+                weight: weight.clone(),
+                bias: bias.clone(),
+                stats: sc,
+                eps,
+                relu,
+            },
+            false,
+        );
+        Ok((y, stats))
+    }
+
+    /// [`Tensor::batch_norm_train`] writing `y` into `out` (the input's element count,
+    /// any prior contents, every element written; bit-identical) and returning the
+    /// statistics. Records nothing (for compiled plans, which run without gradients).
+    ///
+    /// # Errors
+    /// As [`Tensor::batch_norm_train`]; `out` of the wrong length.
+    pub(crate) fn batch_norm_train_into(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+        relu: bool,
+        out: &mut [f32],
+    ) -> Result<Tensor> {
+        self.batch_norm_fill(weight, bias, eps, relu, as_uninit(out))
+    }
+
+    /// The forward's kernels: `y` into `out`, the statistics `[2, C]` returned.
+    fn batch_norm_fill(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+        relu: bool,
+        out: &mut [MaybeUninit<f32>],
+    ) -> Result<Tensor> {
         let sh = BnShape::of(self.dims())?;
         let (w, b) = (values(weight, "weight")?, values(bias, "bias")?);
         if w.len() != sh.c || b.len() != sh.c {
@@ -72,27 +123,13 @@ impl Tensor {
                 (s, b[c] - mean[c] * s)
             })
             .unzip();
-        let y = with_f32(self, |xs| kernels::apply(xs, sh, &scale, &shift, relu))
-            .ok_or_else(|| Error::msg("batch_norm: input changed layout"))??;
+        with_f32(self, |xs| {
+            kernels::apply_into(xs, sh, &scale, &shift, relu, out)
+        })
+        .ok_or_else(|| Error::msg("batch_norm: input changed layout"))??;
         let mut st = mean;
         st.extend(var);
-        let stats = Tensor::from_vec(st, [2, sh.c], &self.device())?;
-        let y = Tensor::from_vec(y, self.shape().clone(), &self.device())?;
-        let sc = stats.clone();
-        let y = Tensor::finish(
-            y.0.storage.clone(),
-            y.0.layout.clone(),
-            || Op::BatchNorm {
-                input: self.clone(),
-                weight: weight.clone(),
-                bias: bias.clone(),
-                stats: sc,
-                eps,
-                relu,
-            },
-            false,
-        );
-        Ok((y, stats))
+        Tensor::from_vec(st, [2, sh.c], &self.device())
     }
 
     /// The gradient of [`Tensor::batch_norm_train`] (`self` = the output's gradient):
@@ -113,35 +150,19 @@ impl Tensor {
         relu: bool,
     ) -> Result<(Tensor, Tensor)> {
         let g = self.contiguous()?;
-        let sh = BnShape::of(input.dims())?;
-        let (mean, rstd) = mean_rstd(stats, sh.c, eps)?;
-        let w = values(weight, "weight")?;
-        let r = with_f32(input, |xs| {
-            with_f32(&g, |gs| {
-                with_f32(output, |ys| {
-                    kernels::backward_train(
-                        xs,
-                        gs,
-                        sh,
-                        &mean,
-                        &rstd,
-                        Some(&w),
-                        relu.then_some(ys),
-                        true,
-                    )
-                })
-            })
-        })
-        .flatten()
-        .flatten()
-        .ok_or_else(|| {
-            Error::msg("batch_norm_backward: input, grad and output must be contiguous CPU f32")
-        })?;
-        let (dx, dw, db) = r?;
-        let dx = dx.ok_or_else(|| Error::msg("batch_norm_backward: no input gradient"))?;
-        let mut pg = dw;
-        pg.extend(db);
-        let pg = Tensor::from_vec(pg, [2, sh.c], &input.device())?;
+        let len = input.elem_count();
+        let mut dx = Vec::with_capacity(len);
+        let pg = g.batch_norm_backward_fill(
+            input,
+            output,
+            stats,
+            weight,
+            eps,
+            relu,
+            &mut dx.spare_capacity_mut()[..len],
+        )?;
+        // SAFETY: `batch_norm_backward_fill` wrote every one of the `len` elements.
+        unsafe { dx.set_len(len) };
         let dx = Tensor::from_vec(dx, input.shape().clone(), &input.device())?;
         let pc = pg.clone();
         let dx = Tensor::finish(
@@ -161,4 +182,74 @@ impl Tensor {
         );
         Ok((dx, pg))
     }
+
+    /// [`Tensor::batch_norm_train_backward`] writing `dx` into `out` (the input's element
+    /// count, any prior contents, every element written; bit-identical) and returning
+    /// `[2, C]` (`dweight`; `dbias`). Records nothing.
+    ///
+    /// # Errors
+    /// As [`Tensor::batch_norm_train_backward`]; `out` of the wrong length.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn batch_norm_train_backward_into(
+        &self,
+        input: &Tensor,
+        output: &Tensor,
+        stats: &Tensor,
+        weight: &Tensor,
+        eps: f64,
+        relu: bool,
+        out: &mut [f32],
+    ) -> Result<Tensor> {
+        let g = self.contiguous()?;
+        g.batch_norm_backward_fill(input, output, stats, weight, eps, relu, as_uninit(out))
+    }
+
+    /// The backward's kernel on a contiguous gradient `self`: `dx` into `out`, the
+    /// parameters' gradients returned.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward_fill(
+        &self,
+        input: &Tensor,
+        output: &Tensor,
+        stats: &Tensor,
+        weight: &Tensor,
+        eps: f64,
+        relu: bool,
+        out: &mut [MaybeUninit<f32>],
+    ) -> Result<Tensor> {
+        let sh = BnShape::of(input.dims())?;
+        let (mean, rstd) = mean_rstd(stats, sh.c, eps)?;
+        let w = values(weight, "weight")?;
+        let r = with_f32(input, |xs| {
+            with_f32(self, |gs| {
+                with_f32(output, |ys| {
+                    kernels::backward_train_into(
+                        xs,
+                        gs,
+                        sh,
+                        &mean,
+                        &rstd,
+                        Some(&w),
+                        relu.then_some(ys),
+                        Some(out),
+                    )
+                })
+            })
+        })
+        .flatten()
+        .flatten()
+        .ok_or_else(|| {
+            Error::msg("batch_norm_backward: input, grad and output must be contiguous CPU f32")
+        })?;
+        let (dw, db) = r?;
+        let mut pg = dw;
+        pg.extend(db);
+        Tensor::from_vec(pg, [2, sh.c], &input.device())
+    }
+}
+
+/// `out` (f32, any prior contents) seen as uninitialised memory for the kernels.
+fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the kernels only ever write initialised f32 values through it.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }

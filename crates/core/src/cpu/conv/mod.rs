@@ -42,6 +42,7 @@ use blocked::Src;
 use geom::{dims4, Geom};
 use phase::Phase;
 use std::any::TypeId;
+use std::mem::MaybeUninit;
 use wide::Wide;
 
 /// How one convolution is computed; see the module docs.
@@ -104,10 +105,27 @@ impl Conv2dImpl {
 
 fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let len = g.n * g.o * g.np();
-    let imp = Conv2dImpl::choose::<T>(g);
     let mut out = Vec::<T>::with_capacity(len);
-    let o = as_f32_uninit(&mut out.spare_capacity_mut()[..len]);
-    if let (Some(xf), Some(wf), Some(o)) = (as_f32(x), as_f32(w), o) {
+    fwd_into(x, w, g, &mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `fwd_into` writes every element of the slice it is given.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Every element of `out` written as all zeros.
+fn zeroed<T: WithDType>(out: &mut [MaybeUninit<T>]) -> &mut [T] {
+    out.iter_mut().for_each(|e| {
+        e.write(T::ZERO);
+    });
+    // SAFETY: every element was just initialised; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// The forward into `out` (`N·O·oH·oW` elements, written whole): the direct, Winograd and
+/// blocked kernels write every element; the gemm paths accumulate into zeros.
+fn fwd_into<T: WithDType>(x: &[T], w: &[T], g: &Geom, out: &mut [MaybeUninit<T>]) {
+    let imp = Conv2dImpl::choose::<T>(g);
+    if let (Some(xf), Some(wf), Some(o)) = (as_f32(x), as_f32(w), as_f32_uninit(out)) {
         let written = match imp {
             Conv2dImpl::Direct(wide) => {
                 direct::fwd(xf, wf, None, g, &wide, o);
@@ -123,58 +141,63 @@ fn fwd<T: WithDType>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
                 .is_some(),
         };
         if written {
-            // SAFETY: the direct, Winograd and blocked kernels write every output element.
-            unsafe { out.set_len(len) };
-            return out;
+            return;
         }
     }
-    out.resize(len, T::ZERO);
+    let out = zeroed(out);
     match imp {
         Conv2dImpl::Direct(wide)
         | Conv2dImpl::Winograd(wide, _)
         | Conv2dImpl::Blocked(wide)
-        | Conv2dImpl::Wide(wide) => wide::fwd(x, w, g, &wide, &mut out),
-        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::fwd(x, w, g, &mut out),
+        | Conv2dImpl::Wide(wide) => wide::fwd(x, w, g, &wide, out),
+        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::fwd(x, w, g, out),
     }
-    out
 }
 
 fn bwd_input<T: WithDType + std::ops::AddAssign>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let len = g.n * g.img();
+    let mut dx = Vec::<T>::with_capacity(len);
+    bwd_input_into(dy, w, g, &mut dx.spare_capacity_mut()[..len]);
+    // SAFETY: `bwd_input_into` writes every element of the slice it is given.
+    unsafe { dx.set_len(len) };
+    dx
+}
+
+/// The input gradient into `dx` (`N·C·H·W` elements, written whole): the Winograd and
+/// blocked kernels write every element; the others add into zeros.
+fn bwd_input_into<T: WithDType + std::ops::AddAssign>(
+    dy: &[T],
+    w: &[T],
+    g: &Geom,
+    dx: &mut [MaybeUninit<T>],
+) {
     let imp = Conv2dImpl::choose::<T>(g);
     if let (Conv2dImpl::Winograd(..), Some(dyf), Some(wf)) = (imp, as_f32(dy), as_f32(w)) {
-        let mut dx = Vec::<T>::with_capacity(len);
-        if let Some(d) = as_f32_uninit(&mut dx.spare_capacity_mut()[..len]) {
+        if let Some(d) = as_f32_uninit(dx) {
             winograd::bwd_input(dyf, wf, g, d);
-            // SAFETY: the Winograd kernel writes every element.
-            unsafe { dx.set_len(len) };
-            return dx;
+            return;
         }
     }
     if let (Conv2dImpl::Blocked(_), Some(dyf), Some(wf)) = (imp, as_f32(dy), as_f32(w)) {
-        let mut dx = Vec::<T>::with_capacity(len);
-        if let Some(d) = as_f32_uninit(&mut dx.spare_capacity_mut()[..len]) {
+        if let Some(d) = as_f32_uninit(dx) {
+            // The blocked kernel returns `None` before writing anything when it cannot.
             if blocked::bwd_input(dyf, wf, g, d).is_some() {
-                // SAFETY: the blocked kernel wrote every element (it returns `None`
-                // before writing anything when it cannot).
-                unsafe { dx.set_len(len) };
-                return dx;
+                return;
             }
         }
     }
-    let mut dx = vec![T::ZERO; len];
+    let dx = zeroed(dx);
     match imp {
         Conv2dImpl::Direct(wide) => {
-            if let (Some(dy), Some(w), Some(d)) = (as_f32(dy), as_f32(w), as_f32_mut(&mut dx)) {
+            if let (Some(dy), Some(w), Some(d)) = (as_f32(dy), as_f32(w), as_f32_mut(dx)) {
                 direct::bwd_input(dy, w, g, &wide, d);
             }
         }
         Conv2dImpl::Blocked(wide) | Conv2dImpl::Winograd(wide, _) | Conv2dImpl::Wide(wide) => {
-            wide::bwd_input(dy, w, g, &wide, &mut dx)
+            wide::bwd_input(dy, w, g, &wide, dx)
         }
-        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, &mut dx),
+        Conv2dImpl::Strided(_) | Conv2dImpl::Im2col => im2col::bwd_input(dy, w, g, dx),
     }
-    dx
 }
 
 thread_local! {
@@ -433,6 +456,25 @@ pub(crate) fn conv2d(
     ))
 }
 
+/// The geometry of an input gradient: grad_out `gl` `[N, O, oH, oW]`, weight `wl`.
+fn bwd_input_geom(
+    gl: &Layout,
+    wl: &Layout,
+    p: &Conv2dParams,
+    input_hw: (usize, usize),
+) -> Result<Geom> {
+    let op = "conv2d_backward_input";
+    let (n, o, oh, ow) = dims4(gl, op)?;
+    let (wo, cg, kh, kw) = dims4(wl, op)?;
+    if wo != o {
+        return Err(Error::msg(format!(
+            "{op}: grad_out has {o} channels but the weight has {wo} output channels"
+        )));
+    }
+    let x = (n, cg * p.groups, input_hw.0, input_hw.1);
+    Geom::new(op, x, (o, cg, kh, kw), Some((oh, ow)), p)
+}
+
 /// Gradient w.r.t. the input: grad_out `[N, O, oH, oW]`, weight → `[N, C, H, W]` for `input_hw`.
 pub(crate) fn conv2d_backward_input(
     gy: &CpuStorage,
@@ -443,15 +485,7 @@ pub(crate) fn conv2d_backward_input(
     input_hw: (usize, usize),
 ) -> Result<CpuStorage> {
     let op = "conv2d_backward_input";
-    let (n, o, oh, ow) = dims4(gl, op)?;
-    let (wo, cg, kh, kw) = dims4(wl, op)?;
-    if wo != o {
-        return Err(Error::msg(format!(
-            "{op}: grad_out has {o} channels but the weight has {wo} output channels"
-        )));
-    }
-    let x = (n, cg * p.groups, input_hw.0, input_hw.1);
-    let g = Geom::new(op, x, (o, cg, kh, kw), Some((oh, ow)), p)?;
+    let g = bwd_input_geom(gl, wl, p, input_hw)?;
     dispatch!(op, gy, gl, w, wl, bwd_input, &g, |a, al, b, bl| {
         conv2d_backward_input(a, al, b, bl, p, input_hw)
     })
@@ -482,4 +516,63 @@ pub(crate) fn conv2d_backward_weight(
     dispatch!(op, x, xl, gy, gl, bwd_weight, &g, |a, al, b, bl| {
         conv2d_backward_weight(a, al, b, bl, p, kernel_hw)
     })
+}
+
+/// `out` (f32, any prior contents) seen as uninitialised memory for the kernels above.
+fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the kernels only ever write initialised f32 values through it.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// Checks that a caller's output buffer holds exactly `want` elements.
+fn check_out(op: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "{op} into: output buffer of {got} elements, the result needs {want}"
+    )))
+}
+
+/// [`conv2d`] for f32 into `out` (the contiguous `[N, O, oH, oW]` result, any prior
+/// contents, every element written): the same kernel and arithmetic, so bit-identical.
+///
+/// # Errors
+/// As [`conv2d`]; `out` not of `N·O·oH·oW` elements.
+pub(crate) fn conv2d_f32_into(
+    x: &[f32],
+    xl: &Layout,
+    w: &[f32],
+    wl: &Layout,
+    p: &Conv2dParams,
+    out: &mut [f32],
+) -> Result<()> {
+    let op = "conv2d";
+    let g = Geom::new(op, dims4(xl, op)?, dims4(wl, op)?, None, p)?;
+    check_out(op, out.len(), g.n * g.o * g.np())?;
+    let (x, w) = (contiguous_cow(x, xl), contiguous_cow(w, wl));
+    fwd_into(&x, &w, &g, as_uninit(out));
+    Ok(())
+}
+
+/// [`conv2d_backward_input`] for f32 into `out` (the contiguous `[N, C, H, W]` gradient,
+/// any prior contents, every element written), bit-identical to it.
+///
+/// # Errors
+/// As [`conv2d_backward_input`]; `out` not of `N·C·H·W` elements.
+pub(crate) fn conv2d_backward_input_f32_into(
+    gy: &[f32],
+    gl: &Layout,
+    w: &[f32],
+    wl: &Layout,
+    p: &Conv2dParams,
+    input_hw: (usize, usize),
+    out: &mut [f32],
+) -> Result<()> {
+    let op = "conv2d_backward_input";
+    let g = bwd_input_geom(gl, wl, p, input_hw)?;
+    check_out(op, out.len(), g.n * g.img())?;
+    let (gy, w) = (contiguous_cow(gy, gl), contiguous_cow(w, wl));
+    bwd_input_into(&gy, &w, &g, as_uninit(out));
+    Ok(())
 }

@@ -11,17 +11,23 @@
 //! - **Fused pooling** (`pool_relu.rs`): a layer's bias add + ReLU + 2×2 max pooling, and
 //!   its backward with ReLU's mask, run as one pass each (`MLFW_COMPILE_REWRITE=0` at
 //!   compile time turns it off).
-//! - **Memory plan** (`plan.rs`): every materialized fused value gets a buffer chosen from
-//!   liveness at compile time; buffers are allocated on the first run and reused by every
-//!   later one. Kernel ops (matmul, convolution, pooling, reductions) still allocate their
-//!   results through the eager kernels.
+//! - **Memory plan** (`plan.rs`): every materialized fused value, and the result of every
+//!   kernel step that can write into a given buffer (`eval_into.rs`: unfused binary ops,
+//!   matmul, convolution forward and input gradient, max pooling, batch norm forward and
+//!   backward, reductions, softmax), gets a buffer chosen from liveness at compile time
+//!   (the best-fitting free one); buffers are allocated on the first run and reused by
+//!   every later one. Other kernel ops (the convolution's weight gradient, average pooling,
+//!   unfused unary ops, comparisons) still allocate their results through the eager
+//!   kernels. `MLFW_PLAN_KERNELS=0` (read at compile time) leaves kernel steps out of the
+//!   plan (fused values keep their buffers), for A/B runs.
 //! - **Replay**: [`Plan::run`] evaluates the steps with gradient recording off: no op
 //!   records, no autograd graph, no per-op bookkeeping.
 //!
 //! Groups of fewer than two ops run with the eager kernels; `MLFW_FUSE_MIN=k` (read at
 //! compile time) raises that to `k` ops, e.g. to measure a replay without fusion.
-//! `MLFW_PLAN_BUFFERS=0` (read at compile time) writes fused values to fresh memory per
-//! run instead of the planned buffers (to measure what the memory plan costs or saves).
+//! `MLFW_PLAN_BUFFERS=0` (read at compile time) writes fused values and kernel results to
+//! fresh memory per run instead of the planned buffers (to measure what the memory plan
+//! costs or saves).
 //!
 //! A plan is compiled for one set of input shapes and refuses others; [`CompiledGraph`]
 //! keeps a bounded cache of plans and recompiles (counted, logged) for new shapes.
@@ -39,6 +45,7 @@
 
 mod cache;
 mod device_run;
+mod eval_into;
 mod fuse;
 mod instr;
 mod kernel;
@@ -288,7 +295,17 @@ impl Plan {
                             ))
                         })
                     };
-                    let (out, second) = eval(op, &get, &self.shapes[*k], node)
+                    let planned = self.handles[*k].as_ref().filter(|_| self.planned);
+                    let sec = op.secondary().and_then(|s| self.handles[s.0].as_ref());
+                    let into = match planned {
+                        Some(h) => eval_into::eval_into(op, &get, h, sec),
+                        None => Ok(None),
+                    };
+                    let (out, second) = into
+                        .and_then(|r| match r {
+                            Some(r) => Ok(r),
+                            None => eval(op, &get, &self.shapes[*k], node),
+                        })
                         .map_err(|e| e.context(format!("plan run: node `{}`", node.name)))?;
                     if let (Some(sec), Some(at)) = (second, op.secondary()) {
                         self.slots[at.0] = Some(sec);
@@ -392,7 +409,14 @@ impl Plan {
             .collect::<Result<_>>()?;
         for (k, b) in self.node_buf.iter().enumerate() {
             if let Some(b) = b {
-                self.handles[k] = Some(bufs[*b].reshape(self.shapes[k].clone())?);
+                // The value's first elements of its buffer (a buffer serves values of
+                // several sizes: it is as large as the largest).
+                let n = self.shapes[k].elem_count();
+                let view = match bufs[*b].elem_count() == n {
+                    true => bufs[*b].clone(),
+                    false => bufs[*b].narrow(0, 0, n)?,
+                };
+                self.handles[k] = Some(view.reshape(self.shapes[k].clone())?);
             }
         }
         self.allocated = true;
@@ -433,5 +457,7 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+mod eval_into_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Building a [`Plan`]: concrete shapes, fused groups, the step order, when each value dies,
-//! and which planned buffer each materialized fused value lives in.
+//! and which planned buffer each materialized fused value and kernel step's result lives in.
 
+use super::eval_into;
 use super::fuse::{self, Group};
 use super::instr::{Instr, MAX_REGS};
 use super::kernel::FusedKernel;
@@ -9,12 +10,17 @@ use super::{Plan, PlanStats, Step};
 use crate::graph::{Graph, NodeKind};
 use crate::op::Op;
 use crate::{DType, Device, Error, Result, Shape};
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// Groups of fewer ops run op by op with the eager kernels (see BENCHMARKS.md: on LeNet-5
 /// the fused loop does not beat two eager passes; `MLFW_FUSE_MIN` overrides it).
 const MIN_FUSED_OPS: usize = 2;
+
+/// Whether kernel steps' results go to planned buffers: on unless `MLFW_PLAN_KERNELS=0` (read
+/// at compile time; for A/B runs of the memory plan's kernel half).
+fn plan_kernels() -> bool {
+    std::env::var_os("MLFW_PLAN_KERNELS").is_none_or(|v| v != "0")
+}
 
 /// Ops whose result may share storage with their first input (views, or a no-op copy).
 fn may_alias(op: &Op<crate::graph::ValueId>) -> bool {
@@ -167,6 +173,12 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
             end[k] = FOREVER;
         }
     }
+    // Values the caller receives: the graph's outputs and the values they view.
+    let mut returned = vec![false; count];
+    for o in &g.outputs {
+        returned[o.0] = true;
+        returned[root[o.0]] = true;
+    }
     let mut drops: Vec<Vec<usize>> = vec![vec![]; steps.len()];
     for (k, node) in g.nodes.iter().enumerate() {
         let own = if is_output[k] {
@@ -180,21 +192,28 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         }
     }
 
-    // Planned buffers for materialized fused values (graph outputs get fresh memory, so a
-    // caller may keep them).
+    // Planned buffers for materialized fused values and for the results of kernel steps
+    // that write into a given buffer (`eval_into.rs`); graph outputs get fresh memory, so a
+    // caller may keep them.
+    let kernels_planned = all_cpu && plan_kernels();
     let mut node_buf: Vec<Option<usize>> = vec![None; count];
     let mut buffers: Vec<(DType, usize)> = Vec::new();
     let mut busy: Vec<(usize, usize)> = Vec::new(); // (buffer, end step)
-    let mut free: HashMap<(DType, usize), Vec<usize>> = HashMap::new();
+    let mut free: Vec<usize> = Vec::new();
     for (s, step) in steps.iter().enumerate() {
-        let stores = match step {
+        let eval_stores;
+        let stores: &[usize] = match step {
             Step::Fused { stores, .. } => stores,
             Step::Pool(ps) => &ps.stores,
+            Step::Eval(k) if kernels_planned && eval_into::writes_into(&g.nodes[*k]) => {
+                eval_stores = eval_into::planned_values(&g.nodes[*k], *k);
+                &eval_stores
+            }
             Step::Eval(_) => continue,
         };
         busy.retain(|&(b, e)| {
             if e < s {
-                free.entry(buffers[b]).or_default().push(b);
+                free.push(b);
                 false
             } else {
                 true
@@ -202,18 +221,14 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
         });
         for &m in stores {
             // A value the caller receives (itself or through a view) gets memory of its own:
-            // the next run must not overwrite what an earlier one returned.
-            if is_output[m] || end[root[m]] == FOREVER {
+            // the next run must not overwrite what an earlier one returned. State writes are
+            // copied into their parameters after the last step (`Graph::perform_writes`), so
+            // on the CPU their values live in planned buffers kept to the end of the run.
+            if returned[root[m]] || (!all_cpu && end[root[m]] == FOREVER) {
                 continue;
             }
-            let key = (g.nodes[m].dtype, shapes[m].iter().product::<usize>());
-            let b = match free.get_mut(&key).and_then(|v| v.pop()) {
-                Some(b) => b,
-                None => {
-                    buffers.push(key);
-                    buffers.len() - 1
-                }
-            };
+            let need = shapes[m].iter().product::<usize>();
+            let b = pick(&mut free, &mut buffers, g.nodes[m].dtype, need);
             node_buf[m] = Some(b);
             busy.push((b, end[root[m]]));
         }
@@ -251,6 +266,31 @@ pub(super) fn build(g: &Graph, n: usize) -> Result<Plan> {
     };
     plan.stats.compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(plan)
+}
+
+/// Takes, for a value of `need` elements of `dtype`, the free buffer of that dtype that
+/// fits best: the smallest that holds it, else the largest (grown to hold it: sizes are
+/// final only when the plan allocates); a new buffer when none of that dtype is free.
+fn pick(
+    free: &mut Vec<usize>,
+    buffers: &mut Vec<(DType, usize)>,
+    dtype: DType,
+    need: usize,
+) -> usize {
+    let same = || (0..free.len()).filter(|&i| buffers[free[i]].0 == dtype);
+    let size = |i: &usize| buffers[free[*i]].1;
+    let fit = same().filter(|i| size(i) >= need).min_by_key(size);
+    match fit.or_else(|| same().max_by_key(size)) {
+        Some(i) => {
+            let b = free.swap_remove(i);
+            buffers[b].1 = buffers[b].1.max(need);
+            b
+        }
+        None => {
+            buffers.push((dtype, need));
+            buffers.len() - 1
+        }
+    }
 }
 
 /// The fused kernel of group `gr` (element count from `shape`).
