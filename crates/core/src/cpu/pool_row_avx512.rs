@@ -19,6 +19,7 @@ use std::arch::x86_64::*;
 /// writes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub(super) unsafe fn row(
     a: *const f32,
     b: *const f32,
@@ -109,6 +110,7 @@ unsafe fn split(
 /// `2·n` writes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[inline]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn bwd_row(
     (gy, pooled, idx): (*const f32, *const f32, *const i64),
