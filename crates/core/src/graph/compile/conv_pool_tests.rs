@@ -30,18 +30,8 @@ fn capture(
         let v = v.into_iter().map(|v| if v.is_nan() { 0.5 } else { v });
         x = Tensor::from_vec(v.collect(), xd.to_vec(), &Device::Cpu)?;
     }
-    crate::manual_seed(7);
+    let (w, b) = layer_params(wd)?;
     let o = wd[0];
-    let plane = wd[1] * wd[2] * wd[3];
-    let mut wv = Tensor::randn(0.0, 0.3, wd.to_vec(), DType::F32, &Device::Cpu)?.to_vec::<f32>()?;
-    wv[(o - 1) * plane..].fill(0.0);
-    let w = Tensor::from_vec(wv, wd.to_vec(), &Device::Cpu)?;
-    let mut bv: Vec<f32> = (0..o).map(|k| k as f32 * 0.11 - 0.2).collect();
-    bv[o - 1] = -0.0;
-    if o >= 2 {
-        bv[o - 2] = -100.0;
-    }
-    let b = Tensor::from_vec(bv, [1, o, 1, 1], &Device::Cpu)?;
     let params = Conv2dParams {
         stride: (stride, stride),
         padding: (pad, pad),
@@ -69,6 +59,24 @@ fn capture(
             Ok(outs)
         })?;
     Ok((g, vec![x, gp], params))
+}
+
+/// A layer's weight `wd` and bias `[1, O, 1, 1]`: random weights except the last output
+/// channel's, all zero (ties: every window equal), whose bias is −0.0; the channel before it
+/// has a large negative bias (planes with no positive value).
+pub(super) fn layer_params(wd: [usize; 4]) -> Result<(Tensor, Tensor)> {
+    crate::manual_seed(7);
+    let o = wd[0];
+    let plane = wd[1] * wd[2] * wd[3];
+    let mut wv = Tensor::randn(0.0, 0.3, wd.to_vec(), DType::F32, &Device::Cpu)?.to_vec::<f32>()?;
+    wv[(o - 1) * plane..].fill(0.0);
+    let w = Tensor::from_vec(wv, wd.to_vec(), &Device::Cpu)?;
+    let mut bv: Vec<f32> = (0..o).map(|k| k as f32 * 0.11 - 0.2).collect();
+    bv[o - 1] = -0.0;
+    if o >= 2 {
+        bv[o - 2] = -100.0;
+    }
+    Ok((w, Tensor::from_vec(bv, [1, o, 1, 1], &Device::Cpu)?))
 }
 
 fn check(case: Case, nan: bool, shared: bool) -> Result<Vec<String>> {

@@ -7,7 +7,7 @@ use super::super::compile;
 use super::tests::{awkward, bits};
 use crate::graph::{Capture, Graph};
 use crate::params::{CmpOp, Conv2dParams, Pool2dParams};
-use crate::{DType, Device, Result, Tensor};
+use crate::{Device, Result, Tensor};
 
 /// `(input [n, c, h, w], weight [o, c, kh, kw], stride, padding)`.
 type Case = ([usize; 4], [usize; 4], usize, usize);
@@ -35,18 +35,8 @@ fn capture(
         Tensor::from_vec(v.collect::<Vec<f32>>(), t.dims().to_vec(), &Device::Cpu)
     };
     let x = clean(awkward(xd, 3)?)?;
-    crate::manual_seed(11);
+    let (w, b) = super::conv_tests::layer_params(wd)?;
     let o = wd[0];
-    let plane = wd[1] * wd[2] * wd[3];
-    let mut wv = Tensor::randn(0.0, 0.3, wd.to_vec(), DType::F32, &Device::Cpu)?.to_vec::<f32>()?;
-    wv[(o - 1) * plane..].fill(0.0);
-    let w = Tensor::from_vec(wv, wd.to_vec(), &Device::Cpu)?;
-    let mut bv: Vec<f32> = (0..o).map(|k| k as f32 * 0.13 - 0.25).collect();
-    bv[o - 1] = -0.0;
-    if o >= 2 {
-        bv[o - 2] = -100.0;
-    }
-    let b = Tensor::from_vec(bv, [1, o, 1, 1], &Device::Cpu)?;
     let params = Conv2dParams {
         stride: (stride, stride),
         padding: (pad, pad),
@@ -132,12 +122,25 @@ fn a_gradient_with_another_reader_is_not_fused() -> Result<()> {
     Ok(())
 }
 
+type Slices<'a> = (&'a [f32], &'a [f32], &'a [i64]);
+
+/// `cpu::conv_weight_grad_from_pool` on a `[2, 3, 12, 12]` input of 0.5 (weight dims `wd`).
+fn fused(
+    x: &[f32],
+    wd: (usize, usize, usize, usize),
+    sl: Slices<'_>,
+    geo: crate::cpu::pool_fused::Pool2x2,
+    db: Option<&mut [f32]>,
+    ig: Option<(&[f32], &mut [f32])>,
+) -> Result<Option<Vec<f32>>> {
+    let (xd, p) = ((2, 3, 12, 12), Conv2dParams::default());
+    crate::cpu::conv_weight_grad_from_pool(x, xd, wd, &p, sl, 0.0, geo, db, ig)
+}
+
 #[test]
 fn fused_weight_gradient_kernel_refuses_bad_input() -> Result<()> {
-    use crate::cpu::conv_weight_grad_from_pool as fused;
     use crate::cpu::pool_fused::Pool2x2;
-    let p = Conv2dParams::default();
-    let (xd, wd) = ((2, 3, 12, 12), (5, 3, 5, 5));
+    let wd = (5, 3, 5, 5);
     let geo = Pool2x2 {
         planes: 10,
         c: 5,
@@ -153,18 +156,9 @@ fn fused_weight_gradient_kernel_refuses_bad_input() -> Result<()> {
             (2 * r * 8 + 2 * c) as i64
         })
         .collect();
+    let sl: Slices = (&gy, &pooled, &idx);
     let mut db = vec![0f32; 5];
-    let ok = fused(
-        &x,
-        xd,
-        wd,
-        &p,
-        (&gy, &pooled, &idx),
-        0.0,
-        geo,
-        Some(&mut db),
-        None,
-    )?;
+    let ok = fused(&x, wd, sl, geo, Some(&mut db), None)?;
     if let Some(dw) = &ok {
         // Every image's gradient is 1 at 16 window corners of each plane.
         assert!(db.iter().all(|&v| v == 32.0), "{db:?}");
@@ -173,97 +167,26 @@ fn fused_weight_gradient_kernel_refuses_bad_input() -> Result<()> {
         eprintln!("no AVX-512 direct kernels here: the fused kernel declined, as it should");
     }
     let bad = |r: Result<Option<Vec<f32>>>| assert!(r.is_err());
-    bad(fused(
-        &x,
-        xd,
-        wd,
-        &p,
-        (&gy[1..], &pooled, &idx),
-        0.0,
-        geo,
-        None,
-        None,
-    ));
-    bad(fused(
-        &x[1..],
-        xd,
-        wd,
-        &p,
-        (&gy, &pooled, &idx),
-        0.0,
-        geo,
-        None,
-        None,
-    ));
-    bad(fused(
-        &x,
-        xd,
-        (5, 3, 3, 3),
-        &p,
-        (&gy, &pooled, &idx),
-        0.0,
-        geo,
-        None,
-        None,
-    ));
+    bad(fused(&x, wd, (&gy[1..], &pooled, &idx), geo, None, None));
+    bad(fused(&x[1..], wd, sl, geo, None, None));
+    bad(fused(&x, (5, 3, 3, 3), sl, geo, None, None));
     let one = Pool2x2 {
         c: 1,
         planes: 2,
         ..geo
     };
-    bad(fused(
-        &x,
-        xd,
-        wd,
-        &p,
-        (&gy, &pooled, &idx),
-        0.0,
-        one,
-        None,
-        None,
-    ));
-    bad(fused(
-        &x,
-        xd,
-        wd,
-        &p,
-        (&gy, &pooled, &idx),
-        0.0,
-        geo,
-        Some(&mut [0.0; 4]),
-        None,
-    ));
+    bad(fused(&x, wd, sl, one, None, None));
+    bad(fused(&x, wd, sl, geo, Some(&mut [0.0; 4]), None));
     if ok.is_some() {
         let mut far = idx.clone();
         far[3] = 60;
-        let e = fused(&x, xd, wd, &p, (&gy, &pooled, &far), 0.0, geo, None, None).unwrap_err();
+        let e = fused(&x, wd, (&gy, &pooled, &far), geo, None, None).unwrap_err();
         assert!(e.to_string().contains("window"), "{e}");
         // The input gradient's weight and output must fit the geometry.
         let (w, mut dx) = (vec![0.1f32; 5 * 75], vec![0f32; 2 * 3 * 144]);
-        let sl = (&gy[..], &pooled[..], &idx[..]);
-        bad(fused(
-            &x,
-            xd,
-            wd,
-            &p,
-            sl,
-            0.0,
-            geo,
-            None,
-            Some((&w[1..], &mut dx)),
-        ));
-        bad(fused(
-            &x,
-            xd,
-            wd,
-            &p,
-            sl,
-            0.0,
-            geo,
-            None,
-            Some((&w, &mut dx[1..])),
-        ));
-        assert!(fused(&x, xd, wd, &p, sl, 0.0, geo, None, Some((&w, &mut dx)))?.is_some());
+        bad(fused(&x, wd, sl, geo, None, Some((&w[1..], &mut dx))));
+        bad(fused(&x, wd, sl, geo, None, Some((&w, &mut dx[1..]))));
+        assert!(fused(&x, wd, sl, geo, None, Some((&w, &mut dx)))?.is_some());
     }
     Ok(())
 }

@@ -628,31 +628,15 @@ impl PoolStep {
                 (Some(g), Some(t)) => Some(f32s(cpu(g)?, t, "weight")?),
                 _ => None,
             };
+            let kernel = |db: Option<&mut [f32]>, ig: Option<(&[f32], &mut [f32])>| {
+                let sl = (gs, ps, is);
+                crate::cpu::conv_weight_grad_from_pool(xs, xd, wd, p, sl, c0, self.geo, db, ig)
+            };
             let run = |db: Option<&mut [f32]>| match (ws, dx_out) {
-                (Some(ws), Some(dx)) => with_f32_out(dx, "the input gradient", |dx| {
-                    crate::cpu::conv_weight_grad_from_pool(
-                        xs,
-                        xd,
-                        wd,
-                        p,
-                        (gs, ps, is),
-                        c0,
-                        self.geo,
-                        db,
-                        Some((ws, dx)),
-                    )
-                }),
-                (None, None) => crate::cpu::conv_weight_grad_from_pool(
-                    xs,
-                    xd,
-                    wd,
-                    p,
-                    (gs, ps, is),
-                    c0,
-                    self.geo,
-                    db,
-                    None,
-                ),
+                (Some(ws), Some(dx)) => {
+                    with_f32_out(dx, "the input gradient", |dx| kernel(db, Some((ws, dx))))
+                }
+                (None, None) => kernel(db, None),
                 _ => Err(Error::msg(
                     "fused weight gradient: the input gradient needs the weight",
                 )),
