@@ -81,14 +81,20 @@ pub(super) fn layer_params(wd: [usize; 4]) -> Result<(Tensor, Tensor)> {
 
 fn check(case: Case, nan: bool, shared: bool) -> Result<Vec<String>> {
     let (g, ins, _) = capture(case, nan, shared)?;
-    let mut plan = compile(&g)?;
-    let names: Vec<String> = plan.profile(&ins)?.into_iter().map(|(n, _)| n).collect();
+    plan_matches_graph(&g, &ins, &format!("{case:?} nan {nan}"))
+}
+
+/// Compiles `g`, checks two plan runs on `ins` against `Graph::run` bit for bit (`what` names
+/// the case in failures) and returns the plan's step names.
+pub(super) fn plan_matches_graph(g: &Graph, ins: &[Tensor], what: &str) -> Result<Vec<String>> {
+    let mut plan = compile(g)?;
+    let names: Vec<String> = plan.profile(ins)?.into_iter().map(|(n, _)| n).collect();
     for _ in 0..2 {
-        let (want, got) = (g.run(&ins)?, plan.run(&ins)?);
-        assert_eq!(want.len(), got.len());
+        let (want, got) = (g.run(ins)?, plan.run(ins)?);
+        assert_eq!(want.len(), got.len(), "{what}");
         for (w, h) in want.iter().zip(&got) {
-            assert_eq!(w.dims(), h.dims(), "{case:?}");
-            assert_eq!(bits(w)?, bits(h)?, "{case:?} nan {nan}");
+            assert_eq!(w.dims(), h.dims(), "{what}");
+            assert_eq!(bits(w)?, bits(h)?, "{what}");
         }
     }
     Ok(names)

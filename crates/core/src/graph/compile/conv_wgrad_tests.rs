@@ -3,8 +3,7 @@
 //! against the graph interpreter, bit for bit, on the direct kernels' geometries and on ones
 //! that fall back to the full-size gradient and the plain weight-gradient kernel.
 
-use super::super::compile;
-use super::tests::{awkward, bits};
+use super::tests::awkward;
 use crate::graph::{Capture, Graph};
 use crate::params::{CmpOp, Conv2dParams, Pool2dParams};
 use crate::{Device, Result, Tensor};
@@ -73,17 +72,7 @@ fn capture(
 
 fn check(case: Case, nan: bool, extra: (bool, bool)) -> Result<Vec<String>> {
     let (g, ins) = capture(case, nan, extra)?;
-    let mut plan = compile(&g)?;
-    let names: Vec<String> = plan.profile(&ins)?.into_iter().map(|(n, _)| n).collect();
-    for _ in 0..2 {
-        let (want, got) = (g.run(&ins)?, plan.run(&ins)?);
-        assert_eq!(want.len(), got.len());
-        for (w, h) in want.iter().zip(&got) {
-            assert_eq!(w.dims(), h.dims(), "{case:?}");
-            assert_eq!(bits(w)?, bits(h)?, "{case:?} nan {nan}");
-        }
-    }
-    Ok(names)
+    super::conv_tests::plan_matches_graph(&g, &ins, &format!("{case:?} nan {nan} {extra:?}"))
 }
 
 #[test]
