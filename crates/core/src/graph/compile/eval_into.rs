@@ -111,6 +111,25 @@ fn with_in<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     }
 }
 
+/// Calls `f(a's elements, b's elements, out's range)` for two CPU f32 operands; an error
+/// naming `what` when one is not.
+fn with_two(
+    out: &Tensor,
+    (a, b): (&Tensor, &Tensor),
+    what: &str,
+    f: impl FnOnce(&[f32], &[f32], &mut [f32]) -> Result<()>,
+) -> Result<()> {
+    with_out(out, |o| {
+        with_in(a, |x| with_in(b, |y| f(x, y, o)))
+            .flatten()
+            .unwrap_or_else(|| {
+                Err(Error::msg(format!(
+                    "eval_into: {what} operands are not f32"
+                )))
+            })
+    })
+}
+
 /// Evaluates `op` (the node's, whose value has `out`'s shape) into `out`, a planned buffer.
 /// Returns `Ok(Some((out, secondary)))` when written, `Ok(None)`, having written nothing,
 /// when this op, these inputs (another dtype or device, an input sharing `out`'s storage) or
@@ -151,14 +170,8 @@ pub(super) fn eval_into<'a>(
                 k: da[2],
                 n: db[2],
             };
-            with_out(out, |o| {
-                with_in(a, |x| {
-                    with_in(b, |y| {
-                        cpu::matmul_f32_into(x, a.layout(), y, b.layout(), d, o)
-                    })
-                })
-                .flatten()
-                .unwrap_or_else(|| Err(Error::msg("eval_into: matmul operands are not f32")))
+            with_two(out, (a, b), "matmul", |x, y, o| {
+                cpu::matmul_f32_into(x, a.layout(), y, b.layout(), d, o)
             })?;
             done(None)
         }
@@ -167,14 +180,8 @@ pub(super) fn eval_into<'a>(
             if a.elem_count() != out.elem_count() {
                 return Ok(None); // eager's shape error
             }
-            with_out(out, |o| {
-                with_in(&a, |x| {
-                    with_in(&b, |y| {
-                        cpu::binary_f32_into(x, a.layout(), y, b.layout(), *bop, o)
-                    })
-                })
-                .flatten()
-                .unwrap_or_else(|| Err(Error::msg("eval_into: binary operands are not f32")))
+            with_two(out, (&a, &b), "binary", |x, y, o| {
+                cpu::binary_f32_into(x, a.layout(), y, b.layout(), *bop, o)
             })?;
             done(None)
         }
@@ -184,14 +191,8 @@ pub(super) fn eval_into<'a>(
             params,
         } => {
             let (x, w) = (get(input)?, get(weight)?);
-            with_out(out, |o| {
-                with_in(x, |xs| {
-                    with_in(w, |ws| {
-                        cpu::conv2d_f32_into(xs, x.layout(), ws, w.layout(), params, o)
-                    })
-                })
-                .flatten()
-                .unwrap_or_else(|| Err(Error::msg("eval_into: conv2d operands are not f32")))
+            with_two(out, (x, w), "conv2d", |xs, ws, o| {
+                cpu::conv2d_f32_into(xs, x.layout(), ws, w.layout(), params, o)
             })?;
             done(None)
         }
@@ -207,22 +208,9 @@ pub(super) fn eval_into<'a>(
                 return Ok(None);
             }
             let hw = (d[2], d[3]);
-            with_out(out, |o| {
-                with_in(gy, |gs| {
-                    with_in(w, |ws| {
-                        cpu::conv2d_backward_input_f32_into(
-                            gs,
-                            gy.layout(),
-                            ws,
-                            w.layout(),
-                            params,
-                            hw,
-                            o,
-                        )
-                    })
-                })
-                .flatten()
-                .unwrap_or_else(|| Err(Error::msg("eval_into: conv2d operands are not f32")))
+            with_two(out, (gy, w), "conv2d", |gs, ws, o| {
+                let (gl, wl) = (gy.layout(), w.layout());
+                cpu::conv2d_backward_input_f32_into(gs, gl, ws, wl, params, hw, o)
             })?;
             done(None)
         }
