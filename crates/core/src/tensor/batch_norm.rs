@@ -37,6 +37,23 @@ fn mean_rstd(stats: &Tensor, c: usize, eps: f64) -> Result<(Vec<f32>, Vec<f32>)>
     Ok((s[..c].to_vec(), rstd))
 }
 
+/// A new f32 tensor shaped like `like` whose every element `fill` writes; returns it with
+/// what `fill` returns.
+fn filled<R>(
+    like: &Tensor,
+    fill: impl FnOnce(&mut [MaybeUninit<f32>]) -> Result<R>,
+) -> Result<(Tensor, R)> {
+    let len = like.elem_count();
+    let mut v = Vec::with_capacity(len);
+    let r = fill(&mut v.spare_capacity_mut()[..len])?;
+    // SAFETY: `fill` wrote every one of the `len` elements (the callers' kernels do).
+    unsafe { v.set_len(len) };
+    Ok((
+        Tensor::from_vec(v, like.shape().clone(), &like.device())?,
+        r,
+    ))
+}
+
 impl Tensor {
     /// Training-mode batch norm of `self` (`[N, C, *]`, contiguous CPU f32) with the batch's
     /// statistics: `y = (x − mean)·rstd·weight + bias` (then `max(y, 0)` when `relu`), and the
@@ -54,13 +71,9 @@ impl Tensor {
         eps: f64,
         relu: bool,
     ) -> Result<(Tensor, Tensor)> {
-        let len = self.elem_count();
-        let mut y = Vec::with_capacity(len);
-        let stats =
-            self.batch_norm_fill(weight, bias, eps, relu, &mut y.spare_capacity_mut()[..len])?;
-        // SAFETY: `batch_norm_fill` wrote every one of the `len` elements.
-        unsafe { y.set_len(len) };
-        let y = Tensor::from_vec(y, self.shape().clone(), &self.device())?;
+        let (y, stats) = filled(self, |out| {
+            self.batch_norm_fill(weight, bias, eps, relu, out)
+        })?;
         let sc = stats.clone();
         let y = Tensor::finish(
             y.0.storage.clone(),
@@ -150,20 +163,9 @@ impl Tensor {
         relu: bool,
     ) -> Result<(Tensor, Tensor)> {
         let g = self.contiguous()?;
-        let len = input.elem_count();
-        let mut dx = Vec::with_capacity(len);
-        let pg = g.batch_norm_backward_fill(
-            input,
-            output,
-            stats,
-            weight,
-            eps,
-            relu,
-            &mut dx.spare_capacity_mut()[..len],
-        )?;
-        // SAFETY: `batch_norm_backward_fill` wrote every one of the `len` elements.
-        unsafe { dx.set_len(len) };
-        let dx = Tensor::from_vec(dx, input.shape().clone(), &input.device())?;
+        let (dx, pg) = filled(input, |out| {
+            g.batch_norm_backward_fill(input, output, stats, weight, eps, relu, out)
+        })?;
         let pc = pg.clone();
         let dx = Tensor::finish(
             dx.0.storage.clone(),
