@@ -498,7 +498,13 @@ fn bwd_body<const AVX: bool>(
 ) -> bool {
     let (ol, il) = (g.out_len(), g.in_len());
     let mut wrong = false;
-    let mut vals = vec![0f32; ol];
+    // The masked gradients of one plane (small rows only), in a buffer the thread keeps:
+    // the compiled weight-gradient step calls this once per image.
+    thread_local! {
+        static VALS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut vals = VALS.take();
+    vals.resize(ol, 0.0);
     const GROUP: usize = 4;
     for (q, dg) in ds.chunks_mut(GROUP * il).enumerate() {
         for (kk, d) in dg.chunks_mut(il).enumerate() {
@@ -555,6 +561,7 @@ fn bwd_body<const AVX: bool>(
             }
         }
     }
+    VALS.set(vals);
     wrong
 }
 

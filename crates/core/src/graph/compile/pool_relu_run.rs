@@ -220,8 +220,8 @@ impl PoolStep {
                 Some(sum) => with_f32_out(sum, "the bias gradient", |db| run(Some(db)))?,
             }
         };
-        let dw = match dw {
-            Some(v) => Tensor::from_vec(v, [wd.0, wd.1, wd.2, wd.3], &crate::Device::Cpu)?,
+        match dw {
+            Some(v) => write_out(dw_out, &v),
             None => {
                 let g = self.geo;
                 let full = Tensor::zeros([n, g.c, g.h, g.w], DType::F32, &crate::Device::Cpu)?;
@@ -231,10 +231,9 @@ impl PoolStep {
                 if let (Some(wt), Some(dx)) = (wt, dx_out) {
                     copy_into(dx, &full.conv2d_backward_input(wt, *p, (h, w))?)?;
                 }
-                x.conv2d_backward_weight(&full, *p, k_hw)?
+                copy_into(dw_out, &x.conv2d_backward_weight(&full, *p, k_hw)?)
             }
-        };
-        copy_into(dw_out, &dw)
+        }
     }
 }
 
@@ -242,7 +241,11 @@ impl PoolStep {
 fn copy_into(dst: &Tensor, src: &Tensor) -> Result<()> {
     let src = contiguous(src)?;
     let g = src.storage();
-    let s = f32s(cpu(&g)?, &src, "a gradient")?;
+    write_out(dst, f32s(cpu(&g)?, &src, "a gradient")?)
+}
+
+/// Writes `s` into output `dst` of as many elements.
+fn write_out(dst: &Tensor, s: &[f32]) -> Result<()> {
     with_f32_out(dst, "a gradient", |d| {
         if d.len() != s.len() {
             return Err(Error::msg(format!(
