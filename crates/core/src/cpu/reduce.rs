@@ -129,16 +129,12 @@ fn reduce_into_t<T: WithDType>(
             let chunk = chunk_len(out_n, min).max(1);
             for_each_chunk_mut(out, chunk, |ci, o| {
                 let start = ci * chunk;
-                {
-                    for (k, o) in o.iter_mut().enumerate() {
-                        let m = start + k;
-                        let s: f64 = (0..outer)
-                            .map(|j| {
-                                sum_f64(&x[(j * out_n + m) * inner..(j * out_n + m + 1) * inner])
-                            })
-                            .sum();
-                        o.write(sum_out(s));
-                    }
+                for (k, o) in o.iter_mut().enumerate() {
+                    let m = start + k;
+                    let s: f64 = (0..outer)
+                        .map(|j| sum_f64(&x[(j * out_n + m) * inner..(j * out_n + m + 1) * inner]))
+                        .sum();
+                    o.write(sum_out(s));
                 }
             });
             return;
