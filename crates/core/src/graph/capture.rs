@@ -7,7 +7,7 @@
 //! into any other tensor, or a read of a written tensor later in the capture, is reported in
 //! [`Graph::warnings`].
 
-use super::tape::{self, Tape};
+use super::tape::{self, Tape, Traced};
 use super::{Graph, Node, NodeKind, SymDim, ValueId};
 use crate::op::Op;
 use crate::{Error, Result, Tensor, TensorId};
@@ -117,7 +117,7 @@ impl Capture {
         let outs = f(xs);
         let tape = tape::end();
         let outs = outs.map_err(|e| e.context("capture: the captured closure failed"))?;
-        let mut g = build(tape, xs, &self.inputs, &self.params, &outs);
+        let mut g = build(tape, xs, &self.inputs, &self.params, &outs)?;
         g.eliminate_dead_code();
         Ok(g)
     }
@@ -153,17 +153,16 @@ fn build(
     inputs: &[(String, Tensor)],
     params: &[(String, Tensor)],
     outs: &[Tensor],
-) -> Graph {
+) -> Result<Graph> {
     let mut b = Builder::default();
     let mut notes = tape.notes;
     // A state write is performed after the graph's ops: a later read of the written
     // tensor would see the old value, so it is reported (the graph is not faithful).
     for (dst, _, at) in &tape.writes {
-        let reads = |t: &Tensor| t.same_storage(dst);
         if tape.entries[*at..]
             .iter()
-            .any(|(_, op)| op.inputs().into_iter().any(reads))
-            || outs.iter().any(reads)
+            .any(|(_, op)| op.inputs().into_iter().any(|t| t.shares(dst)))
+            || outs.iter().any(|t| t.same_storage(dst))
         {
             notes.push(
                 "`assign` wrote into a tensor that was read later during capture; a graph performs its state writes after all its ops".to_string(),
@@ -171,28 +170,36 @@ fn build(
         }
     }
     for (i, ((name, _), x)) in inputs.iter().zip(xs).enumerate() {
-        let id = b.push(name.clone(), NodeKind::Input { index: i }, x);
+        let id = b.push(
+            name.clone(),
+            NodeKind::Input { index: i },
+            &Traced::of(x, false),
+        );
         b.ids.entry(x.id()).or_insert(id);
     }
     let input_ids: Vec<ValueId> = (0..inputs.len()).map(ValueId).collect();
     for (name, t) in params {
         if !b.ids.contains_key(&t.id()) {
-            let id = b.push(name.clone(), NodeKind::Param(t.clone()), t);
+            let id = b.push(
+                name.clone(),
+                NodeKind::Param(t.clone()),
+                &Traced::of(t, false),
+            );
             b.ids.insert(t.id(), id);
         }
     }
     for (out, op) in tape.entries {
         for t in op.inputs() {
-            b.value(t);
+            b.value(t)?;
         }
         let k = b.nodes.len();
         if let Some(second) = op.secondary() {
-            b.ids.insert(second.id(), ValueId(k + 1));
+            b.ids.insert(second.id, ValueId(k + 1));
         }
-        let gop = op.map(|t| b.ids[&t.id()]);
+        let gop = op.map(|t| b.ids[&t.id]);
         let name = b.unique(&op.name());
         let id = b.push(name, NodeKind::Op(gop), &out);
-        b.ids.insert(out.id(), id);
+        b.ids.insert(out.id, id);
         if let Some(second) = op.secondary() {
             let what = match &op {
                 Op::MaxPool2d { .. } => "indices",
@@ -203,12 +210,15 @@ fn build(
             b.push(name, NodeKind::Secondary { of: id }, second);
         }
     }
-    let outputs = outs.iter().map(|t| b.value(t)).collect();
+    let outputs = outs
+        .iter()
+        .map(|t| b.value(&Traced::of(t, true)))
+        .collect::<Result<_>>()?;
     let mut writes = Vec::new();
     for (dst, src, _) in &tape.writes {
         match b.ids.get(&dst.id()) {
             Some(&d) if matches!(b.nodes[d.0].kind, NodeKind::Param(_)) => {
-                let s = b.value(src);
+                let s = b.value(&Traced::of(src, true))?;
                 writes.push((d, s));
             }
             _ => notes.push(
@@ -216,14 +226,14 @@ fn build(
             ),
         }
     }
-    Graph {
+    Ok(Graph {
         nodes: b.nodes,
         inputs: input_ids,
         outputs,
         batch: None,
         warnings: notes,
         writes,
-    }
+    })
 }
 
 #[derive(Default)]
@@ -231,19 +241,19 @@ struct Builder {
     nodes: Vec<Node>,
     ids: HashMap<TensorId, ValueId>,
     names: HashMap<String, usize>,
-    /// Every value's tensor, to recognise an alias of it (`detach`) by storage and layout.
-    tensors: Vec<(Tensor, ValueId)>,
+    /// Every value's record, to recognise an alias of it (`detach`) by storage and layout.
+    tensors: Vec<(Traced, ValueId)>,
 }
 
 impl Builder {
-    fn push(&mut self, name: String, kind: NodeKind, like: &Tensor) -> ValueId {
+    fn push(&mut self, name: String, kind: NodeKind, like: &Traced) -> ValueId {
         self.names.entry(name.clone()).or_insert(1);
         self.nodes.push(Node {
             name,
             kind,
             shape: like.dims().iter().map(|&d| SymDim::fixed(d)).collect(),
-            dtype: like.dtype(),
-            device: like.device(),
+            dtype: like.dtype,
+            device: like.device,
         });
         let id = ValueId(self.nodes.len() - 1);
         self.tensors.push((like.clone(), id));
@@ -269,22 +279,26 @@ impl Builder {
 
     /// The node holding `t` (or a tensor `t` aliases: same storage, layout and dtype, as
     /// `detach` makes), adding it as a constant when it is new.
-    fn value(&mut self, t: &Tensor) -> ValueId {
-        if let Some(&id) = self.ids.get(&t.id()) {
-            return id;
+    ///
+    /// # Errors
+    /// A new value whose tensor the tape did not keep (an internal error: the tape keeps
+    /// every tensor no recorded op made).
+    fn value(&mut self, t: &Traced) -> Result<ValueId> {
+        if let Some(&id) = self.ids.get(&t.id) {
+            return Ok(id);
         }
-        let alias =
-            self.tensors.iter().rev().find(|(u, _)| {
-                u.same_storage(t) && u.layout() == t.layout() && u.dtype() == t.dtype()
-            });
+        let alias = self.tensors.iter().rev().find(|(u, _)| u.aliases(t));
         if let Some(&(_, id)) = alias {
-            self.ids.insert(t.id(), id);
-            return id;
+            self.ids.insert(t.id, id);
+            return Ok(id);
         }
+        let kept = t.kept.as_ref().ok_or_else(|| {
+            Error::msg("capture: an op read a value the tape did not keep (internal error)")
+        })?;
         let name = self.unique("constant");
-        let id = self.push(name, NodeKind::Constant(t.detach()), t);
-        self.ids.insert(t.id(), id);
-        id
+        let id = self.push(name, NodeKind::Constant(kept.detach()), t);
+        self.ids.insert(t.id, id);
+        Ok(id)
     }
 }
 

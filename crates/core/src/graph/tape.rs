@@ -1,21 +1,77 @@
 //! The capture tape: while a [`crate::graph::Capture`] runs its closure, every op made on
 //! this thread is appended here (output tensor + op record), whether or not any input
 //! requires grad. Reads of tensor values and in-place writes are noted, not baked in silently.
+//!
+//! The tape keeps what an op produced as a [`Traced`] record (identity, layout, dtype), not
+//! the tensor: a capture at a full batch then frees each activation and gradient when the
+//! traced step drops it, as eager does, instead of holding the whole step's values to the
+//! end (ResNet-18 CIFAR at batch 32: ≈ 190 MB more than eager's peak).
 
+use crate::backend::Storage;
 use crate::op::Op;
-use crate::Tensor;
+use crate::{DType, Device, Layout, Tensor, TensorId};
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::sync::{RwLock, Weak};
+
+/// A tensor as the tape keeps it: values only where no recorded op made them.
+#[derive(Clone)]
+pub(crate) struct Traced {
+    pub id: TensorId,
+    pub layout: Layout,
+    pub dtype: DType,
+    pub device: Device,
+    /// Identifies the storage (for aliases made by `detach`) without keeping its values.
+    storage: Weak<RwLock<Storage>>,
+    /// The tensor itself, for values no recorded op produced: inputs, parameters,
+    /// constants made inside the closure, aliases (`detach`) of recorded values.
+    pub kept: Option<Tensor>,
+}
+
+impl Traced {
+    /// `t`'s record, holding `t` itself when `keep`.
+    pub fn of(t: &Tensor, keep: bool) -> Self {
+        Traced {
+            id: t.id(),
+            layout: t.layout().clone(),
+            dtype: t.dtype(),
+            device: t.device(),
+            storage: t.storage_weak(),
+            kept: keep.then(|| t.clone()),
+        }
+    }
+
+    /// Dimension sizes.
+    pub fn dims(&self) -> &[usize] {
+        self.layout.dims()
+    }
+
+    /// Whether `self` and `t` view the same storage.
+    pub fn shares(&self, t: &Tensor) -> bool {
+        self.storage.ptr_eq(&t.storage_weak())
+    }
+
+    /// Whether `self` is `other` seen through another handle (`detach`): same storage,
+    /// layout and dtype.
+    pub fn aliases(&self, other: &Traced) -> bool {
+        self.storage.ptr_eq(&other.storage)
+            && self.layout == other.layout
+            && self.dtype == other.dtype
+    }
+}
 
 /// What one capture recorded.
 #[derive(Default)]
 pub(crate) struct Tape {
-    /// Ops in the order they ran, each with the tensor it produced.
-    pub entries: Vec<(Tensor, Op)>,
+    /// Ops in the order they ran, each with what it produced.
+    pub entries: Vec<(Traced, Op<Traced>)>,
     /// Messages about value reads and side effects during the capture.
     pub notes: Vec<String>,
     /// In-place writes (`assign`) recorded instead of performed: (destination, value,
     /// number of ops recorded before the write).
     pub writes: Vec<(Tensor, Tensor, usize)>,
+    /// Ids of the tensors recorded ops produced (their values are not kept).
+    made: HashSet<TensorId>,
 }
 
 thread_local! {
@@ -57,9 +113,19 @@ pub(crate) fn end() -> Tape {
     tape
 }
 
-/// Appends an op and the tensor it produced.
+/// Appends an op and the tensor it produced; the values of `out` (and of the op's second
+/// result) are not kept, those of inputs no recorded op made are.
 pub(crate) fn push(out: &Tensor, op: Op) {
-    TAPE.with(|t| t.borrow_mut().entries.push((out.clone(), op)));
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        t.made.insert(out.id());
+        if let Some(s) = op.secondary() {
+            t.made.insert(s.id());
+        }
+        let made = &t.made;
+        let op = op.map(|x| Traced::of(x, !made.contains(&x.id())));
+        t.entries.push((Traced::of(out, false), op));
+    });
 }
 
 /// Notes that the values of `t` were read on the host (`item`, `to_vec`): the graph keeps
@@ -98,5 +164,50 @@ pub(crate) fn note_side_effect(what: &str) {
             "`{what}` wrote into a tensor in place during capture; in-place updates are not part of the graph"
         );
         TAPE.with(|tp| tp.borrow_mut().notes.push(msg));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::{Capture, NodeKind};
+    use crate::{DType, Device, Result, Tensor};
+    use std::cell::RefCell;
+
+    /// The tape does not keep what ops produced: an intermediate is freed during the capture
+    /// as soon as the closure drops it, while a constant made inside the closure and an alias
+    /// of an intermediate (`detach`) are still recognised, and the graph computes the same
+    /// values.
+    #[test]
+    fn capture_frees_intermediates_and_keeps_constants() -> Result<()> {
+        let x = Tensor::from_vec(vec![1f32, -2.0, 3.0, 0.5], [2, 2], &Device::Cpu)?;
+        let freed = RefCell::new(Vec::new());
+        let f = |xs: &[Tensor]| {
+            let c = Tensor::full(0.25, [2, 2], DType::F32, &Device::Cpu)?;
+            let (h, a) = {
+                let h = xs[0].mul_scalar(3.0)?;
+                let a = h.add(&c)?;
+                (h.storage_weak(), a)
+            };
+            freed.borrow_mut().push(h.upgrade().is_none());
+            let d = a.detach();
+            Ok(vec![a.add(&d)?.sum_all()?])
+        };
+        let g = Capture::new().input("x", &x).run(f)?;
+        assert_eq!(
+            *freed.borrow(),
+            [true],
+            "the capture kept an intermediate alive"
+        );
+        let constants = g
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Constant(_)))
+            .count();
+        assert_eq!(constants, 1, "the alias made by detach became a constant");
+        let want = f(std::slice::from_ref(&x))?[0].to_vec::<f32>()?;
+        let got = g.run(&[x])?[0].to_vec::<f32>()?;
+        assert_eq!(got, want);
+        assert_eq!(want, vec![2.0 * (3.0 * 2.5 + 4.0 * 0.25)]);
+        Ok(())
     }
 }
