@@ -149,6 +149,31 @@ fn reading_values_during_capture_is_reported() {
 }
 
 #[test]
+fn random_draws_during_capture_are_reported() {
+    // A dropout-like mask drawn inside the closure becomes a constant: a replay would reuse
+    // it, so the capture says so (with a fixed batch too, where no second trace shows it).
+    let x = Tensor::from_vec(vec![1f32, -2.0, 3.0, 4.0], [2, 2], &Device::Cpu).unwrap();
+    let masked = |xs: &[Tensor]| -> Result<Vec<Tensor>> {
+        let u = Tensor::rand(0.0, 1.0, [2], DType::F32, &Device::Cpu)?;
+        Ok(vec![xs[0].mul(&u)?])
+    };
+    let g = Capture::new().input("x", &x).run(masked).unwrap();
+    assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
+    assert!(
+        g.warnings[0].contains(mlfw_core::graph::RANDOM_DRAW),
+        "{}",
+        g.warnings[0]
+    );
+    // A generator used outside a capture notes nothing.
+    let plain = Capture::new()
+        .input("x", &x)
+        .run(|xs| Ok(vec![xs[0].exp()?]))
+        .unwrap();
+    Tensor::rand(0.0, 1.0, [2], DType::F32, &Device::Cpu).unwrap();
+    assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+}
+
+#[test]
 fn nested_captures_are_an_error() {
     let x = Tensor::ones([2], DType::F32, &Device::Cpu).unwrap();
     let e = Capture::new()

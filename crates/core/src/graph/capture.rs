@@ -291,6 +291,11 @@ impl Builder {
 /// Constants larger than this are not compared between the two traces (their shape is).
 const COMPARE_MAX: usize = 1 << 20;
 
+/// Part of the error of every symbolic capture whose two traces differ (in ops, shapes,
+/// constants or scalars): the computation depends on the batch size, and a capture without
+/// a symbolic batch may still be faithful for the batch it traces.
+pub const BATCH_DEPENDENT: &str = "the computation is not the same at batch sizes";
+
 /// Part of the error of a symbolic capture whose two traces differ only in op scalars
 /// (batch norm's `n / (n - 1)`): a capture without a symbolic batch is then faithful for the
 /// batch size it traces.
@@ -320,7 +325,7 @@ fn same_values(a: &Tensor, b: &Tensor) -> bool {
 fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
     let differ = |what: String| {
         Err(Error::msg(format!(
-            "capture: the computation is not the same at batch sizes {b} and {} ({what}); capture without a symbolic batch",
+            "capture: {BATCH_DEPENDENT} {b} and {} ({what}); capture without a symbolic batch",
             b + 1
         )))
     };

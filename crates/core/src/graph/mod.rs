@@ -24,7 +24,8 @@ mod run;
 mod simplify;
 pub(crate) mod tape;
 
-pub use capture::{Capture, SCALARS_DEPEND};
+pub use capture::{Capture, BATCH_DEPENDENT, SCALARS_DEPEND};
+pub use tape::RANDOM_DRAW;
 pub use compile::{
     compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
 };
