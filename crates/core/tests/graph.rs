@@ -174,6 +174,44 @@ fn random_draws_during_capture_are_reported() {
 }
 
 #[test]
+fn transposed_products_become_contiguous_products() {
+    // A linear layer's weight gradient as captured: permute(reshape(xᵀ·g)); the rewrite
+    // computes gᵀ·x into [out, in] directly, with the same bits.
+    let mut gen = Generator::new(4);
+    let x = randn(&[6, 5], &mut gen);
+    let g = randn(&[6, 3], &mut gen);
+    let graph = Capture::new()
+        .input("x", &x)
+        .input("g", &g)
+        .symbolic_batch(true)
+        .run(|xs| {
+            let xt = xs[0].unsqueeze(0)?.permute(&[0, 2, 1])?;
+            let dw = xt
+                .matmul(&xs[1].unsqueeze(0)?)?
+                .reshape([5, 3])?
+                .permute(&[1, 0])?;
+            Ok(vec![dw, xs[0].exp()?])
+        })
+        .unwrap();
+    let mut rewritten = graph.clone();
+    assert_eq!(rewritten.transpose_matmul_outputs(), 1);
+    assert_eq!(
+        rewritten.transpose_matmul_outputs(),
+        0,
+        "nothing left to rewrite"
+    );
+    for n in [6, 2] {
+        let ins = [x.narrow(0, 0, n).unwrap(), g.narrow(0, 0, n).unwrap()];
+        let (a, b) = (graph.run(&ins).unwrap(), rewritten.run(&ins).unwrap());
+        assert!(!a[0].is_contiguous() && b[0].is_contiguous());
+        assert_eq!(b[0].dims(), &[3, 5]);
+        for (p, q) in a.iter().zip(&b) {
+            assert_eq!(bits(p), bits(q), "batch {n}");
+        }
+    }
+}
+
+#[test]
 fn nested_captures_are_an_error() {
     let x = Tensor::ones([2], DType::F32, &Device::Cpu).unwrap();
     let e = Capture::new()

@@ -23,6 +23,7 @@ mod print;
 mod run;
 mod simplify;
 pub(crate) mod tape;
+mod transpose;
 
 pub use capture::{Capture, BATCH_DEPENDENT, SCALARS_DEPEND};
 pub use compile::{

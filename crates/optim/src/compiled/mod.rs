@@ -137,6 +137,10 @@ impl CompiledStep {
         let fixed_input = graph.batch.is_none().then(|| input.dims().to_vec());
         let fixed_reason = fixed_input.as_ref().and(fixed_reason);
         let split = Splitter::new(&graph).map_err(|e| e.to_string());
+        // Weight gradients as contiguous products, not transposed views the optimizer would
+        // copy every step.
+        let mut graph = graph;
+        graph.transpose_matmul_outputs();
         let graph = CompiledGraph::new(graph, PLAN_CACHE)?;
         Ok(CompiledStep {
             classes,
