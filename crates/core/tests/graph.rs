@@ -400,3 +400,24 @@ fn dead_code_is_removed_at_capture() {
         .unwrap();
     assert_eq!(kinds(&g), ["input", "cos"]);
 }
+
+#[test]
+fn a_symbolic_capture_that_fails_on_random_draws_says_so() {
+    // The two traces draw different masks: the error names the draw, not only the constant.
+    let x = Tensor::from_vec(vec![1f32, -2.0, 3.0, 4.0], [2, 2], &Device::Cpu).unwrap();
+    let err = Capture::new()
+        .input("x", &x)
+        .symbolic_batch(true)
+        .run(|xs| {
+            let u = Tensor::rand(0.0, 1.0, xs[0].dims(), DType::F32, &Device::Cpu)?;
+            Ok(vec![xs[0].mul(&u)?])
+        })
+        .err()
+        .expect("a batch-sized random constant refuses a symbolic batch")
+        .to_string();
+    assert!(
+        err.contains(mlfw_core::graph::BATCH_DEPENDENT)
+            && err.contains(mlfw_core::graph::RANDOM_DRAW),
+        "{err}"
+    );
+}

@@ -98,7 +98,19 @@ impl Capture {
         let mut graph = self.trace_once(&xs, &f)?;
         let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
-        symbolize(&mut graph, &g2, b)?;
+        if let Err(e) = symbolize(&mut graph, &g2, b) {
+            // Random draws differ between the traces: say so, as the likely cause.
+            return Err(
+                match graph
+                    .warnings
+                    .iter()
+                    .find(|w| w.contains(tape::RANDOM_DRAW))
+                {
+                    Some(w) => Error::msg(format!("{e}; {w}")),
+                    None => e,
+                },
+            );
+        }
         // `compile` plans for the batch the caller captured with, not the tracing batch.
         graph.batch = Some(given);
         Ok(graph)

@@ -100,7 +100,7 @@ pub const RANDOM_DRAW: &str = "drew random numbers during capture";
 pub(crate) fn note_random() {
     if active() {
         let msg = format!(
-            "a random generator {RANDOM_DRAW} (dropout or stochastic depth in training mode?); the graph holds them as constants, so every replay would reuse the same draw"
+            "a random generator {RANDOM_DRAW} (dropout or stochastic depth in training mode?), which the graph holds as constants: every replay would reuse the same draw"
         );
         TAPE.with(|tp| tp.borrow_mut().notes.push(msg));
     }

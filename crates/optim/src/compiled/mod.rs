@@ -113,6 +113,14 @@ impl CompiledStep {
         // the sample batch only; random draws are then refused below with their own reason.
         let mut fixed_reason = None;
         let graph = match symbolic {
+            // No full-batch trace for a step that draws random numbers: it is refused anyway.
+            Err(e) if e.to_string().contains(mlfw_core::graph::RANDOM_DRAW) => {
+                let e = e.to_string();
+                let note = e.find("a random generator").map_or(e.as_str(), |i| &e[i..]);
+                return Err(Error::msg(format!(
+                    "the step has effects a replay would not repeat: {note}"
+                )));
+            }
             Err(e) if e.to_string().contains(mlfw_core::graph::BATCH_DEPENDENT) => {
                 fixed_reason = Some(fixed_batch_reason(&e.to_string()));
                 capture(false).run(|xs| step_fn(model, &params, &has_grad, xs))?
