@@ -412,8 +412,7 @@ fn a_symbolic_capture_that_fails_on_random_draws_says_so() {
             let u = Tensor::rand(0.0, 1.0, xs[0].dims(), DType::F32, &Device::Cpu)?;
             Ok(vec![xs[0].mul(&u)?])
         })
-        .err()
-        .expect("a batch-sized random constant refuses a symbolic batch")
+        .expect_err("a batch-sized random constant refuses a symbolic batch")
         .to_string();
     assert!(
         err.contains(mlfw_core::graph::BATCH_DEPENDENT)
