@@ -42,6 +42,11 @@ fn vit_compiled_matches_unfused_eager_bit_for_bit() -> Result<()> {
         step.fixed_batch(),
         "zeros of a batch-sized shape in its backward"
     );
+    let why = step.fixed_batch_reason().unwrap_or_default();
+    assert!(
+        why.contains("batch-sized shape") && !why.contains("symbolic"),
+        "{why}"
+    );
     for i in 0..30 {
         let x = Tensor::randn_with(0.0, 1.0, [2, 3, 32, 32], DType::F32, &Device::Cpu, &mut g)?;
         let y = Tensor::randint_with(0, 10, [2], &Device::Cpu, &mut g)?;

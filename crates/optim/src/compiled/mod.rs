@@ -82,9 +82,10 @@ impl CompiledStep {
     /// not changed. Buffers the step writes in place (batch norm's running statistics) are
     /// state writes of the graph, performed by every compiled step as eager would.
     ///
-    /// A step whose scalars depend on the batch size (batch norm's unbiased `n / (n - 1)`)
-    /// is captured for the sample batch's size only: [`CompiledStep::accepts`] then says
-    /// which batches it takes (run the others eagerly).
+    /// A step that is not the same computation at every batch size (batch norm's unbiased
+    /// `n / (n - 1)`; ViT's backward, which makes zeros of a batch-sized shape) is captured
+    /// for the sample batch's size only: [`CompiledStep::accepts`] then says which batches it
+    /// takes (run the others eagerly) and [`CompiledStep::fixed_batch_reason`] why.
     ///
     /// # Errors
     /// The step cannot be captured faithfully (fall back to eager): the forward failing; a
@@ -276,6 +277,10 @@ fn fixed_batch_reason(err: &str) -> String {
         );
     }
     match (err.find('('), err.rfind(')')) {
+        (Some(a), Some(b)) if a < b && err[a..b].contains("has a batch-sized shape") => format!(
+            "a tensor of batch-sized shape is not computed from the input ({}; e.g. zeros a backward rule makes)",
+            &err[a + 1..b]
+        ),
         (Some(a), Some(b)) if a < b => {
             format!("its graph differs between batch sizes: {}", &err[a + 1..b])
         }
