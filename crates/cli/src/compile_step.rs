@@ -70,6 +70,14 @@ impl TrainStep for CompileOnFirstBatch {
     }
 }
 
+/// Why `--compile` leaves a language model's step eager.
+pub const LM_NOT_COMPILED: &str = "a language model's step (per-token cross-entropy over [batch, time, vocab] logits, gradient clipping) is not compiled; mlfw_optim::CompiledStep compiles classifiers' steps";
+
+/// Prints the one line of a `--compile` that runs eagerly, saying why.
+pub fn say_eager(why: &str) {
+    eprintln!("--compile: falling back to eager: {why}");
+}
+
 /// Compiles the step unless `unsupported` says why not; prints one line either way.
 pub fn compile(
     model: &dyn Module,
@@ -103,7 +111,8 @@ pub fn compile(
                     // intermediate held at once: the process's peak memory is set there, not
                     // by the compiled steps (ResNet-18 CIFAR b32: 570 MB vs eager's 390 MB).
                     format!(
-                        "; for this batch size only: its scalars depend on the batch size; peak RSS {} MB after its full-batch trace, which holds all of one step's intermediates at once",
+                        "; for this batch size only: {}; peak RSS {} MB after its full-batch trace, which holds all of one step's intermediates at once",
+                        s.fixed_batch_reason().unwrap_or("its graph depends on the batch size"),
                         crate::memory::peak_rss_mb().map_or("?".into(), |m| format!("{m:.0}"))
                     )
                 } else {
@@ -123,7 +132,7 @@ pub fn compile(
             Some(s)
         }
         Err(why) => {
-            eprintln!("--compile: falling back to eager: {why}");
+            say_eager(&why);
             None
         }
     }

@@ -163,3 +163,59 @@ fn an_unsupported_step_falls_back_to_eager_with_one_line() {
     );
     assert_eq!(v["compiled"], false, "{v}");
 }
+
+#[test]
+fn a_language_model_says_it_runs_eagerly() {
+    // `--compile` on char-lstm was accepted and silently ignored: one line must say so.
+    let (lines, _) = bench_compile(&[
+        "bench",
+        "--model",
+        "char-lstm",
+        "--batch-size",
+        "1",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "--compile",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("--compile: falling back to eager: ")
+            && lines[0].contains("language model"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn dropout_falls_back_saying_it_draws_random_numbers() {
+    // mobilenet_v2's classifier dropout: the reason used to be "constant `constant` has a
+    // batch-sized shape; capture without a symbolic batch", which says nothing to a user.
+    let (lines, v) = bench_compile(&[
+        "bench",
+        "--model",
+        "mobilenet_v2",
+        "--batch-size",
+        "2",
+        "--input",
+        "3",
+        "32",
+        "32",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "--compile",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("--compile: falling back to eager: ")
+            && lines[0].contains("random numbers")
+            && lines[0].contains("dropout")
+            && !lines[0].contains("symbolic"),
+        "{lines:?}"
+    );
+    assert_eq!(v["compiled"], false, "{v}");
+}

@@ -54,8 +54,10 @@ impl Generator {
         (self.seed, self.offset)
     }
 
-    /// Reserves `n` counters; returns `(seed, first counter)`.
+    /// Reserves `n` counters; returns `(seed, first counter)`. During a graph capture on
+    /// this thread the draw is noted in the graph's warnings (a replay would reuse it).
     pub fn advance(&mut self, n: u64) -> (u64, u64) {
+        crate::graph::tape::note_random();
         let start = self.offset;
         self.offset = self.offset.wrapping_add(n);
         (self.seed, start)

@@ -149,6 +149,69 @@ fn reading_values_during_capture_is_reported() {
 }
 
 #[test]
+fn random_draws_during_capture_are_reported() {
+    // A dropout-like mask drawn inside the closure becomes a constant: a replay would reuse
+    // it, so the capture says so (with a fixed batch too, where no second trace shows it).
+    let x = Tensor::from_vec(vec![1f32, -2.0, 3.0, 4.0], [2, 2], &Device::Cpu).unwrap();
+    let masked = |xs: &[Tensor]| -> Result<Vec<Tensor>> {
+        let u = Tensor::rand(0.0, 1.0, [2], DType::F32, &Device::Cpu)?;
+        Ok(vec![xs[0].mul(&u)?])
+    };
+    let g = Capture::new().input("x", &x).run(masked).unwrap();
+    assert_eq!(g.warnings.len(), 1, "{:?}", g.warnings);
+    assert!(
+        g.warnings[0].contains(mlfw_core::graph::RANDOM_DRAW),
+        "{}",
+        g.warnings[0]
+    );
+    // A generator used outside a capture notes nothing.
+    let plain = Capture::new()
+        .input("x", &x)
+        .run(|xs| Ok(vec![xs[0].exp()?]))
+        .unwrap();
+    Tensor::rand(0.0, 1.0, [2], DType::F32, &Device::Cpu).unwrap();
+    assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+}
+
+#[test]
+fn transposed_products_become_contiguous_products() {
+    // A linear layer's weight gradient as captured: permute(reshape(xᵀ·g)); the rewrite
+    // computes gᵀ·x into [out, in] directly, with the same bits.
+    let mut gen = Generator::new(4);
+    let x = randn(&[6, 5], &mut gen);
+    let g = randn(&[6, 3], &mut gen);
+    let graph = Capture::new()
+        .input("x", &x)
+        .input("g", &g)
+        .symbolic_batch(true)
+        .run(|xs| {
+            let xt = xs[0].unsqueeze(0)?.permute(&[0, 2, 1])?;
+            let dw = xt
+                .matmul(&xs[1].unsqueeze(0)?)?
+                .reshape([5, 3])?
+                .permute(&[1, 0])?;
+            Ok(vec![dw, xs[0].exp()?])
+        })
+        .unwrap();
+    let mut rewritten = graph.clone();
+    assert_eq!(rewritten.transpose_matmul_outputs(), 1);
+    assert_eq!(
+        rewritten.transpose_matmul_outputs(),
+        0,
+        "nothing left to rewrite"
+    );
+    for n in [6, 2] {
+        let ins = [x.narrow(0, 0, n).unwrap(), g.narrow(0, 0, n).unwrap()];
+        let (a, b) = (graph.run(&ins).unwrap(), rewritten.run(&ins).unwrap());
+        assert!(!a[0].is_contiguous() && b[0].is_contiguous());
+        assert_eq!(b[0].dims(), &[3, 5]);
+        for (p, q) in a.iter().zip(&b) {
+            assert_eq!(bits(p), bits(q), "batch {n}");
+        }
+    }
+}
+
+#[test]
 fn nested_captures_are_an_error() {
     let x = Tensor::ones([2], DType::F32, &Device::Cpu).unwrap();
     let e = Capture::new()
@@ -336,4 +399,24 @@ fn dead_code_is_removed_at_capture() {
         })
         .unwrap();
     assert_eq!(kinds(&g), ["input", "cos"]);
+}
+
+#[test]
+fn a_symbolic_capture_that_fails_on_random_draws_says_so() {
+    // The two traces draw different masks: the error names the draw, not only the constant.
+    let x = Tensor::from_vec(vec![1f32, -2.0, 3.0, 4.0], [2, 2], &Device::Cpu).unwrap();
+    let err = Capture::new()
+        .input("x", &x)
+        .symbolic_batch(true)
+        .run(|xs| {
+            let u = Tensor::rand(0.0, 1.0, xs[0].dims(), DType::F32, &Device::Cpu)?;
+            Ok(vec![xs[0].mul(&u)?])
+        })
+        .expect_err("a batch-sized random constant refuses a symbolic batch")
+        .to_string();
+    assert!(
+        err.contains(mlfw_core::graph::BATCH_DEPENDENT)
+            && err.contains(mlfw_core::graph::RANDOM_DRAW),
+        "{err}"
+    );
 }

@@ -124,6 +124,15 @@ fn steps_that_cannot_be_replayed_are_refused() -> Result<()> {
         .append(Flatten::default())
         .append(Dropout::new(0.5)?)
         .append(Linear::new(192, 2, true, &dev)?);
-    assert!(CompiledStep::new(&drop, &x, &y).is_err());
+    // The reason names the random draw (it used to be the symbolic capture's "constant has
+    // a batch-sized shape", which says nothing to a user).
+    let err = CompiledStep::new(&drop, &x, &y)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains(mlfw_core::graph::RANDOM_DRAW) && err.contains("dropout"),
+        "{err}"
+    );
     Ok(())
 }

@@ -70,6 +70,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     if let Some(lm) = mlfw_nn::lm::lm_canonical(&a.model) {
         let device = device::open(&a.device)?;
+        if a.compile {
+            crate::compile_step::say_eager(crate::compile_step::LM_NOT_COMPILED);
+        }
         let b = a.batch_size.unwrap_or(32);
         return crate::lm_bench::run(lm, b, a.steps, a.warmup, &device, a.json);
     }

@@ -138,6 +138,9 @@ const RESUMABLE: [&str; 9] = [
 /// launched by `mpirun` without `--distributed`; training failing.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     if lm_wanted(&args) {
+        if args.compile {
+            crate::compile_step::say_eager(crate::compile_step::LM_NOT_COMPILED);
+        }
         let summary = run_lm(&args, matches)?;
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);

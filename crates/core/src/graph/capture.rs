@@ -98,7 +98,19 @@ impl Capture {
         let mut graph = self.trace_once(&xs, &f)?;
         let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
-        symbolize(&mut graph, &g2, b)?;
+        if let Err(e) = symbolize(&mut graph, &g2, b) {
+            // Random draws differ between the traces: say so, as the likely cause.
+            return Err(
+                match graph
+                    .warnings
+                    .iter()
+                    .find(|w| w.contains(tape::RANDOM_DRAW))
+                {
+                    Some(w) => Error::msg(format!("{e}; {w}")),
+                    None => e,
+                },
+            );
+        }
         // `compile` plans for the batch the caller captured with, not the tracing batch.
         graph.batch = Some(given);
         Ok(graph)
@@ -305,6 +317,11 @@ impl Builder {
 /// Constants larger than this are not compared between the two traces (their shape is).
 const COMPARE_MAX: usize = 1 << 20;
 
+/// Part of the error of every symbolic capture whose two traces differ (in ops, shapes,
+/// constants or scalars): the computation depends on the batch size, and a capture without
+/// a symbolic batch may still be faithful for the batch it traces.
+pub const BATCH_DEPENDENT: &str = "the computation is not the same at batch sizes";
+
 /// Part of the error of a symbolic capture whose two traces differ only in op scalars
 /// (batch norm's `n / (n - 1)`): a capture without a symbolic batch is then faithful for the
 /// batch size it traces.
@@ -334,7 +351,7 @@ fn same_values(a: &Tensor, b: &Tensor) -> bool {
 fn symbolize(g: &mut Graph, g2: &Graph, b: usize) -> Result<()> {
     let differ = |what: String| {
         Err(Error::msg(format!(
-            "capture: the computation is not the same at batch sizes {b} and {} ({what}); capture without a symbolic batch",
+            "capture: {BATCH_DEPENDENT} {b} and {} ({what}); capture without a symbolic batch",
             b + 1
         )))
     };

@@ -23,11 +23,13 @@ mod print;
 mod run;
 mod simplify;
 pub(crate) mod tape;
+mod transpose;
 
-pub use capture::{Capture, SCALARS_DEPEND};
+pub use capture::{Capture, BATCH_DEPENDENT, SCALARS_DEPEND};
 pub use compile::{
     compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
 };
+pub use tape::RANDOM_DRAW;
 
 /// True while a [`Capture`] records ops on this thread. Layers with a fused hand-written
 /// kernel (custom autograd ops, which a graph cannot replay) take their composed path then,

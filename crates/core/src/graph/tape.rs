@@ -157,6 +157,21 @@ pub(crate) fn record_write(dst: &Tensor, src: &Tensor) -> bool {
     true
 }
 
+/// Part of the note [`note_random`] leaves: a capture whose warnings contain it froze
+/// random draws into constants.
+pub const RANDOM_DRAW: &str = "drew random numbers during capture";
+
+/// Notes a random draw (dropout's mask, stochastic depth): the graph holds the draw as a
+/// constant, so a replay would reuse it instead of drawing anew.
+pub(crate) fn note_random() {
+    if active() {
+        let msg = format!(
+            "a random generator {RANDOM_DRAW} (dropout or stochastic depth in training mode?), which the graph holds as constants: every replay would reuse the same draw"
+        );
+        TAPE.with(|tp| tp.borrow_mut().notes.push(msg));
+    }
+}
+
 /// Notes an in-place write (optimizer updates): not part of the graph.
 pub(crate) fn note_side_effect(what: &str) {
     if active() {

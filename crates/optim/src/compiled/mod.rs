@@ -68,6 +68,8 @@ pub struct CompiledStep {
     graph: CompiledGraph,
     /// The input shape, when the step was captured for one batch size only.
     fixed_input: Option<Vec<usize>>,
+    /// Why the step was captured for one batch size only.
+    fixed_reason: Option<String>,
     /// The micro-batch runner, or why the step is not split.
     split: std::result::Result<Splitter, String>,
     mode: SplitMode,
@@ -80,9 +82,10 @@ impl CompiledStep {
     /// not changed. Buffers the step writes in place (batch norm's running statistics) are
     /// state writes of the graph, performed by every compiled step as eager would.
     ///
-    /// A step whose scalars depend on the batch size (batch norm's unbiased `n / (n - 1)`)
-    /// is captured for the sample batch's size only: [`CompiledStep::accepts`] then says
-    /// which batches it takes (run the others eagerly).
+    /// A step that is not the same computation at every batch size (batch norm's unbiased
+    /// `n / (n - 1)`; ViT's backward, which makes zeros of a batch-sized shape) is captured
+    /// for the sample batch's size only: [`CompiledStep::accepts`] then says which batches it
+    /// takes (run the others eagerly) and [`CompiledStep::fixed_batch_reason`] why.
     ///
     /// # Errors
     /// The step cannot be captured faithfully (fall back to eager): the forward failing; a
@@ -106,8 +109,21 @@ impl CompiledStep {
                 .symbolic_batch(symbolic)
         };
         let symbolic = capture(true).run(|xs| step_fn(model, &params, &has_grad, xs));
+        // A step that is not the same at every batch size (batch norm's `n / (n - 1)`, zeros
+        // of a batch-sized shape made by a backward rule, a random draw) is traced again at
+        // the sample batch only; random draws are then refused below with their own reason.
+        let mut fixed_reason = None;
         let graph = match symbolic {
-            Err(e) if e.to_string().contains(mlfw_core::graph::SCALARS_DEPEND) => {
+            // No full-batch trace for a step that draws random numbers: it is refused anyway.
+            Err(e) if e.to_string().contains(mlfw_core::graph::RANDOM_DRAW) => {
+                let e = e.to_string();
+                let note = e.find("a random generator").map_or(e.as_str(), |i| &e[i..]);
+                return Err(Error::msg(format!(
+                    "the step has effects a replay would not repeat: {note}"
+                )));
+            }
+            Err(e) if e.to_string().contains(mlfw_core::graph::BATCH_DEPENDENT) => {
+                fixed_reason = Some(fixed_batch_reason(&e.to_string()));
                 capture(false).run(|xs| step_fn(model, &params, &has_grad, xs))?
             }
             r => r?,
@@ -128,7 +144,12 @@ impl CompiledStep {
             .last()
             .map_or(0, |d| d.fixed);
         let fixed_input = graph.batch.is_none().then(|| input.dims().to_vec());
+        let fixed_reason = fixed_input.as_ref().and(fixed_reason);
         let split = Splitter::new(&graph).map_err(|e| e.to_string());
+        // Weight gradients as contiguous products, not transposed views the optimizer would
+        // copy every step.
+        let mut graph = graph;
+        graph.transpose_matmul_outputs();
         let graph = CompiledGraph::new(graph, PLAN_CACHE)?;
         Ok(CompiledStep {
             classes,
@@ -136,6 +157,7 @@ impl CompiledStep {
             has_grad: has_grad.into_inner(),
             graph,
             fixed_input,
+            fixed_reason,
             split,
             mode: SplitMode::from_env()?,
         })
@@ -236,6 +258,33 @@ impl CompiledStep {
     /// The one input shape the step takes, when it takes one only.
     pub fn input_shape(&self) -> Option<Vec<usize>> {
         self.fixed_input.clone()
+    }
+
+    /// Why the step takes one batch size only (e.g. `its scalars depend on the batch size`),
+    /// when it does.
+    pub fn fixed_batch_reason(&self) -> Option<&str> {
+        self.fixed_reason.as_deref()
+    }
+}
+
+/// The part of a symbolic capture's error a user needs: what differs between batch sizes
+/// (`its scalars depend on the batch size`, `constant `constant_4` has a batch-sized shape`).
+fn fixed_batch_reason(err: &str) -> String {
+    if err.contains(mlfw_core::graph::SCALARS_DEPEND) {
+        return format!(
+            "{} (batch norm's unbiased variance)",
+            mlfw_core::graph::SCALARS_DEPEND
+        );
+    }
+    match (err.find('('), err.rfind(')')) {
+        (Some(a), Some(b)) if a < b && err[a..b].contains("has a batch-sized shape") => format!(
+            "a tensor of batch-sized shape is not computed from the input ({}; e.g. zeros a backward rule makes)",
+            &err[a + 1..b]
+        ),
+        (Some(a), Some(b)) if a < b => {
+            format!("its graph differs between batch sizes: {}", &err[a + 1..b])
+        }
+        _ => err.to_string(),
     }
 }
 
