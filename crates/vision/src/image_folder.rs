@@ -127,8 +127,8 @@ impl ImageFolderBuilder {
                 return Err(file_err(
                     &root.join(class),
                     format!(
-                        "class `{class}` has no image file (extensions: {}); \
-                         use allow_empty(true) to accept it",
+                        "class `{class}` has no image file (extensions: {}); add images to \
+                         it or remove the folder (in code, `allow_empty(true)` accepts it)",
                         IMAGE_EXTENSIONS.join(", ")
                     ),
                 ));

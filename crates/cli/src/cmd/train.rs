@@ -130,6 +130,21 @@ const RESUMABLE: [&str; 9] = [
     "compile",
 ];
 
+/// Flags of `mlfw train` that only image-model runs use: a language-model run refuses them
+/// rather than silently train without them.
+const IMAGE_ONLY: [&str; 10] = [
+    "pretrained",
+    "hub_model",
+    "num_classes",
+    "freeze",
+    "lr_backbone",
+    "val_split",
+    "skip_bad_images",
+    "image_size",
+    "data_dir",
+    "distributed",
+];
+
 /// Runs `mlfw train`.
 ///
 /// # Errors
@@ -346,6 +361,31 @@ fn lm_wanted(args: &TrainArgs) -> bool {
 /// Runs `mlfw train` for a language model (fresh, or resumed from `args.resume`).
 fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let mut ignored: Vec<String> = IMAGE_ONLY
+        .iter()
+        .filter(|id| given(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if args.amp != "none" {
+        ignored.push(format!("--amp {}", args.amp));
+    }
+    if !ignored.is_empty() {
+        let (verb, pronoun) = if ignored.len() == 1 {
+            ("is", "it")
+        } else {
+            ("are", "them")
+        };
+        return Err(CliError::msg(format!(
+            "{} {verb} only for image models; a language-model run (char-lstm, gpt-mini) would \
+             ignore {pronoun}: drop {pronoun}",
+            ignored.join(", ")
+        )));
+    }
+    if args.compile {
+        eprintln!(
+            "--compile: falling back to eager: language-model training steps are not compiled"
+        );
+    }
     // Resuming: lock the folder (for the whole run) before reading anything in it; a fresh
     // run locks it when it creates it.
     let (cfg, data, lock) = match &args.resume {
