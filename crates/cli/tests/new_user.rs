@@ -1,7 +1,8 @@
 //! What a new user following the README gets wrong, and the one clear message each must get:
 //! image-only flags given to a language-model run (refused, never silently dropped), a model
 //! name for the wrong command (an ONNX file to `train`, a language model to `graph`), weights
-//! of another model (a short message, not every key of a ResNet), an empty class folder.
+//! of another model (a short message, not every key of a ResNet), an empty class folder,
+//! `generate` sampling flags out of range, settings changed when resuming a language model.
 //! Each test runs `mlfw` with its own temporary `MLFW_HOME` (see `common`).
 
 mod common;
@@ -108,6 +109,35 @@ fn compile_on_a_language_model_says_it_falls_back() {
 }
 
 #[test]
+fn a_language_model_run_names_the_flag_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(dir.path());
+    let out = dir.path().join("lstm");
+    ok(&strs(&lm_args(&data, &out, &[])));
+    let w = out.join("best.safetensors");
+    let w = w.to_str().unwrap();
+    let e = fails(&["generate", "--weights", w, "--prompt", "RO", "--top-k", "0"]);
+    assert!(
+        e.contains("--top-k must be at least 1") && !e.contains("Some("),
+        "{e}"
+    );
+    let e = fails(&[
+        "generate",
+        "--weights",
+        w,
+        "--prompt",
+        "RO",
+        "--temperature",
+        "nan",
+    ]);
+    assert!(e.contains("--temperature") && e.contains("got NaN"), "{e}");
+    // Resuming keeps the run's settings: a new --lr would be silently ignored, so it is refused.
+    let run = out.to_str().unwrap();
+    let e = fails(&["train", "--resume", run, "--lr", "0.5", "--epochs", "2"]);
+    assert!(e.contains("--lr cannot change when resuming"), "{e}");
+}
+
+#[test]
 fn a_model_for_another_command_is_named_as_such() {
     let e = fails(&["train", "--model", "model.onnx", "--epochs", "1"]);
     assert!(
@@ -166,6 +196,44 @@ fn an_empty_class_folder_says_what_to_do() {
     )));
     assert!(
         e.contains("class `dogs` has no image") && e.contains("remove the folder"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unreadable_image_names_the_flag_that_skips_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    // A valid 1x1 grey PNG per class, and a text file posing as an image.
+    let png = [
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0x3a, 0x7e, 0x9b, 0x55, 0, 0, 0, 0x0a, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0, 0, 0, 2, 0, 1, 0x48, 0xaf, 0xa4, 0x71, 0, 0, 0, 0,
+        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    for class in ["cats", "dogs"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..3 {
+            std::fs::write(root.join(class).join(format!("{i}.png")), png).unwrap();
+        }
+    }
+    std::fs::write(root.join("cats").join("notes.jpg"), b"just text").unwrap();
+    let data = format!("folder:{}", root.display());
+    let e = fails(&strs(&train_args(
+        &dir.path().join("run"),
+        "1",
+        "2",
+        &[
+            "--dataset",
+            &data,
+            "--val-split",
+            "0.34",
+            "--batch-size",
+            "8",
+        ],
+    )));
+    assert!(
+        e.contains("notes.jpg") && e.contains("--skip-bad-images"),
         "{e}"
     );
 }

@@ -130,6 +130,16 @@ const RESUMABLE: [&str; 9] = [
     "compile",
 ];
 
+/// Settings a resumed language-model run may change.
+const LM_RESUMABLE: [&str; 6] = [
+    "epochs",
+    "device",
+    "quiet",
+    "json",
+    "no_tensorboard",
+    "compile",
+];
+
 /// Flags of `mlfw train` that only image-model runs use: a language-model run refuses them
 /// rather than silently train without them.
 const IMAGE_ONLY: [&str; 10] = [
@@ -307,21 +317,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
 /// The saved settings of the run in `dir`, with the changes `RESUMABLE` allows.
 fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Result<RunConfig> {
     let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    let cmd = TrainArgs::augment_args(clap::Command::new("train"));
-    let fixed: Vec<String> = cmd
-        .get_arguments()
-        .map(|a| a.get_id().as_str())
-        .filter(|id| *id != "resume" && !RESUMABLE.contains(id) && given(id))
-        .map(|id| format!("--{}", id.replace('_', "-")))
-        .collect();
-    if !fixed.is_empty() {
-        return Err(CliError::msg(format!(
-            "{} cannot change when resuming (the run keeps its config.json); \
-             allowed: --epochs, --device, --workers, --max-steps, --data-dir, --quiet, --json, \
-             --no-tensorboard",
-            fixed.join(", ")
-        )));
-    }
+    refuse_changed(m, &RESUMABLE)?;
     let mut cfg = run_dir::read_config(dir)?;
     cfg.out = dir.to_path_buf();
     if given("epochs") {
@@ -342,6 +338,29 @@ fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Resul
     cfg.validate()
         .map_err(|e| e.context(dir.join(run_dir::CONFIG).display()))?;
     Ok(cfg)
+}
+
+/// Refuses, naming them, flags given with `--resume` other than `allowed` (clap ids): the run
+/// keeps its `config.json`, so any other setting would be silently ignored.
+fn refuse_changed(m: &ArgMatches, allowed: &[&str]) -> Result<()> {
+    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let flag = |id: &str| format!("--{}", id.replace('_', "-"));
+    let cmd = TrainArgs::augment_args(clap::Command::new("train"));
+    let fixed: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| *id != "resume" && !allowed.contains(id) && given(id))
+        .map(flag)
+        .collect();
+    if fixed.is_empty() {
+        return Ok(());
+    }
+    let allowed: Vec<String> = allowed.iter().map(|id| flag(id)).collect();
+    Err(CliError::msg(format!(
+        "{} cannot change when resuming (the run keeps its config.json); allowed: {}",
+        fixed.join(", "),
+        allowed.join(", ")
+    )))
 }
 
 /// Whether `train` should run the language-model trainer: a language model or a text corpus
@@ -390,6 +409,7 @@ fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
     // run locks it when it creates it.
     let (cfg, data, lock) = match &args.resume {
         Some(dir) => {
+            refuse_changed(matches, &LM_RESUMABLE)?;
             let lock = RunLock::acquire(dir)?;
             let mut cfg = run_dir::read_config(dir)?;
             cfg.out = dir.clone();
