@@ -239,6 +239,12 @@ fn an_unreadable_image_names_the_flag_that_skips_it() {
 }
 
 #[test]
+fn eval_refuses_a_batch_of_zero() {
+    let e = fails(&["eval", "--pretrained", "--batch-size", "0"]);
+    assert!(e.contains("--batch-size must be at least 1"), "{e}");
+}
+
+#[test]
 fn the_overview_lists_every_command() {
     let help = ok(&["--help"]);
     let first = help.lines().next().unwrap_or_default();
