@@ -27,10 +27,20 @@ pub fn canonical(name: &str) -> Result<&'static str> {
         .copied()
         .find(|&m| m == n)
         .ok_or_else(|| {
-            CliError::msg(format!(
-                "unknown model `{name}`; valid models: {}",
-                MODEL_NAMES.join(", ")
-            ))
+            let valid = MODEL_NAMES.join(", ");
+            CliError::msg(if n.ends_with(".onnx") {
+                format!(
+                    "`{name}`: ONNX files run in `mlfw eval` and `mlfw predict` only; this \
+                     command takes a zoo model: {valid}"
+                )
+            } else if mlfw_nn::lm::lm_canonical(name).is_some() {
+                format!(
+                    "`{name}` is a language model (for `mlfw train`, `bench` and `generate`); \
+                     this command takes an image model: {valid}"
+                )
+            } else {
+                format!("unknown model `{name}`; valid models: {valid}")
+            })
         })
 }
 

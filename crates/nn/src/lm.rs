@@ -55,10 +55,15 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(Error::msg("generate: the prompt must not be empty"));
     }
-    if !(temperature >= 0.0 && temperature.is_finite()) || top_k == Some(0) {
+    if !(temperature >= 0.0 && temperature.is_finite()) {
         return Err(Error::msg(format!(
-            "generate: temperature must be >= 0 and top_k >= 1, got {temperature} and {top_k:?}"
+            "generate: temperature must be a finite value >= 0, got {temperature}"
         )));
+    }
+    if top_k == Some(0) {
+        return Err(Error::msg(
+            "generate: top_k must be at least 1 (None: no limit)",
+        ));
     }
     let _g = mlfw_autograd::no_grad();
     let mut g = Generator::new(seed);

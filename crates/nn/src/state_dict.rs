@@ -26,6 +26,23 @@ pub fn state_dict<M: Module + ?Sized>(m: &M) -> Vec<(String, Tensor)> {
     v
 }
 
+/// How many keys an error message names before summarising the rest.
+const KEYS_SHOWN: usize = 10;
+
+/// `items` joined by commas, the first [`KEYS_SHOWN`] only, then how many more there are (a
+/// ResNet's state dict has over a hundred keys: a message naming them all is unreadable).
+fn first_few(items: &[String]) -> String {
+    if items.len() <= KEYS_SHOWN {
+        return items.join(", ");
+    }
+    format!(
+        "{}, ... and {} more ({} in all)",
+        items[..KEYS_SHOWN].join(", "),
+        items.len() - KEYS_SHOWN,
+        items.len()
+    )
+}
+
 fn optional_key(name: &str) -> bool {
     name == "num_batches_tracked" || name.ends_with(".num_batches_tracked")
 }
@@ -69,13 +86,13 @@ pub fn load_state_dict<M: Module + ?Sized>(
     {
         let mut msg = String::from("load_state_dict: checkpoint does not match the model");
         if !report.missing.is_empty() {
-            msg += &format!("; missing keys: {}", report.missing.join(", "));
+            msg += &format!("; missing keys: {}", first_few(&report.missing));
         }
         if !report.unexpected.is_empty() {
-            msg += &format!("; unexpected keys: {}", report.unexpected.join(", "));
+            msg += &format!("; unexpected keys: {}", first_few(&report.unexpected));
         }
         if !shapes.is_empty() {
-            msg += &format!("; shape differences: {}", shapes.join(", "));
+            msg += &format!("; shape differences: {}", first_few(&shapes));
         }
         return Err(Error::msg(msg));
     }

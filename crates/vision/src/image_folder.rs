@@ -127,8 +127,8 @@ impl ImageFolderBuilder {
                 return Err(file_err(
                     &root.join(class),
                     format!(
-                        "class `{class}` has no image file (extensions: {}); \
-                         use allow_empty(true) to accept it",
+                        "class `{class}` has no image file (extensions: {}); add images to \
+                         it or remove the folder (in code, `allow_empty(true)` accepts it)",
                         IMAGE_EXTENSIONS.join(", ")
                     ),
                 ));
@@ -304,7 +304,17 @@ impl ImageFolder {
             index: index as i64,
             size: self.samples.len(),
         })?;
-        decode(path, self.color)
+        // Unreadable files were left out at build time with `skip_invalid`: say how.
+        decode(path, self.color).map_err(|e| match e {
+            Error::File { path, msg } => Error::File {
+                path,
+                msg: format!(
+                    "{msg} (ImageFolder's skip_invalid(true), `--skip-bad-images` in `mlfw`, \
+                     leaves unreadable files out)"
+                ),
+            },
+            e => e,
+        })
     }
 
     /// Sample `index` with augmentation drawn from `seed`.

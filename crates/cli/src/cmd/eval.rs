@@ -8,7 +8,7 @@ use mlfw_data::Split;
 use serde_json::json;
 
 use crate::data::{DataSpec, FolderArgs, Normalize};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::evaluate::{evaluate, EvalResult};
 use crate::{device, onnx_model};
 
@@ -61,9 +61,12 @@ pub struct EvalArgs {
 /// Runs `mlfw eval`.
 ///
 /// # Errors
-/// An unknown model or dataset, or a bad split; weights or an ONNX file that cannot be
+/// `--batch-size` 0; an unknown model or dataset, or a bad split; weights or an ONNX file that cannot be
 /// loaded; an unusable `--device`; batches that do not fit in memory; evaluation failing.
 pub fn run(a: EvalArgs) -> Result<()> {
+    if a.batch_size == 0 {
+        return Err(CliError::msg("--batch-size must be at least 1"));
+    }
     let model_name = onnx_model::resolve(&a.model, a.weights.is_some(), a.pretrained)?;
     let split: Split = a.split.parse()?;
     let mut spec = DataSpec::open(
@@ -77,7 +80,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let (mut model, source) =
         onnx_model::load_any(&a.model, model_name, &mut spec, a.weights.as_deref())?;
     model.to_device(&device)?;
-    let loader = spec.loader(split, a.batch_size.max(1), a.workers, 0)?;
+    let loader = spec.loader(split, a.batch_size, a.workers, 0)?;
     let batch = a.batch_size.min(loader.dataset().len());
     crate::memory::check_model_batch(model.as_mut(), spec.input, batch, false, &device)?;
     let norm = Normalize::new(&spec.info.mean, &spec.info.std, &device)?;

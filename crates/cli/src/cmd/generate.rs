@@ -75,6 +75,17 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     if prompt.is_empty() {
         return Err(CliError::msg("--prompt must not be empty"));
     }
+    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
+        return Err(CliError::msg(format!(
+            "--temperature must be a finite value >= 0 (0: always the most likely character), got {}",
+            a.temperature
+        )));
+    }
+    if a.top_k == Some(0) {
+        return Err(CliError::msg(
+            "--top-k must be at least 1 (leave it out to sample from every character)",
+        ));
+    }
     let ids = generate(
         m.as_ref(),
         &prompt,

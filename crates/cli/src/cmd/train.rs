@@ -130,6 +130,31 @@ const RESUMABLE: [&str; 9] = [
     "compile",
 ];
 
+/// Settings a resumed language-model run may change.
+const LM_RESUMABLE: [&str; 6] = [
+    "epochs",
+    "device",
+    "quiet",
+    "json",
+    "no_tensorboard",
+    "compile",
+];
+
+/// Flags of `mlfw train` that only image-model runs use: a language-model run refuses them
+/// rather than silently train without them.
+const IMAGE_ONLY: [&str; 10] = [
+    "pretrained",
+    "hub_model",
+    "num_classes",
+    "freeze",
+    "lr_backbone",
+    "val_split",
+    "skip_bad_images",
+    "image_size",
+    "data_dir",
+    "distributed",
+];
+
 /// Runs `mlfw train`.
 ///
 /// # Errors
@@ -295,21 +320,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig> {
 /// The saved settings of the run in `dir`, with the changes `RESUMABLE` allows.
 fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Result<RunConfig> {
     let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    let cmd = TrainArgs::augment_args(clap::Command::new("train"));
-    let fixed: Vec<String> = cmd
-        .get_arguments()
-        .map(|a| a.get_id().as_str())
-        .filter(|id| *id != "resume" && !RESUMABLE.contains(id) && given(id))
-        .map(|id| format!("--{}", id.replace('_', "-")))
-        .collect();
-    if !fixed.is_empty() {
-        return Err(CliError::msg(format!(
-            "{} cannot change when resuming (the run keeps its config.json); \
-             allowed: --epochs, --device, --workers, --max-steps, --data-dir, --quiet, --json, \
-             --no-tensorboard",
-            fixed.join(", ")
-        )));
-    }
+    refuse_changed(m, &RESUMABLE)?;
     let mut cfg = run_dir::read_config(dir)?;
     cfg.out = dir.to_path_buf();
     if given("epochs") {
@@ -332,6 +343,29 @@ fn resumed_config(a: &TrainArgs, m: &ArgMatches, dir: &std::path::Path) -> Resul
     Ok(cfg)
 }
 
+/// Refuses, naming them, flags given with `--resume` other than `allowed` (clap ids): the run
+/// keeps its `config.json`, so any other setting would be silently ignored.
+fn refuse_changed(m: &ArgMatches, allowed: &[&str]) -> Result<()> {
+    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let flag = |id: &str| format!("--{}", id.replace('_', "-"));
+    let cmd = TrainArgs::augment_args(clap::Command::new("train"));
+    let fixed: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| *id != "resume" && !allowed.contains(id) && given(id))
+        .map(flag)
+        .collect();
+    if fixed.is_empty() {
+        return Ok(());
+    }
+    let allowed: Vec<String> = allowed.iter().map(|id| flag(id)).collect();
+    Err(CliError::msg(format!(
+        "{} cannot change when resuming (the run keeps its config.json); allowed: {}",
+        fixed.join(", "),
+        allowed.join(", ")
+    )))
+}
+
 /// Whether `train` should run the language-model trainer: a language model or a text corpus
 /// (or, resuming, a run folder of a language model).
 fn lm_wanted(args: &TrainArgs) -> bool {
@@ -349,10 +383,36 @@ fn lm_wanted(args: &TrainArgs) -> bool {
 /// Runs `mlfw train` for a language model (fresh, or resumed from `args.resume`).
 fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let mut ignored: Vec<String> = IMAGE_ONLY
+        .iter()
+        .filter(|id| given(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if args.amp != "none" {
+        ignored.push(format!("--amp {}", args.amp));
+    }
+    if !ignored.is_empty() {
+        let (verb, pronoun) = if ignored.len() == 1 {
+            ("is", "it")
+        } else {
+            ("are", "them")
+        };
+        return Err(CliError::msg(format!(
+            "{} {verb} only for image models; a language-model run (char-lstm, gpt-mini) would \
+             ignore {pronoun}: drop {pronoun}",
+            ignored.join(", ")
+        )));
+    }
+    if args.compile {
+        eprintln!(
+            "--compile: falling back to eager: language-model training steps are not compiled"
+        );
+    }
     // Resuming: lock the folder (for the whole run) before reading anything in it; a fresh
     // run locks it when it creates it.
     let (cfg, data, lock) = match &args.resume {
         Some(dir) => {
+            refuse_changed(matches, &LM_RESUMABLE)?;
             let lock = RunLock::acquire(dir)?;
             let mut cfg = run_dir::read_config(dir)?;
             cfg.out = dir.clone();
