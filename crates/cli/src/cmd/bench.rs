@@ -74,11 +74,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "--input and --amp are only for image models; {lm} would ignore them: drop them"
             )));
         }
-        if a.compile {
-            eprintln!(
-                "--compile: falling back to eager: language-model training steps are not compiled"
-            );
-        }
         let device = device::open(&a.device)?;
         if a.compile {
             crate::compile_step::say_eager(crate::compile_step::LM_NOT_COMPILED);

@@ -403,11 +403,6 @@ fn run_lm(args: &TrainArgs, matches: &ArgMatches) -> Result<Summary> {
             ignored.join(", ")
         )));
     }
-    if args.compile {
-        eprintln!(
-            "--compile: falling back to eager: language-model training steps are not compiled"
-        );
-    }
     // Resuming: lock the folder (for the whole run) before reading anything in it; a fresh
     // run locks it when it creates it.
     let (cfg, data, lock) = match &args.resume {

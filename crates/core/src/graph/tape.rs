@@ -133,7 +133,8 @@ pub(crate) fn push(out: &Tensor, op: Op) {
 pub(crate) fn note_read(t: &Tensor, what: &str) {
     if active() {
         let msg = format!(
-            "`{what}` read the values of a {} tensor of shape {} during capture; the graph records the path taken for these values",
+            "`{what}` read the values of {} {} tensor of shape {} during capture; the graph records the path taken for these values",
+            if t.dtype().to_string().starts_with('i') { "an" } else { "a" },
             t.dtype(),
             t.shape()
         );

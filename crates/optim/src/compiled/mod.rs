@@ -132,7 +132,7 @@ impl CompiledStep {
         let replay_unsafe = graph
             .warnings
             .iter()
-            .find(|w| !w.contains("read the values of a int64"));
+            .find(|w| !w.contains("read the values of an int64"));
         if let Some(w) = replay_unsafe {
             return Err(Error::msg(format!(
                 "the step has effects a replay would not repeat: {w}"
