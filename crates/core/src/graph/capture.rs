@@ -99,17 +99,18 @@ impl Capture {
         let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
         if let Err(e) = symbolize(&mut graph, &g2, b) {
-            // Random draws differ between the traces: say so, as the likely cause.
-            return Err(
-                match graph
-                    .warnings
-                    .iter()
-                    .find(|w| w.contains(tape::RANDOM_DRAW))
-                {
-                    Some(w) => Error::msg(format!("{e}; {w}")),
-                    None => e,
-                },
-            );
+            // Random draws differ between the traces: say so, as the likely cause; and say
+            // when fused kernels were recorded as composite ops (a caller may refuse those).
+            let notes: Vec<&str> = graph
+                .warnings
+                .iter()
+                .filter(|w| w.contains(tape::RANDOM_DRAW) || w.contains(tape::COMPOSITE))
+                .map(String::as_str)
+                .collect();
+            return Err(match notes.is_empty() {
+                true => e,
+                false => Error::msg(format!("{e}; {}", notes.join("; "))),
+            });
         }
         // `compile` plans for the batch the caller captured with, not the tracing batch.
         graph.batch = Some(given);

@@ -29,7 +29,7 @@ pub use capture::{Capture, BATCH_DEPENDENT, SCALARS_DEPEND};
 pub use compile::{
     compile, compile_for_batch, CompiledGraph, FusedGroup, FusedInstr, LoadKind, Plan, PlanStats,
 };
-pub use tape::RANDOM_DRAW;
+pub use tape::{COMPOSITE, RANDOM_DRAW};
 
 /// True while a [`Capture`] records ops on this thread. Layers with a fused hand-written
 /// kernel (custom autograd ops, which a graph cannot replay) take their composed path then,
@@ -37,6 +37,14 @@ pub use tape::RANDOM_DRAW;
 /// that a capture records ([`Op::BatchNorm`], [`Op::BatchNormBackward`]).
 pub fn is_capturing() -> bool {
     tape::active()
+}
+
+/// For a layer whose fused kernel (named `what`) would run on its inputs, with gradients
+/// tracked, but does not because a capture is recording: leaves a note in the graph's
+/// warnings (containing [`COMPOSITE`]) that the graph holds the composite ops instead, whose
+/// gradients agree with the fused kernel's to rounding only. Does nothing outside a capture.
+pub fn note_composite(what: &str) {
+    tape::note_composite(what)
 }
 pub use simplify::SimplifyStats;
 

@@ -173,6 +173,23 @@ pub(crate) fn note_random() {
     }
 }
 
+/// Part of the note [`note_composite`] leaves: a capture whose warnings contain it recorded
+/// a fused kernel as its composite ops.
+pub const COMPOSITE: &str = "was recorded as its composite ops";
+
+/// Notes that the fused kernel `what` (attention, layer norm, GELU, LSTM) would have run
+/// here, with gradients tracked, but a capture records its composite ops instead, whose
+/// backward sums in another order: the graph's gradients agree with eager's to rounding, not
+/// bit for bit.
+pub(crate) fn note_composite(what: &str) {
+    if active() {
+        let msg = format!(
+            "the fused {what} kernel {COMPOSITE} during capture (a graph holds core ops only): their gradients agree with the fused kernel's to rounding, not bit for bit"
+        );
+        TAPE.with(|tp| tp.borrow_mut().notes.push(msg));
+    }
+}
+
 /// Notes an in-place write (optimizer updates): not part of the graph.
 pub(crate) fn note_side_effect(what: &str) {
     if active() {

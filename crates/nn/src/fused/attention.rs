@@ -20,13 +20,12 @@ use super::{f32s, Out};
 use mlfw_core::{DType, Device, Error, Result, Tensor};
 use std::sync::Mutex;
 
-/// Whether the fused op applies: [`super::usable`] tensors of rank ≥ 2 with equal batch dims.
+/// Whether the fused op applies: [`super::usable_noted`] tensors of rank ≥ 2 with equal batch dims.
 pub(crate) fn fused_ok(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
     let batch = |t: &Tensor| t.dims()[..t.rank() - 2].to_vec();
-    super::usable(&[q, k, v])
-        && [q, k, v].iter().all(|t| t.rank() >= 2)
-        && batch(q) == batch(k)
-        && batch(k) == batch(v)
+    let fits =
+        [q, k, v].iter().all(|t| t.rank() >= 2) && batch(q) == batch(k) && batch(k) == batch(v);
+    super::usable_noted("attention", &[q, k, v], fits)
 }
 
 /// `softmax(q·kᵀ·scale [+ causal mask])·v` for `q [.., L, E]`, `k [.., S, E]`,

@@ -11,9 +11,9 @@ use mlfw_core::{Device, Result, Tensor};
 /// Elements per block (on the stack) and per task at least.
 const BLOCK: usize = 512;
 
-/// Whether the fused op applies (see [`super::usable`]).
+/// Whether the fused op applies (see [`super::usable_noted`]).
 pub(crate) fn fused_ok(x: &Tensor) -> bool {
-    super::usable(&[x])
+    super::usable_noted("GELU", &[x], true)
 }
 
 /// `x·Φ(x)` elementwise, any shape.

@@ -14,12 +14,12 @@ use std::sync::Mutex;
 /// Rows per parallel task (at least this many elements per task).
 const MIN_TASK: usize = 16 * 1024;
 
-/// Whether the fused op applies (see [`super::usable`]).
+/// Whether the fused op applies (see [`super::usable_noted`]).
 pub(crate) fn fused_ok(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> bool {
     let mut ts = vec![x];
     ts.extend(weight);
     ts.extend(bias);
-    super::usable(&ts)
+    super::usable_noted("layer-norm", &ts, true)
 }
 
 /// `layer_norm` of `x` over its trailing `normalized_shape`; `weight`/`bias` of that shape

@@ -28,9 +28,9 @@ pub(crate) struct LstmSeq {
     saved: Mutex<Option<Saved>>,
 }
 
-/// Whether the fused op applies (see [`super::usable`]).
+/// Whether the fused op applies (see [`super::usable_noted`]).
 pub(crate) fn fused_ok(ts: &[&Tensor]) -> bool {
-    super::usable(ts)
+    super::usable_noted("LSTM", ts, true)
 }
 
 /// Runs the fused op; returns the outputs `[T, B, H]`, `h_n` and `c_n`.

@@ -27,10 +27,32 @@ use mlfw_core::{DType, Device, Result, Tensor};
 /// Whether the fused kernels may run on `ts`: float32 CPU tensors, no capture in progress,
 /// not switched off by `MLFW_FUSED=0`.
 pub(crate) fn usable(ts: &[&Tensor]) -> bool {
+    eligible(ts) && !mlfw_core::graph::is_capturing()
+}
+
+/// [`usable`] but for the capture: float32 CPU tensors, not switched off by `MLFW_FUSED=0`.
+fn eligible(ts: &[&Tensor]) -> bool {
     ts.iter()
         .all(|t| t.dtype() == DType::F32 && t.device() == Device::Cpu)
-        && !mlfw_core::graph::is_capturing()
         && std::env::var_os("MLFW_FUSED").is_none_or(|v| v != "0")
+}
+
+/// Whether the fused `what` kernel runs on `ts` when `fits` (its own shape conditions): as
+/// [`usable`], and where only a capture stops it while gradients are tracked, the capture
+/// notes that the composite ops' backward (another summation order than the fused kernel's
+/// hand-written one) stands in for it ([`mlfw_core::graph::note_composite`]). The forward
+/// values are the same either way (`crates/vision/tests/graph_zoo.rs`).
+pub(crate) fn usable_noted(what: &str, ts: &[&Tensor], fits: bool) -> bool {
+    if !(fits && eligible(ts)) {
+        return false;
+    }
+    if mlfw_core::graph::is_capturing() {
+        if mlfw_core::is_grad_enabled() && ts.iter().any(|t| t.requires_grad()) {
+            mlfw_core::graph::note_composite(what);
+        }
+        return false;
+    }
+    true
 }
 
 /// The float32 values of a tensor (one copy; a contiguous CPU buffer is copied directly).

@@ -91,7 +91,9 @@ impl CompiledStep {
     /// The step cannot be captured faithfully (fall back to eager): the forward failing; a
     /// model without parameters; a step that depends on random draws (dropout), writes tensors
     /// other than its parameters and buffers in place, reads a buffer after writing it, or reads
-    /// values on the host during the forward pass; a custom op. `MLFW_COMPILE_SPLIT` set to
+    /// values on the host during the forward pass; a custom op; fused kernels (attention,
+    /// layer norm, GELU, LSTM) that the capture records as their composite ops, which are not
+    /// bit-identical to eager (ViT; `MLFW_FUSED=0` compiles it). `MLFW_COMPILE_SPLIT` set to
     /// something other than `auto`, `0` or a number.
     pub fn new(model: &dyn Module, input: &Tensor, target: &Tensor) -> Result<Self> {
         let params = model.parameters();
@@ -122,12 +124,22 @@ impl CompiledStep {
                     "the step has effects a replay would not repeat: {note}"
                 )));
             }
+            Err(e) if e.to_string().contains(mlfw_core::graph::COMPOSITE) => {
+                return Err(composite_refusal(&e.to_string()));
+            }
             Err(e) if e.to_string().contains(mlfw_core::graph::BATCH_DEPENDENT) => {
                 fixed_reason = Some(fixed_batch_reason(&e.to_string()));
                 capture(false).run(|xs| step_fn(model, &params, &has_grad, xs))?
             }
             r => r?,
         };
+        if let Some(w) = graph
+            .warnings
+            .iter()
+            .find(|w| w.contains(mlfw_core::graph::COMPOSITE))
+        {
+            return Err(composite_refusal(w));
+        }
         // Cross-entropy reads the i64 targets only to check their range; `step` checks it.
         let replay_unsafe = graph
             .warnings
@@ -286,6 +298,26 @@ fn fixed_batch_reason(err: &str) -> String {
         }
         _ => err.to_string(),
     }
+}
+
+/// The refusal of a step whose capture recorded fused kernels (attention, layer norm, GELU,
+/// LSTM) as their composite ops, from the capture's note `msg`: such a plan would differ from
+/// eager training by more than rounding after some steps (ViT: 7e-6 relative after 100), and
+/// be no faster.
+fn composite_refusal(msg: &str) -> Error {
+    // The kernels' names, from every "the fused NAME kernel …" note in `msg`.
+    let mut names: Vec<&str> = Vec::new();
+    for part in msg.split("the fused ").skip(1) {
+        if let Some((name, _)) = part.split_once(" kernel ") {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Error::msg(format!(
+        "the step runs fused kernels ({}) that a graph holds as their composite ops, whose gradients agree with eager's only to rounding, not bit for bit; MLFW_FUSED=0 makes eager run the composite ops too",
+        names.join(", ")
+    ))
 }
 
 /// The captured step: forward, mean cross-entropy, gradients (zeros for parameters that
