@@ -217,3 +217,36 @@ fn plain_line_progress_does_not_break_the_download() {
     download_file(&[server.url("/j.bin")], &dest, Checksum::None, &o).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
 }
+
+/// A mirror that accepts connections and never answers is asked once (no retries of a request
+/// that timed out before any response), and the download goes on to the next mirror.
+#[test]
+fn a_silent_mirror_is_not_retried() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/c.bin", silent.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(s); // kept open, never answered
+        }
+    });
+    let body = bytes(20_000, 7);
+    let server = TestServer::start(vec![("/c.bin", Route::File(body.clone()))]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("c.bin");
+    let o = opts().retries(2).timeout(Duration::from_millis(300));
+    let urls = [silent_url, server.url("/c.bin")];
+    download_file(&urls, &dest, Checksum::sha256(sha256_bytes(&body)), &o).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the silent mirror was asked again"
+    );
+}

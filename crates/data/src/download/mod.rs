@@ -27,9 +27,12 @@ use progress::Reporter;
 pub struct DownloadOptions {
     /// How to report progress on stderr (default [`Progress::Auto`]).
     pub progress: Progress,
-    /// Longest wait for a connection, or for any single read once connected (default 60 s).
+    /// Longest wait for a connection, for the response to a request, or for any single read
+    /// of the body (default 30 s). A server that sends no response in that time is not asked
+    /// again: the download goes on to the next mirror.
     pub timeout: Duration,
-    /// Extra attempts per mirror after a network error, each resuming the `.part` (default 2).
+    /// Extra attempts per mirror after a network error, each resuming the `.part` (default 2);
+    /// not after a request that timed out before any response.
     pub retries: u32,
     /// Pause before each extra attempt (default 1 s).
     pub retry_delay: Duration,
@@ -44,7 +47,7 @@ impl Default for DownloadOptions {
     fn default() -> Self {
         DownloadOptions {
             progress: Progress::Auto,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
             retries: 2,
             retry_delay: Duration::from_secs(1),
             user_agent: format!("mlfw/{}", env!("CARGO_PKG_VERSION")),
@@ -280,7 +283,12 @@ fn fetch(
     if have > 0 {
         req = req.header(RANGE, format!("bytes={have}-"));
     }
-    let mut resp = req.send().map_err(|e| network(url, error_chain(&e)))?;
+    // A server silent until the timeout is not asked again (3 attempts of a silent server
+    // were 3 minutes of nothing for a user); a connection that fails or breaks off is.
+    let mut resp = req.send().map_err(|e| Failure {
+        retry: !e.is_timeout(),
+        ..network(url, error_chain(&e))
+    })?;
     let status = resp.status();
     let io = |action, e| Failure {
         error: Error::io(action, part, e),
