@@ -83,7 +83,8 @@ impl CompiledStep {
     /// state writes of the graph, performed by every compiled step as eager would.
     ///
     /// A step that is not the same computation at every batch size (batch norm's unbiased
-    /// `n / (n - 1)`; ViT's backward, which makes zeros of a batch-sized shape) is captured
+    /// `n / (n - 1)`; ViT's backward under `MLFW_FUSED=0`, which makes zeros of a
+    /// batch-sized shape) is captured
     /// for the sample batch's size only: [`CompiledStep::accepts`] then says which batches it
     /// takes (run the others eagerly) and [`CompiledStep::fixed_batch_reason`] why.
     ///
