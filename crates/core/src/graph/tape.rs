@@ -7,12 +7,11 @@
 //! traced step drops it, as eager does, instead of holding the whole step's values to the
 //! end (ResNet-18 CIFAR at batch 32: ≈ 190 MB more than eager's peak).
 
-use crate::backend::Storage;
 use crate::op::Op;
 use crate::{DType, Device, Layout, Tensor, TensorId};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::sync::{RwLock, Weak};
+use std::sync::Weak;
 
 /// A tensor as the tape keeps it: values only where no recorded op made them.
 #[derive(Clone)]
@@ -22,7 +21,7 @@ pub(crate) struct Traced {
     pub dtype: DType,
     pub device: Device,
     /// Identifies the storage (for aliases made by `detach`) without keeping its values.
-    storage: Weak<RwLock<Storage>>,
+    storage: Weak<dyn std::any::Any + Send + Sync>,
     /// The tensor itself, for values no recorded op produced: inputs, parameters,
     /// constants made inside the closure, aliases (`detach`) of recorded values.
     pub kept: Option<Tensor>,

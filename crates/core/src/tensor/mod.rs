@@ -217,10 +217,11 @@ impl Tensor {
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
-    /// A weak handle on the storage: identifies it (while the handle lives, no other storage
-    /// takes its address) without keeping its values alive.
-    pub(crate) fn storage_weak(&self) -> std::sync::Weak<RwLock<Storage>> {
-        Arc::downgrade(&self.0.storage)
+    /// A weak handle on the storage: identifies it (`Weak::ptr_eq`; while the handle lives, no
+    /// other storage takes its address) without keeping its values alive.
+    pub(crate) fn storage_weak(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        let w: std::sync::Weak<RwLock<Storage>> = Arc::downgrade(&self.0.storage);
+        w
     }
 
     /// Whether gradients flow to (leaf) or through (op result) this tensor.
