@@ -116,7 +116,8 @@ pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTen
         if bytes.starts_with(b"PK\x03\x04") || pickle {
             bad(PICKLE_HINT.to_string())
         } else {
-            bad(format!("not a valid safetensors file: {e}"))
+            let detail = mismatched_tensor(bytes).map_or(String::new(), |d| format!(": {d}"));
+            bad(format!("not a valid safetensors file: {e}{detail}"))
         }
     })?;
     let st = SafeTensors::deserialize(bytes)
@@ -136,6 +137,52 @@ pub fn load_bytes(bytes: &[u8], origin: &str, device: &Device) -> Result<SafeTen
     }
     let metadata = meta.metadata().clone().unwrap_or_default();
     Ok(SafeTensorsFile { tensors, metadata })
+}
+
+/// For a header whose byte ranges do not fit the tensors' shapes and dtypes (the
+/// `safetensors` crate's error names no tensor): the first such tensor, its shape, dtype,
+/// `data_offsets` and the bytes it needs. Reads only the header present in `bytes`; `None`
+/// when that header cannot be read or every tensor fits.
+fn mismatched_tensor(bytes: &[u8]) -> Option<String> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..8usize.checked_add(n)?)?).ok()?;
+    let mut entries: Vec<(&String, &serde_json::Value)> = header
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .collect();
+    entries.sort_by_key(|(_, v)| v["data_offsets"][0].as_u64());
+    for (name, v) in entries {
+        let dtype = v["dtype"].as_str()?;
+        let bytes_per = match dtype {
+            "F64" | "I64" | "U64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+            _ => continue,
+        };
+        let shape: Vec<u64> = v["shape"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64())
+            .collect::<Option<_>>()?;
+        let (s, e) = (
+            v["data_offsets"][0].as_u64()?,
+            v["data_offsets"][1].as_u64()?,
+        );
+        let need = shape
+            .iter()
+            .try_fold(bytes_per, |a: u64, &d| a.checked_mul(d));
+        if need != e.checked_sub(s) {
+            let need = need.map_or("more than 2^64".to_string(), |b| b.to_string());
+            return Some(format!(
+                "tensor `{name}` ({dtype}, shape {shape:?}) needs {need} bytes but its data_offsets [{s}, {e}] span {}",
+                e.saturating_sub(s)
+            ));
+        }
+    }
+    None
 }
 
 /// Loads every tensor of a file (memory-mapped while parsing) onto `device`.
@@ -370,7 +417,13 @@ mod tests {
         let mut oob = (hdr.len() as u64).to_le_bytes().to_vec();
         oob.extend_from_slice(hdr);
         oob.extend_from_slice(&[0u8; 16]);
-        assert!(load_bytes(&oob, "f", &d).is_err());
+        let e = load_bytes(&oob, "f", &d).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "tensor `x` (F32, shape [4]) needs 16 bytes but its data_offsets [0, 64] span 64"
+            ),
+            "{e}"
+        );
         // Overlapping offsets.
         let hdr = br#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
         let mut ov = (hdr.len() as u64).to_le_bytes().to_vec();
