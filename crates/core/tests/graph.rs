@@ -174,6 +174,35 @@ fn random_draws_during_capture_are_reported() {
 }
 
 #[test]
+fn a_refused_warning_ends_a_symbolic_capture_after_one_trace() {
+    // A caller that refuses random draws gets its error after the first trace, without the
+    // second whole trace at another batch size; without `refuse` both traces run.
+    let x = Tensor::from_vec(vec![1f32, -2.0, 3.0, 4.0], [2, 2], &Device::Cpu).unwrap();
+    let calls = std::cell::Cell::new(0);
+    let masked = |xs: &[Tensor]| -> Result<Vec<Tensor>> {
+        calls.set(calls.get() + 1);
+        let u = Tensor::rand(0.0, 1.0, [2], DType::F32, &Device::Cpu)?;
+        Ok(vec![xs[0].mul(&u)?])
+    };
+    let e = Capture::new()
+        .input("x", &x)
+        .symbolic_batch(true)
+        .refuse(&[mlfw_core::graph::RANDOM_DRAW])
+        .run(masked)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(mlfw_core::graph::RANDOM_DRAW), "{e}");
+    assert_eq!(calls.get(), 1, "traced again after a refused warning");
+    calls.set(0);
+    assert!(Capture::new()
+        .input("x", &x)
+        .symbolic_batch(true)
+        .run(masked)
+        .is_err());
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
 fn transposed_products_become_contiguous_products() {
     // A linear layer's weight gradient as captured: permute(reshape(xᵀ·g)); the rewrite
     // computes gᵀ·x into [out, in] directly, with the same bits.

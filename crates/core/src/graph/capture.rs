@@ -35,6 +35,8 @@ pub struct Capture {
     inputs: Vec<(String, Tensor)>,
     params: Vec<(String, Tensor)>,
     symbolic_batch: bool,
+    /// Warnings that end a symbolic capture after its first trace (see [`Capture::refuse`]).
+    refuse: Vec<&'static str>,
 }
 
 impl Capture {
@@ -71,6 +73,16 @@ impl Capture {
         self
     }
 
+    /// Makes a symbolic capture whose first trace left a warning containing one of `marks`
+    /// (e.g. [`crate::graph::RANDOM_DRAW`], [`crate::graph::COMPOSITE`]) stop there with an
+    /// error holding those warnings, instead of tracing again at another batch size: for a
+    /// caller that refuses such graphs anyway, a second whole-step trace is time and memory
+    /// spent for nothing.
+    pub fn refuse(mut self, marks: &[&'static str]) -> Self {
+        self.refuse.extend_from_slice(marks);
+        self
+    }
+
     /// Runs `f` on the inputs (the tensors given to [`Capture::input`], in order) and
     /// records every op it makes into a graph whose outputs are `f`'s results.
     ///
@@ -96,6 +108,13 @@ impl Capture {
                 .collect::<Result<_>>()?,
         };
         let mut graph = self.trace_once(&xs, &f)?;
+        let refused: Vec<&str> = (graph.warnings.iter())
+            .filter(|w| self.refuse.iter().any(|m| w.contains(m)))
+            .map(String::as_str)
+            .collect();
+        if !refused.is_empty() {
+            return Err(Error::msg(format!("capture: {}", refused.join("; "))));
+        }
         let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
         if let Err(e) = symbolize(&mut graph, &g2, b) {

@@ -110,6 +110,7 @@ impl CompiledStep {
                 .input("target", target)
                 .params(named.clone())
                 .symbolic_batch(symbolic)
+                .refuse(&[mlfw_core::graph::RANDOM_DRAW, mlfw_core::graph::COMPOSITE])
         };
         let symbolic = capture(true).run(|xs| step_fn(model, &params, &has_grad, xs));
         // A step that is not the same at every batch size (batch norm's `n / (n - 1)`, zeros
