@@ -73,11 +73,10 @@ impl Capture {
         self
     }
 
-    /// Makes a symbolic capture whose first trace left a warning containing one of `marks`
-    /// (e.g. [`crate::graph::RANDOM_DRAW`], [`crate::graph::COMPOSITE`]) stop there with an
-    /// error holding those warnings, instead of tracing again at another batch size: for a
-    /// caller that refuses such graphs anyway, a second whole-step trace is time and memory
-    /// spent for nothing.
+    /// Makes a capture whose trace left a warning containing one of `marks` (e.g.
+    /// [`crate::graph::RANDOM_DRAW`], [`crate::graph::COMPOSITE`]) end with an error holding
+    /// those warnings, right after that trace: for a caller that refuses such graphs anyway,
+    /// a symbolic capture's second whole-step trace is time and memory spent for nothing.
     pub fn refuse(mut self, marks: &[&'static str]) -> Self {
         self.refuse.extend_from_slice(marks);
         self
@@ -108,27 +107,14 @@ impl Capture {
                 .collect::<Result<_>>()?,
         };
         let mut graph = self.trace_once(&xs, &f)?;
-        let refused: Vec<&str> = (graph.warnings.iter())
-            .filter(|w| self.refuse.iter().any(|m| w.contains(m)))
-            .map(String::as_str)
-            .collect();
-        if !refused.is_empty() {
-            return Err(Error::msg(format!("capture: {}", refused.join("; "))));
-        }
         let xs2 = xs.iter().map(grow).collect::<Result<Vec<_>>>()?;
         let g2 = self.trace_once(&xs2, &f)?;
         if let Err(e) = symbolize(&mut graph, &g2, b) {
-            // Random draws differ between the traces: say so, as the likely cause; and say
-            // when fused kernels were recorded as composite ops (a caller may refuse those).
-            let notes: Vec<&str> = graph
-                .warnings
-                .iter()
-                .filter(|w| w.contains(tape::RANDOM_DRAW) || w.contains(tape::COMPOSITE))
-                .map(String::as_str)
-                .collect();
-            return Err(match notes.is_empty() {
+            // Random draws differ between the traces: say so, as the likely cause.
+            let draws = warnings_with(&graph, &[tape::RANDOM_DRAW]);
+            return Err(match draws.is_empty() {
                 true => e,
-                false => Error::msg(format!("{e}; {}", notes.join("; "))),
+                false => Error::msg(format!("{e}; {}", draws.join("; "))),
             });
         }
         // `compile` plans for the batch the caller captured with, not the tracing batch.
@@ -150,9 +136,21 @@ impl Capture {
         let tape = tape::end();
         let outs = outs.map_err(|e| e.context("capture: the captured closure failed"))?;
         let mut g = build(tape, xs, &self.inputs, &self.params, &outs)?;
+        let refused = warnings_with(&g, &self.refuse);
+        if !refused.is_empty() {
+            return Err(Error::msg(format!("capture: {}", refused.join("; "))));
+        }
         g.eliminate_dead_code();
         Ok(g)
     }
+}
+
+/// The warnings of `g` that contain one of `marks`.
+fn warnings_with<'a>(g: &'a Graph, marks: &[&str]) -> Vec<&'a str> {
+    (g.warnings.iter())
+        .filter(|w| marks.iter().any(|m| w.contains(m)))
+        .map(String::as_str)
+        .collect()
 }
 
 /// `x` with its first sample repeated once more along dim 0 (batch + 1).

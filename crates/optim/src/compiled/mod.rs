@@ -112,36 +112,22 @@ impl CompiledStep {
                 .symbolic_batch(symbolic)
                 .refuse(&[mlfw_core::graph::RANDOM_DRAW, mlfw_core::graph::COMPOSITE])
         };
-        let symbolic = capture(true).run(|xs| step_fn(model, &params, &has_grad, xs));
+        // Random draws and composite kernels end a capture at its first trace (`refuse`).
+        let run = |symbolic: bool| {
+            capture(symbolic)
+                .run(|xs| step_fn(model, &params, &has_grad, xs))
+                .map_err(refusal)
+        };
         // A step that is not the same at every batch size (batch norm's `n / (n - 1)`, zeros
-        // of a batch-sized shape made by a backward rule, a random draw) is traced again at
-        // the sample batch only; random draws are then refused below with their own reason.
+        // of a batch-sized shape made by a backward rule) is traced again at the sample batch.
         let mut fixed_reason = None;
-        let graph = match symbolic {
-            // No full-batch trace for a step that draws random numbers: it is refused anyway.
-            Err(e) if e.to_string().contains(mlfw_core::graph::RANDOM_DRAW) => {
-                let e = e.to_string();
-                let note = e.find("a random generator").map_or(e.as_str(), |i| &e[i..]);
-                return Err(Error::msg(format!(
-                    "the step has effects a replay would not repeat: {note}"
-                )));
-            }
-            Err(e) if e.to_string().contains(mlfw_core::graph::COMPOSITE) => {
-                return Err(composite_refusal(&e.to_string()));
-            }
+        let graph = match run(true) {
             Err(e) if e.to_string().contains(mlfw_core::graph::BATCH_DEPENDENT) => {
                 fixed_reason = Some(fixed_batch_reason(&e.to_string()));
-                capture(false).run(|xs| step_fn(model, &params, &has_grad, xs))?
+                run(false)?
             }
             r => r?,
         };
-        if let Some(w) = graph
-            .warnings
-            .iter()
-            .find(|w| w.contains(mlfw_core::graph::COMPOSITE))
-        {
-            return Err(composite_refusal(w));
-        }
         // Cross-entropy reads the i64 targets only to check their range; `step` checks it.
         let replay_unsafe = graph
             .warnings
@@ -300,6 +286,24 @@ fn fixed_batch_reason(err: &str) -> String {
         }
         _ => err.to_string(),
     }
+}
+
+/// A capture's error, or the refusal it stands for: a random draw (a replay would reuse it)
+/// or fused kernels recorded as composite ops ([`composite_refusal`]).
+fn refusal(e: Error) -> Error {
+    let msg = e.to_string();
+    if msg.contains(mlfw_core::graph::RANDOM_DRAW) {
+        let note = msg
+            .find("a random generator")
+            .map_or(msg.as_str(), |i| &msg[i..]);
+        return Error::msg(format!(
+            "the step has effects a replay would not repeat: {note}"
+        ));
+    }
+    if msg.contains(mlfw_core::graph::COMPOSITE) {
+        return composite_refusal(&msg);
+    }
+    e
 }
 
 /// The refusal of a step whose capture recorded fused kernels (attention, layer norm, GELU,
